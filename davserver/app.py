@@ -1,0 +1,141 @@
+"""The WebDAV drive as a WSGI application: ``make_app(settings, db)``.
+
+Mounted at ``/dav`` (each space at ``/dav/<space>/``) plus an empty collection
+at ``/`` that answers Windows' first OPTIONS/PROPFIND probes. Basic auth only
+(digest cannot work with argon2 hashes), locks and dead properties persisted,
+the Win32 last-modified time Windows PROPPATCHes applied to the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
+from davserver.locks import SqlLockStorage
+from davserver.properties import SqlPropertyManager
+from davserver.provider import ProbeProvider, SpacesProvider, request_context
+from spaces.db import Database
+from spaces.service import WRITER_ROLES
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WRITE_METHODS = frozenset({"PUT", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK",
+                           "UNLOCK", "POST"})
+XML_BODY_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "MKCOL", "REPORT",
+                              "SEARCH"})
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def plain_response(start_response: StartResponse, status: str, message: str,
+                   headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    body = (message + "\n").encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))] + (headers or []))
+    return [body]
+
+
+class RolePolicy(BaseMiddleware):
+    """After authentication: a ``reader`` may read, never write (403)."""
+
+    def __init__(self, wsgidav_app: Any, next_app: WSGIApp, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        ctx = request_context(environ)
+        if (ctx is not None and ctx.role not in WRITER_ROLES
+                and environ["REQUEST_METHOD"] in WRITE_METHODS):
+            log.info("write refused (role %s): space=%s user=%s %s %s", ctx.role,
+                     ctx.space.name, ctx.username, environ["REQUEST_METHOD"],
+                     environ.get("PATH_INFO"))
+            return plain_response(
+                start_response, "403 Forbidden",
+                f"Su usuario '{ctx.username}' tiene permiso solo de lectura en este espacio; "
+                "pida a un administrador del espacio que le dé permiso de edición.")
+        return self.next_app(environ, start_response)
+
+
+def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
+    """Refuse XML request bodies (PROPFIND, PROPPATCH, LOCK...) above
+    ``max_xml_body`` with 413 before anything reads them into memory."""
+
+    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") in XML_BODY_METHODS:
+            raw = environ.get("CONTENT_LENGTH") or "0"
+            try:
+                length = int(raw)
+            except ValueError:
+                return plain_response(start_response, "400 Bad Request",
+                                      "Content-Length no válido.", [("Connection", "close")])
+            if length > max_xml_body:
+                return plain_response(
+                    start_response, "413 Request Entity Too Large",
+                    "El cuerpo XML de la petición es demasiado grande.",
+                    [("Connection", "close")])
+            if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+                return plain_response(
+                    start_response, "411 Length Required",
+                    "Las peticiones XML deben indicar Content-Length.",
+                    [("Connection", "close")])
+        return app(environ, start_response)
+
+    return guarded
+
+
+def _lock_storage(settings: Settings, db: Database) -> Any:
+    if settings.locks.backend == "redis":
+        from urllib.parse import urlparse
+
+        u = urlparse(settings.locks.redis_url)
+        return LockStorageRedis(host=u.hostname or "127.0.0.1", port=u.port or 6379,
+                                db=int((u.path or "/0").lstrip("/") or 0),
+                                password=settings.redis_password)
+    return SqlLockStorage(db)
+
+
+def make_app(settings: Settings, db: Database) -> WSGIApp:
+    """Build the drive's WSGI application (a fresh instance each call)."""
+    config: dict[str, Any] = {
+        "provider_mapping": {
+            "/dav": SpacesProvider(settings, db),
+            "/": ProbeProvider(),
+        },
+        "http_authenticator": {
+            "domain_controller": SpacesDomainController,
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+            "trusted_auth_header": None,
+        },
+        STATE_KEY: AuthState(settings, db),
+        "property_manager": SqlPropertyManager(db),
+        "lock_storage": _lock_storage(settings, db),
+        "block_size": settings.server.block_size,
+        "add_header_MS_Author_Via": True,
+        "hotfixes": {
+            "emulate_win32_lastmod": True,
+            "re_encode_path_info": True,
+            "unquote_path_info": False,
+        },
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, RequestResolver],
+        "dir_browser": {"enable": False},
+        "verbose": 2,
+        "logging": {"enable": False, "enable_loggers": []},
+        "mutable_live_props": [],
+    }
+    dav = WsgiDAVApp(config)
+    return guard_bodies(dav, settings.server.max_xml_body)

@@ -1,0 +1,189 @@
+"""HTTP Basic authentication against a space's members.
+
+The realm is the space named in the URL (``/dav/<space>/``): a user is checked
+only against the members of that space, so credentials of one space never open
+another, and a wrong space, a wrong user and a wrong password all look the
+same (401, same argon2 cost). Verified credentials are cached briefly under a
+keyed hash and re-validated against the stored hash on every request, so a
+password change or a removal takes effect at once, even from another process.
+Repeated bad passwords are slowed per user and per address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from wsgidav.dc.base_dc import BaseDomainController
+
+from davserver.provider import CTX_KEY, RequestContext, SpacesProvider
+from spaces.db import Database
+from spaces.passwords import verify_password
+from spaces.service import find_credential
+from spaces.settings import Settings
+from spaces.storage import SpaceFiles
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "resguardo"
+
+
+@dataclass
+class _Failures:
+    count: int
+    first: float
+    blocked_until: float
+
+
+class Throttle:
+    """Counts bad passwords per key; after ``limit`` in ``window`` seconds, the key
+    is blocked for a pause that doubles with each further failure, up to
+    ``max_block`` seconds (short, so the real user is never locked out for long).
+    A blocked attempt is refused without checking the password."""
+
+    def __init__(self, limit: int, window: float, max_block: float) -> None:
+        self.limit, self.window, self.max_block = limit, window, max_block
+        self._lock = threading.Lock()
+        self._data: dict[str, _Failures] = {}
+
+    def blocked(self, key: str, now: float | None = None) -> bool:
+        now = now or time.monotonic()
+        with self._lock:
+            f = self._data.get(key)
+            return bool(f and f.blocked_until > now)
+
+    def failure(self, key: str, now: float | None = None) -> None:
+        now = now or time.monotonic()
+        with self._lock:
+            f = self._data.get(key)
+            if f is None or now - f.first > self.window:
+                f = self._data[key] = _Failures(0, now, 0.0)
+            f.count += 1
+            over = f.count - self.limit
+            if over >= 0:
+                f.blocked_until = now + min(2.0 ** over, self.max_block)
+            if len(self._data) > 100_000:  # bound memory under a spray of names
+                cutoff = now - self.window
+                for k in [k for k, v in self._data.items() if v.first < cutoff]:
+                    del self._data[k]
+
+    def success(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+
+class CredentialCache:
+    """Maps HMAC(secret, space, user, password) to the password hash it was
+    verified against, for ``ttl`` seconds."""
+
+    def __init__(self, secret: bytes, ttl: float) -> None:
+        self.secret, self.ttl = secret, ttl
+        self._lock = threading.Lock()
+        self._data: dict[bytes, tuple[float, str]] = {}
+
+    def key(self, space: str, user: str, password: str) -> bytes:
+        msg = "\x00".join((space, user, password)).encode("utf-8", "surrogatepass")
+        return hmac.new(self.secret, msg, hashlib.sha256).digest()
+
+    def matches(self, key: bytes, password_hash: str) -> bool:
+        with self._lock:
+            hit = self._data.get(key)
+        return bool(hit and hit[0] > time.monotonic() and
+                    hmac.compare_digest(hit[1], password_hash))
+
+    def store(self, key: bytes, password_hash: str) -> None:
+        if self.ttl <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._data) > 10_000:
+                self._data = {k: v for k, v in self._data.items() if v[0] > now}
+            self._data[key] = (now + self.ttl, password_hash)
+
+
+class AuthState:
+    """What the domain controller needs; one per drive application."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        a = settings.auth
+        self.settings = settings
+        self.db = db
+        self.cache = CredentialCache(settings.secret_key, a.cache_seconds)
+        self.users = Throttle(a.max_failures, a.failure_window_seconds, a.max_block_seconds)
+        self.addresses = Throttle(4 * a.max_failures, a.failure_window_seconds,
+                                  a.max_block_seconds)
+
+
+def realm_of(path_info: str) -> str:
+    """The realm of a request: its space's name ('' outside any space)."""
+    return path_info.lstrip("/").partition("/")[0].lower()
+
+
+class SpacesDomainController(BaseDomainController):
+    """WsgiDAV domain controller: Basic only, one realm per space."""
+
+    def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, config)
+        self.state: AuthState = config[STATE_KEY]
+
+    def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
+        if environ is not None and not isinstance(environ.get("wsgidav.provider"),
+                                                  SpacesProvider):
+            return ""  # the probe provider at "/" (no space)
+        return realm_of(path_info)
+
+    def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        return bool(realm)
+
+    def supports_http_digest_auth(self) -> bool:
+        return False
+
+    def basic_auth_user(
+        self, realm: str, user_name: str, password: str, environ: dict[str, Any]
+    ) -> bool:
+        st = self.state
+        user = user_name.strip().lower()
+        # Windows sends "DOMAIN\\user" or "user@host" forms: accept "space\\user".
+        if "\\" in user:
+            user = user.rsplit("\\", 1)[1]
+        addr = environ.get("REMOTE_ADDR", "?")
+        user_key, addr_key = f"{realm}\x00{user}", addr
+        if st.users.blocked(user_key) or st.addresses.blocked(addr_key):
+            log.warning("auth throttled: space=%s user=%s addr=%s", realm, user, addr)
+            return False
+        try:
+            cred = find_credential(st.db, realm, user)
+        except SQLAlchemyError as exc:
+            log.error("auth unavailable: %s", exc)
+            return False
+        key = st.cache.key(realm, user, password)
+        ok = cred is not None and st.cache.matches(key, cred.password_hash)
+        if not ok:
+            ok = verify_password(password, cred.password_hash if cred else None)
+            if ok and cred is not None:
+                st.cache.store(key, cred.password_hash)
+        if not ok or cred is None:
+            st.users.failure(user_key)
+            st.addresses.failure(addr_key)
+            log.info("auth failed: space=%s user=%s addr=%s", realm, user, addr)
+            return False
+        if not cred.within_user_limit:
+            log.info("auth refused (user limit): space=%s user=%s", realm, user)
+            return False
+        if cred.space.status == "suspended":
+            log.info("auth refused (suspended): space=%s user=%s", realm, user)
+            return False
+        st.users.success(user_key)
+        environ[CTX_KEY] = RequestContext(
+            space=cred.space, username=cred.username, role=cred.role,
+            files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name),
+        )
+        environ["wsgidav.auth.user_name"] = cred.username
+        environ["wsgidav.auth.roles"] = (cred.role,)
+        return True

@@ -1,0 +1,100 @@
+"""WebDAV dead properties kept in the database, so they survive restarts and are
+shared by every drive process. Implements WsgiDAV's property-manager interface."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+
+from spaces.db import Database
+from spaces.models import DeadProperty
+
+log = logging.getLogger(__name__)
+
+
+def _like_prefix(url: str) -> str:
+    base = url.rstrip("/") + "/"
+    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _variants(url: str) -> list[str]:
+    """A collection's ref URL may be stored with or without its trailing slash."""
+    bare = url.rstrip("/") or "/"
+    return list({bare, bare + "/" if bare != "/" else "/"})
+
+
+class SqlPropertyManager:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __repr__(self) -> str:
+        return "SqlPropertyManager"
+
+    def _key(self, url: str) -> str:
+        return url.rstrip("/") or "/"
+
+    def get_properties(self, norm_url: str, environ: Any = None) -> list[str]:
+        with self.db.engine.connect() as c:
+            return list(c.scalars(select(DeadProperty.name)
+                                  .where(DeadProperty.path == self._key(norm_url))))
+
+    def get_property(self, norm_url: str, name: str, environ: Any = None) -> Any:
+        with self.db.engine.connect() as c:
+            return c.scalar(select(DeadProperty.value).where(
+                DeadProperty.path == self._key(norm_url), DeadProperty.name == name))
+
+    def write_property(self, norm_url: str, name: str, property_value: Any,
+                       dry_run: bool = False, environ: Any = None) -> None:
+        if dry_run:
+            return
+        value = property_value.decode("utf-8") if isinstance(property_value, bytes) \
+            else str(property_value)
+        key = self._key(norm_url)
+        with self.db.session() as s:
+            row = s.scalar(select(DeadProperty).where(
+                DeadProperty.path == key, DeadProperty.name == name))
+            if row is None:
+                s.add(DeadProperty(path=key, name=name, value=value))
+            else:
+                row.value = value
+
+    def remove_property(self, norm_url: str, name: str, dry_run: bool = False,
+                        environ: Any = None) -> None:
+        if dry_run:
+            return
+        with self.db.engine.begin() as c:
+            c.execute(delete(DeadProperty).where(
+                DeadProperty.path == self._key(norm_url), DeadProperty.name == name))
+
+    def remove_properties(self, norm_url: str, environ: Any = None) -> None:
+        key = self._key(norm_url)
+        with self.db.engine.begin() as c:
+            c.execute(delete(DeadProperty).where(or_(
+                DeadProperty.path == key,
+                DeadProperty.path.like(_like_prefix(key), escape="\\"))))
+
+    def copy_properties(self, src_url: str, dest_url: str, environ: Any = None) -> None:
+        src, dest = self._key(src_url), self._key(dest_url)
+        with self.db.session() as s:
+            rows = list(s.execute(select(DeadProperty.name, DeadProperty.value)
+                                  .where(DeadProperty.path == src)))
+            s.execute(delete(DeadProperty).where(DeadProperty.path == dest))
+            for name, value in rows:
+                s.add(DeadProperty(path=dest, name=name, value=value))
+
+    def move_properties(self, src_url: str, dest_url: str, with_children: bool,
+                        environ: Any = None) -> None:
+        src, dest = self._key(src_url), self._key(dest_url)
+        with self.db.session() as s:
+            s.execute(delete(DeadProperty).where(DeadProperty.path == dest))
+            for row in s.scalars(select(DeadProperty).where(DeadProperty.path == src)):
+                row.path = dest
+            if with_children:
+                s.execute(delete(DeadProperty).where(
+                    DeadProperty.path.like(_like_prefix(dest), escape="\\")))
+                children = s.scalars(select(DeadProperty).where(
+                    DeadProperty.path.like(_like_prefix(src), escape="\\")))
+                for row in children:
+                    row.path = dest + row.path[len(src):]

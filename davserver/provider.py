@@ -1,0 +1,541 @@
+"""The WebDAV view of the spaces: ``/dav/<space>/...``.
+
+One provider serves every space. A request may only reach the space its user
+authenticated against (see :mod:`davserver.auth`); any path into another
+space — including a COPY/MOVE Destination — is refused with 403. Every change
+goes through :class:`spaces.storage.SpaceFiles`, which keeps quota and usage
+in step; this module only adapts WsgiDAV's resource model to it and turns
+domain errors into ``DAVError`` statuses with a Spanish message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wsgidav import util
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    HTTP_METHOD_NOT_ALLOWED,
+    HTTP_NOT_FOUND,
+    DAVError,
+)
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
+
+from spaces import quota, statusfile
+from spaces.db import Database
+from spaces.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidName,
+    NotFound,
+    QuotaExceeded,
+    SpaceError,
+    UsageUnavailable,
+    UserLimitReached,
+)
+from spaces.service import SpaceInfo
+from spaces.settings import Settings
+from spaces.storage import Entry, SpaceFiles, Upload
+
+log = logging.getLogger(__name__)
+
+CTX_KEY = "resguardo.ctx"
+USAGE_KEY = "resguardo.usage"
+
+
+class HumanDAVError(DAVError):
+    """A DAVError whose body is a plain Spanish sentence a person can read."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
+        super().__init__(status, message, add_headers=headers)
+        self.message = message
+
+    def get_response_page(self) -> tuple[str, bytes]:
+        return "text/plain; charset=utf-8", (self.message + "\n").encode("utf-8")
+
+
+def to_dav_error(exc: SpaceError) -> DAVError:
+    """Map a domain error to the drive's status: 507 space, 403 protection, ..."""
+    msg = str(exc)
+    if isinstance(exc, QuotaExceeded):
+        return HumanDAVError(HTTP_INSUFFICIENT_STORAGE, msg)
+    if isinstance(exc, UsageUnavailable):
+        return HumanDAVError(503, msg, [("Retry-After", "5")])
+    if isinstance(exc, (Forbidden, UserLimitReached)):
+        return HumanDAVError(HTTP_FORBIDDEN, msg)
+    if isinstance(exc, InvalidName):
+        return HumanDAVError(HTTP_BAD_REQUEST, msg)
+    if isinstance(exc, NotFound):
+        return HumanDAVError(HTTP_NOT_FOUND, msg)
+    if isinstance(exc, AlreadyExists):
+        return HumanDAVError(HTTP_METHOD_NOT_ALLOWED, msg)
+    return HumanDAVError(HTTP_FORBIDDEN, msg)  # pragma: no cover - every subclass is above
+
+
+class _Mapped:
+    """Context manager: domain errors out, DAVErrors in."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, SpaceError):
+            raise to_dav_error(exc) from exc
+        return False
+
+
+mapped = _Mapped()
+
+
+@dataclass
+class RequestContext:
+    """Who is asking, set by the domain controller once the password is checked."""
+
+    space: SpaceInfo
+    username: str
+    role: str
+    files: SpaceFiles
+
+
+def request_context(environ: dict[str, Any]) -> RequestContext | None:
+    ctx = environ.get(CTX_KEY)
+    return ctx if isinstance(ctx, RequestContext) else None
+
+
+def _usage(environ: dict[str, Any]) -> quota.Usage | None:
+    """The space's usage, read once per request (RFC 4331 properties)."""
+    if USAGE_KEY not in environ:
+        ctx = request_context(environ)
+        try:
+            environ[USAGE_KEY] = (
+                quota.usage(ctx.files.db, ctx.space.id) if ctx is not None else None
+            )
+        except SpaceError:
+            environ[USAGE_KEY] = None
+    value = environ[USAGE_KEY]
+    return value if isinstance(value, quota.Usage) else None
+
+
+def _split(path: str) -> tuple[str, str]:
+    """'/space/a/b' -> ('space', '/a/b')."""
+    seg, _, rest = path.lstrip("/").partition("/")
+    return seg, "/" + rest
+
+
+def _etag(e: Entry) -> str:
+    return f"{e.inode:x}-{e.mtime_ns:x}-{e.size:x}"
+
+
+class SpacesProvider(DAVProvider):
+    """Serves ``/dav``: its root is an empty collection; ``/<space>/`` are drives."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        super().__init__()
+        self.settings = settings
+        self.db = db
+
+    def is_readonly(self) -> bool:
+        return False
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+        self._count_get_resource_inst += 1
+        seg, rel = _split(path)
+        if not seg:
+            return VirtualRoot(path, environ)
+        ctx = request_context(environ)
+        if ctx is None or ctx.space.name != seg.lower():
+            # Reached only with a Destination header or a path naming another
+            # space than the one the user logged into: never cross spaces.
+            raise HumanDAVError(HTTP_FORBIDDEN, "No tiene acceso a esa ubicación.")
+        if rel.rstrip("/") == "/" + statusfile.STATUS_FILE_NAME:
+            return StatusFile(path, environ, ctx)
+        with mapped:
+            p = ctx.files.resolve(rel)
+            e = ctx.files.entry(p)
+        if e is None:
+            return None
+        if e.is_dir:
+            return SpaceFolder(path, environ, ctx, p, e)
+        return SpaceFile(path, environ, ctx, p, e)
+
+
+class VirtualRoot(DAVCollection):
+    """``/dav/`` (and ``/``): answers DAV probes, lists nothing, accepts nothing.
+    Anonymous clients must not learn which spaces exist."""
+
+    def get_member_names(self) -> list[str]:
+        return []
+
+    def get_display_name(self) -> str:
+        return "Resguardo"
+
+    def get_member(self, name: str) -> Any:
+        return None
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise HumanDAVError(HTTP_FORBIDDEN, "Abra su espacio: /dav/<nombre-del-espacio>/")
+
+    create_empty_resource = create_collection = delete = _refuse
+    copy_move_single = move_recursive = set_property_value = _refuse
+
+    def handle_move(self, dest_path: str) -> bool:
+        self._refuse()
+        return False
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        self._refuse()
+        return False
+
+    def prevent_locking(self) -> bool:
+        return True
+
+
+class ProbeProvider(DAVProvider):
+    """Serves ``OPTIONS /`` and ``PROPFIND /`` so Windows' first probes succeed."""
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+        if path.strip("/") == "":
+            return VirtualRoot("/", environ)
+        return None
+
+
+class _SpaceResource:
+    """Shared behaviour of files and folders of a space."""
+
+    ctx: RequestContext
+    fs_path: Path
+    path: str
+    environ: dict[str, Any]
+    provider: Any
+
+    @property
+    def rel(self) -> str:
+        return _split(self.path)[1]
+
+    def _dest_rel(self, dest_path: str) -> str:
+        seg, rel = _split(dest_path)
+        if seg.lower() != self.ctx.space.name:
+            raise HumanDAVError(HTTP_FORBIDDEN, "No se puede copiar ni mover fuera de su espacio.")
+        if rel.rstrip("/") == "/" + statusfile.STATUS_FILE_NAME:
+            raise HumanDAVError(HTTP_FORBIDDEN, statusfile.READ_ONLY_MESSAGE)
+        return rel
+
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        secs = time_stamp if isinstance(time_stamp, (int, float)) else \
+            util.parse_time_string(time_stamp)
+        if secs is None:
+            raise HumanDAVError(HTTP_BAD_REQUEST, "Fecha de modificación no válida.")
+        if not dry_run:
+            os.utime(self.fs_path, (secs, secs))
+        return True
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        dest_rel = self._dest_rel(dest_path)
+        with mapped:
+            self.ctx.files.copy_fits(self.rel, dest_rel)
+        return False  # let WsgiDAV walk the tree; each item is quota-checked again
+
+    def handle_move(self, dest_path: str) -> bool:
+        self._dest_rel(dest_path)
+        return False
+
+    def support_recursive_move(self, dest_path: str) -> bool:
+        return True
+
+    def move_recursive(self, dest_path: str) -> list[Any]:
+        dest_rel = self._dest_rel(dest_path)
+        with mapped:
+            self.ctx.files.move(self.rel, dest_rel)
+        self._move_props(dest_path, with_children=True)
+        return []
+
+    def delete(self) -> None:
+        with mapped:
+            self.ctx.files.delete(self.rel)
+        self.remove_all_properties(recursive=True)  # type: ignore[attr-defined]
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+
+    def _dest_ref(self, dest_path: str) -> str | None:
+        dest = self.provider.get_resource_inst(dest_path, self.environ)
+        return dest.get_ref_url() if dest is not None else None
+
+    def _move_props(self, dest_path: str, *, with_children: bool) -> None:
+        pm = self.provider.prop_manager
+        dest_ref = self._dest_ref(dest_path) if pm else None
+        if pm and dest_ref:
+            pm.move_properties(self.get_ref_url(), dest_ref,  # type: ignore[attr-defined]
+                               with_children=with_children, environ=self.environ)
+
+    def _copy_props(self, dest_path: str, is_move: bool) -> None:
+        if is_move:
+            self._move_props(dest_path, with_children=False)
+            return
+        pm = self.provider.prop_manager
+        dest_ref = self._dest_ref(dest_path) if pm else None
+        if pm and dest_ref:
+            pm.copy_properties(self.get_ref_url(), dest_ref,  # type: ignore[attr-defined]
+                               self.environ)
+
+
+class SpaceFile(_SpaceResource, DAVNonCollection):
+    """A file of a space, or a name about to become one (``entry is None``) while
+    a PUT streams into it."""
+
+    def __init__(self, path: str, environ: dict[str, Any], ctx: RequestContext,
+                 fs_path: Path, entry: Entry | None) -> None:
+        DAVNonCollection.__init__(self, path, environ)
+        self.ctx = ctx
+        self.fs_path = fs_path
+        self.entry = entry
+        self.name = fs_path.name
+        self._upload: Upload | None = None
+
+    def get_content_length(self) -> int:
+        return self.entry.size if self.entry else 0
+
+    def get_content_type(self) -> str:
+        return str(util.guess_mime_type(self.path))
+
+    def get_creation_date(self) -> float | None:
+        return self.entry.ctime if self.entry else None
+
+    def get_display_name(self) -> str:
+        return self.name
+
+    def get_etag(self) -> str | None:
+        return _etag(self.entry) if self.entry else None
+
+    def get_last_modified(self) -> float | None:
+        return self.entry.mtime if self.entry else None
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    def get_content(self) -> Any:
+        block = self.environ["wsgidav.config"].get("block_size", 262144)
+        return open(self.fs_path, "rb", block)  # noqa: SIM115 - WsgiDAV closes it
+
+    def begin_write(self, *, content_type: str | None = None) -> Upload:
+        declared = _declared_length(self.environ)
+        with mapped:
+            self._upload = self.ctx.files.open_upload(self.rel, declared)
+        return self._upload
+
+    def end_write(self, *, with_errors: bool) -> None:
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        if with_errors:
+            upload.abort()
+            return
+        with mapped:
+            upload.commit()
+            self.entry = self.ctx.files.entry(self.fs_path)
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        dest_rel = self._dest_rel(dest_path)
+        with mapped:
+            if is_move:
+                self.ctx.files.move(self.rel, dest_rel)
+            else:
+                self.ctx.files.copy_file(self.rel, dest_rel)
+        self._copy_props(dest_path, is_move)
+
+
+class SpaceFolder(_SpaceResource, DAVCollection):
+    """A folder of a space (the space's root included)."""
+
+    def __init__(self, path: str, environ: dict[str, Any], ctx: RequestContext,
+                 fs_path: Path, entry: Entry) -> None:
+        DAVCollection.__init__(self, path, environ)
+        self.ctx = ctx
+        self.fs_path = fs_path
+        self.entry = entry
+        self.name = fs_path.name if self.rel.strip("/") else ctx.space.name
+        self._scan: dict[str, os.stat_result] | None = None
+
+    @property
+    def is_space_root(self) -> bool:
+        return self.rel.strip("/") == ""
+
+    def get_creation_date(self) -> float:
+        return self.entry.ctime
+
+    def get_display_name(self) -> str:
+        return self.name
+
+    def get_etag(self) -> None:
+        return None
+
+    def get_last_modified(self) -> float:
+        return self.entry.mtime
+
+    def get_used_bytes(self) -> int | None:
+        u = _usage(self.environ)
+        return u.used_bytes if u else None
+
+    def get_available_bytes(self) -> int | None:
+        u = _usage(self.environ)
+        return u.available_bytes if u else None
+
+    def _members(self) -> dict[str, os.stat_result]:
+        if self._scan is None:
+            with mapped:
+                self._scan = dict(self.ctx.files.list_dir(self.fs_path))
+        return self._scan
+
+    def get_member_names(self) -> list[str]:
+        names = sorted(self._members())
+        if self.is_space_root:
+            names = [n for n in names if n != statusfile.STATUS_FILE_NAME]
+            names.insert(0, statusfile.STATUS_FILE_NAME)
+        return names
+
+    def get_member(self, name: str) -> Any:
+        path = util.join_uri(self.path, name)
+        if self.is_space_root and name == statusfile.STATUS_FILE_NAME:
+            return StatusFile(path, self.environ, self.ctx)
+        st = self._members().get(name)
+        if st is None:
+            return self.provider.get_resource_inst(path, self.environ)
+        fp = self.fs_path / name
+        e = Entry(fp, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime,
+                  st.st_ctime, st.st_ino, st.st_mtime_ns)
+        if e.is_dir:
+            return SpaceFolder(path, self.environ, self.ctx, fp, e)
+        return SpaceFile(path, self.environ, self.ctx, fp, e)
+
+    def _check_reserved(self, name: str) -> None:
+        if self.is_space_root and name == statusfile.STATUS_FILE_NAME:
+            raise HumanDAVError(HTTP_FORBIDDEN, statusfile.READ_ONLY_MESSAGE)
+
+    def create_empty_resource(self, name: str) -> SpaceFile:
+        """PUT to a new name: nothing is created until the body has arrived and
+        fits (see SpaceFile.end_write). LOCK on a new name: an empty file."""
+        self._check_reserved(name)
+        path = util.join_uri(self.path, name)
+        rel = _split(path)[1]
+        with mapped:
+            fp = self.ctx.files.resolve(rel)
+            if self.environ.get("REQUEST_METHOD") != "PUT":
+                self.ctx.files.create_empty(rel)
+                return SpaceFile(path, self.environ, self.ctx, fp, self.ctx.files.entry(fp))
+        return SpaceFile(path, self.environ, self.ctx, fp, None)
+
+    def create_collection(self, name: str) -> None:
+        self._check_reserved(name)
+        with mapped:
+            self.ctx.files.make_folder(_split(util.join_uri(self.path, name))[1])
+
+    def support_recursive_delete(self) -> bool:
+        return True
+
+    def delete(self) -> None:
+        if self.is_space_root:
+            raise HumanDAVError(HTTP_FORBIDDEN, "No se puede borrar la raíz del espacio.")
+        super().delete()
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        dest_rel = self._dest_rel(dest_path)
+        with mapped:
+            dest = self.ctx.files.resolve(dest_rel)
+            if self.ctx.files.entry(dest) is None:
+                self.ctx.files.make_folder(dest_rel)
+        try:
+            os.utime(dest, (self.entry.mtime, self.entry.mtime))
+        except OSError:
+            pass
+        self._copy_props(dest_path, is_move)
+
+
+class StatusFile(DAVNonCollection):
+    """The read-only text file at each space's root that states, in Spanish, the
+    used and available space, the tier and the paid-until date (Windows Explorer
+    cannot show RFC 4331 quota)."""
+
+    def __init__(self, path: str, environ: dict[str, Any], ctx: RequestContext) -> None:
+        super().__init__(path, environ)
+        self.ctx = ctx
+        self._body: bytes | None = None
+
+    def _content(self) -> bytes:
+        if self._body is None:
+            self._body = statusfile.render(self.ctx.space, _usage(self.environ)).encode("utf-8")
+        return self._body
+
+    def get_content_length(self) -> int:
+        return len(self._content())
+
+    def get_content_type(self) -> str:
+        return "text/plain; charset=utf-8"
+
+    def get_display_name(self) -> str:
+        return statusfile.STATUS_FILE_NAME
+
+    def get_etag(self) -> str:
+        return hashlib.sha256(self._content()).hexdigest()[:32]
+
+    def get_last_modified(self) -> float:
+        return time.time()
+
+    def get_creation_date(self) -> float:
+        return self.get_last_modified()
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    def get_content(self) -> Any:
+        return io.BytesIO(self._content())
+
+    def prevent_locking(self) -> bool:
+        return True
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise HumanDAVError(HTTP_FORBIDDEN, statusfile.READ_ONLY_MESSAGE)
+
+    begin_write = delete = copy_move_single = move_recursive = _refuse
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        self._refuse()
+
+    def handle_move(self, dest_path: str) -> bool:
+        self._refuse()
+        return False
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        self._refuse()
+        return False
+
+
+def _declared_length(environ: dict[str, Any]) -> int | None:
+    """The body length the client announced: Content-Length, or for chunked
+    uploads X-Expected-Entity-Length (macOS, some Windows clients)."""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    raw = None if chunked else environ.get("CONTENT_LENGTH")
+    if raw in (None, ""):
+        raw = environ.get("HTTP_X_EXPECTED_ENTITY_LENGTH")
+    if raw in (None, ""):
+        return None
+    try:
+        n = int(str(raw).strip())
+    except ValueError:
+        raise HumanDAVError(HTTP_BAD_REQUEST, "Longitud de contenido no válida.") from None
+    if n < 0:
+        raise HumanDAVError(HTTP_BAD_REQUEST, "Longitud de contenido no válida.")
+    return n

@@ -1,0 +1,5 @@
+import sys
+
+from resguardo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The all-in-one server: drive under ``/dav/`` (and DAV probes on ``/``),
+portal everywhere else, on one cheroot server."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from cheroot import wsgi
+from cheroot.server import HTTPConnection, HTTPRequest
+
+from davserver.app import make_app
+from portal import create_app
+from spaces import storage
+from spaces.db import Database, open_database
+from spaces.errors import SpaceError
+from spaces.service import add_member, create_space, list_spaces
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+
+
+def make_dispatcher(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]:
+    """One WSGI app: ``/dav`` and ``/dav/...`` (plus OPTIONS/PROPFIND on ``/``) go
+    to the drive, the rest to the portal. No redirects are added for ``/dav``."""
+    dav = make_app(settings, db)
+    portal = create_app(settings)
+
+    def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path == "/dav" or path.startswith("/dav/"):
+            return dav(environ, start_response)
+        if path == "/" and environ.get("REQUEST_METHOD") in ("OPTIONS", "PROPFIND"):
+            return dav(environ, start_response)
+        return portal(environ, start_response)
+
+    return dispatch
+
+
+class BoundedDrainRequest(HTTPRequest):
+    """cheroot reads a refused request's unread body into memory in one call to
+    keep the connection alive. Above ``max_drain`` bytes (or for a chunked body)
+    close the connection instead, so a refused 10 GB upload costs nothing."""
+
+    max_drain = 1024 * 1024
+
+    def send_headers(self) -> None:
+        status = int(self.status[:3])
+        remaining = getattr(self.rfile, "remaining", 0) or 0
+        if remaining > self.max_drain or (self.chunked_read and status >= 400):
+            self.close_connection = True
+        super().send_headers()
+
+
+class _Connection(HTTPConnection):
+    RequestHandlerClass = BoundedDrainRequest
+
+
+def make_server(settings: Settings, app: Callable[..., Iterable[bytes]]) -> wsgi.Server:
+    server = wsgi.Server((settings.server.host, settings.server.port), app,
+                         numthreads=settings.server.threads, server_name="Resguardo",
+                         timeout=60)
+    server.ConnectionClass = _Connection
+    BoundedDrainRequest.max_drain = settings.server.max_drained_body
+    if settings.server.tls_cert:
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        server.ssl_adapter = BuiltinSSLAdapter(settings.server.tls_cert,
+                                               settings.server.tls_key)
+    return server
+
+
+def ensure_demo_space(settings: Settings, db: Database) -> str | None:
+    """On the very first start (no space yet), create the demo space and user.
+    Returns the one-time message with the drive URL, user and password."""
+    d = settings.demo
+    if not d.create or list_spaces(db):
+        return None
+    password = secrets.token_urlsafe(12)
+    create_space(settings, db, d.space, d.tier)
+    add_member(db, d.space, d.user, password, "admin")
+    creds = settings.data_path / "demo-credentials.txt"
+    creds.write_text(f"usuario: {d.user}\ncontraseña: {password}\n", encoding="utf-8")
+    creds.chmod(0o600)
+    return (f"Espacio de demostración creado: {d.space} (plan {d.tier})\n"
+            f"  usuario: {d.user}\n  contraseña: {password}\n"
+            f"  (guardada también en {creds})")
+
+
+def serve(settings: Settings) -> int:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings)
+    for drift in storage.recover_after_crash(settings, db):
+        print(f"Recuperación: espacio {drift.space} recontado "
+              f"({drift.bytes:+d} bytes, {drift.files:+d} archivos)", flush=True)
+    try:
+        demo = ensure_demo_space(settings, db)
+    except SpaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    server = make_server(settings, make_dispatcher(settings, db))
+    server.prepare()
+    host, port = server.bind_addr[:2]
+    scheme = "https" if settings.server.tls_cert else "http"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    base = settings.server.public_url.rstrip("/") or f"{scheme}://{shown}:{port}"
+    print(f"Resguardo escuchando en {scheme}://{shown}:{port}", flush=True)
+    if demo:
+        print(demo, flush=True)
+    if settings.demo.create:
+        print(f"Unidad de demostración: {base}/dav/{settings.demo.space}/", flush=True)
+    print(f"Datos en {Path(settings.data_path)}", flush=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        db.dispose()
+    return 0

@@ -1,0 +1,90 @@
+"""Database models. The schema is created and changed only by Alembic
+migrations (``spaces/migrations``); ``Base.metadata`` is what they must match."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Space(Base):
+    """A customer's drive. ``used_bytes``/``used_files`` change only through
+    :mod:`spaces.quota` (SQL deltas)."""
+
+    __tablename__ = "spaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    tier: Mapped[str] = mapped_column(String(16), nullable=False)
+    quota_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    max_users: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    used_files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    owner_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    paid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class Member(Base):
+    """A user of one space (the drive's login). Unique per space."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("space_id", "username", name="uq_members_space_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    username: Mapped[str] = mapped_column(String(64), nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False, default="editor")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class DeadProperty(Base):
+    """A WebDAV dead property, keyed by the resource's URL path."""
+
+    __tablename__ = "dav_properties"
+    __table_args__ = (UniqueConstraint("path", "name", name="uq_dav_properties_path_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(512), nullable=False)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class DavLock(Base):
+    """A WebDAV lock (the 'database' lock backend)."""
+
+    __tablename__ = "dav_locks"
+
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    root: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
+    principal: Mapped[str] = mapped_column(String(128), nullable=False)
+    owner: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+    depth: Mapped[str] = mapped_column(String(16), nullable=False)
+    timeout: Mapped[float] = mapped_column(Float, nullable=False)
+    expire: Mapped[float] = mapped_column(Float, nullable=False)

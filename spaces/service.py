@@ -1,0 +1,270 @@
+"""Spaces and their members: creation, tiers, users and the user limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from spaces import plans, storage
+from spaces.db import Database
+from spaces.errors import AlreadyExists, InvalidName, NotFound, UserLimitReached
+from spaces.models import Member, Space
+from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "editor", "reader")
+WRITER_ROLES = frozenset({"admin", "editor"})
+
+_SPACE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
+_USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """A snapshot of a space, safe to pass between threads."""
+
+    id: int
+    name: str
+    tier: str
+    quota_bytes: int
+    max_users: int | None
+    used_bytes: int
+    used_files: int
+    status: str
+    owner_email: str | None
+    paid_until: date | None
+
+    @classmethod
+    def of(cls, s: Space) -> SpaceInfo:
+        return cls(s.id, s.name, s.tier, s.quota_bytes, s.max_users, s.used_bytes,
+                   s.used_files, s.status, s.owner_email, s.paid_until)
+
+
+def normalize_space_name(name: str) -> str:
+    """Space names are case-insensitive: an RFC or a username, stored lower case."""
+    n = name.strip().lower()
+    if not _SPACE_NAME.match(n):
+        raise InvalidName(
+            f"Nombre de espacio no válido: '{name}'. Use de 2 a 63 letras sin acentos, "
+            "números, guiones o guiones bajos (por ejemplo su RFC o su usuario)."
+        )
+    return n
+
+
+def normalize_username(name: str) -> str:
+    n = name.strip().lower()
+    if not _USER_NAME.match(n):
+        raise InvalidName(
+            f"Nombre de usuario no válido: '{name}'. Use letras sin acentos, números, "
+            "punto, guion, guion bajo o arroba (máximo 64)."
+        )
+    return n
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidName(
+            f"La contraseña debe tener al menos {MIN_PASSWORD_LENGTH} caracteres."
+        )
+
+
+def create_space(
+    settings: Settings, db: Database, name: str, tier: str, owner_email: str | None = None
+) -> SpaceInfo:
+    """Create a space of ``tier`` and its folders. AlreadyExists if the name is taken."""
+    n = normalize_space_name(name)
+    t = plans.get_tier(settings, tier)
+    try:
+        with db.session() as s:
+            space = Space(
+                name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
+                used_bytes=0, used_files=0, status="active", owner_email=owner_email,
+            )
+            s.add(space)
+            s.flush()
+            info = SpaceInfo.of(space)
+    except IntegrityError:
+        raise AlreadyExists(f"Ya existe un espacio llamado '{n}'.") from None
+    storage.ensure_space_dirs(settings, n)
+    log.info("space created: space=%s tier=%s", n, t.name)
+    return info
+
+
+def get_space(db: Database, name: str) -> SpaceInfo:
+    with db.session() as s:
+        space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
+        if space is None:
+            raise NotFound(f"No existe el espacio '{name}'.")
+        return SpaceInfo.of(space)
+
+
+def list_spaces(db: Database) -> list[SpaceInfo]:
+    with db.session() as s:
+        return [SpaceInfo.of(x) for x in s.scalars(select(Space).order_by(Space.name))]
+
+
+def change_tier(settings: Settings, db: Database, name: str, tier: str) -> SpaceInfo:
+    """Change a space's tier. Nothing is deleted: a space left above its new quota
+    refuses writes (507) until usage fits; extra users beyond the new limit cannot
+    log in (newest first) until some are removed."""
+    t = plans.get_tier(settings, tier)
+    with db.session() as s:
+        space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
+        if space is None:
+            raise NotFound(f"No existe el espacio '{name}'.")
+        space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
+        s.flush()
+        return SpaceInfo.of(space)
+
+
+def set_status(db: Database, name: str, status: str) -> SpaceInfo:
+    if status not in ("active", "readonly", "suspended"):
+        raise InvalidName(f"Estado no válido: {status}")
+    with db.session() as s:
+        space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
+        if space is None:
+            raise NotFound(f"No existe el espacio '{name}'.")
+        space.status = status
+        s.flush()
+        return SpaceInfo.of(space)
+
+
+# -- members ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemberInfo:
+    id: int
+    space_id: int
+    username: str
+    role: str
+
+
+def list_members(db: Database, space_name: str) -> list[MemberInfo]:
+    space = get_space(db, space_name)
+    with db.session() as s:
+        rows = s.scalars(
+            select(Member).where(Member.space_id == space.id).order_by(Member.created_at,
+                                                                       Member.id)
+        )
+        return [MemberInfo(m.id, m.space_id, m.username, m.role) for m in rows]
+
+
+def add_member(
+    db: Database, space_name: str, username: str, password: str, role: str = "editor"
+) -> MemberInfo:
+    """Add a user to a space, never beyond its tier's user limit.
+
+    The count and the insert run in one transaction that first takes a write
+    lock on the space row, so two simultaneous additions cannot both pass the
+    limit check.
+    """
+    u = normalize_username(username)
+    if role not in ROLES:
+        raise InvalidName(f"Rol no válido: '{role}'. Use admin, editor o reader.")
+    check_password(password)
+    hashed = hash_password(password)
+    try:
+        with db.session() as s:
+            space = s.scalar(
+                select(Space).where(Space.name == space_name.strip().lower()).with_for_update()
+            )
+            if space is None:
+                raise NotFound(f"No existe el espacio '{space_name}'.")
+            if db.is_sqlite:
+                # SQLite has no row locks: take the database write lock now.
+                s.execute(Space.__table__.update().where(Space.id == space.id)
+                          .values(max_users=Space.max_users))
+            count = s.scalar(select(func.count()).where(Member.space_id == space.id)) or 0
+            if space.max_users is not None and count >= space.max_users:
+                raise UserLimitReached(
+                    f"El espacio '{space.name}' ya tiene {count} de {space.max_users} "
+                    f"usuarios que permite su plan {space.tier}. Elimine un usuario o "
+                    "cambie a un plan mayor."
+                )
+            m = Member(space_id=space.id, username=u, password_hash=hashed, role=role)
+            s.add(m)
+            s.flush()
+            info = MemberInfo(m.id, m.space_id, m.username, m.role)
+    except IntegrityError:
+        raise AlreadyExists(f"El usuario '{u}' ya existe en el espacio '{space_name}'.") from None
+    log.info("member added: space=%s user=%s role=%s", space_name, u, role)
+    return info
+
+
+def set_password(db: Database, space_name: str, username: str, password: str) -> None:
+    check_password(password)
+    hashed = hash_password(password)
+    with db.session() as s:
+        m = _member(s, space_name, username)
+        m.password_hash = hashed
+
+
+def set_role(db: Database, space_name: str, username: str, role: str) -> None:
+    if role not in ROLES:
+        raise InvalidName(f"Rol no válido: '{role}'. Use admin, editor o reader.")
+    with db.session() as s:
+        _member(s, space_name, username).role = role
+
+
+def remove_member(db: Database, space_name: str, username: str) -> None:
+    with db.session() as s:
+        s.delete(_member(s, space_name, username))
+    log.info("member removed: space=%s user=%s", space_name, username)
+
+
+def _member(s, space_name: str, username: str) -> Member:  # type: ignore[no-untyped-def]
+    m = s.scalar(
+        select(Member).join(Space, Space.id == Member.space_id)
+        .where(Space.name == space_name.strip().lower())
+        .where(Member.username == username.strip().lower())
+    )
+    if m is None:
+        raise NotFound(f"No existe el usuario '{username}' en el espacio '{space_name}'.")
+    return m
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What the drive needs to admit a user: looked up once per request."""
+
+    space: SpaceInfo
+    member_id: int
+    username: str
+    role: str
+    password_hash: str
+    within_user_limit: bool
+
+
+def find_credential(db: Database, space_name: str, username: str) -> Credential | None:
+    """The member ``username`` of ``space_name`` with its space, or None.
+
+    ``within_user_limit`` is False for the newest members beyond the tier's
+    limit (after a downgrade): they cannot log in until others are removed.
+    """
+    with db.session() as s:
+        row = s.execute(
+            select(Member, Space).join(Space, Space.id == Member.space_id)
+            .where(Space.name == space_name)
+            .where(Member.username == username)
+        ).one_or_none()
+        if row is None:
+            return None
+        m, space = row
+        within = True
+        if space.max_users is not None:
+            older = s.scalar(
+                select(func.count()).where(Member.space_id == space.id).where(
+                    (Member.created_at < m.created_at)
+                    | ((Member.created_at == m.created_at) & (Member.id < m.id))
+                )
+            ) or 0
+            within = older < space.max_users
+        return Credential(SpaceInfo.of(space), m.id, m.username, m.role, m.password_hash,
+                          within)

@@ -1,0 +1,266 @@
+"""Typed configuration, loaded once from one TOML file.
+
+Every key has a type, a default and a help line (the ``help`` metadata of its
+field); ``config/resguardo.example.toml`` shows them all. An unknown key or a
+value of the wrong type is a :class:`ConfigError` whose message names the file.
+Secrets never come from the file: they are read from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+#: One "G" of a tier is a gibibyte: 2**30 bytes, the unit Windows Explorer
+#: uses when it shows "1 GB", so the customer sees what the plan promises.
+GIB = 2**30
+
+ENV_CONFIG = "RESGUARDO_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed or has an unknown key."""
+
+
+def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" is the schema's word
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: _copy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+@dataclass
+class ServerSettings:
+    host: str = _f("127.0.0.1", "Address to listen on (0.0.0.0 for every interface).")
+    port: int = _f(8080, "TCP port for the drive and the portal.")
+    threads: int = _f(16, "Worker threads of the HTTP server.")
+    tls_cert: str = _f("", "PEM certificate (chain) for HTTPS; empty serves plain HTTP.")
+    tls_key: str = _f("", "PEM private key for tls_cert.")
+    public_url: str = _f(
+        "", "Base URL customers use (e.g. https://drive.example.mx); empty: derived."
+    )
+    block_size: int = _f(262144, "Bytes per read/write block when streaming files.")
+    max_xml_body: int = _f(
+        1048576, "Largest PROPFIND/PROPPATCH/LOCK body accepted, in bytes (413 above)."
+    )
+    max_drained_body: int = _f(
+        1048576,
+        "After an early refusal the server reads at most this many unread body bytes "
+        "to keep the connection; a larger body closes it instead.",
+    )
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = _f(
+        "",
+        "SQLAlchemy URL (postgresql+psycopg://user@host/db); empty: SQLite in data_dir.",
+    )
+    busy_timeout_ms: int = _f(5000, "How long SQLite waits for a lock before giving up.")
+
+
+@dataclass
+class LockSettings:
+    backend: str = _f("database", "Where WebDAV locks live: 'database' or 'redis'.")
+    redis_url: str = _f(
+        "redis://127.0.0.1:6379/0",
+        "Redis URL for backend = 'redis' (password in RESGUARDO_REDIS_PASSWORD).",
+    )
+
+
+@dataclass
+class AuthSettings:
+    cache_seconds: int = _f(
+        60, "How long a verified password is trusted before argon2 runs again."
+    )
+    max_failures: int = _f(
+        5, "Bad passwords per user (or 4x per address) before attempts are slowed."
+    )
+    failure_window_seconds: int = _f(300, "Window in which bad passwords are counted.")
+    max_block_seconds: int = _f(
+        60, "Longest pause imposed after repeated bad passwords (doubles up to this)."
+    )
+
+
+@dataclass
+class DemoSettings:
+    create: bool = _f(True, "On 'serve', create the demo space if no space exists yet.")
+    space: str = _f("demo", "Name of the demo space.")
+    user: str = _f("demo", "User of the demo space.")
+    tier: str = _f("4G", "Tier of the demo space.")
+
+
+@dataclass
+class TierSettings:
+    quota_gib: int = _f(1, "Storage in GiB (2**30 bytes).")
+    max_users: int = _f(1, "Users allowed in the space; 0 means unlimited.")
+    cfdi_years: int = _f(1, "Years each stamped CFDI is kept write-once.")
+    monthly_price: str = _f("0.00", "Price per month in MXN before IVA (Decimal text).")
+    free: bool = _f(False, "The free tier: claimable once per account.")
+
+
+DEFAULT_TIERS: dict[str, dict[str, Any]] = {
+    "1G": {"quota_gib": 1, "max_users": 1, "cfdi_years": 1, "monthly_price": "0.00",
+           "free": True},
+    "4G": {"quota_gib": 4, "max_users": 10, "cfdi_years": 5, "monthly_price": "65.00"},
+    "10G": {"quota_gib": 10, "max_users": 30, "cfdi_years": 5, "monthly_price": "140.00"},
+    "40G": {"quota_gib": 40, "max_users": 0, "cfdi_years": 5, "monthly_price": "450.00"},
+    "80G": {"quota_gib": 80, "max_users": 0, "cfdi_years": 5, "monthly_price": "800.00"},
+}
+
+
+@dataclass
+class Settings:
+    data_dir: str = _f("data", "Folder for the files of every space and the SQLite database.")
+    log_level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    locks: LockSettings = field(default_factory=LockSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    tiers: dict[str, TierSettings] = field(
+        default_factory=lambda: {k: TierSettings(**v) for k, v in DEFAULT_TIERS.items()}
+    )
+    #: Where these settings came from ("" for built-in defaults).
+    source: str = field(default="", metadata={"internal": True})
+
+    # -- derived values ---------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_path / 'resguardo.db'}"
+
+    @property
+    def redis_password(self) -> str | None:
+        return os.environ.get("RESGUARDO_REDIS_PASSWORD") or None
+
+    @property
+    def secret_key(self) -> bytes:
+        """Secret for keyed hashes (RESGUARDO_SECRET_KEY); a random one per process
+        when unset, which only costs a cold credential cache after a restart."""
+        value = os.environ.get("RESGUARDO_SECRET_KEY")
+        if value:
+            return value.encode()
+        return _PROCESS_SECRET
+
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - only used to print a URL
+            host = "127.0.0.1"
+        return f"{scheme}://{host}:{self.server.port}"
+
+
+_PROCESS_SECRET = os.urandom(32)
+
+
+# -- loading ----------------------------------------------------------------
+
+def _convert(value: Any, typ: Any, where: str, source: str) -> Any:
+    origin = getattr(typ, "__origin__", None)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{where}] debe ser una tabla")
+        return _build(typ, value, where, source)
+    if origin is dict:
+        _key_t, val_t = typ.__args__
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{where}] debe ser una tabla")
+        return {str(k): _convert(v, val_t, f"{where}.{k}", source) for k, v in value.items()}
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{where}' debe ser true o false")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: '{where}' debe ser un número entero")
+        return value
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: '{where}' debe ser texto entre comillas")
+        return value
+    raise ConfigError(f"{source}: tipo no soportado para '{where}'")  # pragma: no cover
+
+
+def _build(cls: Any, data: dict[str, Any], where: str, source: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            place = f"[{where}]" if where else "el nivel superior"
+            raise ConfigError(f"{source}: clave desconocida '{key}' en {place}")
+        kwargs[key] = _convert(value, hints[key], f"{where}.{key}" if where else key, source)
+    return cls(**kwargs)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load settings from ``path``, else ``$RESGUARDO_CONFIG``, else the defaults.
+
+    Raises ConfigError (message names the file) for a missing file, bad TOML,
+    an unknown key or a value of the wrong type.
+    """
+    if path is None:
+        path = os.environ.get(ENV_CONFIG) or None
+    if path is None:
+        return Settings()
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: el archivo de configuración no existe") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: TOML inválido: {exc}") from None
+    tiers_given = "tiers" in data
+    settings: Settings = _build(Settings, data, "", source)
+    if not tiers_given:
+        settings.tiers = Settings().tiers
+    settings.source = source
+    _validate(settings, source)
+    return settings
+
+
+def _validate(settings: Settings, source: str) -> None:
+    if settings.locks.backend not in ("database", "redis"):
+        raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
+    if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
+        raise ConfigError(f"{source}: server.tls_cert y server.tls_key van juntos")
+    if not settings.tiers:
+        raise ConfigError(f"{source}: se necesita al menos un plan en [tiers]")
+    for name, tier in settings.tiers.items():
+        if tier.quota_gib <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0:
+            raise ConfigError(f"{source}: valores inválidos en [tiers.{name}]")
+
+
+def iter_schema(cls: Any = Settings, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every key: used to check the example file."""
+    out: list[tuple[str, Any, str]] = []
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal") or f.name == "tiers":
+            continue
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            out.extend(iter_schema(type(value), f"{prefix}{f.name}."))
+        else:
+            out.append((f"{prefix}{f.name}", value, f.metadata.get("help", "")))
+    return out

@@ -1,0 +1,54 @@
+"""The virtual, read-only text file at every space's root.
+
+Windows Explorer cannot show RFC 4331 quota (Microsoft KB2386902), so the drive
+tells the customer in a file what it would otherwise never see.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from spaces.plans import format_bytes
+from spaces.quota import Usage
+from spaces.service import SpaceInfo
+
+STATUS_FILE_NAME = "Espacio disponible - LEEME.txt"
+READ_ONLY_MESSAGE = (
+    "Este archivo lo genera Resguardo para informarle del espacio de su unidad; "
+    "es de solo lectura y no se puede modificar, mover ni borrar."
+)
+
+_STATUS_ES = {
+    "active": "activo",
+    "readonly": "solo lectura (renueve su plan para volver a guardar)",
+    "suspended": "suspendido",
+}
+
+
+def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None) -> str:
+    """The file's text (Spanish, Windows line endings so Notepad shows it well)."""
+    now = now or datetime.now(UTC)
+    lines = [
+        f"Resguardo — estado del espacio «{space.name}»",
+        f"Consultado: {now:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Plan: {space.tier}",
+        f"Estado: {_STATUS_ES.get(space.status, space.status)}",
+    ]
+    if usage is None:
+        lines.append("Uso: no disponible en este momento.")
+    else:
+        pct = (100 * usage.used_bytes / usage.quota_bytes) if usage.quota_bytes else 0
+        pct_text = f"{pct:.1f}".replace(".", ",")
+        lines += [
+            f"Espacio usado: {format_bytes(usage.used_bytes)} de "
+            f"{format_bytes(usage.quota_bytes)} ({pct_text} %)",
+            f"Espacio disponible: {format_bytes(usage.available_bytes)}",
+            f"Archivos y carpetas: {usage.used_files}",
+        ]
+        if usage.used_bytes > usage.quota_bytes:
+            lines.append("ATENCIÓN: el espacio está lleno; puede leer y borrar, pero no guardar.")
+    paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"
+    lines.append(f"Pagado hasta: {paid}")
+    lines += ["", "1 GB = 1024 MB = 1 073 741 824 bytes, como los muestra Windows."]
+    return "\r\n".join(lines) + "\r\n"

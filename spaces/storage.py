@@ -1,0 +1,479 @@
+"""The files of a space, and every operation that changes them.
+
+Layout: ``<data_dir>/spaces/<name>/files`` is the drive's root and
+``<data_dir>/spaces/<name>/tmp`` holds uploads in progress. Both live on the
+same filesystem, so an upload streams into ``tmp`` and replaces its target
+with one atomic ``rename``: a failed, aborted or refused write leaves the
+previous version byte-identical and nothing behind. (They sit in a sibling
+folder rather than next to the target so that listings never show them and a
+restart clears them without walking the whole tree.)
+
+Every operation that changes what is stored goes through :class:`SpaceFiles`,
+which keeps the usage counters in step through :mod:`spaces.quota`. The WebDAV
+drive, the portal and any sweep share these functions, so quota and protection
+rules hold on every path.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from spaces import quota
+from spaces.db import Database
+from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, QuotaExceeded
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Reservation growth step for uploads of unknown length (chunked bodies).
+RESERVE_STEP = 4 * 2**20
+
+_WINDOWS_RESERVED = {
+    "con", "prn", "aux", "nul",
+    *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10)),
+}
+_WINDOWS_FORBIDDEN_CHARS = set('<>:"/\\|?*') | {chr(c) for c in range(32)}
+MAX_NAME_BYTES = 255
+
+
+def space_dir(settings: Settings, name: str) -> Path:
+    return settings.data_path / "spaces" / name
+
+
+def ensure_space_dirs(settings: Settings, name: str) -> None:
+    base = space_dir(settings, name)
+    (base / "files").mkdir(parents=True, exist_ok=True)
+    (base / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+def check_new_name(name: str) -> None:
+    """Refuse names Windows cannot use, so every file stays reachable from Explorer.
+
+    Raises InvalidName for reserved device names (CON, aux.txt, ...), forbidden
+    characters, trailing dots or spaces, and names longer than 255 bytes.
+    """
+    stem = name.split(".", 1)[0].rstrip(" ").lower()
+    if not name or name in (".", ".."):
+        raise InvalidName("El nombre está vacío.")
+    if any(ch in _WINDOWS_FORBIDDEN_CHARS for ch in name):
+        raise InvalidName(
+            f"El nombre '{name}' contiene caracteres que Windows no admite "
+            '(< > : " / \\ | ? * o de control).'
+        )
+    if name[-1] in ". ":
+        raise InvalidName(f"El nombre '{name}' no puede terminar en punto ni en espacio.")
+    if stem in _WINDOWS_RESERVED:
+        raise InvalidName(f"'{name}' es un nombre reservado de Windows; elija otro.")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidName("El nombre es demasiado largo (máximo 255 bytes).")
+
+
+# -- per-space write lock ----------------------------------------------------------
+
+_locks_guard = threading.Lock()
+_space_locks: dict[int, threading.RLock] = {}
+
+
+def space_lock(space_id: int) -> threading.RLock:
+    """The in-process lock that serialises the short commit step of writes in one
+    space (measure what is replaced, account, rename). Across processes the
+    conditional SQL deltas keep the quota."""
+    with _locks_guard:
+        lock = _space_locks.get(space_id)
+        if lock is None:
+            lock = _space_locks[space_id] = threading.RLock()
+        return lock
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(QuotaExceeded):
+    """The server's disk (not the plan) ran out of room: also 507."""
+
+    def __init__(self, space: str) -> None:
+        Exception.__init__(
+            self,
+            "El servidor no tiene espacio en disco para guardar este archivo; no se "
+            "modificó nada. Avise a su proveedor del servicio.",
+        )
+        self.space, self.used, self.quota, self.requested = space, 0, 0, 0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What is at a path of the space (never a symlink)."""
+
+    path: Path
+    is_dir: bool
+    size: int
+    mtime: float
+    ctime: float
+    inode: int
+    mtime_ns: int
+
+
+class SpaceFiles:
+    """Operations on the files of one space. Cheap to build: one per request."""
+
+    def __init__(self, settings: Settings, db: Database, space_id: int, space_name: str) -> None:
+        self.settings = settings
+        self.db = db
+        self.space_id = space_id
+        self.space_name = space_name
+        base = space_dir(settings, space_name)
+        self.root = base / "files"
+        self.tmp = base / "tmp"
+        self._real_root = os.path.realpath(self.root)
+
+    # -- paths ------------------------------------------------------------------
+    def resolve(self, rel: str) -> Path:
+        """The filesystem path of ``rel`` ("/a/b" inside the space).
+
+        Names are normalised to Unicode NFC so that NFD and NFC spellings of one
+        name are one file. Raises InvalidName for ``..``, NUL bytes or
+        backslashes, and Forbidden when the path would leave the space through a
+        symlink. MUST NOT return a path outside the space's root.
+        """
+        parts = []
+        for seg in rel.split("/"):
+            if seg in ("", "."):
+                continue
+            if seg == ".." or "\x00" in seg or "\\" in seg:
+                raise InvalidName(f"Ruta no válida: '{rel}'.")
+            parts.append(unicodedata.normalize("NFC", seg))
+        p = self.root.joinpath(*parts)
+        real = os.path.realpath(p)
+        if real != self._real_root and not real.startswith(self._real_root + os.sep):
+            log.warning("path escape refused: space=%s path=%r", self.space_name, rel)
+            raise Forbidden("La ruta está fuera de su espacio.")
+        return p
+
+    def entry(self, p: Path) -> Entry | None:
+        """lstat ``p``; None if absent. Symlinks and special files are refused."""
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise Forbidden("Este elemento no es un archivo ni una carpeta del espacio.")
+        return Entry(p, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_ctime,
+                     st.st_ino, st.st_mtime_ns)
+
+    def list_dir(self, p: Path) -> list[tuple[str, os.stat_result]]:
+        """Members of folder ``p`` with their lstat, in one directory scan; symlinks
+        and special files are skipped."""
+        out = []
+        with os.scandir(p) as it:
+            for e in it:
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                    out.append((e.name, st))
+        return out
+
+    def tree_size(self, p: Path) -> tuple[int, int]:
+        """(bytes, entries) of ``p`` itself and everything below it."""
+        e = self.entry(p)
+        if e is None:
+            return 0, 0
+        if not e.is_dir:
+            return e.size, 1
+        nbytes, count = quota.measure_tree(p)
+        return nbytes, count + 1
+
+    # -- writes -------------------------------------------------------------------
+    def open_upload(self, rel: str, declared: int | None) -> Upload:
+        """Start replacing (or creating) the file at ``rel``.
+
+        With a declared length the whole growth is reserved before any byte is
+        read (QuotaExceeded → 507 before the body is stored); without one the
+        reservation grows while the body streams and the write is refused at the
+        block that crosses the quota.
+        """
+        target = self.resolve(rel)
+        if target == self.root:
+            raise Forbidden("No se puede escribir sobre la raíz del espacio.")
+        check_new_name(target.name)
+        return Upload(self, target, declared)
+
+    def create_empty(self, rel: str) -> None:
+        """Create an empty file (a LOCK on a new name): counts as one file."""
+        p = self.resolve(rel)
+        check_new_name(p.name)
+        with space_lock(self.space_id):
+            if self.entry(p) is not None:
+                raise AlreadyExists("Ya existe un elemento con ese nombre.")
+            quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+            except OSError as exc:
+                quota.apply(self.db, self.space_id, 0, -1)
+                if _is_disk_full(exc):
+                    raise DiskFull(self.space_name) from exc
+                raise
+
+    def make_folder(self, rel: str) -> None:
+        """MKCOL: a folder counts as one file."""
+        p = self.resolve(rel)
+        check_new_name(p.name)
+        with space_lock(self.space_id):
+            quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
+            try:
+                p.mkdir()
+            except FileExistsError:
+                quota.apply(self.db, self.space_id, 0, -1)
+                raise AlreadyExists("Ya existe un elemento con ese nombre.") from None
+            except OSError as exc:
+                quota.apply(self.db, self.space_id, 0, -1)
+                if _is_disk_full(exc):
+                    raise DiskFull(self.space_name) from exc
+                raise
+
+    def delete(self, rel: str) -> tuple[int, int]:
+        """Delete the file or folder (recursively) at ``rel``; returns what was freed.
+
+        The one path every delete takes (drive, portal, sweeps). Whatever was
+        removed before an error is still credited, then the error is raised.
+        """
+        p = self.resolve(rel)
+        if p == self.root:
+            raise Forbidden("No se puede borrar la raíz del espacio.")
+        freed_bytes = freed_files = 0
+        with space_lock(self.space_id):
+            e = self.entry(p)
+            if e is None:
+                raise NotFound("No existe.")
+            try:
+                if not e.is_dir:
+                    os.unlink(p)
+                    freed_bytes, freed_files = e.size, 1
+                else:
+                    for dirpath, dirnames, filenames in os.walk(p, topdown=False):
+                        for name in filenames + [d for d in dirnames
+                                                 if os.path.islink(os.path.join(dirpath, d))]:
+                            fp = os.path.join(dirpath, name)
+                            st = os.lstat(fp)
+                            os.unlink(fp)
+                            if stat.S_ISREG(st.st_mode):
+                                freed_bytes += st.st_size
+                                freed_files += 1
+                        for name in dirnames:
+                            dp = os.path.join(dirpath, name)
+                            if not os.path.islink(dp):
+                                os.rmdir(dp)
+                                freed_files += 1
+                    os.rmdir(p)
+                    freed_files += 1
+            finally:
+                quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
+        log.info("deleted: space=%s path=%s freed=%d bytes %d files",
+                 self.space_name, rel, freed_bytes, freed_files)
+        return freed_bytes, freed_files
+
+    def move(self, src_rel: str, dst_rel: str) -> None:
+        """Rename inside the space. The destination must not exist (the caller
+        deletes a replaced destination first, through :meth:`delete`)."""
+        src = self.resolve(src_rel)
+        dst = self.resolve(dst_rel)
+        check_new_name(dst.name)
+        with space_lock(self.space_id):
+            if self.entry(dst) is not None:
+                raise AlreadyExists("El destino ya existe.")
+            os.rename(src, dst)
+
+    def copy_file(self, src_rel: str, dst_rel: str) -> None:
+        """Copy one file, replacing the destination file if any (quota-checked,
+        atomic like an upload)."""
+        src = self.resolve(src_rel)
+        e = self.entry(src)
+        if e is None or e.is_dir:
+            raise NotFound("El origen no existe.")
+        up = self.open_upload(dst_rel, e.size)
+        try:
+            with open(src, "rb") as fh:
+                while True:
+                    buf = fh.read(1024 * 1024)
+                    if not buf:
+                        break
+                    up.write(buf)
+        except BaseException:
+            up.abort()
+            raise
+        up.commit(mtime=e.mtime)
+
+    def copy_fits(self, src_rel: str, dst_rel: str) -> None:
+        """Refuse (QuotaExceeded) a COPY whose whole source tree, less what it
+        replaces, does not fit in the space's free room, before copying anything."""
+        nbytes, nfiles = self.tree_size(self.resolve(src_rel))
+        replaced, _ = self.tree_size(self.resolve(dst_rel))
+        need = nbytes - replaced
+        now = quota.usage(self.db, self.space_id)
+        if need > now.available_bytes or now.used_bytes > now.quota_bytes:
+            log.info("quota refused: space=%s used=%d limit=%d requested=%d (copy)",
+                     self.space_name, now.used_bytes, now.quota_bytes, need)
+            raise QuotaExceeded(self.space_name, now.used_bytes, now.quota_bytes, max(need, 0))
+
+
+class Upload:
+    """A file being written: streams into ``tmp``, counted byte by byte, and
+    replaces its target only in :meth:`commit`. :meth:`abort` leaves no trace."""
+
+    def __init__(self, files: SpaceFiles, target: Path, declared: int | None) -> None:
+        self.files = files
+        self.target = target
+        self.written = 0
+        self.reserved = 0
+        self._done = False
+        existing = files.entry(target)
+        if existing is not None and existing.is_dir:
+            raise Forbidden("Ya existe una carpeta con ese nombre.")
+        self.old_size = existing.size if existing else 0
+        if declared is not None and declared < 0:
+            raise InvalidName("Longitud de contenido no válida.")
+        # Reserve what the declared length adds (0 still checks the space is writable).
+        growth = max((declared or 0) - self.old_size, 0)
+        quota.reserve(files.db, files.space_id, files.space_name, growth)
+        self.reserved = growth
+        try:
+            files.tmp.mkdir(parents=True, exist_ok=True)
+            self.tmp_path = files.tmp / f"up-{os.urandom(8).hex()}"
+            fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            self._release()
+            if _is_disk_full(exc):
+                raise DiskFull(files.space_name) from exc
+            raise
+        self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)
+
+    def _release(self) -> None:
+        if self.reserved:
+            quota.apply(self.files.db, self.files.space_id, -self.reserved)
+            self.reserved = 0
+
+    def write(self, data: bytes) -> int:
+        n = len(data)
+        need = self.written + n - self.old_size - self.reserved
+        if need > 0:
+            f = self.files
+            try:
+                quota.reserve(f.db, f.space_id, f.space_name, max(need, RESERVE_STEP))
+                self.reserved += max(need, RESERVE_STEP)
+            except QuotaExceeded:
+                quota.reserve(f.db, f.space_id, f.space_name, need)
+                self.reserved += need
+        try:
+            self._fh.write(data)
+        except OSError as exc:
+            if _is_disk_full(exc):
+                raise DiskFull(self.files.space_name) from exc
+            raise
+        self.written += n
+        return n
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self) -> None:
+        """Flush to disk (the commit happens in :meth:`commit`)."""
+        if not self._fh.closed:
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                if _is_disk_full(exc):
+                    raise DiskFull(self.files.space_name) from exc
+                raise
+            finally:
+                self._fh.close()
+
+    def commit(self, mtime: float | None = None) -> bool:
+        """Account for the final size and atomically replace the target.
+
+        Returns True if the target was created (False if replaced). If what it
+        replaces changed meanwhile, the difference is charged conditionally
+        (QuotaExceeded → nothing replaced).
+        """
+        f = self.files
+        try:
+            self.close()
+            if mtime is not None:
+                os.utime(self.tmp_path, (mtime, mtime))
+            with space_lock(f.space_id):
+                existing = f.entry(self.target)
+                if existing is not None and existing.is_dir:
+                    raise Forbidden("Ya existe una carpeta con ese nombre.")
+                old_now = existing.size if existing else 0
+                new_file = existing is None
+                extra = (self.written - old_now) - self.reserved
+                if extra > 0:
+                    quota.reserve(f.db, f.space_id, f.space_name, extra, int(new_file))
+                else:
+                    quota.apply(f.db, f.space_id, extra, int(new_file))
+                accounted = self.reserved + extra
+                self.reserved = 0
+                try:
+                    os.replace(self.tmp_path, self.target)
+                except OSError:
+                    quota.apply(f.db, f.space_id, -accounted, -int(new_file))
+                    raise
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        log.info("stored: space=%s path=%s bytes=%d replaced=%d",
+                 f.space_name, self.target.relative_to(f.root), self.written, old_now)
+        return new_file
+
+    def abort(self) -> None:
+        """Drop the temporary file and release the reservation; the target is untouched."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp_path)
+        except FileNotFoundError:
+            pass
+        self._release()
+
+
+def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
+    """At start-up: remove uploads a crash left in ``tmp`` and recount every space
+    that had some (their reservations died with the process). Returns the drifts."""
+    from spaces.service import list_spaces
+
+    drifts = []
+    for space in list_spaces(db):
+        tmp = space_dir(settings, space.name) / "tmp"
+        leftovers = list(tmp.iterdir()) if tmp.is_dir() else []
+        for p in leftovers:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        ensure_space_dirs(settings, space.name)
+        if leftovers:
+            log.warning("start-up: removed %d interrupted uploads in space %s",
+                        len(leftovers), space.name)
+            drifts.append(quota.recount(db, space.id, space.name,
+                                        space_dir(settings, space.name) / "files"))
+    return drifts
