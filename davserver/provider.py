@@ -328,11 +328,11 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
         block = self.environ["wsgidav.config"].get("block_size", 262144)
         return open(self.fs_path, "rb", block)  # noqa: SIM115 - WsgiDAV closes it
 
-    def begin_write(self, *, content_type: str | None = None) -> Upload:
-        declared = _declared_length(self.environ)
+    def begin_write(self, *, content_type: str | None = None) -> _UploadWriter:
+        declared, exact = _declared_length(self.environ)
         with mapped:
-            self._upload = self.ctx.files.open_upload(self.rel, declared)
-        return self._upload
+            self._upload = self.ctx.files.open_upload(self.rel, declared, exact=exact)
+        return _UploadWriter(self._upload)
 
     def end_write(self, *, with_errors: bool) -> None:
         upload, self._upload = self._upload, None
@@ -353,6 +353,26 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
             else:
                 self.ctx.files.copy_file(self.rel, dest_rel)
         self._copy_props(dest_path, is_move)
+
+
+class _UploadWriter:
+    """What WsgiDAV writes a PUT body into: an Upload whose domain errors (quota,
+    disk full) surface as DAVErrors, so they keep their status instead of 500."""
+
+    def __init__(self, upload: Upload) -> None:
+        self._upload = upload
+
+    def write(self, data: bytes) -> int:
+        with mapped:
+            return self._upload.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        with mapped:
+            self._upload.writelines(chunks)
+
+    def close(self) -> None:
+        with mapped:
+            self._upload.close()
 
 
 class SpaceFolder(_SpaceResource, DAVCollection):
@@ -523,19 +543,21 @@ class StatusFile(DAVNonCollection):
         return False
 
 
-def _declared_length(environ: dict[str, Any]) -> int | None:
-    """The body length the client announced: Content-Length, or for chunked
-    uploads X-Expected-Entity-Length (macOS, some Windows clients)."""
+def _declared_length(environ: dict[str, Any]) -> tuple[int | None, bool]:
+    """The body length the client announced and whether it is exact: a
+    Content-Length is; for chunked uploads X-Expected-Entity-Length (macOS,
+    some Windows clients) is only an announcement."""
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     raw = None if chunked else environ.get("CONTENT_LENGTH")
-    if raw in (None, ""):
+    exact = raw not in (None, "")
+    if not exact:
         raw = environ.get("HTTP_X_EXPECTED_ENTITY_LENGTH")
     if raw in (None, ""):
-        return None
+        return None, False
     try:
         n = int(str(raw).strip())
     except ValueError:
         raise HumanDAVError(HTTP_BAD_REQUEST, "Longitud de contenido no válida.") from None
     if n < 0:
         raise HumanDAVError(HTTP_BAD_REQUEST, "Longitud de contenido no válida.")
-    return n
+    return n, exact

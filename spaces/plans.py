@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spaces.errors import NotFound
-from spaces.settings import GIB, Settings
+from spaces.settings import Settings, parse_size
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def get_tier(settings: Settings, name: str) -> Tier:
         if key.lower() == name.lower():
             return Tier(
                 name=key,
-                quota_bytes=t.quota_gib * GIB,
+                quota_bytes=parse_size(t.quota),
                 max_users=t.max_users or None,
                 cfdi_years=t.cfdi_years,
                 monthly_price=Decimal(t.monthly_price),

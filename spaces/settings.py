@@ -103,7 +103,7 @@ class DemoSettings:
 
 @dataclass
 class TierSettings:
-    quota_gib: int = _f(1, "Storage in GiB (2**30 bytes).")
+    quota: str = _f("1G", "Storage: a whole number with K, M or G (powers of 1024; 1G = 2**30 bytes).")
     max_users: int = _f(1, "Users allowed in the space; 0 means unlimited.")
     cfdi_years: int = _f(1, "Years each stamped CFDI is kept write-once.")
     monthly_price: str = _f("0.00", "Price per month in MXN before IVA (Decimal text).")
@@ -111,13 +111,27 @@ class TierSettings:
 
 
 DEFAULT_TIERS: dict[str, dict[str, Any]] = {
-    "1G": {"quota_gib": 1, "max_users": 1, "cfdi_years": 1, "monthly_price": "0.00",
+    "1G": {"quota": "1G", "max_users": 1, "cfdi_years": 1, "monthly_price": "0.00",
            "free": True},
-    "4G": {"quota_gib": 4, "max_users": 10, "cfdi_years": 5, "monthly_price": "65.00"},
-    "10G": {"quota_gib": 10, "max_users": 30, "cfdi_years": 5, "monthly_price": "140.00"},
-    "40G": {"quota_gib": 40, "max_users": 0, "cfdi_years": 5, "monthly_price": "450.00"},
-    "80G": {"quota_gib": 80, "max_users": 0, "cfdi_years": 5, "monthly_price": "800.00"},
+    "4G": {"quota": "4G", "max_users": 10, "cfdi_years": 5, "monthly_price": "65.00"},
+    "10G": {"quota": "10G", "max_users": 30, "cfdi_years": 5, "monthly_price": "140.00"},
+    "40G": {"quota": "40G", "max_users": 0, "cfdi_years": 5, "monthly_price": "450.00"},
+    "80G": {"quota": "80G", "max_users": 0, "cfdi_years": 5, "monthly_price": "800.00"},
 }
+
+_UNITS = {"K": 2**10, "M": 2**20, "G": GIB, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'4G' -> 4 * 2**30; '512K' -> 524288; a bare number is bytes. ValueError if malformed."""
+    t = text.strip().upper()
+    if t and t[-1] in _UNITS:
+        number, unit = t[:-1].strip(), _UNITS[t[-1]]
+    else:
+        number, unit = t, 1
+    if not number.isdigit():
+        raise ValueError(f"tamaño no válido: {text!r}")
+    return int(number) * unit
 
 
 @dataclass
@@ -230,10 +244,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"{source}: el archivo de configuración no existe") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: TOML inválido: {exc}") from None
-    tiers_given = "tiers" in data
     settings: Settings = _build(Settings, data, "", source)
-    if not tiers_given:
-        settings.tiers = Settings().tiers
+    # Tiers in the file override or add to the product's catalogue, by name.
+    settings.tiers = {**Settings().tiers, **settings.tiers}
     settings.source = source
     _validate(settings, source)
     return settings
@@ -247,7 +260,12 @@ def _validate(settings: Settings, source: str) -> None:
     if not settings.tiers:
         raise ConfigError(f"{source}: se necesita al menos un plan en [tiers]")
     for name, tier in settings.tiers.items():
-        if tier.quota_gib <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0:
+        try:
+            size = parse_size(tier.quota)
+        except ValueError:
+            raise ConfigError(f"{source}: tiers.{name}.quota no válido: {tier.quota!r} "
+                              "(use por ejemplo \"4G\" o \"500M\")") from None
+        if size <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0:
             raise ConfigError(f"{source}: valores inválidos en [tiers.{name}]")
 
 

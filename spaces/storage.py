@@ -111,6 +111,10 @@ class DiskFull(QuotaExceeded):
         self.space, self.used, self.quota, self.requested = space, 0, 0, 0
 
 
+class IncompleteUpload(InvalidName):
+    """The body ended before its declared length: never committed (400)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """What is at a path of the space (never a symlink)."""
@@ -196,19 +200,20 @@ class SpaceFiles:
         return nbytes, count + 1
 
     # -- writes -------------------------------------------------------------------
-    def open_upload(self, rel: str, declared: int | None) -> Upload:
+    def open_upload(self, rel: str, declared: int | None, *, exact: bool = False) -> Upload:
         """Start replacing (or creating) the file at ``rel``.
 
         With a declared length the whole growth is reserved before any byte is
         read (QuotaExceeded → 507 before the body is stored); without one the
         reservation grows while the body streams and the write is refused at the
-        block that crosses the quota.
+        block that crosses the quota. With ``exact`` (a Content-Length), a body
+        that ends short — the client went away — is never committed.
         """
         target = self.resolve(rel)
         if target == self.root:
             raise Forbidden("No se puede escribir sobre la raíz del espacio.")
         check_new_name(target.name)
-        return Upload(self, target, declared)
+        return Upload(self, target, declared, exact=exact)
 
     def create_empty(self, rel: str) -> None:
         """Create an empty file (a LOCK on a new name): counts as one file."""
@@ -303,7 +308,7 @@ class SpaceFiles:
         e = self.entry(src)
         if e is None or e.is_dir:
             raise NotFound("El origen no existe.")
-        up = self.open_upload(dst_rel, e.size)
+        up = self.open_upload(dst_rel, e.size, exact=True)
         try:
             with open(src, "rb") as fh:
                 while True:
@@ -333,9 +338,11 @@ class Upload:
     """A file being written: streams into ``tmp``, counted byte by byte, and
     replaces its target only in :meth:`commit`. :meth:`abort` leaves no trace."""
 
-    def __init__(self, files: SpaceFiles, target: Path, declared: int | None) -> None:
+    def __init__(self, files: SpaceFiles, target: Path, declared: int | None, *,
+                 exact: bool = False) -> None:
         self.files = files
         self.target = target
+        self.expected = declared if exact else None
         self.written = 0
         self.reserved = 0
         self._done = False
@@ -411,6 +418,12 @@ class Upload:
         """
         f = self.files
         try:
+            if self.expected is not None and self.written != self.expected:
+                log.warning("incomplete upload dropped: space=%s path=%s got=%d of %d",
+                            f.space_name, self.target.name, self.written, self.expected)
+                raise IncompleteUpload(
+                    f"La transferencia se interrumpió ({self.written} de {self.expected} "
+                    "bytes); no se guardó nada y la versión anterior sigue intacta.")
             self.close()
             if mtime is not None:
                 os.utime(self.tmp_path, (mtime, mtime))

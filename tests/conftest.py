@@ -1,0 +1,192 @@
+"""Test harness: the real server on a free port, the real CLI, a real database.
+
+Every drive test starts ``python -m resguardo serve`` in a subprocess with its
+own data folder and database, bound to port 0, and talks HTTP to it. Set
+``RESGUARDO_TEST_DATABASE_URL`` to a PostgreSQL server URL (for example
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) to run the whole
+suite against PostgreSQL: each server then gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+PG_URL = os.environ.get("RESGUARDO_TEST_DATABASE_URL", "")
+
+GIB = 2**30
+
+
+def _pg_create_database() -> tuple[str, str]:
+    """Create an empty PostgreSQL database; returns (url, name)."""
+    import sqlalchemy as sa
+
+    name = f"rg_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    base = PG_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}", name
+
+
+def _pg_drop_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class Server:
+    """A Resguardo installation in a temporary folder: its config, its CLI and,
+    once started, its server process."""
+
+    def __init__(self, base: Path, extra_config: str = "") -> None:
+        self.base = base
+        self.data = base / "data"
+        self.config = base / "resguardo.toml"
+        self._pg_name = ""
+        db_line = ""
+        if PG_URL:
+            url, self._pg_name = _pg_create_database()
+            db_line = f'[database]\nurl = "{url}"\n'
+        self.config.write_text(
+            f'data_dir = "{self.data}"\nlog_level = "INFO"\n'
+            f"{extra_config}\n"
+            "[server]\nport = 0\nthreads = 16\n"
+            "[demo]\ncreate = false\n"
+            f"{db_line}",
+            encoding="utf-8",
+        )
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.log = base / "server.log"
+
+    # -- CLI ---------------------------------------------------------------------
+    def cli(self, *args: str, input: str | None = None, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(
+            [sys.executable, "-m", "resguardo", "--config", str(self.config), *args],
+            input=input, capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )
+        if check and p.returncode != 0:
+            raise AssertionError(f"resguardo {' '.join(args)} failed: {p.stderr}")
+        return p
+
+    def create_space(self, name: str, tier: str = "4G") -> None:
+        self.cli("space", "create", name, "--tier", tier)
+
+    def add_user(self, space: str, user: str, password: str, role: str = "editor") -> None:
+        self.cli("user", "add", space, user, "--role", role, "--password-stdin",
+                 input=password + "\n")
+
+    def show(self, space: str) -> dict[str, object]:
+        import json
+
+        return json.loads(self.cli("space", "show", space, "--json").stdout)
+
+    def files_root(self, space: str) -> Path:
+        return self.data / "spaces" / space / "files"
+
+    # -- server ------------------------------------------------------------------
+    def start(self, timeout: float = 30) -> Server:
+        logf = open(self.log, "a", encoding="utf-8")  # noqa: SIM115 - kept for the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "resguardo", "--config", str(self.config), "serve"],
+            stdout=subprocess.PIPE, stderr=logf, text=True, cwd=ROOT,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
+                continue
+            m = re.search(r"escuchando en (http\S+)", line)
+            if m:
+                self.url = m.group(1)
+                return self
+        raise AssertionError("server did not start in time")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> Server:
+        self.stop()
+        return self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._pg_name:
+            _pg_drop_database(self._pg_name)
+
+    def dav(self, space: str, path: str = "") -> str:
+        return f"{self.url}/dav/{space}/{path}"
+
+    def rss_kib(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[object]:
+    """Factory: ``make_server(extra_config="")`` returns a not-yet-started Server."""
+    made: list[Server] = []
+
+    def factory(extra_config: str = "", name: str = "srv") -> Server:
+        base = tmp_path / f"{name}{len(made)}"
+        base.mkdir()
+        s = Server(base, extra_config)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def server(make_server) -> Server:  # type: ignore[no-untyped-def]
+    """A running server with no spaces yet."""
+    return make_server().start()
+
+
+@pytest.fixture
+def space(server: Server) -> tuple[Server, requests.Session]:
+    """Server with space 'acme' (4G) and its admin 'ana'; a logged-in session."""
+    server.create_space("acme", "4G")
+    server.add_user("acme", "ana", "secreto-ana-1")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    return server, s
