@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="inicia la unidad y el portal en un solo proceso")
     sub.add_parser("migrate", help="lleva la base de datos a la última versión")
+    cp = sub.add_parser("config", help="configuración").add_subparsers(dest="action",
+                                                                         required=True)
+    cp.add_parser("example", help="imprime la configuración de ejemplo con cada clave")
 
     sp = sub.add_parser("space", help="espacios").add_subparsers(dest="action", required=True)
     c = sp.add_parser("create", help="crea un espacio")
@@ -81,6 +84,11 @@ def _space_dict(settings: Settings, info: service.SpaceInfo, users: int) -> dict
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "config":
+        from spaces.settings import example_toml
+
+        sys.stdout.write(example_toml())
+        return 0
     settings = load_settings(args.config)
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -282,3 +282,41 @@ def iter_schema(cls: Any = Settings, prefix: str = "") -> list[tuple[str, Any, s
         else:
             out.append((f"{prefix}{f.name}", value, f.metadata.get("help", "")))
     return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def example_toml() -> str:
+    """The example configuration: every key, commented out, with its default and
+    help line. ``config/resguardo.example.toml`` is exactly this text (a test
+    checks it), printed by ``resguardo config example``."""
+    lines = [
+        "# Resguardo configuration. Every key is shown with its default value,",
+        "# commented out: uncomment and change only what you need.",
+        "# Load it with `resguardo --config FILE` or RESGUARDO_CONFIG=FILE.",
+        "# Secrets never go here: RESGUARDO_SECRET_KEY (keyed hashes) and",
+        "# RESGUARDO_REDIS_PASSWORD come from the environment (systemd EnvironmentFile=).",
+        "",
+    ]
+    current = ""
+    for key, default, help_text in iter_schema():
+        section, _, name = key.rpartition(".")
+        if section != current:
+            lines += ["", f"[{section}]"]
+            current = section
+        lines.append(f"# {help_text}")
+        lines.append(f"# {name} = {_toml_value(default)}")
+    lines += ["", "# Tiers: the product catalogue. A [tiers.NAME] table here overrides or adds",
+              "# a tier of the same name; these are the defaults."]
+    for name, tier in Settings().tiers.items():
+        lines += ["", f"# [tiers.{name}]"]
+        for f in dataclasses.fields(TierSettings):
+            lines.append(f"# {f.name} = {_toml_value(getattr(tier, f.name))}"
+                         f"  # {f.metadata['help']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,32 @@
+# Resguardo — two commands on a fresh clone:
+#   make run    installs everything into .venv and starts the server (SQLite, ./data, demo space)
+#   make test   runs the whole test suite (installs litmus and PostgreSQL if missing)
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test venv lint bench clean
+
+run: venv
+	$(VENV)/bin/resguardo serve
+
+test:
+	./scripts/test.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Resguardo needs Python 3.11 or newer"; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || \
+		{ echo "Could not create a virtualenv: apt-get install python3-venv"; exit 1; }
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check spaces davserver resguardo portal
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite, installing what it needs: the virtualenv, litmus (Debian
+# package) and a PostgreSQL server. Runs on SQLite, then again on PostgreSQL.
+#   RESGUARDO_TEST_DBS="sqlite postgresql"  which databases (default: both)
+#   PYTEST_ARGS="-x -k quota"                extra pytest arguments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then sudo_ apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq "$@" >/dev/null
+}
+
+make -s venv
+
+if ! command -v litmus >/dev/null; then
+    echo "test: installing litmus (Debian package)"
+    apt_install litmus
+fi
+
+dbs=${RESGUARDO_TEST_DBS:-sqlite postgresql}
+pg_url=${RESGUARDO_PG_ADMIN_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}
+
+ensure_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        echo "test: installing PostgreSQL (Debian package)"
+        apt_install postgresql
+    fi
+    ver=$(ls /etc/postgresql | sort -V | tail -n1)
+    conf=/etc/postgresql/$ver/main/pg_hba.conf
+    # Local tests only: trust connections from this machine.
+    if ! grep -q "resguardo-tests" "$conf"; then
+        sudo_ sed -i '1i host all all 127.0.0.1/32 trust # resguardo-tests' "$conf"
+    fi
+    sudo_ pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+    echo "test: PostgreSQL did not start" >&2
+    return 1
+}
+
+export RESGUARDO_REQUIRE_LITMUS=1
+status=0
+for db in $dbs; do
+    case "$db" in
+        sqlite)
+            echo "== test suite on SQLite"
+            env -u RESGUARDO_TEST_DATABASE_URL .venv/bin/pytest -q ${PYTEST_ARGS:-} || status=1 ;;
+        postgresql)
+            ensure_postgres
+            echo "== test suite on PostgreSQL"
+            RESGUARDO_TEST_DATABASE_URL=$pg_url .venv/bin/pytest -q ${PYTEST_ARGS:-} || status=1 ;;
+        *) echo "test: unknown database '$db'" >&2; exit 2 ;;
+    esac
+done
+exit $status

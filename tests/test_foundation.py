@@ -1,0 +1,183 @@
+"""The foundation: typed configuration, migrations, the layering and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from spaces.settings import ConfigError, Settings, example_toml, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_lists_every_key_with_its_default_and_loads():
+    text = (ROOT / "config" / "resguardo.example.toml").read_text(encoding="utf-8")
+    assert text == example_toml(), "regenerate with: resguardo config example"
+    # Uncommenting every key gives exactly the defaults.
+    import re
+
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^# ([a-z_]+ = .*?)(  # .*)?$", line)
+        if m:
+            out.append(m.group(1))
+        elif line.startswith("# [tiers"):
+            out.append(line[2:])
+        elif not line.startswith("#"):
+            out.append(line)
+    uncommented = "\n".join(out)
+    import tomllib
+
+    data = tomllib.loads(uncommented)
+    from spaces.settings import iter_schema
+
+    for key, default, help_text in iter_schema():
+        node = data
+        for part in key.split("."):
+            node = node[part]
+        assert node == default, key
+        assert help_text, f"{key} has no help line"
+    assert set(data["tiers"]) == set(Settings().tiers)
+
+
+def test_example_config_is_accepted_by_the_loader(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text((ROOT / "config" / "resguardo.example.toml").read_text(), encoding="utf-8")
+    s = load_settings(p)
+    assert s.server.port == 8080 and s.source == str(p)
+
+
+def test_unknown_key_is_an_error_that_names_the_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[server]\nprot = 8080\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p)
+    assert str(p) in str(exc.value) and "prot" in str(exc.value)
+
+
+def test_wrong_type_is_an_error_that_names_the_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[server]\nport = "ochenta"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=str(p)):
+        load_settings(p)
+
+
+def test_config_tiers_override_and_extend_the_catalogue(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[tiers.4G]\nquota = "5G"\nmax_users = 12\n[tiers.X]\nquota = "1M"\n')
+    s = load_settings(p)
+    assert s.tiers["4G"].quota == "5G" and s.tiers["4G"].max_users == 12
+    assert s.tiers["X"].quota == "1M" and "80G" in s.tiers
+
+
+def test_config_file_from_environment_variable(tmp_path, monkeypatch):
+    p = tmp_path / "c.toml"
+    p.write_text('data_dir = "/srv/x"\n')
+    monkeypatch.setenv("RESGUARDO_CONFIG", str(p))
+    assert load_settings().data_dir == "/srv/x"
+
+
+def test_migrated_database_matches_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from spaces.db import migrate
+    from spaces.models import Base
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrate(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path):
+    from sqlalchemy import inspect
+
+    from alembic import command
+
+    from spaces.db import alembic_config, migrate
+
+    url = f"sqlite:///{tmp_path / 'db.db'}"
+    migrate(url)
+    migrate(url)
+    command.downgrade(alembic_config(url), "base")
+    engine = create_engine(url)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+    migrate(url)
+    engine = create_engine(url)
+    assert {"spaces", "members", "dav_properties", "dav_locks"} <= set(
+        inspect(engine).get_table_names())
+    engine.dispose()
+
+
+@pytest.mark.parametrize("module,forbidden", [
+    ("davserver.app", "flask"),
+    ("spaces.storage", "flask"),
+    ("spaces.service", "wsgidav"),
+    ("spaces.quota", "wsgidav"),
+    ("spaces.statusfile", "wsgidav"),
+])
+def test_dependencies_point_one_way(module, forbidden):
+    code = f"import sys, {module}; print({forbidden!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.strip()
+    assert out == "False", f"{module} pulled in {forbidden}"
+
+
+def test_nothing_imports_the_composition_root():
+    for pkg in ("spaces", "davserver", "portal"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            assert "resguardo" not in {
+                line.split()[1].split(".")[0] for line in f.read_text().splitlines()
+                if line.startswith(("import ", "from "))
+            }, f
+
+
+def _cli(tmp_path, *args, input=None):
+    cfg = tmp_path / "c.toml"
+    if not cfg.exists():
+        cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    return subprocess.run([sys.executable, "-m", "resguardo", "--config", str(cfg), *args],
+                          capture_output=True, text=True, cwd=ROOT, input=input, timeout=120)
+
+
+def test_cli_errors_are_one_line_and_exit_non_zero(tmp_path):
+    for args in (("space", "show", "nadie"), ("space", "create", "x y", "--tier", "4G"),
+                 ("space", "create", "okname", "--tier", "7G")):
+        p = _cli(tmp_path, *args)
+        assert p.returncode != 0
+        assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("nope = 1\n")
+    p = subprocess.run([sys.executable, "-m", "resguardo", "--config", str(bad), "space", "list"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and str(bad) in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_cli_space_show_json_reports_the_space(tmp_path):
+    import json
+
+    assert _cli(tmp_path, "space", "create", "ABC010101AB1", "--tier", "4G").returncode == 0
+    assert _cli(tmp_path, "user", "add", "abc010101ab1", "luis", "--password-stdin",
+                input="contrasena-1\n").returncode == 0
+    d = json.loads(_cli(tmp_path, "space", "show", "abc010101ab1", "--json").stdout)
+    assert d["tier"] == "4G" and d["quota_bytes"] == 4 * 2**30
+    assert d["used_bytes"] == 0 and d["used_files"] == 0
+    assert d["max_users"] == 10 and d["users"] == 1 and d["status"] == "active"
+    assert "abc010101ab1" in _cli(tmp_path, "space", "list").stdout
+    p = _cli(tmp_path, "space", "create", "abc010101ab1", "--tier", "1G")
+    assert p.returncode == 1 and "Ya existe" in p.stderr
+
+
+def test_short_password_is_refused(tmp_path):
+    _cli(tmp_path, "space", "create", "acme", "--tier", "4G")
+    p = _cli(tmp_path, "user", "add", "acme", "luis", "--password-stdin", input="corta\n")
+    assert p.returncode == 1 and "al menos 8" in p.stderr
