@@ -72,7 +72,9 @@ def make_engine(url: str, busy_timeout_ms: int = 5000) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # A write that waits for a lock longer than SQLite would is refused (fail closed).
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                         connect_args={"options": f"-c lock_timeout={int(busy_timeout_ms)}"})
 
 
 def alembic_config(url: str) -> Any:

@@ -61,9 +61,14 @@ class Server:
         self.config = base / "resguardo.toml"
         self._pg_name = ""
         db_line = ""
+        self.db_url = f"sqlite:///{self.data / 'resguardo.db'}"
         if PG_URL:
-            url, self._pg_name = _pg_create_database()
-            db_line = f'[database]\nurl = "{url}"\n'
+            self.db_url, self._pg_name = _pg_create_database()
+            if "[database]" in extra_config:
+                extra_config = extra_config.replace(
+                    "[database]\n", f'[database]\nurl = "{self.db_url}"\n', 1)
+            else:
+                db_line = f'[database]\nurl = "{self.db_url}"\n'
         self.config.write_text(
             f'data_dir = "{self.data}"\nlog_level = "INFO"\n'
             f"{extra_config}\n"
