@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -88,3 +89,64 @@ class DavLock(Base):
     depth: Mapped[str] = mapped_column(String(16), nullable=False)
     timeout: Mapped[float] = mapped_column(Float, nullable=False)
     expire: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class CfdiDocument(Base):
+    """An XML file examined by the CFDI indexer (derived data: ``resguardo cfdi
+    reindex`` rebuilds it from the files).
+
+    ``category`` is what the indexer concluded: ``index`` (a stamped CFDI or
+    Retenciones, protected until ``protected_until``), ``acuse`` (a SAT
+    cancellation acknowledgement, linked by UUID), ``unstamped``,
+    ``flag-invalid``, ``not-cfdi``, ``reject-malformed``, ``reject-hostile``,
+    ``too-large``. ``duplicate_of`` points at the first document with the same
+    UUID; ``conflict`` is set when that duplicate's bytes differ.
+    """
+
+    __tablename__ = "cfdi_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    category: Mapped[str] = mapped_column(String(24), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    version: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    tipo: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    emisor_rfc: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    emisor_nombre: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    receptor_rfc: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    receptor_nombre: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    fecha: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    fecha_timbrado: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    total: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    monto_pagado: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    moneda: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    protected_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    conflict: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    cancelled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CfdiHold(Base):
+    """A legal hold: documents at ``path`` (a file, a folder prefix, or "/" for the
+    whole space) stay protected past their period until the hold is lifted."""
+
+    __tablename__ = "cfdi_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    placed_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    placed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    lifted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
