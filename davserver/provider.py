@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from sqlalchemy.exc import SQLAlchemyError
 from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
@@ -31,7 +33,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
-from spaces import quota, statusfile
+from spaces import cfdi_index, quota, retention, statusfile
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -132,6 +134,11 @@ def _split(path: str) -> tuple[str, str]:
     return seg, "/" + rest
 
 
+def is_status_file_path(path: str) -> bool:
+    """True for ``/<space>/<status file>`` (a path relative to the drive's mount)."""
+    return _split(path)[1].rstrip("/") == "/" + statusfile.STATUS_FILE_NAME
+
+
 def _etag(e: Entry) -> str:
     return f"{e.inode:x}-{e.mtime_ns:x}-{e.size:x}"
 
@@ -147,8 +154,13 @@ class SpacesProvider(DAVProvider):
     def is_readonly(self) -> bool:
         return False
 
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+    def get_resource_inst(self, path: str | None, environ: dict[str, Any]) -> Any:
         self._count_get_resource_inst += 1
+        if path is None:
+            # WsgiDAV asks for the parent of /dav/ itself (None) on a PUT, MKCOL,
+            # COPY or MOVE aimed at the drive's root: there is none, so it
+            # answers 4xx instead of crashing with 500.
+            return None
         seg, rel = _split(path)
         if not seg:
             return VirtualRoot(path, environ)
@@ -157,7 +169,7 @@ class SpacesProvider(DAVProvider):
             # Reached only with a Destination header or a path naming another
             # space than the one the user logged into: never cross spaces.
             raise HumanDAVError(HTTP_FORBIDDEN, "No tiene acceso a esa ubicación.")
-        if rel.rstrip("/") == "/" + statusfile.STATUS_FILE_NAME:
+        if is_status_file_path(path):
             return StatusFile(path, environ, ctx)
         with mapped:
             p = ctx.files.resolve(rel)
@@ -226,7 +238,7 @@ class _SpaceResource:
         seg, rel = _split(dest_path)
         if seg.lower() != self.ctx.space.name:
             raise HumanDAVError(HTTP_FORBIDDEN, "No se puede copiar ni mover fuera de su espacio.")
-        if rel.rstrip("/") == "/" + statusfile.STATUS_FILE_NAME:
+        if is_status_file_path(dest_path):
             raise HumanDAVError(HTTP_FORBIDDEN, statusfile.READ_ONLY_MESSAGE)
         return rel
 
@@ -253,17 +265,30 @@ class _SpaceResource:
         return True
 
     def move_recursive(self, dest_path: str) -> list[Any]:
+        """MOVE in one rename. Dead properties follow the resource; locks do not
+        (RFC 4918 §9.9.4): the locks rooted at or below the source are removed,
+        or a later file at the old name (Office's save-by-rename puts the new
+        version there) would stay locked by a token nobody holds."""
         dest_rel = self._dest_rel(dest_path)
         with mapped:
             self.ctx.files.move(self.rel, dest_rel)
         self._move_props(dest_path, with_children=True)
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
         return []
 
-    def delete(self) -> None:
+    def delete(self) -> list[tuple[str, DAVError]]:
+        """Delete through the space's one delete path. Protected CFDI inside a
+        folder stay; each is reported as 403 in the multistatus WsgiDAV builds
+        from the returned list."""
         with mapped:
-            self.ctx.files.delete(self.rel)
-        self.remove_all_properties(recursive=True)  # type: ignore[attr-defined]
-        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+            result = self.ctx.files.delete(self.rel)
+        if not result.kept:
+            self.remove_all_properties(recursive=True)  # type: ignore[attr-defined]
+            self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+            return []
+        base = self.provider.share_path + "/" + _split(self.path)[0]
+        return [(quote(base + pr.path), HumanDAVError(HTTP_FORBIDDEN, pr.message()))
+                for pr in result.kept]
 
     def _dest_ref(self, dest_path: str) -> str | None:
         dest = self.provider.get_resource_inst(dest_path, self.environ)
@@ -299,6 +324,15 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
         self.entry = entry
         self.name = fs_path.name
         self._upload: Upload | None = None
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        """A protected CFDI's properties are part of the evidence: only the Win32
+        timestamps and attributes Windows sets on every copy are accepted."""
+        if not name.startswith("{urn:schemas-microsoft-com:}"):
+            with mapped:
+                retention.check_writable(self.ctx.files.db, self.ctx.space.id,
+                                         self.ctx.files.index_path(self.fs_path))
+        return super().set_property_value(name, value, dry_run=dry_run)
 
     def get_content_length(self) -> int:
         return self.entry.size if self.entry else 0
@@ -463,10 +497,10 @@ class SpaceFolder(_SpaceResource, DAVCollection):
     def support_recursive_delete(self) -> bool:
         return True
 
-    def delete(self) -> None:
+    def delete(self) -> list[tuple[str, DAVError]]:
         if self.is_space_root:
             raise HumanDAVError(HTTP_FORBIDDEN, "No se puede borrar la raíz del espacio.")
-        super().delete()
+        return super().delete()
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         dest_rel = self._dest_rel(dest_path)
@@ -493,7 +527,12 @@ class StatusFile(DAVNonCollection):
 
     def _content(self) -> bytes:
         if self._body is None:
-            self._body = statusfile.render(self.ctx.space, _usage(self.environ)).encode("utf-8")
+            try:
+                custody = cfdi_index.custody_count(self.ctx.files.db, self.ctx.space.id)
+            except SQLAlchemyError:
+                custody = None
+            self._body = statusfile.render(self.ctx.space, _usage(self.environ),
+                                           cfdi_count=custody).encode("utf-8")
         return self._body
 
     def get_content_length(self) -> int:

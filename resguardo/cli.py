@@ -60,6 +60,31 @@ def _parser() -> argparse.ArgumentParser:
     ul = up.add_parser("list", help="lista los usuarios de un espacio")
     ul.add_argument("space")
 
+    cf = sub.add_parser("cfdi", help="índice de CFDI").add_subparsers(dest="action",
+                                                                        required=True)
+    cl = cf.add_parser("list", help="busca CFDI en el índice de un espacio")
+    cl.add_argument("space")
+    cl.add_argument("--uuid")
+    cl.add_argument("--rfc", help="RFC emisor o receptor")
+    cl.add_argument("--all", action="store_true", help="incluye XML que no son CFDI timbrados")
+    cl.add_argument("--json", action="store_true")
+    cr = cf.add_parser("reindex", help="reconstruye el índice a partir de los archivos")
+    cr.add_argument("space")
+
+    rp = sub.add_parser("retention", help="resguardo de CFDI").add_subparsers(
+        dest="action", required=True)
+    sw = rp.add_parser("sweep", help="libera los CFDI cuyo periodo terminó")
+    sw.add_argument("--now", help="fecha de referencia AAAA-MM-DD (por omisión, hoy)")
+    hp = rp.add_parser("hold", help="retención legal sobre un documento, carpeta o espacio")
+    hp.add_argument("space")
+    hp.add_argument("path", help="ruta dentro del espacio ('/' para todo el espacio)")
+    hp.add_argument("--reason", default="")
+    hp.add_argument("--by", default="operador")
+    lp = rp.add_parser("lift", help="levanta la retención legal de una ruta")
+    lp.add_argument("space")
+    lp.add_argument("path")
+    lp.add_argument("--by", default="operador")
+
     qp = sub.add_parser("quota", help="cuota").add_subparsers(dest="action", required=True)
     rc = qp.add_parser("recount", help="recuenta los archivos y corrige los contadores")
     rc.add_argument("space", nargs="?")
@@ -80,6 +105,18 @@ def _space_dict(settings: Settings, info: service.SpaceInfo, users: int) -> dict
         "paid_until": info.paid_until.isoformat() if info.paid_until else None,
         "drive_url": f"{settings.base_url()}/dav/{info.name}/",
     }
+
+
+def _doc_dict(d: object) -> dict[str, object]:
+    keys = ("uuid", "category", "reason", "version", "tipo", "emisor_rfc", "emisor_nombre",
+            "receptor_rfc", "receptor_nombre", "fecha", "fecha_timbrado", "total",
+            "monto_pagado", "moneda", "path", "size", "sha256", "ingested_at",
+            "protected_until", "duplicate_of", "conflict", "cancelled", "released_at")
+    out: dict[str, object] = {}
+    for k in keys:
+        v = getattr(d, k)
+        out[k] = v.isoformat(timespec="seconds") if hasattr(v, "isoformat") else v
+    return out
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -157,6 +194,47 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             for m in service.list_members(db, args.space):
                 print(f"{m.username}\t{m.role}")
             return 0
+    if args.command == "cfdi":
+        from spaces import cfdi_index
+
+        info = service.get_space(db, args.space)
+        if args.action == "reindex":
+            root = storage.space_dir(settings, info.name) / "files"
+            with storage.space_lock(info.id):
+                n = cfdi_index.reindex(settings, db, info.id, root)
+            print(f"{info.name}: {n} archivos XML examinados; "
+                  f"{cfdi_index.custody_count(db, info.id)} CFDI en resguardo.")
+            return 0
+        docs = cfdi_index.search(db, info.id, cfdi_index.Query(
+            uuid=args.uuid, rfc=args.rfc, include_other=args.all))
+        rows = [_doc_dict(d) for d in docs]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+        else:
+            for r in rows:
+                print("\t".join(str(r[k] or "") for k in (
+                    "uuid", "tipo", "fecha", "emisor_rfc", "receptor_rfc", "total", "path",
+                    "protected_until")))
+        return 0
+    if args.command == "retention":
+        from spaces import retention
+
+        if args.action == "hold":
+            retention.place_hold(db, args.space, args.path, args.by, args.reason)
+            print(f"Retención legal sobre {args.space}:{args.path}.")
+            return 0
+        if args.action == "lift":
+            n = retention.lift_hold(db, args.space, args.path, args.by)
+            print(f"Retenciones levantadas: {n}.")
+            return 0
+        from datetime import datetime
+
+        now = datetime.fromisoformat(args.now) if args.now else None
+        actions = retention.sweep(settings, db, now=now)
+        for a in actions:
+            print(f"{a.space}\t{a.action}\t{a.uuid or ''}\t{a.path}")
+        print(f"{len(actions)} acciones.")
+        return 0
     if args.command == "quota" and args.action == "recount":
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
         for info in spaces:

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from spaces import plans, storage
+from spaces import plans, retention, storage
 from spaces.db import Database
 from spaces.errors import AlreadyExists, InvalidName, NotFound, UserLimitReached
 from spaces.models import Member, Space
@@ -121,7 +121,10 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str) -> Space
             raise NotFound(f"No existe el espacio '{name}'.")
         space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
         s.flush()
-        return SpaceInfo.of(space)
+        info = SpaceInfo.of(space)
+    # CFDI already stored get the new tier's period if it is longer; never shorter.
+    retention.extend_for_tier(settings, db, info.id, t.name)
+    return info
 
 
 def set_status(db: Database, name: str, status: str) -> SpaceInfo:

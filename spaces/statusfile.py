@@ -25,7 +25,8 @@ _STATUS_ES = {
 }
 
 
-def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None) -> str:
+def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
+           cfdi_count: int | None = None) -> str:
     """The file's text (Spanish, Windows line endings so Notepad shows it well)."""
     now = now or datetime.now(UTC)
     lines = [
@@ -48,6 +49,8 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None) -
         ]
         if usage.used_bytes > usage.quota_bytes:
             lines.append("ATENCIÓN: el espacio está lleno; puede leer y borrar, pero no guardar.")
+    if cfdi_count is not None:
+        lines.append(f"CFDI en resguardo: {cfdi_count}")
     paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"
     lines.append(f"Pagado hasta: {paid}")
     lines += ["", "1 GB = 1024 MB = 1 073 741 824 bytes, como los muestra Windows."]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from spaces import quota
+from spaces import cfdi, cfdi_index, quota, retention
 from spaces.db import Database
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, QuotaExceeded
 from spaces.settings import Settings
@@ -116,6 +116,14 @@ class IncompleteUpload(InvalidName):
 
 
 @dataclass(frozen=True)
+class DeleteResult:
+    freed_bytes: int
+    freed_files: int
+    #: Protected CFDI that stayed (and the folders leading to them).
+    kept: list[retention.Protection]
+
+
+@dataclass(frozen=True)
 class Entry:
     """What is at a path of the space (never a symlink)."""
 
@@ -139,6 +147,8 @@ class SpaceFiles:
         base = space_dir(settings, space_name)
         self.root = base / "files"
         self.tmp = base / "tmp"
+        #: Examine XML files for CFDI when they are stored.
+        self.index_cfdi = True
         self._real_root = os.path.realpath(self.root)
 
     # -- paths ------------------------------------------------------------------
@@ -213,6 +223,7 @@ class SpaceFiles:
         if target == self.root:
             raise Forbidden("No se puede escribir sobre la raíz del espacio.")
         check_new_name(target.name)
+        retention.check_writable(self.db, self.space_id, self.index_path(target))
         return Upload(self, target, declared, exact=exact)
 
     def create_empty(self, rel: str) -> None:
@@ -249,29 +260,54 @@ class SpaceFiles:
                     raise DiskFull(self.space_name) from exc
                 raise
 
-    def delete(self, rel: str) -> tuple[int, int]:
-        """Delete the file or folder (recursively) at ``rel``; returns what was freed.
+    def delete(self, rel: str) -> DeleteResult:
+        """Delete the file or folder (recursively) at ``rel``.
 
-        The one path every delete takes (drive, portal, sweeps). Whatever was
-        removed before an error is still credited, then the error is raised.
+        The one path every delete takes (drive, portal, sweeps). A protected
+        CFDI is never deleted: deleting it alone is refused (Forbidden, with
+        the date), and a folder that holds protected CFDI loses everything
+        else while the protected files and the folders leading to them stay
+        (listed in the result's ``kept``). Whatever was removed before an error
+        is still credited, then the error is raised.
         """
         p = self.resolve(rel)
         if p == self.root:
             raise Forbidden("No se puede borrar la raíz del espacio.")
         freed_bytes = freed_files = 0
+        kept: list[retention.Protection] = []
         with space_lock(self.space_id):
             e = self.entry(p)
             if e is None:
                 raise NotFound("No existe.")
+            index_rel = self.index_path(p)
+            protections = retention.protected_under(self.db, self.space_id, index_rel)
+            if not e.is_dir and protections:
+                log.info("retention refused delete: space=%s path=%s", self.space_name,
+                         index_rel)
+                raise Forbidden(protections[0].message())
+            keep_files = {os.path.join(str(self.root), pr.path.lstrip("/")) for pr in protections}
+            keep_dirs: set[str] = set()
+            for kf in keep_files:
+                d = os.path.dirname(kf)
+                while len(d) >= len(str(p)):
+                    keep_dirs.add(d)
+                    d = os.path.dirname(d)
             try:
                 if not e.is_dir:
                     os.unlink(p)
                     freed_bytes, freed_files = e.size, 1
                 else:
                     for dirpath, dirnames, filenames in os.walk(p, topdown=False):
-                        for name in filenames + [d for d in dirnames
-                                                 if os.path.islink(os.path.join(dirpath, d))]:
+                        # Symlinks to folders are listed as dirnames (never walked):
+                        # decide which ones they are before unlinking them, since
+                        # once gone islink() is False and rmdir() would fail (500,
+                        # folder half deleted).
+                        links = {d for d in dirnames
+                                 if os.path.islink(os.path.join(dirpath, d))}
+                        for name in filenames + sorted(links):
                             fp = os.path.join(dirpath, name)
+                            if fp in keep_files:
+                                continue
                             st = os.lstat(fp)
                             os.unlink(fp)
                             if stat.S_ISREG(st.st_mode):
@@ -279,16 +315,27 @@ class SpaceFiles:
                                 freed_files += 1
                         for name in dirnames:
                             dp = os.path.join(dirpath, name)
-                            if not os.path.islink(dp):
+                            if name not in links and dp not in keep_dirs:
                                 os.rmdir(dp)
                                 freed_files += 1
-                    os.rmdir(p)
-                    freed_files += 1
+                    if str(p) not in keep_dirs:
+                        os.rmdir(p)
+                        freed_files += 1
+                    kept = protections
             finally:
                 quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
-        log.info("deleted: space=%s path=%s freed=%d bytes %d files",
-                 self.space_name, rel, freed_bytes, freed_files)
-        return freed_bytes, freed_files
+                if e.is_dir:
+                    cfdi_index.forget_tree(self.db, self.space_id, index_rel,
+                                           {pr.path for pr in protections})
+                else:
+                    cfdi_index.forget(self.db, self.space_id, [index_rel])
+        log.info("deleted: space=%s path=%s freed=%d bytes %d files kept=%d",
+                 self.space_name, rel, freed_bytes, freed_files, len(kept))
+        return DeleteResult(freed_bytes, freed_files, kept)
+
+    def index_path(self, p: Path) -> str:
+        """The path of ``p`` as the CFDI index knows it: '/a/b.xml' (NFC)."""
+        return "/" + str(p.relative_to(self.root)) if p != self.root else "/"
 
     def move(self, src_rel: str, dst_rel: str) -> None:
         """Rename inside the space. The destination must not exist (the caller
@@ -300,6 +347,7 @@ class SpaceFiles:
             if self.entry(dst) is not None:
                 raise AlreadyExists("El destino ya existe.")
             os.rename(src, dst)
+            retention.moved(self.db, self.space_id, self.index_path(src), self.index_path(dst))
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
         """Copy one file, replacing the destination file if any (quota-checked,
@@ -345,6 +393,7 @@ class Upload:
         self.expected = declared if exact else None
         self.written = 0
         self.reserved = 0
+        self.head = b""
         self._done = False
         existing = files.entry(target)
         if existing is not None and existing.is_dir:
@@ -383,6 +432,8 @@ class Upload:
             except QuotaExceeded:
                 quota.reserve(f.db, f.space_id, f.space_name, need)
                 self.reserved += need
+        if len(self.head) < cfdi_index.SNIFF_BYTES:
+            self.head += data[: cfdi_index.SNIFF_BYTES - len(self.head)]
         try:
             self._fh.write(data)
         except OSError as exc:
@@ -433,6 +484,8 @@ class Upload:
                     raise Forbidden("Ya existe una carpeta con ese nombre.")
                 old_now = existing.size if existing else 0
                 new_file = existing is None
+                if existing is not None:  # it may have become a protected CFDI meanwhile
+                    retention.check_writable(f.db, f.space_id, f.index_path(self.target))
                 extra = (self.written - old_now) - self.reserved
                 if extra > 0:
                     quota.reserve(f.db, f.space_id, f.space_name, extra, int(new_file))
@@ -445,6 +498,7 @@ class Upload:
                 except OSError:
                     quota.apply(f.db, f.space_id, -accounted, -int(new_file))
                     raise
+                self._index(new_file)
         except BaseException:
             self.abort()
             raise
@@ -452,6 +506,16 @@ class Upload:
         log.info("stored: space=%s path=%s bytes=%d replaced=%d",
                  f.space_name, self.target.relative_to(f.root), self.written, old_now)
         return new_file
+
+    def _index(self, new_file: bool) -> None:
+        """Examine what was just stored (under the space lock, so a protection
+        is recorded before anyone can delete the file)."""
+        f = self.files
+        rel = f.index_path(self.target)
+        if f.index_cfdi and cfdi.worth_examining(self.target.name, self.head):
+            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target)
+        elif not new_file:
+            cfdi_index.forget(f.db, f.space_id, [rel])
 
     def abort(self) -> None:
         """Drop the temporary file and release the reservation; the target is untouched."""

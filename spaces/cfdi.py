@@ -1,0 +1,267 @@
+"""Recognise CFDI in the bytes of a file, safely.
+
+:func:`classify` reads untrusted bytes and says what they are — a stamped CFDI
+3.2/3.3/4.0 or Retenciones 1.0/2.0 (``index``), a SAT cancellation acuse
+(``acuse``), a comprobante without a valid stamp (``unstamped``), a CFDI with
+inconsistent fields (``flag-invalid``), something else (``not-cfdi``,
+``archive``), or a file that must not be parsed (``reject-malformed``,
+``reject-hostile``, ``too-large``). Documents are matched on namespace URIs,
+never on prefixes or file names.
+
+Parsing rules: the size is capped before parsing; any DOCTYPE or entity
+declaration is refused (a CFDI never has one), so no entity is expanded and
+nothing is fetched (no DTD, no schemaLocation, no XInclude); no recover mode;
+fields are read with ``find`` from the root, never by recursing over a tree
+that may be 100,000 levels deep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from spaces.rfc import is_valid_rfc
+
+#: Largest file the indexer parses; a bigger one is stored but not indexed.
+MAX_INDEX_BYTES = 8 * 2**20
+
+NS_CFDI3 = "http://www.sat.gob.mx/cfd/3"
+NS_CFDI4 = "http://www.sat.gob.mx/cfd/4"
+NS_TFD = "http://www.sat.gob.mx/TimbreFiscalDigital"
+NS_PAGOS10 = "http://www.sat.gob.mx/Pagos"
+NS_PAGOS20 = "http://www.sat.gob.mx/Pagos20"
+NS_RET1 = "http://www.sat.gob.mx/esquemas/retencionpago/1"
+NS_RET2 = "http://www.sat.gob.mx/esquemas/retencionpago/2"
+NS_CANCEL = "http://cancelacfd.sat.gob.mx"
+
+_CFDI_VERSION = {NS_CFDI3: "3.3", NS_CFDI4: "4.0"}
+_RET_VERSION = {NS_RET1: "1.0", NS_RET2: "2.0"}
+_TIPO_32 = {"ingreso": "I", "egreso": "E", "traslado": "T"}
+
+_UUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+_FECHA_RE = re.compile(
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+)
+_IMPORTE_RE = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,6})?$")
+
+INDEXED = "index"
+ACUSE = "acuse"
+
+
+@dataclass
+class Finding:
+    """What the indexer concluded about one file."""
+
+    category: str
+    reason: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+    size: int = 0
+
+    @property
+    def uuid(self) -> str | None:
+        value = self.fields.get("uuid")
+        return str(value) if value else None
+
+
+class _Rejected(Exception):
+    def __init__(self, category: str, reason: str) -> None:
+        super().__init__(reason)
+        self.category, self.reason = category, reason
+
+
+def looks_like_xml(head: bytes) -> bool:
+    """Cheap sniff on the first bytes of a file: worth examining as XML?"""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+
+
+def worth_examining(name: str, head: bytes) -> bool:
+    """Should the indexer look at this file? XML content (whatever its name), a
+    ZIP (to say it is an archive, never unpacked) or a name ending in .xml
+    (so a damaged or disguised "XML" is reported as such). Names only decide
+    what is looked at, never what it is."""
+    return (looks_like_xml(head) or head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
+            or name.lower().endswith(".xml"))
+
+
+def _sniff(data: bytes) -> str:
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    return "xml" if looks_like_xml(data[:64]) else "other"
+
+
+def _parse(data: bytes) -> Element:
+    try:
+        return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise _Rejected("reject-hostile", f"DTD o entidades no permitidas: {exc}") from None
+    except (ParseError, ValueError, UnicodeError) as exc:
+        raise _Rejected("reject-malformed", f"XML mal formado: {exc}") from None
+
+
+def _split(tag: str) -> tuple[str | None, str]:
+    if tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return None, tag
+
+
+def _stamps(root: Element, ns: str) -> list[Element]:
+    return [t for c in root.findall(f"{{{ns}}}Complemento")
+            for t in c.findall(f"{{{NS_TFD}}}TimbreFiscalDigital")]
+
+
+def _one_stamp(root: Element, ns: str) -> Element:
+    stamps = _stamps(root, ns)
+    if len(stamps) != 1:
+        raise _Rejected("unstamped", f"{len(stamps)} TimbreFiscalDigital en Complemento (se requiere 1)")
+    return stamps[0]
+
+
+def _paid_amount(root: Element, ns: str) -> str | None:
+    """Total paid by a pago (Pagos 2.0 Totales, else the sum of Pagos 1.0 Monto)."""
+    for comp in root.findall(f"{{{ns}}}Complemento"):
+        p20 = comp.find(f"{{{NS_PAGOS20}}}Pagos")
+        if p20 is not None:
+            tot = p20.find(f"{{{NS_PAGOS20}}}Totales")
+            if tot is not None and tot.get("MontoTotalPagos"):
+                return tot.get("MontoTotalPagos")
+        p10 = comp.find(f"{{{NS_PAGOS10}}}Pagos")
+        if p10 is not None:
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                total = sum((Decimal(p.get("Monto") or "0")
+                             for p in p10.findall(f"{{{NS_PAGOS10}}}Pago")), Decimal("0"))
+            except InvalidOperation:
+                return None
+            return f"{total:.2f}"
+    return None
+
+
+def _fields(root: Element) -> tuple[str, dict[str, Any]]:
+    ns, local = _split(root.tag)
+    if ns == NS_CFDI3 and local == "Comprobante" and root.get("Version") is None \
+            and root.get("version") == "3.2":
+        em, rc = root.find(f"{{{ns}}}Emisor"), root.find(f"{{{ns}}}Receptor")
+        t = _one_stamp(root, ns)
+        rec = {
+            "version": "3.2", "tipo": _TIPO_32.get(root.get("tipoDeComprobante") or ""),
+            "uuid": t.get("UUID"), "fecha": root.get("fecha"),
+            "fecha_timbrado": t.get("FechaTimbrado"),
+            "emisor_rfc": em.get("rfc") if em is not None else None,
+            "emisor_nombre": em.get("nombre") if em is not None else None,
+            "receptor_rfc": rc.get("rfc") if rc is not None else None,
+            "receptor_nombre": rc.get("nombre") if rc is not None else None,
+            "total": root.get("total"), "moneda": root.get("Moneda"), "monto_pagado": None,
+            "pac_rfc": t.get("RfcProvCertif"),
+        }
+    elif ns in _CFDI_VERSION and local == "Comprobante":
+        version = root.get("Version")
+        if version != _CFDI_VERSION[ns]:
+            raise _Rejected("flag-invalid", f"Version={version!r} no corresponde al espacio de "
+                                            f"nombres {ns}")
+        em, rc = root.find(f"{{{ns}}}Emisor"), root.find(f"{{{ns}}}Receptor")
+        t = _one_stamp(root, ns)
+        tipo = root.get("TipoDeComprobante")
+        rec = {
+            "version": version, "tipo": tipo, "uuid": t.get("UUID"), "fecha": root.get("Fecha"),
+            "fecha_timbrado": t.get("FechaTimbrado"),
+            "emisor_rfc": em.get("Rfc") if em is not None else None,
+            "emisor_nombre": em.get("Nombre") if em is not None else None,
+            "receptor_rfc": rc.get("Rfc") if rc is not None else None,
+            "receptor_nombre": rc.get("Nombre") if rc is not None else None,
+            "total": root.get("Total"), "moneda": root.get("Moneda"),
+            "monto_pagado": _paid_amount(root, ns) if tipo == "P" else None,
+            "pac_rfc": t.get("RfcProvCertif"),
+        }
+    elif ns in _RET_VERSION and local == "Retenciones":
+        v2 = ns == NS_RET2
+        em = root.find(f"{{{ns}}}Emisor")
+        nac = root.find(f"{{{ns}}}Receptor/{{{ns}}}Nacional")
+        ext = root.find(f"{{{ns}}}Receptor/{{{ns}}}Extranjero")
+        tot = root.find(f"{{{ns}}}Totales")
+        t = _one_stamp(root, ns)
+        receptor = nac if nac is not None else ext
+        rec = {
+            "version": root.get("Version") or _RET_VERSION[ns], "tipo": "RET",
+            "uuid": t.get("UUID"), "fecha": root.get("FechaExp"),
+            "fecha_timbrado": t.get("FechaTimbrado"),
+            "emisor_rfc": em.get("RfcE" if v2 else "RFCEmisor") if em is not None else None,
+            "emisor_nombre": em.get("NomDenRazSocE") if em is not None else None,
+            "receptor_rfc": (nac.get("RfcR" if v2 else "RFCRecep") if nac is not None
+                             else ("XEXX010101000" if ext is not None else None)),
+            "receptor_nombre": receptor.get("NomDenRazSocR") if receptor is not None else None,
+            "total": (tot.get("MontoTotOperacion" if v2 else "montoTotOperacion")
+                      if tot is not None else None),
+            "moneda": "MXN", "monto_pagado": None, "pac_rfc": t.get("RfcProvCertif"),
+        }
+    elif ns is None and local == "Acuse":
+        folios = root.find(f"{{{NS_CANCEL}}}Folios")
+        if folios is None:
+            raise _Rejected("not-cfdi", "Acuse sin Folios del SAT")
+        uuid = (folios.findtext(f"{{{NS_CANCEL}}}UUID") or "").strip().upper()
+        if not _UUID_RE.match(uuid):
+            raise _Rejected("flag-invalid", "Acuse con UUID no válido")
+        return ACUSE, {
+            "uuid": uuid, "emisor_rfc": root.get("RfcEmisor"),
+            "fecha": (root.get("Fecha") or "")[:19],
+            "estatus": (folios.findtext(f"{{{NS_CANCEL}}}EstatusUUID") or "").strip(),
+        }
+    else:
+        raise _Rejected("not-cfdi", f"el elemento raíz {root.tag!r} no es un CFDI")
+
+    problems = []
+    if not _UUID_RE.match(rec["uuid"] or ""):
+        problems.append("UUID")
+    for key in ("emisor_rfc", "receptor_rfc"):
+        if not is_valid_rfc(rec[key] or ""):
+            problems.append(key)
+    if rec["pac_rfc"] is not None or rec["version"] not in ("3.2", "1.0"):
+        if not is_valid_rfc(rec["pac_rfc"] or ""):
+            problems.append("rfc_prov_certif")
+    if not _FECHA_RE.match(rec["fecha"] or ""):
+        problems.append("fecha")
+    if not _IMPORTE_RE.match(rec["total"] or ""):
+        problems.append("total")
+    if problems:
+        raise _Rejected("flag-invalid", "campos no válidos: " + ", ".join(problems))
+    rec["uuid"] = rec["uuid"].upper()
+    rec["fecha"] = rec["fecha"][:19]
+    del rec["pac_rfc"]
+    return INDEXED, rec
+
+
+def classify(data: bytes, max_bytes: int = MAX_INDEX_BYTES) -> Finding:
+    """Examine the bytes of one file. Never raises for any input."""
+    digest = hashlib.sha256(data).hexdigest()
+    size = len(data)
+    kind = _sniff(data)
+    if kind == "pdf":
+        return Finding("not-cfdi", "contenido PDF", sha256=digest, size=size)
+    if kind == "zip":
+        return Finding("archive", "contenido ZIP (no se desempaca)", sha256=digest, size=size)
+    if kind != "xml":
+        if not data.strip():
+            return Finding("reject-malformed", "archivo vacío", sha256=digest, size=size)
+        return Finding("not-cfdi", "no es XML", sha256=digest, size=size)
+    if size > max_bytes:
+        return Finding("too-large", f"{size} bytes, más que el límite de {max_bytes}",
+                       sha256=digest, size=size)
+    try:
+        category, fields = _fields(_parse(data))
+    except _Rejected as r:
+        return Finding(r.category, r.reason, sha256=digest, size=size)
+    except RecursionError:  # pragma: no cover - find() does not recurse; belt and braces
+        return Finding("reject-malformed", "anidamiento excesivo", sha256=digest, size=size)
+    return Finding(category, "", fields, sha256=digest, size=size)

@@ -1,0 +1,237 @@
+"""The CFDI index of each space: what :mod:`spaces.cfdi` found in the files.
+
+Derived data — ``reindex`` rebuilds it from the files, keeping the ingest time
+(and so the promised protection date) of documents it already knew. Writes
+happen under the space's write lock, in the same step that stores, moves or
+deletes the file, so the index never lags behind a protection decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+
+from spaces import cfdi, retention
+from spaces.db import Database
+from spaces.models import CfdiDocument, Space
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Bytes of a file's start used to decide whether to examine it.
+SNIFF_BYTES = 64
+
+#: Fields that make two documents with one UUID the same fiscal document.
+_IDENTITY = ("version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "fecha_timbrado",
+             "total", "moneda")
+
+
+def _like_prefix(path: str) -> str:
+    base = path.rstrip("/") + "/"
+    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _years(settings: Settings, db: Database, space_id: int) -> int:
+    with db.engine.connect() as c:
+        tier = c.scalar(select(Space.tier).where(Space.id == space_id))
+    return retention.years_for(settings, str(tier))
+
+
+def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: Path,
+           *, now: datetime | None = None, keep_ingest: dict[str, Any] | None = None
+           ) -> cfdi.Finding | None:
+    """Examine the file just stored at ``rel`` and record what it is.
+
+    Returns the finding (None if the file is not XML at all). A stamped CFDI
+    gets ``protected_until`` = ingest + the tier's years; the same UUID already
+    in the space is recorded as a duplicate (flagged as a conflict if the bytes
+    differ) and is not a second protected document; an acuse marks its CFDI
+    cancelled and shares its protection.
+    """
+    rel = "/" + rel.strip("/")
+    try:
+        with open(fs_path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+            if not cfdi.worth_examining(fs_path.name, head):
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            if size > cfdi.MAX_INDEX_BYTES:
+                import hashlib
+
+                fh.seek(0)
+                digest = hashlib.sha256()
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+                big = cfdi.classify(head, max_bytes=0)  # what the first bytes say
+                category = "too-large" if big.category == "too-large" else big.category
+                finding = cfdi.Finding(category, f"{size} bytes; no se analiza",
+                                       sha256=digest.hexdigest(), size=size)
+            else:
+                fh.seek(0)
+                finding = cfdi.classify(fh.read())
+    except OSError as exc:
+        log.warning("cfdi: could not read %s: %s", rel, exc)
+        return None
+    now = now or retention.now_utc()
+    ingested = now
+    if keep_ingest and keep_ingest.get("sha256") == finding.sha256:
+        ingested = keep_ingest["ingested_at"]
+    years = _years(settings, db, space_id)
+    f = finding.fields
+    with db.session() as s:
+        s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id,
+                                             CfdiDocument.path == rel))
+        doc = CfdiDocument(
+            space_id=space_id, path=rel, category=finding.category,
+            reason=finding.reason[:255] or None, size=finding.size, sha256=finding.sha256,
+            ingested_at=ingested, conflict=False, cancelled=False,
+            uuid=f.get("uuid"), version=f.get("version"), tipo=f.get("tipo"),
+            emisor_rfc=f.get("emisor_rfc"), emisor_nombre=(f.get("emisor_nombre") or None),
+            receptor_rfc=f.get("receptor_rfc"),
+            receptor_nombre=(f.get("receptor_nombre") or None),
+            fecha=f.get("fecha"), fecha_timbrado=f.get("fecha_timbrado"),
+            total=f.get("total"), monto_pagado=f.get("monto_pagado"), moneda=f.get("moneda"),
+        )
+        if finding.category in retention.PROTECTED_CATEGORIES:
+            doc.protected_until = retention.add_years(ingested, years)
+            first = s.scalar(select(CfdiDocument).where(
+                CfdiDocument.space_id == space_id,
+                CfdiDocument.category == finding.category,
+                CfdiDocument.uuid == doc.uuid,
+                CfdiDocument.duplicate_of.is_(None)).order_by(CfdiDocument.id))
+            if first is not None:
+                doc.duplicate_of = first.id
+                # The same document again (byte-identical, or only spelled differently,
+                # like a lower-case UUID) is a plain duplicate; different fiscal
+                # content under the same UUID is a conflict the customer must see.
+                doc.conflict = first.sha256 != finding.sha256 and any(
+                    getattr(first, k) != getattr(doc, k) for k in _IDENTITY)
+                doc.protected_until = None
+                log.info("cfdi duplicate: space=%s uuid=%s path=%s conflict=%s", space_id,
+                         doc.uuid, rel, doc.conflict)
+            if finding.category == cfdi.ACUSE and doc.duplicate_of is None:
+                target = s.scalar(select(CfdiDocument).where(
+                    CfdiDocument.space_id == space_id, CfdiDocument.category == cfdi.INDEXED,
+                    CfdiDocument.uuid == doc.uuid, CfdiDocument.duplicate_of.is_(None)))
+                if target is not None:
+                    target.cancelled = True
+                    if target.protected_until and target.protected_until > doc.protected_until:
+                        doc.protected_until = target.protected_until
+            elif finding.category == cfdi.INDEXED and doc.duplicate_of is None:
+                acuse = s.scalar(select(CfdiDocument).where(
+                    CfdiDocument.space_id == space_id, CfdiDocument.category == cfdi.ACUSE,
+                    CfdiDocument.uuid == doc.uuid, CfdiDocument.duplicate_of.is_(None)))
+                if acuse is not None:
+                    doc.cancelled = True
+        s.add(doc)
+    if finding.category == cfdi.INDEXED:
+        log.info("cfdi indexed: space=%s uuid=%s path=%s", space_id, f.get("uuid"), rel)
+    return finding
+
+
+def forget(db: Database, space_id: int, rels: list[str]) -> None:
+    """Files at ``rels`` were deleted (or replaced by a non-XML file)."""
+    if not rels:
+        return
+    with db.session() as s:
+        for rel in rels:
+            s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id,
+                                                 CfdiDocument.path == "/" + rel.strip("/")))
+
+
+def forget_tree(db: Database, space_id: int, rel: str, keep: set[str]) -> None:
+    """A folder was deleted, except the protected paths in ``keep``."""
+    rel = "/" + rel.strip("/")
+    with db.session() as s:
+        rows = s.scalars(select(CfdiDocument).where(
+            CfdiDocument.space_id == space_id,
+            or_(CfdiDocument.path == rel,
+                CfdiDocument.path.like(_like_prefix(rel), escape="\\"))))
+        for row in rows:
+            if row.path not in keep:
+                s.delete(row)
+
+
+@dataclass(frozen=True)
+class Query:
+    uuid: str | None = None
+    rfc: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    tipo: str | None = None
+    min_total: str | None = None
+    max_total: str | None = None
+    include_other: bool = False
+
+
+def search(db: Database, space_id: int, q: Query) -> list[CfdiDocument]:
+    """Documents of a space matching ``q`` (stamped and acuses by default)."""
+    stmt = select(CfdiDocument).where(CfdiDocument.space_id == space_id)
+    if not q.include_other:
+        stmt = stmt.where(CfdiDocument.category.in_(retention.PROTECTED_CATEGORIES))
+    if q.uuid:
+        stmt = stmt.where(CfdiDocument.uuid == q.uuid.strip().upper())
+    if q.rfc:
+        r = q.rfc.strip().upper()
+        stmt = stmt.where(or_(CfdiDocument.emisor_rfc == r, CfdiDocument.receptor_rfc == r))
+    if q.date_from:
+        stmt = stmt.where(CfdiDocument.fecha >= q.date_from)
+    if q.date_to:
+        stmt = stmt.where(CfdiDocument.fecha <= q.date_to + "T23:59:59")
+    if q.tipo:
+        stmt = stmt.where(CfdiDocument.tipo == q.tipo)
+    with db.session() as s:
+        rows = list(s.scalars(stmt.order_by(CfdiDocument.fecha, CfdiDocument.id)))
+    if q.min_total or q.max_total:
+        from decimal import Decimal, InvalidOperation
+
+        def total(d: CfdiDocument) -> Decimal:
+            try:
+                return Decimal(d.total or "0")
+            except InvalidOperation:
+                return Decimal("0")
+
+        lo = Decimal(q.min_total) if q.min_total else None
+        hi = Decimal(q.max_total) if q.max_total else None
+        rows = [d for d in rows if (lo is None or total(d) >= lo) and (hi is None or total(d) <= hi)]
+    return rows
+
+
+def custody_count(db: Database, space_id: int) -> int:
+    """How many stamped CFDI the space keeps (duplicates not counted)."""
+    with db.engine.connect() as c:
+        return int(c.scalar(select(func.count()).select_from(CfdiDocument).where(
+            CfdiDocument.space_id == space_id, CfdiDocument.category == cfdi.INDEXED,
+            CfdiDocument.duplicate_of.is_(None))) or 0)
+
+
+def reindex(settings: Settings, db: Database, space_id: int, files_root: Path) -> int:
+    """Rebuild a space's index from its files. Documents already known keep
+    their ingest time (and so their protection date). Returns files examined."""
+    with db.session() as s:
+        known = {d.path: {"sha256": d.sha256, "ingested_at": d.ingested_at}
+                 for d in s.scalars(select(CfdiDocument).where(
+                     CfdiDocument.space_id == space_id))}
+        s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id))
+    paths = []
+    for dirpath, _dirnames, filenames in os.walk(files_root):
+        for name in filenames:
+            fp = Path(dirpath) / name
+            if not fp.is_symlink() and fp.is_file():
+                paths.append(("/" + str(fp.relative_to(files_root)), fp))
+    # Documents known before keep their order, so an original stays the
+    # original (and protected) and its copies stay duplicates.
+    far_future = datetime.max
+    paths.sort(key=lambda item: (known.get(item[0], {}).get("ingested_at") or far_future,
+                                 item[0]))
+    examined = 0
+    for rel, fp in paths:
+        if record(settings, db, space_id, rel, fp, keep_ingest=known.get(rel)) is not None:
+            examined += 1
+    return examined
