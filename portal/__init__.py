@@ -1,27 +1,125 @@
-"""The customer portal (Flask). For now a landing page; the portal issue builds
-sign-up, plans, payment and space administration here."""
+"""The customer portal (Flask): sign-up, the free space, plans, cart, payment,
+space administration and the operator's pages.
+
+``create_app(settings, db)`` builds a fresh app; no state at import time.
+Blueprints by audience: ``public`` (home, language), ``account`` (sign-up,
+login, links), ``shop`` (plans, cart, checkout, the sandbox gateway and its
+webhook), ``space`` (the space admin) and ``operator`` (site administrators).
+Every rule about plans, prices and limits lives in :mod:`spaces`.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+from typing import Any
 
+from flask import Flask, g, render_template, request, session
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from spaces import plans
+from spaces.db import Database, open_database
+from spaces.mail import Mailer
+from spaces.payments import make_gateway
 from spaces.settings import Settings
+from spaces.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+LOCALES = ("es", "en")
 
 
-def create_app(settings: Settings) -> Flask:
+def _select_locale() -> str:
+    """Spanish unless the visitor chose English (the language links)."""
+    lang = session.get("lang")
+    return lang if lang in LOCALES else "es"
+
+
+def create_app(settings: Settings, db: Database | None = None) -> Flask:
+    from portal.web import PortalState
+
     app = Flask(__name__)
-    app.config["RESGUARDO_SETTINGS"] = settings
+    if db is None:
+        db = open_database(settings)
+    secure = settings.base_url().startswith("https://")
+    app.config.update(
+        # Derived from RESGUARDO_SECRET_KEY (random per process when unset: sessions
+        # then end on restart, which is all the demo needs).
+        SECRET_KEY=hmac.new(settings.secret_key, b"portal-session", hashlib.sha256).digest(),
+        SESSION_COOKIE_NAME="resguardo_sesion",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        BABEL_DEFAULT_LOCALE="es",
+        RESGUARDO_SETTINGS=settings,
+    )
+    if "RESGUARDO_SECRET_KEY" not in __import__("os").environ:
+        log.warning("RESGUARDO_SECRET_KEY is not set: portal sessions use a random key for "
+                    "this process only (everyone is logged out on restart)")
+    p = settings.portal
+    app.extensions["resguardo"] = PortalState(
+        settings=settings, db=db, mailer=Mailer(settings), gateway=make_gateway(settings),
+        logins=Throttle(p.max_login_failures, p.login_window_seconds,
+                        p.max_login_block_seconds),
+        login_addresses=Throttle(4 * p.max_login_failures, p.login_window_seconds,
+                                 p.max_login_block_seconds),
+    )
+    csrf = CSRFProtect(app)
+    Babel(app, locale_selector=_select_locale)
 
-    @app.get("/")
-    def home() -> tuple[str, int, dict[str, str]]:
-        base = settings.base_url()
-        html = f"""<!doctype html><html lang="es"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Resguardo</title></head><body style="font-family:sans-serif;max-width:40em;margin:2em auto">
-<h1>Resguardo</h1>
-<p>Su unidad de red para archivos contables y CFDI.</p>
-<p>Conecte su unidad en Windows con la dirección <code>{base}/dav/&lt;su-espacio&gt;/</code>.</p>
-</body></html>"""
-        return html, 200, {"Content-Type": "text/html; charset=utf-8"}
+    from portal import account, operator, public, shop, space
+
+    csrf.exempt(shop.webhook)  # signed by the gateway instead
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(shop.bp)
+    app.register_blueprint(space.bp)
+    app.register_blueprint(operator.bp)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        from portal.web import current_account, current_member
+
+        return {"current_account": current_account(), "current_member": current_member(),
+                "mxn": plans.format_mxn, "fmt_bytes": plans.format_bytes,
+                "pct": lambda d: format(d.normalize(), "f"),
+                "locale": _select_locale()}
+
+    @app.after_request
+    def _headers(resp: Any) -> Any:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("Content-Security-Policy",
+                                "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "form-action 'self'; frame-ancestors 'none'")
+        if request.endpoint and not request.endpoint.startswith("static"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        return render_template("error.html", code=400,
+                               message="csrf"), 400
+
+    @app.errorhandler(404)
+    def _not_found(exc: Any) -> Any:
+        return render_template("error.html", code=404, message="404"), 404
+
+    @app.errorhandler(500)
+    def _server_error(exc: Any) -> Any:
+        log.exception("portal error on %s %s", request.method, request.path)
+        return render_template("error.html", code=500, message="500"), 500
+
+    @app.teardown_request
+    def _teardown(exc: BaseException | None) -> None:
+        g.pop("account", None)
 
     return app

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, installing what it needs: the virtualenv, litmus (Debian
-# package) and a PostgreSQL server. Runs on SQLite, then again on PostgreSQL.
+# The whole test suite, installing what it needs: the virtualenv, litmus and
+# chromium (Debian packages) and a PostgreSQL server. Runs on SQLite, then again on PostgreSQL.
 #   RESGUARDO_TEST_DBS="sqlite postgresql"  which databases (default: both)
 #   PYTEST_ARGS="-x -k quota"                extra pytest arguments
 set -euo pipefail
@@ -18,6 +18,13 @@ make -s venv
 if ! command -v litmus >/dev/null; then
     echo "test: installing litmus (Debian package)"
     apt_install litmus
+fi
+
+# The portal's browser test drives Debian's chromium with Playwright (Playwright's
+# own browser download cannot be used here).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "test: installing chromium (Debian package)"
+    apt_install chromium
 fi
 
 dbs=${RESGUARDO_TEST_DBS:-sqlite postgresql}
@@ -41,7 +48,7 @@ ensure_postgres() {
     return 1
 }
 
-export RESGUARDO_REQUIRE_LITMUS=1
+export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
 status=0
 for db in $dbs; do
     case "$db" in

@@ -45,6 +45,12 @@ class Space(Base):
     owner_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     paid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    #: The portal account that owns the space (None: created from the command line).
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    #: Why the space is read-only or suspended ("expired", "operator"), if it is.
+    status_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Member(Base):
@@ -61,6 +67,8 @@ class Member(Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False, default="editor")
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    #: Where the portal sends this user's set-password links (optional).
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
 class DeadProperty(Base):
@@ -150,3 +158,150 @@ class CfdiHold(Base):
     placed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     lifted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lifted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# -- the portal: accounts, one-time links, cart, orders, payments --------------------
+
+class Account(Base):
+    """A customer (or operator) of the portal. Owns spaces (``Space.account_id``).
+
+    ``ever_had_space`` is set, once and forever, by the first space the account
+    gets (free or paid): the free tier is claimable only while it is false, and
+    the claim is a conditional UPDATE so two simultaneous clicks get one space.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    rfc: Mapped[str | None] = mapped_column(String(13), nullable=True)
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ever_had_space: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_operator: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class OneTimeToken(Base):
+    """An e-mailed one-time link. Only the SHA-256 of the token is stored; it is
+    spent by a conditional UPDATE (``used_at IS NULL``), so it works once."""
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    purpose: Mapped[str] = mapped_column(String(24), nullable=False)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    data: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CartItem(Base):
+    """Something an account means to buy: a tier for a period, for a space named
+    after its RFC or its username. Prices are computed when shown, and frozen
+    into an :class:`OrderItem` at checkout."""
+
+    __tablename__ = "cart_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tier: Mapped[str] = mapped_column(String(16), nullable=False)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    space_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class Order(Base):
+    """A checkout. Amounts are whole centavos (MXN). ``status`` goes
+    ``pending`` -> ``paid`` exactly once (conditional UPDATE), which is what
+    provisions; declined or failed payments leave it ``pending``."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    discount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tax_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    contract_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    contract_accepted_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    gateway: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class OrderItem(Base):
+    """One line of an order, its prices frozen at checkout (centavos)."""
+
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tier: Mapped[str] = mapped_column(String(16), nullable=False)
+    period: Mapped[str] = mapped_column(String(16), nullable=False)
+    months: Mapped[int] = mapped_column(Integer, nullable=False)
+    space_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str] = mapped_column(String(200), nullable=False)
+    price_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    discount_percent: Mapped[str] = mapped_column(String(8), nullable=False)
+    discount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tax_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class PaymentEvent(Base):
+    """Every verified gateway event, once: (gateway, event_id) is unique, so the
+    same webhook delivered twice is recorded and acted on once."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("gateway", "event_id", name="uq_payment_events_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(32), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    detail: Mapped[str] = mapped_column(String(500), nullable=False, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class ReminderSent(Base):
+    """A lifecycle e-mail already sent: one per space, paid-until date and kind,
+    so running the lifecycle job twice never sends a reminder twice."""
+
+    __tablename__ = "reminders_sent"
+    __table_args__ = (
+        UniqueConstraint("space_id", "paid_until", "kind", name="uq_reminders_sent"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    paid_until: Mapped[date] = mapped_column(Date, nullable=False)
+    kind: Mapped[str] = mapped_column(String(24), nullable=False)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)

@@ -6,8 +6,10 @@ quota messages, the status file and the portal.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 from spaces.errors import NotFound
 from spaces.settings import Settings, parse_size
@@ -54,3 +56,111 @@ def format_bytes(n: int) -> str:
             return f"{text.replace('.', ',')} {unit}"
         value /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- periods and prices (MXN, Decimal, IVA) -----------------------------------------
+
+#: What can be bought: period key -> (months, Spanish words used in "por un mes").
+PERIODS: dict[str, tuple[int, str]] = {
+    "monthly": (1, "un mes"),
+    "bimonthly": (2, "dos meses"),
+    "quarterly": (3, "tres meses"),
+    "semiannual": (6, "seis meses"),
+    "annual": (12, "un año"),
+}
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to centavos, half-up (0.005 -> 0.01), the way a receipt rounds."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def to_cents(value: Decimal) -> int:
+    return int(money(value) * 100)
+
+
+def from_cents(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def format_mxn(value: Decimal) -> str:
+    """'$1,234.50': pesos as Mexican receipts print them (comma thousands, dot cents)."""
+    return f"${money(value):,.2f}"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The breakdown shown before buying, all in MXN rounded half-up to centavos:
+    price = monthly price x months; discount = price x percent; subtotal =
+    price - discount; tax = subtotal x IVA; total = subtotal + tax."""
+
+    tier: str
+    period: str
+    months: int
+    description: str
+    price: Decimal
+    discount_percent: Decimal
+    discount: Decimal
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    currency: str
+
+
+def period_months(period: str) -> int:
+    if period not in PERIODS:
+        raise NotFound(f"Periodo no válido: '{period}'.")
+    return PERIODS[period][0]
+
+
+def period_discount(settings: Settings, period: str) -> Decimal:
+    period_months(period)
+    return Decimal(getattr(settings.billing, f"discount_{period}"))
+
+
+def quote(settings: Settings, tier_name: str, period: str) -> Quote:
+    """Price of ``tier_name`` for ``period``. NotFound for an unknown tier or period;
+    the free tier is not for sale (it is claimed, see :mod:`spaces.accounts`)."""
+    tier = get_tier(settings, tier_name)
+    if tier.free:
+        raise NotFound(f"El plan {tier.name} es gratuito: se activa, no se compra.")
+    months, words = PERIODS[period] if period in PERIODS else (period_months(period), "")
+    percent = period_discount(settings, period)
+    price = money(tier.monthly_price * months)
+    discount = money(price * percent / 100)
+    subtotal = price - discount
+    tax = money(subtotal * Decimal(settings.billing.iva_rate))
+    return Quote(
+        tier=tier.name, period=period, months=months,
+        description=f"@spacio {tier.name} por {words}",
+        price=price, discount_percent=percent, discount=discount, subtotal=subtotal,
+        tax=tax, total=subtotal + tax, currency=settings.billing.currency,
+    )
+
+
+def saleable_tiers(settings: Settings) -> list[Tier]:
+    return [t for t in list_tiers(settings) if not t.free]
+
+
+def free_tier(settings: Settings) -> Tier:
+    for t in list_tiers(settings):
+        if t.free:
+            return t
+    raise NotFound("No hay un plan gratuito configurado.")
+
+
+def add_months(start: date, months: int) -> date:
+    """``start`` plus ``months`` calendar months, the day clamped to the month's
+    end (Jan 31 + 1 month = Feb 28/29)."""
+    month0 = start.month - 1 + months
+    year, month = start.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def extend_paid_until(current: date | None, months: int, today: date) -> date:
+    """A payment extends from the current paid-until date if it is still ahead,
+    else from today (an expired space does not pay for the time it was unpaid)."""
+    base = current if current is not None and current >= today else today
+    return add_months(base, months)

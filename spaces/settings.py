@@ -12,6 +12,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -102,6 +103,53 @@ class DemoSettings:
 
 
 @dataclass
+class MailSettings:
+    sender: str = _f("Resguardo <no-reply@localhost>", "From: address of every e-mail.")
+    smtp_host: str = _f(
+        "", "SMTP server; empty: each message is written as a .eml file to data_dir/outbox."
+    )
+    smtp_port: int = _f(587, "SMTP port (587 with STARTTLS, 465 with implicit TLS, 25 plain).")
+    smtp_security: str = _f("starttls", "'starttls', 'tls' (implicit, port 465) or 'none'.")
+    smtp_user: str = _f("", "SMTP user (its password in RESGUARDO_SMTP_PASSWORD); empty: no login.")
+    timeout_seconds: int = _f(20, "How long to wait for the SMTP server.")
+
+
+@dataclass
+class BillingSettings:
+    currency: str = _f("MXN", "Currency of every price.")
+    iva_rate: str = _f("0.16", "IVA applied to the subtotal (Decimal text; 0.16 = 16 %).")
+    discount_monthly: str = _f("0", "Discount in percent for paying 1 month (Decimal text).")
+    discount_bimonthly: str = _f("0", "Discount in percent for paying 2 months.")
+    discount_quarterly: str = _f("5", "Discount in percent for paying 3 months.")
+    discount_semiannual: str = _f("10", "Discount in percent for paying 6 months.")
+    discount_annual: str = _f("15", "Discount in percent for paying 12 months.")
+    gateway: str = _f(
+        "sandbox",
+        "Payment gateway: 'sandbox' (offline test card form; webhook secret in "
+        "RESGUARDO_WEBHOOK_SECRET, random per process when unset).",
+    )
+    contract_version: str = _f(
+        "2026-01", "Version of the service contract customers accept at checkout."
+    )
+    reminder_days: str = _f(
+        "7,1", "Days before paid-until on which the owner is reminded by e-mail (comma list)."
+    )
+    grace_days: int = _f(
+        5, "Days after paid-until before an unpaid space becomes read-only."
+    )
+
+
+@dataclass
+class PortalSettings:
+    token_hours: int = _f(48, "How long e-mailed links (confirm, reset, set password) work.")
+    max_login_failures: int = _f(
+        5, "Bad portal passwords per account (or 4x per address) before logins are slowed."
+    )
+    login_window_seconds: int = _f(300, "Window in which bad portal passwords are counted.")
+    max_login_block_seconds: int = _f(60, "Longest pause after repeated bad portal passwords.")
+
+
+@dataclass
 class TierSettings:
     quota: str = _f("1G", "Storage: a whole number with K, M or G (powers of 1024; 1G = 2**30 bytes).")
     max_users: int = _f(1, "Users allowed in the space; 0 means unlimited.")
@@ -143,6 +191,9 @@ class Settings:
     locks: LockSettings = field(default_factory=LockSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
     tiers: dict[str, TierSettings] = field(
         default_factory=lambda: {k: TierSettings(**v) for k, v in DEFAULT_TIERS.items()}
     )
@@ -173,6 +224,20 @@ class Settings:
             return value.encode()
         return _PROCESS_SECRET
 
+    @property
+    def smtp_password(self) -> str | None:
+        return os.environ.get("RESGUARDO_SMTP_PASSWORD") or None
+
+    @property
+    def webhook_secret(self) -> bytes:
+        """Secret the payment gateway signs its webhooks with
+        (RESGUARDO_WEBHOOK_SECRET). Unset, a random one per process: enough for the
+        offline sandbox gateway, whose webhooks this same process signs."""
+        value = os.environ.get("RESGUARDO_WEBHOOK_SECRET")
+        if value:
+            return value.encode()
+        return _PROCESS_WEBHOOK_SECRET
+
     def base_url(self) -> str:
         if self.server.public_url:
             return self.server.public_url.rstrip("/")
@@ -184,6 +249,7 @@ class Settings:
 
 
 _PROCESS_SECRET = os.urandom(32)
+_PROCESS_WEBHOOK_SECRET = os.urandom(32)
 
 
 # -- loading ----------------------------------------------------------------
@@ -257,6 +323,27 @@ def _validate(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError(f"{source}: server.tls_cert y server.tls_key van juntos")
+    if settings.mail.smtp_security not in ("starttls", "tls", "none"):
+        raise ConfigError(f"{source}: mail.smtp_security debe ser 'starttls', 'tls' o 'none'")
+    if settings.billing.gateway not in ("sandbox",):
+        raise ConfigError(f"{source}: billing.gateway no reconocido: "
+                          f"{settings.billing.gateway!r} (disponibles: 'sandbox')")
+    b = settings.billing
+    for key in ("iva_rate", "discount_monthly", "discount_bimonthly", "discount_quarterly",
+                "discount_semiannual", "discount_annual"):
+        try:
+            value = Decimal(getattr(b, key))
+        except InvalidOperation:
+            raise ConfigError(f"{source}: billing.{key} debe ser un número decimal entre "
+                              "comillas") from None
+        if value < 0 or (key.startswith("discount") and value >= 100):
+            raise ConfigError(f"{source}: billing.{key} fuera de rango")
+    try:
+        days = [int(x) for x in b.reminder_days.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{source}: billing.reminder_days debe ser como \"7,1\"") from None
+    if any(d <= 0 for d in days) or b.grace_days < 0:
+        raise ConfigError(f"{source}: billing.reminder_days y grace_days deben ser positivos")
     if not settings.tiers:
         raise ConfigError(f"{source}: se necesita al menos un plan en [tiers]")
     for name, tier in settings.tiers.items():
@@ -265,7 +352,12 @@ def _validate(settings: Settings, source: str) -> None:
         except ValueError:
             raise ConfigError(f"{source}: tiers.{name}.quota no válido: {tier.quota!r} "
                               "(use por ejemplo \"4G\" o \"500M\")") from None
-        if size <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0:
+        try:
+            price = Decimal(tier.monthly_price)
+        except InvalidOperation:
+            raise ConfigError(f"{source}: tiers.{name}.monthly_price debe ser un número "
+                              "decimal entre comillas, por ejemplo \"65.00\"") from None
+        if size <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0 or price < 0:
             raise ConfigError(f"{source}: valores inválidos en [tiers.{name}]")
 
 
@@ -300,8 +392,9 @@ def example_toml() -> str:
         "# Resguardo configuration. Every key is shown with its default value,",
         "# commented out: uncomment and change only what you need.",
         "# Load it with `resguardo --config FILE` or RESGUARDO_CONFIG=FILE.",
-        "# Secrets never go here: RESGUARDO_SECRET_KEY (keyed hashes) and",
-        "# RESGUARDO_REDIS_PASSWORD come from the environment (systemd EnvironmentFile=).",
+        "# Secrets never go here: RESGUARDO_SECRET_KEY (keyed hashes, portal sessions),",
+        "# RESGUARDO_REDIS_PASSWORD, RESGUARDO_SMTP_PASSWORD and RESGUARDO_WEBHOOK_SECRET",
+        "# come from the environment (systemd EnvironmentFile=).",
         "",
     ]
     current = ""

@@ -1,0 +1,225 @@
+"""Accounts: sign-up, e-mail confirmation, login/logout, password reset, change
+of password and e-mail, drive users' set-password links and portal login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from portal.forms import (
+    ButtonForm,
+    ChangeEmailForm,
+    ChangePasswordForm,
+    ForgotForm,
+    LoginForm,
+    MemberLoginForm,
+    NewPasswordForm,
+    SignUpForm,
+)
+from portal.web import current_account, links, log_in, login_required, safe_next, state
+from spaces import accounts
+from spaces.errors import SpaceError
+
+bp = Blueprint("account", __name__)
+
+
+@bp.route("/cuenta/registro", methods=["GET", "POST"])
+def signup() -> Any:
+    form = SignUpForm()
+    if form.validate_on_submit():
+        st = state()
+        try:
+            accounts.sign_up(st.settings, st.db, st.mailer, links(), form.username.data or "",
+                             form.email.data or "", form.password.data or "",
+                             form.rfc.data or "")
+        except SpaceError as exc:
+            flash(str(exc), "error")
+        else:
+            return render_template("account/check_email.html", email=form.email.data)
+    return render_template("account/signup.html", form=form)
+
+
+@bp.route("/cuenta/confirmar/<token>", methods=["GET", "POST"])
+def confirm(token: str) -> Any:
+    """GET shows a button; only the POST spends the link (mail scanners open links)."""
+    st = state()
+    form = ButtonForm()
+    if form.validate_on_submit():
+        try:
+            account = accounts.confirm_email(st.db, token)
+        except SpaceError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("account.login"))
+        log_in(account)
+        flash(_("Correo confirmado. ¡Bienvenido a Resguardo!"), "ok")
+        return redirect(url_for("public.home"))
+    if accounts.peek_token(st.db, token, "confirm") is None:
+        flash(_("El enlace no es válido, ya se usó o caducó. Pida uno nuevo."), "error")
+        return redirect(url_for("account.login"))
+    return render_template("account/confirm.html", form=form)
+
+
+@bp.route("/cuenta/entrar", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    st = state()
+    if form.validate_on_submit():
+        login_key = (form.login.data or "").strip().lower()
+        addr = request.remote_addr or "?"
+        if st.logins.blocked(login_key) or st.login_addresses.blocked(addr):
+            flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
+            return render_template("account/login.html", form=form), 429
+        account = accounts.authenticate(st.db, login_key, form.password.data or "")
+        if account is None:
+            st.logins.failure(login_key)
+            st.login_addresses.failure(addr)
+            flash(_("Usuario o contraseña incorrectos."), "error")
+            return render_template("account/login.html", form=form), 200
+        st.logins.success(login_key)
+        if not account.confirmed:
+            accounts.send_confirmation(st.settings, st.db, st.mailer, links(), account)
+            flash(_("Confirme su correo para entrar: le enviamos de nuevo el enlace."), "info")
+            return render_template("account/login.html", form=form)
+        log_in(account)
+        return redirect(safe_next(request.args.get("next"), url_for("public.home")))
+    return render_template("account/login.html", form=form)
+
+
+@bp.post("/cuenta/salir")
+def logout() -> Any:
+    form = ButtonForm()
+    if form.validate_on_submit():
+        session.clear()
+        flash(_("Salió de su cuenta."), "ok")
+    return redirect(url_for("public.home"))
+
+
+@bp.route("/cuenta/olvide", methods=["GET", "POST"])
+def forgot() -> Any:
+    form = ForgotForm()
+    if form.validate_on_submit():
+        st = state()
+        accounts.request_password_reset(st.settings, st.db, st.mailer, links(),
+                                        form.email.data or "")
+        # The same answer whether or not the address has an account.
+        return render_template("account/check_email.html", email=form.email.data, reset=True)
+    return render_template("account/forgot.html", form=form)
+
+
+@bp.route("/cuenta/restablecer/<token>", methods=["GET", "POST"])
+def reset(token: str) -> Any:
+    st = state()
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            account = accounts.reset_password(st.db, token, form.password.data or "")
+        except SpaceError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("account.forgot"))
+        log_in(account)
+        flash(_("Contraseña cambiada."), "ok")
+        return redirect(url_for("public.home"))
+    if accounts.peek_token(st.db, token, "reset") is None:
+        flash(_("El enlace no es válido, ya se usó o caducó. Pida uno nuevo."), "error")
+        return redirect(url_for("account.forgot"))
+    return render_template("account/new_password.html", form=form,
+                           title=_("Elija una contraseña nueva"))
+
+
+@bp.route("/cuenta/", methods=["GET", "POST"])
+@login_required
+def settings() -> Any:
+    st = state()
+    account = current_account()
+    assert account is not None
+    pw_form = ChangePasswordForm(prefix="pw")
+    email_form = ChangeEmailForm(prefix="em")
+    try:
+        if pw_form.submit.data and pw_form.validate_on_submit():
+            accounts.change_password(st.db, account.id, pw_form.current.data or "",
+                                     pw_form.password.data or "")
+            flash(_("Contraseña cambiada."), "ok")
+            return redirect(url_for("account.settings"))
+        if email_form.submit.data and email_form.validate_on_submit():
+            accounts.request_email_change(st.settings, st.db, st.mailer, links(), account.id,
+                                          email_form.current.data or "",
+                                          email_form.email.data or "")
+            flash(_("Le enviamos un enlace al correo nuevo; el cambio se hace al abrirlo."),
+                  "ok")
+            return redirect(url_for("account.settings"))
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    return render_template("account/settings.html", account=account, pw_form=pw_form,
+                           email_form=email_form)
+
+
+@bp.route("/cuenta/cambiar-correo/<token>", methods=["GET", "POST"])
+def email_change(token: str) -> Any:
+    st = state()
+    form = ButtonForm()
+    if form.validate_on_submit():
+        try:
+            account = accounts.confirm_email_change(st.db, token)
+        except SpaceError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("public.home"))
+        flash(_("Su correo ahora es %(email)s.", email=account.email), "ok")
+        return redirect(url_for("public.home"))
+    if accounts.peek_token(st.db, token, "email") is None:
+        flash(_("El enlace no es válido, ya se usó o caducó. Pida uno nuevo."), "error")
+        return redirect(url_for("public.home"))
+    return render_template("account/confirm.html", form=form, email_change=True)
+
+
+@bp.route("/acceso/<token>", methods=["GET", "POST"])
+def member_password(token: str) -> Any:
+    """A drive user's one-time link to set the password of the drive."""
+    st = state()
+    link = accounts.peek_member_link(st.db, token)
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            done = accounts.set_member_password(st.db, token, form.password.data or "")
+        except SpaceError as exc:
+            flash(str(exc), "error")
+            return render_template("account/member_password.html", form=None, link=None)
+        return render_template("account/member_password_done.html", link=done,
+                               drive_url=links().drive(done.space))
+    if link is None:
+        flash(_("El enlace no es válido, ya se usó o caducó. Pida uno nuevo al "
+                "administrador del espacio."), "error")
+        return render_template("account/member_password.html", form=None, link=None), 410
+    return render_template("account/member_password.html", form=form, link=link,
+                           drive_url=links().drive(link.space))
+
+
+@bp.route("/cuenta/entrar-unidad", methods=["GET", "POST"])
+def member_login() -> Any:
+    """Space admins who are drive users (no portal account) log in here."""
+    form = MemberLoginForm()
+    st = state()
+    if form.validate_on_submit():
+        key = f"{(form.space.data or '').lower()}\x00{(form.username.data or '').lower()}"
+        addr = request.remote_addr or "?"
+        if st.logins.blocked(key) or st.login_addresses.blocked(addr):
+            flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
+            return render_template("account/member_login.html", form=form), 429
+        m = accounts.authenticate_member(st.db, form.space.data or "", form.username.data or "",
+                                         form.password.data or "")
+        if m is None or m.role != "admin":
+            if m is None:
+                st.logins.failure(key)
+                st.login_addresses.failure(addr)
+            flash(_("Datos incorrectos, o el usuario no es administrador del espacio."),
+                  "error")
+            return render_template("account/member_login.html", form=form)
+        st.logins.success(key)
+        session.clear()
+        space = (form.space.data or "").strip().lower()
+        session["member"] = [m.id, space, m.username]
+        return redirect(url_for("space.overview", name=space))
+    return render_template("account/member_login.html", form=form)
+
+

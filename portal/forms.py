@@ -1,0 +1,151 @@
+"""Flask-WTF forms. Every form carries a CSRF token; labels are Spanish source
+strings translated by Flask-Babel (lazy, so each request gets its locale)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from spaces.passwords import MIN_PASSWORD_LENGTH
+
+PERIOD_LABELS = {
+    "monthly": _l("Mensual"),
+    "bimonthly": _l("Bimestral"),
+    "quarterly": _l("Trimestral"),
+    "semiannual": _l("Semestral"),
+    "annual": _l("Anual"),
+}
+
+_pw = [DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)]
+
+
+class SignUpForm(FlaskForm):
+    username = StringField(_l("Usuario"), validators=[DataRequired(), Length(max=63)],
+                           description=_l("De preferencia relacionado con el nombre de su "
+                                          "empresa; también será el nombre de su espacio."))
+    email = EmailField(_l("Correo electrónico"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Contraseña"), validators=_pw,
+                             description=_l("Al menos 8 caracteres."))
+    rfc = StringField(_l("RFC (opcional)"), validators=[Optional(), Length(max=14)],
+                      description=_l("12 caracteres (persona moral) o 13 (persona física)."))
+    submit = SubmitField(_l("Crear cuenta"))
+
+
+class LoginForm(FlaskForm):
+    login = StringField(_l("Usuario o correo"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Contraseña"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Entrar"))
+
+
+class MemberLoginForm(FlaskForm):
+    space = StringField(_l("Espacio"), validators=[DataRequired(), Length(max=63)])
+    username = StringField(_l("Usuario de la unidad"), validators=[DataRequired(),
+                                                                   Length(max=64)])
+    password = PasswordField(_l("Contraseña"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Entrar"))
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField(_l("Correo electrónico"), validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField(_l("Enviar enlace"))
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("Contraseña nueva"), validators=_pw)
+    confirm = PasswordField(_l("Repita la contraseña"),
+                            validators=[DataRequired(), EqualTo("password",
+                                                                _l("Las contraseñas no "
+                                                                   "coinciden."))])
+    submit = SubmitField(_l("Guardar contraseña"))
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(_l("Contraseña actual"), validators=[DataRequired()])
+    password = PasswordField(_l("Contraseña nueva"), validators=_pw)
+    submit = SubmitField(_l("Cambiar contraseña"))
+
+
+class ChangeEmailForm(FlaskForm):
+    current = PasswordField(_l("Contraseña actual"), validators=[DataRequired()])
+    email = EmailField(_l("Correo nuevo"), validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField(_l("Cambiar correo"))
+
+
+class ButtonForm(FlaskForm):
+    """A form that is only a button (with its CSRF token)."""
+
+    submit = SubmitField(_l("Continuar"))
+
+
+class BuyForm(FlaskForm):
+    tier = SelectField(_l("Plan"), validators=[DataRequired()])
+    period = SelectField(_l("Periodo"), validators=[DataRequired()],
+                         choices=list(PERIOD_LABELS.items()))
+    naming = RadioField(_l("Nombre del espacio"), validators=[DataRequired()],
+                        choices=[("username", _l("Mi nombre de usuario")),
+                                 ("rfc", _l("Mi RFC"))], default="username")
+    submit = SubmitField(_l("Agregar al carrito"))
+
+
+class CartItemForm(FlaskForm):
+    item = HiddenField(validators=[DataRequired()])
+    tier = SelectField(_l("Plan"), validators=[DataRequired()])
+    period = SelectField(_l("Periodo"), validators=[DataRequired()],
+                         choices=list(PERIOD_LABELS.items()))
+    submit = SubmitField(_l("Cambiar"))
+
+
+class RemoveItemForm(FlaskForm):
+    item = HiddenField(validators=[DataRequired()])
+    submit = SubmitField(_l("Quitar"))
+
+
+class CheckoutForm(FlaskForm):
+    contract_version = HiddenField(validators=[DataRequired()])
+    accept = BooleanField(_l("He leído y acepto el contrato de servicio"),
+                          validators=[DataRequired(_l("Debe aceptar el contrato para "
+                                                      "continuar."))])
+    submit = SubmitField(_l("Continuar al pago"))
+
+
+class CardForm(FlaskForm):
+    number = StringField(_l("Número de tarjeta"), validators=[DataRequired(), Length(max=23)])
+    name = StringField(_l("Nombre en la tarjeta"), validators=[DataRequired(), Length(max=100)])
+    expiry = StringField(_l("Vencimiento (MM/AA)"), validators=[DataRequired(), Length(max=7)])
+    cvc = PasswordField(_l("CVC"), validators=[DataRequired(), Length(min=3, max=4)])
+    submit = SubmitField(_l("Pagar"))
+
+
+class AddMemberForm(FlaskForm):
+    username = StringField(_l("Usuario"), validators=[DataRequired(), Length(max=64)])
+    email = EmailField(_l("Correo (recibe el enlace para elegir contraseña)"),
+                       validators=[DataRequired(), Length(max=254)])
+    role = SelectField(_l("Rol"), choices=[("editor", _l("editor: lee y guarda")),
+                                           ("reader", _l("lector: sólo lee")),
+                                           ("admin", _l("administrador"))])
+    submit = SubmitField(_l("Agregar usuario"))
+
+
+class MemberActionForm(FlaskForm):
+    username = HiddenField(validators=[DataRequired()])
+    role = SelectField(_l("Rol"), choices=[("editor", _l("editor")), ("reader", _l("lector")),
+                                           ("admin", _l("administrador"))], validate_choice=False)
+    action = HiddenField(validators=[DataRequired()])
+    submit = SubmitField(_l("Aplicar"))
+
+
+class OperatorSpaceForm(FlaskForm):
+    action = HiddenField(validators=[DataRequired()])
+    tier = SelectField(_l("Plan"), validate_choice=False)
+    submit = SubmitField(_l("Aplicar"))

@@ -1,0 +1,80 @@
+"""The operator's pages (site-wide administrators from ``resguardo admin
+create``): every account, space, order and payment, with search; suspend or
+resume a space; change its tier by hand. Anyone else gets 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal.forms import OperatorSpaceForm
+from portal.web import current_account, operator_required, state
+from spaces import accounts, billing, plans, service
+from spaces.errors import SpaceError
+from spaces.models import Account, Space
+
+bp = Blueprint("operator", __name__, url_prefix="/operador")
+
+
+def _owners() -> dict[int, str]:
+    with state().db.session() as s:
+        return dict(s.execute(select(Space.id, Account.username)
+                              .join(Account, Account.id == Space.account_id)).all())
+
+
+@bp.get("/")
+@operator_required
+def dashboard() -> Any:
+    st = state()
+    q = (request.args.get("q") or "").strip()
+    spaces = [sp for sp in service.list_spaces(st.db)
+              if not q or q.lower() in sp.name or q.lower() in (sp.owner_email or "").lower()]
+    forms = {}
+    for sp in spaces:
+        f = OperatorSpaceForm(prefix=f"s{sp.id}", formdata=None)
+        f.tier.choices = [(t.name, t.name) for t in plans.list_tiers(st.settings)]
+        f.tier.data = sp.tier
+        forms[sp.id] = f
+    return render_template("operator/dashboard.html", q=q, spaces=spaces, forms=forms,
+                           owners=_owners(), accounts=accounts.list_accounts(st.db, q),
+                           orders=billing.list_orders(st.db, search=q, limit=200),
+                           events=billing.list_events(st.db, q, limit=200))
+
+
+@bp.post("/espacios/<name>")
+@operator_required
+def space_action(name: str) -> Any:
+    st = state()
+    try:
+        space = service.get_space(st.db, name)
+    except SpaceError:
+        abort(404)
+    form = OperatorSpaceForm(prefix=f"s{space.id}")
+    form.tier.choices = [(t.name, t.name) for t in plans.list_tiers(st.settings)]
+    if not form.validate_on_submit():
+        abort(400)
+    operator = current_account()
+    try:
+        if form.action.data == "suspend":
+            service.set_status(st.db, space.name, "suspended")
+            flash(_("Espacio %(name)s suspendido.", name=space.name), "ok")
+        elif form.action.data == "resume":
+            service.set_status(st.db, space.name, "active")
+            flash(_("Espacio %(name)s reactivado.", name=space.name), "ok")
+        elif form.action.data == "tier":
+            service.change_tier(st.settings, st.db, space.name, form.tier.data or "")
+            flash(_("Espacio %(name)s ahora en plan %(tier)s.", name=space.name,
+                    tier=form.tier.data), "ok")
+        else:
+            abort(400)
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    import logging
+
+    logging.getLogger(__name__).info("operator action: operator=%s space=%s action=%s tier=%s",
+                                     operator.username if operator else "?", space.name,
+                                     form.action.data, form.tier.data)
+    return redirect(url_for("operator.dashboard", q=request.args.get("q", "")))

@@ -1,0 +1,136 @@
+"""Space administration, for the owner account, operators and drive users with
+the admin role: users (add, remove, reset password by e-mail link, change
+role) within the tier's limit, usage, orders and receipts, and how to map the
+drive on Windows (with a downloadable .reg helper)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from portal.forms import AddMemberForm, MemberActionForm
+from portal.web import current_account, current_member, links, state
+from spaces import accounts, billing, quota, service
+from spaces.errors import NotFound, SpaceError
+
+bp = Blueprint("space", __name__, url_prefix="/espacios")
+
+
+def may_admin(name: str) -> bool:
+    st = state()
+    a = current_account()
+    m = current_member()
+    if m is not None and m[1] != name.strip().lower():
+        m = None
+    return accounts.can_admin(st.db, name, account_id=a.id if a else None,
+                              member_id=m[0] if m else None)
+
+
+def _space_or_404(name: str) -> service.SpaceInfo:
+    # Someone who may not administer a space cannot tell it from a missing one.
+    if not may_admin(name):
+        abort(404)
+    try:
+        return service.get_space(state().db, name)
+    except NotFound:
+        abort(404)
+
+
+@bp.get("/<name>/")
+def overview(name: str) -> Any:
+    st = state()
+    space = _space_or_404(name)
+    try:
+        usage: quota.Usage | None = quota.usage(st.db, space.id)
+    except SpaceError:
+        usage = None
+    members = accounts.member_rows(st.db, space.name)
+    add_form = AddMemberForm(formdata=None)
+    actions = {}
+    for m in members:
+        f = MemberActionForm(prefix=f"m{m.id}", formdata=None)
+        f.username.data, f.role.data = m.username, m.role
+        actions[m.id] = f
+    orders = billing.list_orders(st.db, space_name=space.name)
+    return render_template("space/overview.html", space=space, usage=usage, members=members,
+                           add_form=add_form, actions=actions, orders=orders,
+                           drive_url=links().drive(space.name),
+                           https=links().base_url.startswith("https://"))
+
+
+@bp.post("/<name>/usuarios")
+def add_member(name: str) -> Any:
+    st = state()
+    space = _space_or_404(name)
+    form = AddMemberForm()
+    if form.validate_on_submit():
+        try:
+            accounts.invite_member(st.settings, st.db, st.mailer, links(), space.name,
+                                   form.username.data or "", form.email.data or "",
+                                   form.role.data or "editor")
+            flash(_("Usuario agregado: le enviamos un enlace para elegir su contraseña."),
+                  "ok")
+        except SpaceError as exc:
+            flash(str(exc), "error")
+    else:
+        flash(_("Revise los datos del usuario."), "error")
+    return redirect(url_for("space.overview", name=space.name))
+
+
+@bp.post("/<name>/usuarios/<int:member_id>")
+def member_action(name: str, member_id: int) -> Any:
+    st = state()
+    space = _space_or_404(name)
+    form = MemberActionForm(prefix=f"m{member_id}")
+    if not form.validate_on_submit():
+        abort(400)
+    user = form.username.data or ""
+    me = current_member()
+    try:
+        if form.action.data == "role":
+            if me and me[2] == user and form.role.data != "admin":
+                raise service.InvalidName(_("No puede quitarse a sí mismo el rol de "
+                                            "administrador."))
+            service.set_role(st.db, space.name, user, form.role.data or "")
+            flash(_("Rol cambiado."), "ok")
+        elif form.action.data == "remove":
+            if me and me[2] == user:
+                raise service.InvalidName(_("No puede eliminarse a sí mismo."))
+            service.remove_member(st.db, space.name, user)
+            flash(_("Usuario eliminado. Sus archivos siguen en la unidad."), "ok")
+        elif form.action.data == "reset":
+            accounts.send_member_link(st.settings, st.db, st.mailer, links(), space.name, user)
+            flash(_("Le enviamos al usuario un enlace para elegir una contraseña nueva."), "ok")
+        else:
+            abort(400)
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("space.overview", name=space.name))
+
+
+@bp.get("/<name>/resguardo-windows.reg")
+def windows_helper(name: str) -> Any:
+    """Registry values the Windows WebDAV client needs: files up to 4 GB, and Basic
+    authentication over HTTP only when the service is not on HTTPS."""
+    space = _space_or_404(name)
+    https = links().base_url.startswith("https://")
+    level = 1 if https else 2
+    text = "\r\n".join([
+        "Windows Registry Editor Version 5.00",
+        "",
+        f"; Resguardo: unidad {links().drive(space.name)}",
+        "; Permite archivos de hasta 4 GB en la unidad de red WebDAV"
+        + ("." if https else " y la autenticación Básica por HTTP (sólo pruebas)."),
+        "; Después de importarlo reinicie el servicio WebClient o el equipo.",
+        "",
+        r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\WebClient\Parameters]",
+        '"FileSizeLimitInBytes"=dword:ffffffff',
+        f'"BasicAuthLevel"=dword:{level:08x}',
+        "",
+    ])
+    return Response(("\ufeff" + text).encode("utf-16-le"),
+                    mimetype="application/octet-stream",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="resguardo-{space.name}.reg"'})

@@ -1,0 +1,100 @@
+"""What every blueprint shares: the portal's state, who is logged in, links."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
+
+from spaces import accounts, notices
+from spaces.db import Database
+from spaces.mail import Mailer
+from spaces.payments import PaymentGateway
+from spaces.settings import Settings
+from spaces.throttle import Throttle
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class PortalState:
+    settings: Settings
+    db: Database
+    mailer: Mailer
+    gateway: PaymentGateway
+    logins: Throttle
+    login_addresses: Throttle
+
+
+def state() -> PortalState:
+    st: PortalState = current_app.extensions["resguardo"]
+    return st
+
+
+def links() -> notices.Links:
+    """Absolute links for e-mails: the configured public URL, else this request's host."""
+    base = state().settings.server.public_url or request.host_url
+    return notices.Links(base.rstrip("/"))
+
+
+def current_account() -> accounts.AccountInfo | None:
+    if "account" not in g:
+        g.account = None
+        account_id = session.get("account_id")
+        if account_id is not None:
+            try:
+                g.account = accounts.get_account(state().db, int(account_id))
+            except Exception:  # noqa: BLE001 - a stale session is just a logout
+                session.clear()
+    return g.account  # type: ignore[no-any-return]
+
+
+def current_member() -> tuple[int, str, str] | None:
+    """(member id, space, username) of a drive user logged in to the portal."""
+    m = session.get("member")
+    return (int(m[0]), str(m[1]), str(m[2])) if m else None
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_account() is None:
+            flash(_t("Entre a su cuenta para continuar."), "info")
+            return redirect(url_for("account.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def operator_required(view: F) -> F:
+    """Operator pages answer 404 to everyone else: they do not exist for customers."""
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        a = current_account()
+        if a is None or not a.is_operator:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def log_in(account: accounts.AccountInfo) -> None:
+    session.clear()  # a new session on login: no fixation
+    session["account_id"] = account.id
+    session.permanent = True
+
+
+def _t(text: str) -> str:
+    from flask_babel import gettext
+
+    return gettext(text)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only local paths: never an open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default

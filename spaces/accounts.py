@@ -1,0 +1,558 @@
+"""Portal accounts: sign-up, e-mail confirmation, login, one-time links, the
+free space (once per account, ever) and the space admin's user management.
+
+Functions that send e-mail take a :class:`~spaces.mail.Mailer` and the
+:class:`~spaces.notices.Links` to put in it. Nothing here says whether an
+account exists to someone who does not already know it: sign-up with a known
+e-mail, reset for an unknown one and a bad login all answer the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from spaces import notices, plans, service, storage
+from spaces.db import Database
+from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
+from spaces.mail import Mail, Mailer, MailError
+from spaces.models import Account, Member, OneTimeToken, Space, utcnow
+from spaces.passwords import hash_password, verify_password
+from spaces.rfc import is_valid_rfc
+from spaces.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+class FreeSpaceUnavailable(Forbidden):
+    """The account has or had a space: the free one is not for it."""
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: int
+    username: str
+    email: str
+    rfc: str | None
+    confirmed: bool
+    ever_had_space: bool
+    is_operator: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Account) -> AccountInfo:
+        return cls(a.id, a.username, a.email, a.rfc, a.email_confirmed_at is not None,
+                   a.ever_had_space, a.is_operator, a.created_at)
+
+
+def normalize_account_username(name: str) -> str:
+    """Account usernames can name a space and a drive user: 2-63 of a-z 0-9 _ -."""
+    try:
+        return service.normalize_space_name(name)
+    except InvalidName:
+        raise InvalidName(
+            "El usuario debe tener de 2 a 63 letras sin acentos, números, guiones o guiones "
+            "bajos, y empezar con letra o número (de preferencia, relacionado con el nombre "
+            "de su empresa)."
+        ) from None
+
+
+def normalize_email(email: str) -> str:
+    e = email.strip()
+    if len(e) > 254 or not _EMAIL.match(e):
+        raise InvalidName("Escriba un correo electrónico válido.")
+    local, _, domain = e.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def normalize_rfc(rfc: str) -> str | None:
+    """Upper-case RFC, or None when empty. InvalidName unless it has 12 (persona
+    moral) or 13 (persona física) characters, the SAT pattern and a valid check
+    digit (the generic XAXX010101000 and XEXX010101000 are accepted)."""
+    r = rfc.strip().upper().replace(" ", "").replace("-", "")
+    if not r:
+        return None
+    if len(r) not in (12, 13):
+        raise InvalidName("El RFC debe tener 12 caracteres (persona moral) o 13 (persona "
+                          "física).")
+    if not is_valid_rfc(r):
+        raise InvalidName(f"El RFC {r} no es válido: revise las letras, la fecha y el dígito "
+                          "verificador.")
+    return r
+
+
+# -- one-time tokens -----------------------------------------------------------------
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def issue_token(db: Database, settings: Settings, purpose: str, *, account_id: int | None = None,
+                member_id: int | None = None, data: str | None = None) -> str:
+    token = secrets.token_urlsafe(32)
+    with db.session() as s:
+        s.add(OneTimeToken(
+            token_hash=_digest(token), purpose=purpose, account_id=account_id,
+            member_id=member_id, data=data,
+            expires_at=utcnow() + timedelta(hours=settings.portal.token_hours)))
+    return token
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    purpose: str
+    account_id: int | None
+    member_id: int | None
+    data: str | None
+
+
+def peek_token(db: Database, token: str, purpose: str) -> TokenInfo | None:
+    """The token if it is unspent and unexpired, without spending it (a GET shows
+    the form; mail scanners that open links must not burn them)."""
+    with db.session() as s:
+        t = s.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == _digest(token)))
+        if t is None or t.purpose != purpose or t.used_at is not None \
+                or t.expires_at <= utcnow():
+            return None
+        return TokenInfo(t.purpose, t.account_id, t.member_id, t.data)
+
+
+def _spend(s: Session, token: str, purpose: str) -> TokenInfo | None:
+    now = utcnow()
+    t = s.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == _digest(token)))
+    if t is None or t.purpose != purpose:
+        return None
+    spent = s.execute(
+        update(OneTimeToken).where(OneTimeToken.id == t.id)
+        .where(OneTimeToken.used_at.is_(None)).where(OneTimeToken.expires_at > now)
+        .values(used_at=now)
+    ).rowcount
+    if spent != 1:
+        return None
+    return TokenInfo(t.purpose, t.account_id, t.member_id, t.data)
+
+
+_INVALID_LINK = ("El enlace no es válido, ya se usó o caducó. Pida uno nuevo.")
+
+
+# -- sign-up, confirmation, login ----------------------------------------------------
+
+def sign_up(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+            username: str, email: str, password: str, rfc: str = "") -> AccountInfo | None:
+    """Open an account and e-mail its confirmation link.
+
+    Returns the new account, or None when the e-mail already has one: then that
+    address gets a "you already have an account" message instead, and the
+    caller shows the same "check your e-mail" page (no enumeration by e-mail).
+    AlreadyExists when the username is taken (usernames name spaces: public).
+    """
+    u = normalize_account_username(username)
+    e = normalize_email(email)
+    r = normalize_rfc(rfc)
+    service.check_password(password)
+    with db.session() as s:
+        if s.scalar(select(Account.id).where(Account.email == e)) is not None:
+            existing = True
+        else:
+            existing = False
+    if existing:
+        log.info("sign-up with a registered e-mail: %s", e)
+        _send(mailer, notices.already_registered(e, links.home() + "cuenta/entrar",
+                                                 links.home() + "cuenta/olvide"))
+        return None
+    hashed = hash_password(password)
+    try:
+        with db.session() as s:
+            if s.scalar(select(Space.id).where(Space.name == u)) is not None:
+                raise AlreadyExists(f"El usuario «{u}» ya está en uso; elija otro.")
+            a = Account(username=u, email=e, password_hash=hashed, rfc=r,
+                        ever_had_space=False, is_operator=False)
+            s.add(a)
+            s.flush()
+            info = AccountInfo.of(a)
+    except IntegrityError:
+        # Lost a race on the e-mail or the username: say only what is public.
+        with db.session() as s:
+            if s.scalar(select(Account.id).where(Account.username == u)) is not None:
+                raise AlreadyExists(f"El usuario «{u}» ya está en uso; elija otro.") from None
+        return None
+    log.info("account created: user=%s", u)
+    send_confirmation(settings, db, mailer, links, info)
+    return info
+
+
+def send_confirmation(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                      account: AccountInfo) -> None:
+    token = issue_token(db, settings, "confirm", account_id=account.id, data=account.email)
+    _send(mailer, notices.confirm_email(account.email, account.username, links.confirm(token),
+                                        settings.portal.token_hours))
+
+
+def confirm_email(db: Database, token: str) -> AccountInfo:
+    with db.session() as s:
+        t = _spend(s, token, "confirm")
+        if t is None or t.account_id is None:
+            raise Forbidden(_INVALID_LINK)
+        a = s.get(Account, t.account_id)
+        if a is None or a.email != t.data:
+            raise Forbidden(_INVALID_LINK)
+        a.email_confirmed_at = a.email_confirmed_at or utcnow()
+        s.flush()
+        return AccountInfo.of(a)
+
+
+def authenticate(db: Database, login: str, password: str) -> AccountInfo | None:
+    """The account whose username or e-mail is ``login`` if ``password`` is right;
+    None otherwise, at the same argon2 cost whether or not the account exists."""
+    key = login.strip()
+    with db.session() as s:
+        a = s.scalar(select(Account).where(
+            (Account.username == key.lower()) | (Account.email == _email_key(key))))
+        info = AccountInfo.of(a) if a else None
+        hashed = a.password_hash if a else None
+    if not verify_password(password, hashed):
+        return None
+    return info
+
+
+def _email_key(text: str) -> str:
+    try:
+        return normalize_email(text)
+    except InvalidName:
+        return text
+
+
+def get_account(db: Database, account_id: int) -> AccountInfo:
+    with db.session() as s:
+        a = s.get(Account, account_id)
+        if a is None:
+            raise NotFound("La cuenta no existe.")
+        return AccountInfo.of(a)
+
+
+def request_password_reset(settings: Settings, db: Database, mailer: Mailer,
+                           links: notices.Links, email: str) -> None:
+    """E-mail a reset link if an account has ``email``; silently nothing otherwise."""
+    try:
+        e = normalize_email(email)
+    except InvalidName:
+        return
+    with db.session() as s:
+        a = s.scalar(select(Account).where(Account.email == e))
+        info = AccountInfo.of(a) if a else None
+    if info is None:
+        log.info("password reset for an unknown e-mail")
+        return
+    token = issue_token(db, settings, "reset", account_id=info.id)
+    _send(mailer, notices.reset_password(info.email, info.username, links.reset(token),
+                                         settings.portal.token_hours))
+
+
+def reset_password(db: Database, token: str, password: str) -> AccountInfo:
+    service.check_password(password)
+    hashed = hash_password(password)
+    with db.session() as s:
+        t = _spend(s, token, "reset")
+        if t is None or t.account_id is None:
+            raise Forbidden(_INVALID_LINK)
+        a = s.get(Account, t.account_id)
+        if a is None:
+            raise Forbidden(_INVALID_LINK)
+        a.password_hash = hashed
+        # Receiving the link proves the address too.
+        a.email_confirmed_at = a.email_confirmed_at or utcnow()
+        s.flush()
+        return AccountInfo.of(a)
+
+
+def change_password(db: Database, account_id: int, current: str, new: str) -> None:
+    with db.session() as s:
+        a = s.get(Account, account_id)
+        hashed = a.password_hash if a else None
+    if not verify_password(current, hashed):
+        raise Forbidden("La contraseña actual no es correcta.")
+    service.check_password(new)
+    new_hash = hash_password(new)
+    with db.session() as s:
+        s.execute(update(Account).where(Account.id == account_id)
+                  .values(password_hash=new_hash))
+    log.info("account password changed: id=%s", account_id)
+
+
+def request_email_change(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                         account_id: int, password: str, new_email: str) -> None:
+    """Send a confirmation link to ``new_email``; the address changes only when it
+    is opened. Silently does nothing more if the address belongs to another account."""
+    e = normalize_email(new_email)
+    with db.session() as s:
+        a = s.get(Account, account_id)
+        if a is None:
+            raise NotFound("La cuenta no existe.")
+        hashed, username = a.password_hash, a.username
+        taken = s.scalar(select(Account.id).where(Account.email == e)) is not None
+    if not verify_password(password, hashed):
+        raise Forbidden("La contraseña actual no es correcta.")
+    if taken:
+        return
+    token = issue_token(db, settings, "email", account_id=account_id, data=e)
+    _send(mailer, notices.email_change(e, username, links.email_change(token),
+                                       settings.portal.token_hours))
+
+
+def confirm_email_change(db: Database, token: str) -> AccountInfo:
+    try:
+        with db.session() as s:
+            t = _spend(s, token, "email")
+            if t is None or t.account_id is None or not t.data:
+                raise Forbidden(_INVALID_LINK)
+            a = s.get(Account, t.account_id)
+            if a is None:
+                raise Forbidden(_INVALID_LINK)
+            a.email = t.data
+            a.email_confirmed_at = utcnow()
+            s.flush()
+            return AccountInfo.of(a)
+    except IntegrityError:
+        raise AlreadyExists("Ese correo ya pertenece a otra cuenta.") from None
+
+
+def create_operator(db: Database, username: str, email: str, password: str) -> AccountInfo:
+    """A site-wide administrator (``resguardo admin create``); confirmed at once."""
+    u = normalize_account_username(username)
+    e = normalize_email(email)
+    service.check_password(password)
+    try:
+        with db.session() as s:
+            a = Account(username=u, email=e, password_hash=hash_password(password),
+                        ever_had_space=False, is_operator=True,
+                        email_confirmed_at=utcnow())
+            s.add(a)
+            s.flush()
+            return AccountInfo.of(a)
+    except IntegrityError:
+        raise AlreadyExists(f"Ya existe una cuenta con el usuario «{u}» o el correo «{e}».") \
+            from None
+
+
+def list_accounts(db: Database, search: str = "") -> list[AccountInfo]:
+    with db.session() as s:
+        q = select(Account).order_by(Account.created_at.desc(), Account.id.desc())
+        if search:
+            like = f"%{search.strip().lower()}%"
+            q = q.where(Account.username.like(like) | Account.email.like(like)
+                        | Account.rfc.like(like.upper()))
+        return [AccountInfo.of(a) for a in s.scalars(q.limit(500))]
+
+
+# -- spaces owned by accounts ----------------------------------------------------------
+
+def owned_spaces(db: Database, account_id: int) -> list[service.SpaceInfo]:
+    with db.session() as s:
+        return [service.SpaceInfo.of(x) for x in s.scalars(
+            select(Space).where(Space.account_id == account_id).order_by(Space.name))]
+
+
+def create_owned_space(s: Session, settings: Settings, account: Account, name: str,
+                       tier_name: str) -> tuple[Space, Member]:
+    """Inside the caller's transaction: a space owned by ``account`` with the
+    account's username as its first (admin) user. The user gets an unguessable
+    password nobody knows; the owner sets a real one from the e-mailed link.
+    Marks the account as having had a space. AlreadyExists if the name is taken."""
+    n = service.normalize_space_name(name)
+    t = plans.get_tier(settings, tier_name)
+    if s.scalar(select(Space.id).where(Space.name == n)) is not None:
+        raise AlreadyExists(f"Ya existe un espacio llamado «{n}».")
+    space = Space(name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
+                  used_bytes=0, used_files=0, status="active", owner_email=account.email,
+                  account_id=account.id)
+    s.add(space)
+    s.flush()
+    member = Member(space_id=space.id, username=account.username, role="admin",
+                    password_hash=hash_password(secrets.token_urlsafe(32)),
+                    email=account.email)
+    s.add(member)
+    account.ever_had_space = True
+    s.flush()
+    return space, member
+
+
+def send_access_data(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                     space: service.SpaceInfo, member_id: int, username: str,
+                     email: str, changed: bool = False) -> None:
+    token = issue_token(db, settings, "member", member_id=member_id)
+    _send(mailer, notices.access_data(
+        email, space=space.name, tier=space.tier, quota_bytes=space.quota_bytes,
+        drive_url=links.drive(space.name), user=username, link=links.member_password(token),
+        hours=settings.portal.token_hours, paid_until=space.paid_until, changed=changed))
+
+
+def claim_free_space(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                     account_id: int) -> service.SpaceInfo:
+    """Create the free space (named after the username) for an account that never
+    had any space, and e-mail its access data.
+
+    Once per account, ever: the claim is a conditional UPDATE of
+    ``ever_had_space`` in the same transaction as the space, so of two
+    simultaneous clicks exactly one creates a space and the other gets
+    FreeSpaceUnavailable. Nothing is left behind if the space cannot be created.
+    """
+    tier = plans.free_tier(settings)
+    with db.session() as s:
+        won = s.execute(
+            update(Account).where(Account.id == account_id)
+            .where(Account.ever_had_space.is_(False))
+            .where(Account.email_confirmed_at.is_not(None))
+            .values(ever_had_space=True)
+        ).rowcount == 1
+        if not won:
+            raise FreeSpaceUnavailable(
+                "El espacio gratuito es sólo para cuentas confirmadas que nunca han tenido "
+                "un espacio. Puede contratar un plan en «Actualizar modalidad».")
+        account = s.get(Account, account_id)
+        assert account is not None
+        try:
+            space, member = create_owned_space(s, settings, account, account.username,
+                                               tier.name)
+        except IntegrityError:
+            raise AlreadyExists(f"Ya existe un espacio llamado «{account.username}».") \
+                from None
+        info = service.SpaceInfo.of(space)
+        member_id, username, email = member.id, account.username, account.email
+    storage.ensure_space_dirs(settings, info.name)
+    log.info("free space claimed: account=%s space=%s tier=%s", account_id, info.name,
+             info.tier)
+    send_access_data(settings, db, mailer, links, info, member_id, username, email)
+    return info
+
+
+# -- space administration (owner and admin members) ----------------------------------
+
+def can_admin(db: Database, space_name: str, *, account_id: int | None = None,
+              member_id: int | None = None) -> bool:
+    """The owner account, an operator, or a member with the admin role of that space."""
+    with db.session() as s:
+        space = s.scalar(select(Space).where(Space.name == space_name.strip().lower()))
+        if space is None:
+            return False
+        if account_id is not None:
+            a = s.get(Account, account_id)
+            if a is not None and (a.is_operator or space.account_id == a.id):
+                return True
+        if member_id is not None:
+            m = s.get(Member, member_id)
+            return bool(m and m.space_id == space.id and m.role == "admin")
+        return False
+
+
+def authenticate_member(db: Database, space_name: str, username: str,
+                        password: str) -> service.MemberInfo | None:
+    """A drive user logging in to the portal (for space admins who have no account)."""
+    cred = service.find_credential(db, space_name.strip().lower(), username.strip().lower())
+    if not verify_password(password, cred.password_hash if cred else None) or cred is None:
+        return None
+    if not cred.within_user_limit or cred.space.status == "suspended":
+        return None
+    return service.MemberInfo(cred.member_id, cred.space.id, cred.username, cred.role)
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    id: int
+    username: str
+    role: str
+    email: str | None
+    created_at: datetime
+
+
+def member_rows(db: Database, space_name: str) -> list[MemberRow]:
+    space = service.get_space(db, space_name)
+    with db.session() as s:
+        return [MemberRow(m.id, m.username, m.role, m.email, m.created_at) for m in s.scalars(
+            select(Member).where(Member.space_id == space.id)
+            .order_by(Member.created_at, Member.id))]
+
+
+def invite_member(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                  space_name: str, username: str, email: str, role: str) -> None:
+    """Add a user (never beyond the tier's limit, see service.add_member) and e-mail
+    them a link to set their password."""
+    e = normalize_email(email)
+    m = service.add_member(db, space_name, username, secrets.token_urlsafe(32), role)
+    with db.session() as s:
+        s.execute(update(Member).where(Member.id == m.id).values(email=e))
+    send_member_link(settings, db, mailer, links, space_name, m.username)
+
+
+def send_member_link(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
+                     space_name: str, username: str) -> None:
+    """E-mail a member a one-time link to (re)set their drive password."""
+    with db.session() as s:
+        row = s.execute(
+            select(Member.id, Member.email, Space.name).join(Space, Space.id == Member.space_id)
+            .where(Space.name == space_name.strip().lower())
+            .where(Member.username == username.strip().lower())).one_or_none()
+    if row is None:
+        raise NotFound(f"No existe el usuario «{username}» en el espacio «{space_name}».")
+    member_id, email, space = row
+    if not email:
+        raise InvalidName(f"El usuario «{username}» no tiene correo: agréguelo de nuevo con "
+                          "su correo o cambie su contraseña con `resguardo user passwd`.")
+    token = issue_token(db, settings, "member", member_id=member_id)
+    _send(mailer, notices.member_invite(
+        email, space=space, user=username, drive_url=links.drive(space),
+        link=links.member_password(token), hours=settings.portal.token_hours))
+
+
+@dataclass(frozen=True)
+class MemberLink:
+    space: str
+    username: str
+
+
+def peek_member_link(db: Database, token: str) -> MemberLink | None:
+    t = peek_token(db, token, "member")
+    if t is None or t.member_id is None:
+        return None
+    with db.session() as s:
+        row = s.execute(select(Member.username, Space.name).join(
+            Space, Space.id == Member.space_id).where(Member.id == t.member_id)).one_or_none()
+    return MemberLink(row[1], row[0]) if row else None
+
+
+def set_member_password(db: Database, token: str, password: str) -> MemberLink:
+    """Spend a set-password link and set that drive user's password."""
+    service.check_password(password)
+    hashed = hash_password(password)
+    with db.session() as s:
+        t = _spend(s, token, "member")
+        if t is None or t.member_id is None:
+            raise Forbidden(_INVALID_LINK)
+        m = s.get(Member, t.member_id)
+        if m is None:
+            raise Forbidden(_INVALID_LINK)
+        m.password_hash = hashed
+        space = s.get(Space, m.space_id)
+        assert space is not None
+        link = MemberLink(space.name, m.username)
+    log.info("member password set by link: space=%s user=%s", link.space, link.username)
+    return link
+
+
+def _send(mailer: Mailer, mail: Mail) -> None:
+    """Send, and let the action stand if the mail server is down: the error is
+    logged by the mailer and the customer can ask for the link again."""
+    try:
+        mailer.send(mail)
+    except MailError:
+        pass
+

@@ -1,0 +1,145 @@
+"""The acceptance test: a real browser (Debian's chromium driven by Playwright)
+walks the customer's whole path against the real server, and the drive is then
+used over WebDAV with the credentials the e-mails gave."""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import shutil
+from email import policy
+from pathlib import Path
+
+import pytest
+import requests
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def read_outbox(outbox: Path) -> list[email.message.EmailMessage]:
+    """Every message in the outbox, oldest first."""
+    msgs = []
+    for f in sorted(outbox.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+        msgs.append(email.message_from_bytes(f.read_bytes(), policy=policy.default))
+    return msgs
+
+
+def last_mail(outbox: Path, subject_part: str) -> tuple[str, str]:
+    found = [m for m in read_outbox(outbox) if subject_part in str(m["Subject"])]
+    assert found, f"no e-mail with {subject_part!r} in {outbox}"
+    m = found[-1]
+    return str(m["To"]), m.get_content()
+
+
+@pytest.fixture
+def browser():
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        if os.environ.get("RESGUARDO_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed (Debian package 'chromium'; "
+                        "'make test' installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_server,
+                                                                          browser):
+    srv = make_server().start()
+    outbox = srv.data / "outbox"
+    page = browser.new_page(locale="es-MX")
+    page.set_default_timeout(20_000)
+
+    # 1. Sign up; the confirmation arrives in the outbox.
+    page.goto(srv.url + "/")
+    page.get_by_role("link", name="Crear cuenta").first.click()
+    page.fill("#username", "Despacho-Lopez")
+    page.fill("#email", "contabilidad@lopez.example.mx")
+    page.fill("#password", "una-clave-larga-1")
+    page.get_by_role("button", name="Crear cuenta").click()
+    assert "Revise su correo" in page.inner_text("h1")
+    to, body = last_mail(outbox, "Confirme su correo")
+    assert to == "contabilidad@lopez.example.mx"
+    confirm_link = re.search(r"https?://\S+/cuenta/confirmar/\S+", body).group(0)
+    page.goto(confirm_link)
+    page.click("#confirmar")
+
+    # 2. The free space banner; activating it shows its drive URL and storage.
+    assert "Espacio 1G gratis — comienza ahora" in page.content()
+    page.click("#activar-gratis")
+    assert "despacho-lopez" in page.inner_text("#espacio")
+    assert page.inner_text("#unidad") == f"{srv.url}/dav/despacho-lopez/"
+    assert "1 GB" in page.content()
+    assert srv.show("despacho-lopez")["tier"] == "1G"
+
+    # 3. Buy 4G monthly: the breakdown, then the cart.
+    page.get_by_role("link", name="Planes").click()
+    page.select_option("#tier", "4G")
+    page.select_option("#period", "monthly")
+    page.check("input[name=naming][value=username]")
+    page.click("#ver-precio")
+    breakdown = page.inner_text("table.breakdown")
+    for expected in ('Servicio "@spacio 4G por un mes"', "$65.00", "Descuento (0%)", "$0.00",
+                     "Subtotal", "Impuesto(s)", "$10.40", "Total", "$75.40"):
+        assert expected in breakdown, (expected, breakdown)
+    page.click("#agregar")
+    assert "$75.40" in page.inner_text("#total")
+
+    # 4. Checkout: accept the contract, pay with the sandbox's test card.
+    page.click("#pagar")
+    page.check("#accept")
+    page.click("#continuar-pago")
+    assert "$75.40" in page.inner_text("#total")
+    page.fill("#number", "4242 4242 4242 4242")
+    page.fill("#name", "Ana López")
+    page.fill("#expiry", "12/30")
+    page.fill("#cvc", "123")
+    page.click("#pagar-tarjeta")
+    assert page.inner_text("#estado") == "Pago recibido"
+    assert "$75.40" in page.inner_text("#total")
+
+    # 5. Provisioned at once; the e-mail carries the access data and a link.
+    shown = srv.show("despacho-lopez")
+    assert shown["tier"] == "4G" and shown["quota_bytes"] == 4 * 2**30
+    assert shown["paid_until"] is not None
+    to, body = last_mail(outbox, "Datos de acceso a su espacio despacho-lopez (4G)")
+    assert to == "contabilidad@lopez.example.mx"
+    drive_url = re.search(r"Dirección de la unidad: (\S+)", body).group(1)
+    user = re.search(r"Usuario: (\S+)", body).group(1)
+    link = re.search(r"https?://\S+/acceso/\S+", body).group(0)
+    assert drive_url == f"{srv.url}/dav/despacho-lopez/" and user == "despacho-lopez"
+    assert "una-clave-larga-1" not in body  # never a password in an e-mail
+
+    # The drive refuses everyone until the password is set from the link.
+    assert requests.request("PROPFIND", drive_url, auth=(user, "una-clave-larga-1"),
+                            headers={"Depth": "0"}, timeout=10).status_code == 401
+    page.goto(link)
+    assert page.inner_text("#usuario") == user
+    page.fill("#password", "clave-de-la-unidad-9")
+    page.fill("#confirm", "clave-de-la-unidad-9")
+    page.get_by_role("button", name="Guardar contraseña").click()
+    assert "Contraseña guardada" in page.inner_text("h1")
+
+    # 6. Upload and download over WebDAV at the e-mailed URL with those credentials.
+    content = "Balanza de comprobación, enero\n".encode() * 100
+    auth = (user, "clave-de-la-unidad-9")
+    r = requests.put(drive_url + "balanza-enero.txt", data=content, auth=auth, timeout=10)
+    assert r.status_code == 201, r.text
+    r = requests.get(drive_url + "balanza-enero.txt", auth=auth, timeout=10)
+    assert r.status_code == 200 and r.content == content
+    assert srv.show("despacho-lopez")["used_bytes"] == len(content)
+
+    # The link worked once.
+    page.goto(link)
+    assert "no es válido" in page.content()
