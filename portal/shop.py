@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 
 from portal.forms import (
     PERIOD_LABELS,
-    BuyForm,
     ButtonForm,
+    BuyForm,
     CardForm,
     CartItemForm,
     CheckoutForm,

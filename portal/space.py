@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from portal.forms import AddMemberForm, MemberActionForm
 from portal.web import current_account, current_member, links, state
 from spaces import accounts, billing, quota, service
-from spaces.errors import NotFound, SpaceError
+from spaces.errors import InvalidName, NotFound, SpaceError
 
 bp = Blueprint("space", __name__, url_prefix="/espacios")
 
@@ -91,13 +91,13 @@ def member_action(name: str, member_id: int) -> Any:
     try:
         if form.action.data == "role":
             if me and me[2] == user and form.role.data != "admin":
-                raise service.InvalidName(_("No puede quitarse a sí mismo el rol de "
+                raise InvalidName(_("No puede quitarse a sí mismo el rol de "
                                             "administrador."))
             service.set_role(st.db, space.name, user, form.role.data or "")
             flash(_("Rol cambiado."), "ok")
         elif form.action.data == "remove":
             if me and me[2] == user:
-                raise service.InvalidName(_("No puede eliminarse a sí mismo."))
+                raise InvalidName(_("No puede eliminarse a sí mismo."))
             service.remove_member(st.db, space.name, user)
             flash(_("Usuario eliminado. Sus archivos siguen en la unidad."), "ok")
         elif form.action.data == "reset":

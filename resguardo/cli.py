@@ -85,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     lp.add_argument("path")
     lp.add_argument("--by", default="operador")
 
+    ap = sub.add_parser("admin", help="operadores del portal").add_subparsers(
+        dest="action", required=True)
+    ac = ap.add_parser("create", help="crea un operador (administrador de todo el sitio)")
+    ac.add_argument("user")
+    ac.add_argument("--email", required=True)
+    ac.add_argument("--password-stdin", action="store_true", required=True,
+                    help="lee la contraseña de la entrada estándar")
+
+    lp = sub.add_parser("lifecycle", help="vencimientos").add_subparsers(dest="action",
+                                                                         required=True)
+    lr = lp.add_parser("run", help="envía recordatorios y pasa a solo lectura los espacios "
+                       "vencidos tras la gracia (correr a diario o cada hora)")
+    lr.add_argument("--today", help="fecha AAAA-MM-DD (para pruebas); hoy por omisión")
+
     qp = sub.add_parser("quota", help="cuota").add_subparsers(dest="action", required=True)
     rc = qp.add_parser("recount", help="recuenta los archivos y corrige los contadores")
     rc.add_argument("space", nargs="?")
@@ -234,6 +248,32 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         for a in actions:
             print(f"{a.space}\t{a.action}\t{a.uuid or ''}\t{a.path}")
         print(f"{len(actions)} acciones.")
+        return 0
+    if args.command == "admin" and args.action == "create":
+        from spaces import accounts
+
+        a = accounts.create_operator(db, args.user, args.email, _read_password())
+        print(f"Operador '{a.username}' creado; entra al portal en /cuenta/entrar y ve "
+              "/operador/.")
+        return 0
+    if args.command == "lifecycle" and args.action == "run":
+        from datetime import date
+
+        from spaces import lifecycle, notices
+        from spaces.mail import Mailer
+
+        try:
+            today = date.fromisoformat(args.today) if args.today else None
+        except ValueError:
+            raise SpaceError(f"Fecha no válida: {args.today} (use AAAA-MM-DD)") from None
+        report = lifecycle.run(settings, db, Mailer(settings),
+                               notices.Links(settings.base_url()), today)
+        for name, days in report.reminded:
+            print(f"{name}: recordatorio enviado (vence en {days} días)")
+        for name in report.read_only:
+            print(f"{name}: vencido, ahora en solo lectura")
+        if not report.reminded and not report.read_only:
+            print("Nada que hacer.")
         return 0
     if args.command == "quota" and args.action == "recount":
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)

@@ -1,0 +1,121 @@
+"""Helpers for the portal tests: an in-process portal on a real database, a real
+SMTP server (aiosmtpd) and a client that fills in CSRF tokens like a browser."""
+
+from __future__ import annotations
+
+import email
+import re
+import socket
+import threading
+from email import policy
+from pathlib import Path
+from typing import Any
+
+from conftest import PG_URL, _pg_create_database, _pg_drop_database
+
+CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpSink:
+    """A real SMTP server on a free port that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[email.message.EmailMessage] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                msg = email.message_from_bytes(envelope.content, policy=policy.default)
+                with sink._lock:
+                    sink.messages.append(msg)  # type: ignore[arg-type]
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def find(self, subject_part: str, to: str | None = None) -> list[email.message.EmailMessage]:
+        with self._lock:
+            return [m for m in self.messages if subject_part in str(m["Subject"])
+                    and (to is None or str(m["To"]) == to)]
+
+    def last(self, subject_part: str, to: str | None = None) -> str:
+        found = self.find(subject_part, to)
+        subjects = [str(m["Subject"]) for m in self.messages]
+        assert found, f"no e-mail {subject_part!r} among {subjects}"
+        return found[-1].get_content()
+
+
+def link_in(body: str, path: str) -> str:
+    """The path (with token) of the first link to ``path`` in an e-mail body."""
+    m = re.search(r"https?://[^/\s]+(" + re.escape(path) + r"\S+)", body)
+    assert m, f"no {path} link in: {body}"
+    return m.group(1)
+
+
+def write_config(base: Path, extra: str = "") -> tuple[Path, str]:
+    """A config file for a portal in ``base``; returns (path, pg database name or '')."""
+    data = base / "data"
+    db_line, pg_name = "", ""
+    if PG_URL:
+        url, pg_name = _pg_create_database()
+        db_line = f'[database]\nurl = "{url}"\n'
+    cfg = base / "resguardo.toml"
+    cfg.write_text(f'data_dir = "{data}"\n{extra}\n[demo]\ncreate = false\n{db_line}',
+                   encoding="utf-8")
+    return cfg, pg_name
+
+
+def drop(pg_name: str) -> None:
+    if pg_name:
+        _pg_drop_database(pg_name)
+
+
+class Browser:
+    """A Flask test client that behaves like a form-filling browser."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.c = app.test_client()
+        self.last_html = ""
+
+    def get(self, path: str, **kw: Any) -> Any:
+        r = self.c.get(path, **kw)
+        self.last_html = r.get_data(as_text=True)
+        return r
+
+    def token(self, html: str | None = None, name: str = "csrf_token") -> str:
+        for field, value in CSRF_RE.findall(html if html is not None else self.last_html):
+            if field == name:
+                return value
+        raise AssertionError(f"no {name} in page")
+
+    def post(self, path: str, data: dict[str, Any], *, form_page: str | None = None,
+             csrf: bool = True, follow: bool = True, **kw: Any) -> Any:
+        """POST like a browser: the CSRF token comes from ``form_page`` (GET first)
+        or from the last page seen."""
+        data = dict(data)
+        if csrf:
+            html = self.get(form_page).get_data(as_text=True) if form_page else self.last_html
+            prefix = next((k.rsplit("-", 1)[0] + "-" for k in data if "-" in k), "")
+            data.setdefault(f"{prefix}csrf_token", self.token(html, f"{prefix}csrf_token")
+                            if f"{prefix}csrf_token" in html else self.token(html))
+        r = self.c.post(path, data=data, follow_redirects=follow, **kw)
+        self.last_html = r.get_data(as_text=True)
+        return r
+
+    @property
+    def text(self) -> str:
+        return self.last_html
