@@ -1,0 +1,147 @@
+"""What payments and the lifecycle do to a real drive: the server from
+conftest serves the files while the domain (as the portal and the lifecycle
+job call it) changes the space in the same database."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from portal_helpers import SmtpSink
+from spaces import accounts, billing, lifecycle, notices, plans, service
+from spaces.db import open_database
+from spaces.mail import Mailer
+from spaces.models import Account, Space, utcnow
+from spaces.payments import GatewayEvent
+from spaces.settings import load_settings
+
+SMALL_TIER = '[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
+
+
+@pytest.fixture
+def smtp():
+    s = SmtpSink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def shop(make_server, smtp):
+    """(server, settings, db, mailer, links, account id) with an account 'acme' that
+    owns the 4G space 'acme', whose user 'acme' has a known drive password."""
+    srv = make_server(extra_config=SMALL_TIER).start()
+    settings = load_settings(srv.config)
+    settings.mail.smtp_host, settings.mail.smtp_port = "127.0.0.1", smtp.port
+    settings.mail.smtp_security = "none"
+    db = open_database(settings)
+    mailer, links = Mailer(settings), notices.Links(srv.url)
+    with db.session() as s:
+        a = Account(username="acme", email="dueno@acme.mx", password_hash="-",
+                    ever_had_space=False, is_operator=False, email_confirmed_at=utcnow())
+        s.add(a)
+        s.flush()
+        account_id = a.id
+    pay(settings, db, mailer, links, account_id, "4G", "monthly")
+    token = accounts.issue_token(db, settings, "member", member_id=service.list_members(
+        db, "acme")[0].id)
+    accounts.set_member_password(db, token, "clave-acme-1")
+    yield srv, settings, db, mailer, links, account_id
+    db.dispose()
+
+
+def pay(settings, db, mailer, links, account_id, tier, period, today=None):
+    billing.add_to_cart(settings, db, account_id, tier, period, "username")
+    order = billing.checkout(settings, db, account_id, settings.billing.contract_version)
+    result = billing.process_event(settings, db, mailer, links, GatewayEvent(
+        "sandbox", f"evt-{order.reference}", order.reference, "paid", order.total_cents,
+        "MXN"), today=today)
+    assert result.status == "provisioned"
+    return order
+
+
+AUTH = ("acme", "clave-acme-1")
+
+
+def test_downgrade_below_usage_refuses_writes_deletes_nothing_and_upgrade_restores(shop):
+    srv, settings, db, mailer, links, account_id = shop
+    big = b"x" * (2 * 2**20)
+    assert requests.put(srv.dav("acme", "grande.bin"), data=big, auth=AUTH,
+                        timeout=30).status_code == 201
+    pay(settings, db, mailer, links, account_id, "S", "monthly")
+    assert service.get_space(db, "acme").quota_bytes == 2**20
+    r = requests.put(srv.dav("acme", "nuevo.txt"), data=b"hola", auth=AUTH, timeout=30)
+    assert r.status_code == 507
+    r = requests.get(srv.dav("acme", "grande.bin"), auth=AUTH, timeout=30)
+    assert r.status_code == 200 and r.content == big  # nothing deleted
+    pay(settings, db, mailer, links, account_id, "4G", "monthly")
+    assert requests.put(srv.dav("acme", "nuevo.txt"), data=b"hola", auth=AUTH,
+                        timeout=30).status_code == 201
+    assert requests.get(srv.dav("acme", "grande.bin"), auth=AUTH, timeout=30).content == big
+
+
+def test_reminders_once_then_read_only_after_grace_then_renewal_restores(shop, smtp):
+    srv, settings, db, mailer, links, account_id = shop
+    assert requests.put(srv.dav("acme", "a.txt"), data=b"datos", auth=AUTH,
+                        timeout=30).status_code == 201
+    until = service.get_space(db, "acme").paid_until
+    assert until == plans.add_months(date.today(), 1)
+    grace = settings.billing.grace_days
+
+    def run(day: date) -> lifecycle.Report:
+        return lifecycle.run(settings, db, mailer, links, today=day)
+
+    assert run(until - timedelta(days=10)).reminded == []
+    assert run(until - timedelta(days=7)).reminded == [("acme", 7)]
+    assert run(until - timedelta(days=7)).reminded == []  # twice: still one e-mail
+    assert run(until - timedelta(days=3)).reminded == []
+    assert run(until - timedelta(days=1)).reminded == [("acme", 1)]
+    reminders = smtp.find("Su espacio acme vence", "dueno@acme.mx")
+    assert [str(m["Subject"]) for m in reminders] == ["Su espacio acme vence en 7 días",
+                                                      "Su espacio acme vence mañana"]
+    assert "/planes" in reminders[0].get_content()
+
+    assert run(until + timedelta(days=grace)).read_only == []  # still in the grace period
+    assert service.get_space(db, "acme").status == "active"
+    assert run(until + timedelta(days=grace + 1)).read_only == ["acme"]
+    assert run(until + timedelta(days=grace + 2)).read_only == []
+    assert service.get_space(db, "acme").status == "readonly"
+    assert len(smtp.find("quedó en solo lectura", "dueno@acme.mx")) == 1
+
+    r = requests.put(srv.dav("acme", "b.txt"), data=b"nuevo", auth=AUTH, timeout=30)
+    assert r.status_code == 403 and "solo lectura" in r.text
+    r = requests.get(srv.dav("acme", "a.txt"), auth=AUTH, timeout=30)
+    assert r.status_code == 200 and r.content == b"datos"
+
+    later = until + timedelta(days=grace + 3)
+    pay(settings, db, mailer, links, account_id, "4G", "monthly", today=later)
+    space = service.get_space(db, "acme")
+    assert space.status == "active" and space.paid_until == plans.add_months(later, 1)
+    assert requests.put(srv.dav("acme", "b.txt"), data=b"nuevo", auth=AUTH,
+                        timeout=30).status_code == 201
+
+
+def test_the_free_space_never_expires(shop):
+    srv, settings, db, mailer, links, account_id = shop
+    with db.session() as s:
+        a = Account(username="libre", email="libre@x.mx", password_hash="-",
+                    ever_had_space=False, is_operator=False, email_confirmed_at=utcnow())
+        s.add(a)
+        s.flush()
+        free_id = a.id
+    accounts.claim_free_space(settings, db, mailer, links, free_id)
+    report = lifecycle.run(settings, db, mailer, links, today=date.today() + timedelta(days=3650))
+    assert "libre" not in report.read_only
+    assert service.get_space(db, "libre").status == "active"
+    with db.session() as s:
+        assert s.scalar(select(Space.paid_until).where(Space.name == "libre")) is None
+
+
+def test_lifecycle_command_runs_from_the_cli(shop):
+    srv = shop[0]
+    p = srv.cli("lifecycle", "run", "--today", (date.today() + timedelta(days=400)).isoformat())
+    assert "acme: vencido, ahora en solo lectura" in p.stdout
+    p = srv.cli("lifecycle", "run", "--today", "mañana", check=False)
+    assert p.returncode == 1 and p.stderr.startswith("error: Fecha no válida")
