@@ -8,7 +8,9 @@ the Win32 last-modified time Windows PROPPATCHes applied to the file.
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,7 +24,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
 from davserver.locks import SqlLockStorage
 from davserver.properties import SqlPropertyManager
-from davserver.provider import ProbeProvider, SpacesProvider, request_context
+from davserver.provider import HumanDAVError, ProbeProvider, SpacesProvider, request_context
 from spaces.db import Database
 from spaces.service import WRITER_ROLES
 from spaces.settings import Settings
@@ -91,9 +93,26 @@ def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
                     start_response, "411 Length Required",
                     "Las peticiones XML deben indicar Content-Length.",
                     [("Connection", "close")])
+            if length > 0:
+                body = environ["wsgi.input"].read(length)
+                if _DTD_MARKERS.search(body):
+                    return plain_response(
+                        start_response, "400 Bad Request",
+                        "El XML de la petición trae una declaración DOCTYPE o ENTITY, "
+                        "que WebDAV no usa; se rechaza por seguridad.",
+                        [("Connection", "close")])
+                environ["wsgi.input"] = io.BytesIO(body)
         return app(environ, start_response)
 
     return guarded
+
+
+#: A DOCTYPE or ENTITY declaration in any encoding WebDAV clients send (UTF-8 or
+#: UTF-16): such a body is refused before any parser sees it (entity expansion,
+#: external entities).
+_DTD_MARKERS = re.compile(
+    rb"<!\s*(DOCTYPE|ENTITY)|<\x00!\x00(D\x00O\x00C|E\x00N\x00T)|\x00<\x00!\x00(D|E)",
+    re.IGNORECASE)
 
 
 def _lock_storage(settings: Settings, db: Database) -> Any:
@@ -105,6 +124,22 @@ def _lock_storage(settings: Settings, db: Database) -> Any:
                                 db=int((u.path or "/0").lstrip("/") or 0),
                                 password=settings.redis_password)
     return SqlLockStorage(db)
+
+
+class _ExpectedRefusals(logging.Filter):
+    """WsgiDAV logs a traceback for any error raised while it handles a PUT or
+    MOVE, including the refusals we raise on purpose (507 quota, 403
+    protection, 400 names). Those are logged once by the domain as a decision;
+    drop WsgiDAV's traceback for them so real errors stand out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, HumanDAVError) and exc.value < 500 or (
+                    isinstance(exc, HumanDAVError) and exc.value in (503, 507)):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
 
 
 def make_app(settings: Settings, db: Database) -> WSGIApp:
@@ -138,4 +173,12 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
         "mutable_live_props": [],
     }
     dav = WsgiDAVApp(config)
+    # WsgiDAV's own logger does not propagate by default: its warnings and the
+    # tracebacks behind any 500 must reach the service's log.
+    wlog = logging.getLogger("wsgidav")
+    wlog.propagate = True
+    wlog.setLevel(logging.WARNING)
+    if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
+        for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
+            logging.getLogger(name).addFilter(_ExpectedRefusals())
     return guard_bodies(dav, settings.server.max_xml_body)

@@ -65,8 +65,11 @@ class _Connection(HTTPConnection):
 def make_server(settings: Settings, app: Callable[..., Iterable[bytes]]) -> wsgi.Server:
     server = wsgi.Server((settings.server.host, settings.server.port), app,
                          numthreads=settings.server.threads, server_name="Resguardo",
-                         timeout=60)
+                         timeout=60, request_queue_size=128)
     server.ConnectionClass = _Connection
+    # Windows keeps a connection open per mapped drive and user; cheroot's default
+    # of 10 kept-alive connections closes the rest after every response.
+    server.keep_alive_conn_limit = max(64, 4 * settings.server.threads)
     BoundedDrainRequest.max_drain = settings.server.max_drained_body
     if settings.server.tls_cert:
         from cheroot.ssl.builtin import BuiltinSSLAdapter

@@ -28,6 +28,9 @@ from spaces.models import Space
 
 log = logging.getLogger(__name__)
 
+#: Larger than any quota (1 PiB): bigger requests are refused before any SQL.
+MAX_DELTA = 2**50
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -65,6 +68,11 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
     Raises QuotaExceeded (nothing changed) or UsageUnavailable.
     """
     nbytes = max(int(nbytes), 0)
+    if nbytes > MAX_DELTA:
+        # No space holds this much; an absurd declared length must not reach
+        # the database (its integers stop at 2**63).
+        now = usage(db, space_id)
+        raise QuotaExceeded(space_name, now.used_bytes, now.quota_bytes, nbytes)
     try:
         with db.engine.begin() as conn:
             result = conn.execute(

@@ -180,6 +180,10 @@ class SpaceFiles:
             st = os.lstat(p)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise InvalidName("El nombre o la ruta es demasiado largo.") from None
+            raise
         if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
             raise Forbidden("Este elemento no es un archivo ni una carpeta del espacio.")
         return Entry(p, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_ctime,
@@ -346,7 +350,10 @@ class SpaceFiles:
         with space_lock(self.space_id):
             if self.entry(dst) is not None:
                 raise AlreadyExists("El destino ya existe.")
-            os.rename(src, dst)
+            try:
+                os.rename(src, dst)
+            except FileNotFoundError:  # gone meanwhile (a concurrent MOVE or DELETE)
+                raise NotFound("El origen ya no existe.") from None
             retention.moved(self.db, self.space_id, self.index_path(src), self.index_path(dst))
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
@@ -358,7 +365,11 @@ class SpaceFiles:
             raise NotFound("El origen no existe.")
         up = self.open_upload(dst_rel, e.size, exact=True)
         try:
-            with open(src, "rb") as fh:
+            try:
+                fh = open(src, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:  # gone meanwhile (a concurrent MOVE or DELETE)
+                raise NotFound("El origen ya no existe.") from None
+            with fh:
                 while True:
                     buf = fh.read(1024 * 1024)
                     if not buf:
