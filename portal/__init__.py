@@ -62,6 +62,9 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     if "RESGUARDO_SECRET_KEY" not in __import__("os").environ:
         log.warning("RESGUARDO_SECRET_KEY is not set: portal sessions use a random key for "
                     "this process only (everyone is logged out on restart)")
+    if not settings.server.public_url:
+        log.warning("[server] public_url is not set: e-mailed links use this machine's "
+                    "address; set it to the URL customers use")
     p = settings.portal
     app.extensions["resguardo"] = PortalState(
         settings=settings, db=db, mailer=Mailer(settings), gateway=make_gateway(settings),

@@ -34,10 +34,24 @@ def state() -> PortalState:
     return st
 
 
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
 def links() -> notices.Links:
-    """Absolute links for e-mails: the configured public URL, else this request's host."""
-    base = state().settings.server.public_url or request.host_url
-    return notices.Links(base.rstrip("/"))
+    """Absolute links for e-mails: the configured ``[server] public_url``.
+
+    Without one (a demo on this machine) the request's own address is used, but
+    only if its Host is this machine or the configured listen address: a forged
+    Host header must never put an attacker's host into a password-reset link.
+    """
+    settings = state().settings
+    if settings.server.public_url:
+        return notices.Links(settings.server.public_url.rstrip("/"))
+    hostname = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") \
+        else request.host
+    if hostname in _LOCAL_HOSTS or hostname == settings.server.host:
+        return notices.Links(request.host_url.rstrip("/"))
+    return notices.Links(settings.base_url())
 
 
 def current_account() -> accounts.AccountInfo | None:

@@ -255,6 +255,18 @@ def test_password_reset_by_one_time_link_and_no_enumeration(portal):
     assert accounts.authenticate(portal.db, "despacho", PASSWORD) is None
 
 
+def test_a_forged_host_header_never_reaches_an_emailed_link(portal):
+    from portal.web import links
+
+    with portal.app.test_request_context("/", headers={"Host": "evil.example"}):
+        assert links().reset("t") == portal.settings.base_url() + "/cuenta/restablecer/t"
+    with portal.app.test_request_context("/", base_url="http://127.0.0.1:8123"):
+        assert links().base_url == "http://127.0.0.1:8123"
+    portal.settings.server.public_url = "https://drive.example.mx/"
+    with portal.app.test_request_context("/", base_url="http://127.0.0.1:8123"):
+        assert links().drive("x") == "https://drive.example.mx/dav/x/"
+
+
 def test_change_password_and_email_from_my_account(portal):
     b = sign_up(portal)
     b.post("/cuenta/", {"pw-current": "mala-clave-0", "pw-password": "otra-clave-33",
