@@ -25,6 +25,15 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Resguardo against plain WsgiDAV and Apache mod_dav (installs apache2 when apt-get can):
+# a few minutes; writes docs/benchmarks.md. BENCH_ARGS="--quick" for a smoke run.
+bench: venv
+	@command -v apache2 >/dev/null || test -x /usr/sbin/apache2 || \
+		{ test "$$(id -u)" = 0 && apt-get update -qq >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2 >/dev/null 2>&1; } || echo "apache2 no se pudo instalar: el banco lo omitirá"
+	$(VENV)/bin/python -m pip install -q -e '.[bench]'
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check spaces davserver resguardo portal
 
