@@ -16,13 +16,12 @@ from typing import Any
 
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
-from wsgidav.lock_man.lock_storage_redis import LockStorageRedis
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
-from davserver.locks import SqlLockStorage
+from davserver.locks import RedisLockStorage, SqlLockStorage
 from davserver.properties import SqlPropertyManager
 from davserver.provider import HumanDAVError, ProbeProvider, SpacesProvider, request_context
 from spaces.db import Database
@@ -117,12 +116,8 @@ _DTD_MARKERS = re.compile(
 
 def _lock_storage(settings: Settings, db: Database) -> Any:
     if settings.locks.backend == "redis":
-        from urllib.parse import urlparse
-
-        u = urlparse(settings.locks.redis_url)
-        return LockStorageRedis(host=u.hostname or "127.0.0.1", port=u.port or 6379,
-                                db=int((u.path or "/0").lstrip("/") or 0),
-                                password=settings.redis_password)
+        return RedisLockStorage(settings.locks.redis_url, settings.redis_password,
+                                settings.locks.key_prefix)
     return SqlLockStorage(db)
 
 

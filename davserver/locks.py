@@ -120,3 +120,224 @@ class SqlLockStorage:
                 continue
             out.append(r["token"] if token_only else {f: r[f] for f in _FIELDS})
         return out
+
+
+# -- Redis ---------------------------------------------------------------------------
+
+_LOCKS_UNAVAILABLE = ("El servicio de bloqueos no responde; no se modificó nada. "
+                      "Intente de nuevo en unos segundos.")
+
+
+def _unavailable(exc: Exception) -> Exception:
+    from davserver.provider import HumanDAVError
+
+    log.error("lock storage unavailable: %s", exc)
+    return HumanDAVError(503, _LOCKS_UNAVAILABLE, [("Retry-After", "5")])
+
+
+def _dump(lock: dict[str, Any]) -> str:
+    """JSON of a lock; WsgiDAV keeps ``owner`` as XML bytes."""
+    import json
+
+    data = dict(lock)
+    if isinstance(data.get("owner"), bytes):
+        data["owner"] = data["owner"].decode("utf-8")
+        data["owner_is_bytes"] = True
+    return json.dumps(data)
+
+
+def _parse(raw: str) -> dict[str, Any]:
+    import json
+
+    lock: dict[str, Any] = json.loads(raw)
+    if lock.pop("owner_is_bytes", False):
+        lock["owner"] = lock["owner"].encode("utf-8")
+    return lock
+
+
+def _is_below(child: str, parent: str) -> bool:
+    return child.startswith(parent.rstrip("/") + "/")
+
+
+class RedisLockStorage:
+    """WebDAV locks in Redis (``[locks] backend = "redis"``), shared by every
+    drive node. Implements the interface of WsgiDAV's ``LockStorageDict``.
+
+    Written for several nodes, where WsgiDAV's own ``LockStorageRedis`` falls
+    short: records are JSON, not pickles (whoever can write to Redis must not
+    run code in the drive); every key carries ``key_prefix``, so installations
+    can share a Redis; the lock roots live in one sorted set read by
+    lexicographic range, never with ``KEYS`` (which blocks Redis and reads
+    ``[`` in a folder name as a glob, hiding the locks inside ``Facturas
+    [copia]``); and :meth:`create` re-checks conflicts under a Redis mutex,
+    since WsgiDAV's check-then-create is atomic only within one process.
+    A Redis error is a 503 with a Spanish message: writes fail closed.
+    """
+
+    LOCK_TIME_OUT_DEFAULT = LockStorageDict.LOCK_TIME_OUT_DEFAULT
+    LOCK_TIME_OUT_MAX = LockStorageDict.LOCK_TIME_OUT_MAX
+
+    def __init__(self, url: str, password: str | None = None,
+                 key_prefix: str = "resguardo:locks:") -> None:
+        import redis
+
+        self._redis_errors = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(url, password=password, decode_responses=True,
+                                           socket_timeout=5, socket_connect_timeout=5)
+        self.prefix = key_prefix
+        self.index = key_prefix + "roots"
+
+    def __repr__(self) -> str:
+        return "RedisLockStorage"
+
+    def _key(self, token: str) -> str:
+        return f"{self.prefix}lock:{token}"
+
+    @staticmethod
+    def _member(root: str, token: str) -> str:
+        return f"{root}\x00{token}"
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def _load(self, token: str) -> dict[str, Any] | None:
+        raw = self.client.get(self._key(token))
+        if raw is None:
+            return None
+        lock = _parse(raw)
+        if 0 <= lock["expire"] < time.time():
+            return None
+        return lock
+
+    def cleanup(self) -> None:
+        """Drop index entries whose lock expired (Redis already dropped the lock)."""
+        try:
+            members = self.client.zrange(self.index, 0, -1)
+            self._prune(members)
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+
+    def _prune(self, members: list[str]) -> list[dict[str, Any]]:
+        """The live locks of ``members``; removes the members of dead ones."""
+        if not members:
+            return []
+        raws = self.client.mget([self._key(m.rpartition("\x00")[2]) for m in members])
+        live, dead = [], []
+        now = time.time()
+        for m, raw in zip(members, raws, strict=True):
+            lock = _parse(raw) if raw is not None else None
+            if lock is None or 0 <= lock["expire"] < now:
+                dead.append(m)
+            else:
+                live.append(lock)
+        if dead:
+            self.client.zrem(self.index, *dead)
+        return live
+
+    def clear(self) -> None:
+        try:
+            members = self.client.zrange(self.index, 0, -1)
+            keys = [self._key(m.rpartition("\x00")[2]) for m in members]
+            self.client.delete(self.index, *keys)
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        try:
+            return self._load(token)
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+
+    def _locks_at(self, root: str, *, include_root: bool,
+                  include_children: bool) -> list[dict[str, Any]]:
+        members: list[str] = []
+        if include_root:
+            members += self.client.zrangebylex(self.index, f"[{root}\x00", f"({root}\x01")
+        if include_children:
+            base = root.rstrip("/")
+            members += self.client.zrangebylex(self.index, f"[{base}/", f"({base}0")
+        return self._prune(members)
+
+    def _conflicts(self, root: str, lock: dict[str, Any]) -> bool:
+        """Whether an existing lock excludes ``lock`` at ``root`` (RFC 4918 §6.1)."""
+        candidates = self._locks_at(root, include_root=True,
+                                    include_children=lock["depth"] == "infinity")
+        parent = root
+        while "/" in parent.strip("/"):
+            parent = parent.rstrip("/").rpartition("/")[0] or "/"
+            candidates += [c for c in self._locks_at(parent, include_root=True,
+                                                     include_children=False)
+                           if c["depth"] == "infinity"]
+        return any(not (c["scope"] == "shared" and lock["scope"] == "shared")
+                   for c in candidates
+                   if c["root"] == root or _is_below(root, c["root"])
+                   or _is_below(c["root"], root))
+
+    def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
+        from wsgidav.dav_error import HTTP_LOCKED, DAVError
+
+        assert lock.get("token") is None
+        assert lock.get("expire") is None, "Use timeout instead of expire"
+        path = normalize_lock_root(path)
+        lock["root"] = path
+        timeout = lock.get("timeout")
+        timeout = self.LOCK_TIME_OUT_DEFAULT if timeout is None else float(timeout)
+        if timeout <= 0 or timeout > self.LOCK_TIME_OUT_MAX:
+            timeout = self.LOCK_TIME_OUT_MAX
+        lock["timeout"] = timeout
+        lock["expire"] = time.time() + timeout
+        validate_lock(lock)
+        lock["token"] = generate_lock_token()
+        try:
+            with self.client.lock(self.prefix + "mutex", timeout=10, blocking_timeout=10):
+                if self._conflicts(path, lock):
+                    log.info("lock refused (taken on another node): %s", path)
+                    raise DAVError(HTTP_LOCKED)
+                pipe = self.client.pipeline(transaction=True)
+                pipe.set(self._key(lock["token"]), _dump(lock),
+                         px=max(int(timeout * 1000), 1))
+                pipe.zadd(self.index, {self._member(path, lock["token"]): 0})
+                pipe.execute()
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+        return lock
+
+    def refresh(self, token: str, *, timeout: float) -> dict[str, Any]:
+        if timeout <= 0 or timeout > self.LOCK_TIME_OUT_MAX:
+            timeout = self.LOCK_TIME_OUT_MAX
+        try:
+            lock = self._load(token)
+            if lock is None:
+                raise ValueError("Lock must exist")
+            lock["timeout"] = timeout
+            lock["expire"] = time.time() + timeout
+            if not self.client.set(self._key(token), _dump(lock),
+                                   px=max(int(timeout * 1000), 1), xx=True):
+                raise ValueError("Lock must exist")
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+        return lock
+
+    def delete(self, token: str) -> bool:
+        try:
+            lock = self._load(token)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._key(token))
+            if lock is not None:
+                pipe.zrem(self.index, self._member(lock["root"], token))
+            return bool(pipe.execute()[0])
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+
+    def get_lock_list(self, path: str, *, include_root: bool, include_children: bool,
+                      token_only: bool) -> list[Any]:
+        path = normalize_lock_root(path)
+        try:
+            locks = self._locks_at(path, include_root=include_root,
+                                   include_children=include_children)
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
+        return [lk["token"] for lk in locks] if token_only else locks

@@ -247,6 +247,16 @@ class _SpaceResource:
 
             return etree.Element(name)
 
+    def _check_locks(self, depth: str) -> None:
+        """Raise 423 unless the request may change this resource (and, with depth
+        "infinity", everything below it) under the locks any node holds."""
+        lm = self.provider.lock_manager
+        if lm is not None:
+            lm.check_write_permission(
+                url=self.get_ref_url(), depth=depth,  # type: ignore[attr-defined]
+                token_list=self.environ.get("wsgidav.ifLockTokenList", []),
+                principal=self.environ.get("wsgidav.user_name", ""))
+
     def _dest_rel(self, dest_path: str) -> str:
         seg, rel = _split(dest_path)
         if seg.lower() != self.ctx.space.name:
@@ -341,7 +351,9 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
     def handle_delete(self) -> list[tuple[str, DAVError]]:
         """Delete the file ourselves: WsgiDAV's own loop re-checks afterwards that
         the path is gone and answers 500 when a concurrent PUT has already put a
-        new file there. The locks were checked before this is called."""
+        new file there. WsgiDAV checked only the parent's locks: 423 if the
+        file is locked and the request did not submit the token."""
+        self._check_locks("0")
         return self.delete()
 
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
@@ -515,6 +527,13 @@ class SpaceFolder(_SpaceResource, DAVCollection):
 
     def support_recursive_delete(self) -> bool:
         return True
+
+    def handle_delete(self) -> bool:
+        """423 for the whole DELETE if anything in the folder is locked and the
+        request did not submit the token: WsgiDAV's fallback would otherwise
+        delete the folder recursively, locked members included."""
+        self._check_locks("infinity")
+        return False
 
     def delete(self) -> list[tuple[str, DAVError]]:
         if self.is_space_root:

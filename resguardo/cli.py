@@ -23,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="archivo TOML (o RESGUARDO_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="inicia la unidad y el portal en un solo proceso")
+    sv = sub.add_parser("serve", help="inicia la unidad y el portal en un solo proceso")
+    sv.add_argument("--only", choices=("drive", "portal"),
+                    help="sirve sólo la unidad (/dav/) o sólo el portal, para correrlos "
+                    "en procesos o máquinas separados")
     sub.add_parser("migrate", help="lleva la base de datos a la última versión")
     cp = sub.add_parser("config", help="configuración").add_subparsers(dest="action",
                                                                          required=True)
@@ -147,7 +150,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from resguardo.server import serve
 
-        return serve(settings)
+        return serve(settings, only=args.only)
     if args.command != "serve":
         # Commands print results, not the domain's info logs.
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -214,7 +217,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         info = service.get_space(db, args.space)
         if args.action == "reindex":
             root = storage.space_dir(settings, info.name) / "files"
-            with storage.space_lock(info.id):
+            with storage.space_guard(settings, db, info.id):
                 n = cfdi_index.reindex(settings, db, info.id, root)
             print(f"{info.name}: {n} archivos XML examinados; "
                   f"{cfdi_index.custody_count(db, info.id)} CFDI en resguardo.")
@@ -279,7 +282,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
         for info in spaces:
             root = storage.space_dir(settings, info.name) / "files"
-            with storage.space_lock(info.id):
+            with storage.space_guard(settings, db, info.id):
                 drift = quota.recount(db, info.id, info.name, root)
             if drift.bytes or drift.files:
                 print(f"{info.name}: corregido {drift.before_bytes} -> {drift.after_bytes} bytes "

@@ -26,19 +26,64 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 
 
-def make_dispatcher(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]:
+def _elsewhere(start_response: StartResponse) -> list[bytes]:
+    body = "Este proceso no sirve esta dirección.\n".encode()
+    start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                     ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def behind_proxy(environ: dict[str, Any], proxies: list[Any]) -> None:
+    """When the peer is a trusted proxy, take the client's address from
+    ``X-Forwarded-For`` (the right-most entry that is not itself a trusted
+    proxy) and the scheme from ``X-Forwarded-Proto``. Anyone else's forwarding
+    headers are ignored: a client cannot choose the address it is throttled by."""
+    import ipaddress
+
+    def trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in proxies)
+
+    if not trusted(environ.get("REMOTE_ADDR", "")):
+        return
+    hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            try:
+                environ["REMOTE_ADDR"] = str(ipaddress.ip_address(hop))
+            except ValueError:
+                pass
+            break
+    proto = environ.get("HTTP_X_FORWARDED_PROTO", "").strip().lower()
+    if proto in ("http", "https"):
+        environ["wsgi.url_scheme"] = proto
+
+
+def make_dispatcher(settings: Settings, db: Database,
+                    only: str | None = None) -> Callable[..., Iterable[bytes]]:
     """One WSGI app: ``/dav`` and ``/dav/...`` (plus OPTIONS/PROPFIND on ``/``) go
-    to the drive, the rest to the portal. No redirects are added for ``/dav``."""
-    dav = make_app(settings, db)
-    portal = create_app(settings)
+    to the drive, the rest to the portal. No redirects are added for ``/dav``.
+    ``only="drive"`` or ``"portal"`` builds just that side; the other side's
+    paths get 404 (the load balancer routes them to the other processes)."""
+    dav = make_app(settings, db) if only != "portal" else None
+    portal = create_app(settings) if only != "drive" else None
+
+    proxies = settings.server.proxy_networks()
 
     def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if proxies:
+            behind_proxy(environ, proxies)
         path = environ.get("PATH_INFO", "") or "/"
-        if path == "/dav" or path.startswith("/dav/"):
+        to_dav = (path == "/dav" or path.startswith("/dav/") or (
+            path == "/" and environ.get("REQUEST_METHOD") in ("OPTIONS", "PROPFIND")))
+        if to_dav and dav is not None:
             return dav(environ, start_response)
-        if path == "/" and environ.get("REQUEST_METHOD") in ("OPTIONS", "PROPFIND"):
-            return dav(environ, start_response)
-        return portal(environ, start_response)
+        if portal is not None and not (to_dav and path != "/"):
+            return portal(environ, start_response)
+        return _elsewhere(start_response)
 
     return dispatch
 
@@ -96,7 +141,8 @@ def ensure_demo_space(settings: Settings, db: Database) -> str | None:
             f"  (guardada también en {creds})")
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, only: str | None = None) -> int:
+    """Run the server until interrupted: drive and portal, or ``only`` one of them."""
     settings.data_path.mkdir(parents=True, exist_ok=True)
     db = open_database(settings)
     for drift in storage.recover_after_crash(settings, db):
@@ -107,7 +153,7 @@ def serve(settings: Settings) -> int:
     except SpaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    server = make_server(settings, make_dispatcher(settings, db))
+    server = make_server(settings, make_dispatcher(settings, db, only))
     server.prepare()
     host, port = server.bind_addr[:2]
     scheme = "https" if settings.server.tls_cert else "http"

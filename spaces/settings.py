@@ -55,11 +55,23 @@ class ServerSettings:
     max_xml_body: int = _f(
         1048576, "Largest PROPFIND/PROPPATCH/LOCK body accepted, in bytes (413 above)."
     )
+    trusted_proxies: str = _f(
+        "",
+        "Comma-separated addresses or networks (10.0.0.0/24) of reverse proxies or load "
+        "balancers whose X-Forwarded-For/-Proto are believed; empty: none.",
+    )
     max_drained_body: int = _f(
         1048576,
         "After an early refusal the server reads at most this many unread body bytes "
         "to keep the connection; a larger body closes it instead.",
     )
+
+    def proxy_networks(self) -> list[Any]:
+        """``trusted_proxies`` parsed (ValueError if an entry is not an address)."""
+        import ipaddress
+
+        return [ipaddress.ip_network(part.strip(), strict=False)
+                for part in self.trusted_proxies.split(",") if part.strip()]
 
 
 @dataclass
@@ -77,6 +89,10 @@ class LockSettings:
     redis_url: str = _f(
         "redis://127.0.0.1:6379/0",
         "Redis URL for backend = 'redis' (password in RESGUARDO_REDIS_PASSWORD).",
+    )
+    key_prefix: str = _f(
+        "resguardo:locks:",
+        "Prefix of every Redis key: give each installation sharing a Redis its own.",
     )
 
 
@@ -323,6 +339,10 @@ def _validate(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError(f"{source}: server.tls_cert y server.tls_key van juntos")
+    try:
+        settings.server.proxy_networks()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: server.trusted_proxies: {exc}") from None
     if settings.mail.smtp_security not in ("starttls", "tls", "none"):
         raise ConfigError(f"{source}: mail.smtp_security debe ser 'starttls', 'tls' o 'none'")
     if settings.billing.gateway not in ("sandbox",):

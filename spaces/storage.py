@@ -20,23 +20,43 @@ import errno
 import logging
 import os
 import shutil
+import socket
 import stat
 import threading
+import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from spaces import cfdi, cfdi_index, quota, retention
 from spaces.db import Database
-from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, QuotaExceeded
+from spaces.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidName,
+    NotFound,
+    QuotaExceeded,
+    UsageUnavailable,
+)
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Reservation growth step for uploads of unknown length (chunked bodies).
 RESERVE_STEP = 4 * 2**20
+
+#: This machine, in the names of its uploads' temporary files (several drive
+#: nodes may share one data folder): "up-<node>-<pid>-<random>".
+NODE = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:64] or "node"
+#: A temporary file untouched this long belongs to no live upload (the server
+#: times a silent connection out after 60 s), whichever node wrote it.
+STALE_UPLOAD_SECONDS = 3600
 
 _WINDOWS_RESERVED = {
     "con", "prn", "aux", "nul",
@@ -95,6 +115,79 @@ def space_lock(space_id: int) -> threading.RLock:
         return lock
 
 
+#: First key of the PostgreSQL advisory locks of spaces (the second is the space id).
+ADVISORY_NAMESPACE = 0x52475344  # "RGSD"
+_held = threading.local()
+
+
+@contextmanager
+def space_guard(settings: Settings, db: Database, space_id: int) -> Iterator[None]:
+    """Serialise the short commit step of writes in one space (measure what is
+    replaced, account, rename) across threads *and* across processes and drive
+    nodes sharing the database and data folder: a PostgreSQL advisory lock, or
+    with SQLite (one machine) an ``flock`` on ``spaces/.space-<id>.lock``.
+    Re-entrant per thread. Raises UsageUnavailable when the lock cannot be had
+    within the database's busy timeout: the write is refused, never unguarded."""
+    with space_lock(space_id):
+        held: set[int] = getattr(_held, "spaces", set())
+        _held.spaces = held
+        if space_id in held:
+            yield
+            return
+        held.add(space_id)
+        try:
+            if db.is_sqlite:
+                with _file_lock(settings, space_id, settings.database.busy_timeout_ms):
+                    yield
+            else:
+                with _advisory_lock(db, space_id):
+                    yield
+        finally:
+            held.discard(space_id)
+
+
+@contextmanager
+def _advisory_lock(db: Database, space_id: int) -> Iterator[None]:
+    try:
+        conn = db.engine.connect()
+        conn.execute(text("SELECT pg_advisory_lock(:ns, :id)"),
+                     {"ns": ADVISORY_NAMESPACE, "id": space_id})
+    except SQLAlchemyError as exc:
+        log.error("space lock unavailable: space_id=%s: %s", space_id, exc)
+        raise UsageUnavailable(str(exc)) from exc
+    try:
+        yield
+    finally:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"),
+                         {"ns": ADVISORY_NAMESPACE, "id": space_id})
+            conn.close()
+        except SQLAlchemyError:
+            conn.invalidate()  # closing the session releases its advisory locks
+
+
+@contextmanager
+def _file_lock(settings: Settings, space_id: int, timeout_ms: int) -> Iterator[None]:
+    import fcntl
+
+    path = settings.data_path / "spaces" / f".space-{space_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UsageUnavailable("space lock timeout") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -150,6 +243,10 @@ class SpaceFiles:
         #: Examine XML files for CFDI when they are stored.
         self.index_cfdi = True
         self._real_root = os.path.realpath(self.root)
+
+    def guard(self) -> Any:
+        """This space's commit lock, across threads, processes and nodes."""
+        return space_guard(self.settings, self.db, self.space_id)
 
     # -- paths ------------------------------------------------------------------
     def resolve(self, rel: str) -> Path:
@@ -234,7 +331,7 @@ class SpaceFiles:
         """Create an empty file (a LOCK on a new name): counts as one file."""
         p = self.resolve(rel)
         check_new_name(p.name)
-        with space_lock(self.space_id):
+        with self.guard():
             if self.entry(p) is not None:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.")
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
@@ -251,7 +348,7 @@ class SpaceFiles:
         """MKCOL: a folder counts as one file."""
         p = self.resolve(rel)
         check_new_name(p.name)
-        with space_lock(self.space_id):
+        with self.guard():
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 p.mkdir()
@@ -279,7 +376,7 @@ class SpaceFiles:
             raise Forbidden("No se puede borrar la raíz del espacio.")
         freed_bytes = freed_files = 0
         kept: list[retention.Protection] = []
-        with space_lock(self.space_id):
+        with self.guard():
             e = self.entry(p)
             if e is None:
                 raise NotFound("No existe.")
@@ -347,7 +444,7 @@ class SpaceFiles:
         src = self.resolve(src_rel)
         dst = self.resolve(dst_rel)
         check_new_name(dst.name)
-        with space_lock(self.space_id):
+        with self.guard():
             if self.entry(dst) is not None:
                 raise AlreadyExists("El destino ya existe.")
             try:
@@ -418,7 +515,7 @@ class Upload:
         self.reserved = growth
         try:
             files.tmp.mkdir(parents=True, exist_ok=True)
-            self.tmp_path = files.tmp / f"up-{os.urandom(8).hex()}"
+            self.tmp_path = files.tmp / f"up-{NODE}-{os.getpid()}-{os.urandom(8).hex()}"
             fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             self._release()
@@ -489,7 +586,7 @@ class Upload:
             self.close()
             if mtime is not None:
                 os.utime(self.tmp_path, (mtime, mtime))
-            with space_lock(f.space_id):
+            with f.guard():
                 existing = f.entry(self.target)
                 if existing is not None and existing.is_dir:
                     raise Forbidden("Ya existe una carpeta con ese nombre.")
@@ -544,6 +641,27 @@ class Upload:
         self._release()
 
 
+def _orphaned(p: Path) -> bool:
+    """Whether a file in a space's ``tmp`` is what a crashed upload left: written
+    by a dead process of this machine, or untouched for an hour. Never the
+    upload another live node (sharing the data folder) is still receiving."""
+    parts = p.name.split("-")
+    if len(parts) == 4 and parts[0] == "up" and parts[1] == NODE and parts[2].isdigit():
+        pid = int(parts[2])
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, another user's
+    try:
+        return time.time() - p.lstat().st_mtime > STALE_UPLOAD_SECONDS
+    except FileNotFoundError:
+        return False
+
+
 def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
     """At start-up: remove uploads a crash left in ``tmp`` and recount every space
     that had some (their reservations died with the process). Returns the drifts."""
@@ -552,7 +670,7 @@ def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
     drifts = []
     for space in list_spaces(db):
         tmp = space_dir(settings, space.name) / "tmp"
-        leftovers = list(tmp.iterdir()) if tmp.is_dir() else []
+        leftovers = [p for p in tmp.iterdir() if _orphaned(p)] if tmp.is_dir() else []
         for p in leftovers:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)

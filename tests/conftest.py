@@ -29,23 +29,30 @@ PG_URL = os.environ.get("RESGUARDO_TEST_DATABASE_URL", "")
 GIB = 2**30
 
 
-def _pg_create_database() -> tuple[str, str]:
+#: Where tests that need PostgreSQL or Redis whatever the suite's database find them.
+PG_ADMIN_URL = PG_URL or os.environ.get(
+    "RESGUARDO_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("RESGUARDO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _pg_create_database(admin_url: str = "") -> tuple[str, str]:
     """Create an empty PostgreSQL database; returns (url, name)."""
     import sqlalchemy as sa
 
+    admin_url = admin_url or PG_URL
     name = f"rg_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    base = PG_URL.rsplit("/", 1)[0]
+    base = admin_url.rsplit("/", 1)[0]
     return f"{base}/{name}", name
 
 
-def _pg_drop_database(name: str) -> None:
+def _pg_drop_database(name: str, admin_url: str = "") -> None:
     import sqlalchemy as sa
 
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url or PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -55,29 +62,43 @@ class Server:
     """A Resguardo installation in a temporary folder: its config, its CLI and,
     once started, its server process."""
 
-    def __init__(self, base: Path, extra_config: str = "") -> None:
+    def __init__(self, base: Path, extra_config: str = "", *,
+                 share_with: Server | None = None, db_url: str = "") -> None:
+        """``share_with``: another Server whose data folder and database this one
+        uses (a second node of the same installation). ``db_url``: use this
+        database (owned by the caller, never dropped here)."""
         self.base = base
-        self.data = base / "data"
+        self.data = share_with.data if share_with else base / "data"
         self.config = base / "resguardo.toml"
         self._pg_name = ""
         db_line = ""
         self.db_url = f"sqlite:///{self.data / 'resguardo.db'}"
-        if PG_URL:
+        if share_with or db_url:
+            self.db_url = share_with.db_url if share_with else db_url
+        elif PG_URL:
             self.db_url, self._pg_name = _pg_create_database()
+        if self.db_url.startswith("postgresql"):
             if "[database]" in extra_config:
                 extra_config = extra_config.replace(
                     "[database]\n", f'[database]\nurl = "{self.db_url}"\n', 1)
             else:
                 db_line = f'[database]\nurl = "{self.db_url}"\n'
+        server_keys = "port = 0\nthreads = 16\n"
+        server_block = "[server]\n" + server_keys
+        if "[server]\n" in extra_config:  # e.g. tls_cert: keep one [server] table
+            extra_config = extra_config.replace("[server]\n", server_block, 1)
+            server_block = ""
         self.config.write_text(
             f'data_dir = "{self.data}"\nlog_level = "INFO"\n'
             f"{extra_config}\n"
-            "[server]\nport = 0\nthreads = 16\n"
+            f"{server_block}"
             "[demo]\ncreate = false\n"
             f"{db_line}",
             encoding="utf-8",
         )
         self.proc: subprocess.Popen[str] | None = None
+        #: Extra arguments of ``resguardo serve`` (e.g. ["--only", "drive"]).
+        self.serve_args: list[str] = []
         self.url = ""
         self.log = base / "server.log"
 
@@ -111,7 +132,8 @@ class Server:
     def start(self, timeout: float = 30) -> Server:
         logf = open(self.log, "a", encoding="utf-8")  # noqa: SIM115 - kept for the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "resguardo", "--config", str(self.config), "serve"],
+            [sys.executable, "-m", "resguardo", "--config", str(self.config), "serve",
+             *self.serve_args],
             stdout=subprocess.PIPE, stderr=logf, text=True, cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
@@ -166,19 +188,47 @@ class Server:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[object]:
-    """Factory: ``make_server(extra_config="")`` returns a not-yet-started Server."""
+    """Factory: ``make_server(extra_config="", share_with=None, db_url="")`` returns
+    a not-yet-started Server (see :class:`Server` for sharing an installation)."""
     made: list[Server] = []
 
-    def factory(extra_config: str = "", name: str = "srv") -> Server:
+    def factory(extra_config: str = "", name: str = "srv", *,
+                share_with: Server | None = None, db_url: str = "") -> Server:
         base = tmp_path / f"{name}{len(made)}"
         base.mkdir()
-        s = Server(base, extra_config)
+        s = Server(base, extra_config, share_with=share_with, db_url=db_url)
         made.append(s)
         return s
 
     yield factory
     for s in made:
         s.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database (dropped afterwards), whatever database
+    the suite runs on; skips when no PostgreSQL server answers."""
+    import sqlalchemy as sa
+
+    try:
+        url, name = _pg_create_database(PG_ADMIN_URL)
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc.orig}")
+    yield url
+    _pg_drop_database(name, PG_ADMIN_URL)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (RESGUARDO_TEST_REDIS_URL); skips when it does not answer."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
 
 
 @pytest.fixture
