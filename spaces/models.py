@@ -140,6 +140,9 @@ class CfdiDocument(Base):
     conflict: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     released_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Purge policy: when the owner was told the document will be deleted.
+    first_notice_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    final_notice_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class CfdiHold(Base):

@@ -21,7 +21,7 @@ from sqlalchemy import and_, or_, select, update
 
 from spaces import plans
 from spaces.db import Database
-from spaces.errors import Forbidden, NotFound
+from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
 from spaces.settings import Settings
 
@@ -208,16 +208,122 @@ def mark_released(db: Database, doc_id: int, now: datetime) -> None:
                   .values(released_at=now))
 
 
-def sweep(settings: Settings, db: Database, now: datetime | None = None) -> list[SweepAction]:
-    """Release every document whose period ended and that no hold covers.
+def _owner_email(db: Database, space_id: int) -> str | None:
+    """Who is told about purges: the owning portal account, else the space's owner."""
+    with db.session() as s:
+        space = s.get(Space, space_id)
+        if space is None:
+            return None
+        account_id = getattr(space, "account_id", None)
+        if account_id is not None:
+            from spaces.models import Account
 
-    Safe to run twice: a released document is not released again. (Policy
-    'release': the file just becomes deletable; nothing is deleted here.)
+            account = s.get(Account, account_id)
+            if account is not None and account.email:
+                return str(account.email)
+        return space.owner_email
+
+
+def _notice(settings: Settings, to: str, space: str, docs: list[CfdiDocument], when: datetime,
+            final: bool) -> None:
+    from spaces.mail import Mail, Mailer
+
+    base = settings.base_url()
+    lines = [
+        f"Estimado cliente de Resguardo:",
+        "",
+        ("AVISO FINAL: " if final else "")
+        + f"el periodo de resguardo de {len(docs)} CFDI de su espacio «{space}» termina y "
+        f"se eliminarán a partir del {when:%d/%m/%Y}.",
+        "",
+        "Si necesita conservarlos, descárguelos antes de esa fecha desde el portal "
+        f"({base}/espacios/{space}/cfdi) o desde su unidad de red, o pida una retención legal.",
+        "",
+    ]
+    lines += [f"  {d.uuid or '-'}  {d.path}" for d in docs[:200]]
+    if len(docs) > 200:
+        lines.append(f"  … y {len(docs) - 200} más (véalos en el portal).")
+    subject = ("Aviso final: " if final else "Aviso: ") + f"CFDI por eliminar en «{space}»"
+    Mailer(settings).send(Mail(to=to, subject=subject, body="\n".join(lines) + "\n"))
+
+
+def sweep(settings: Settings, db: Database, now: datetime | None = None) -> list[SweepAction]:
+    """End the retention of documents whose period is over and that no hold covers.
+
+    Policy ``release``: the document just becomes deletable. Policy ``purge``:
+    the owner is e-mailed ``first_notice_days`` and ``final_notice_days``
+    before, and only once both notices are that old is the file deleted —
+    through the space's one delete path, so quota and index follow. A sweep
+    that did not run for a while never purges without the notices. Safe to run
+    twice: each notice is sent once, each document released or purged once.
     """
     now = now or now_utc()
-    actions = []
-    for _space_id, name, doc_id, path, uuid in due_for_release(db, now):
-        mark_released(db, doc_id, now)
-        log.info("retention released: space=%s uuid=%s path=%s", name, uuid, path)
-        actions.append(SweepAction(name, path, uuid, "released"))
+    policy = settings.retention.policy
+    actions: list[SweepAction] = []
+    if policy == "release":
+        for _space_id, name, doc_id, path, uuid in due_for_release(db, now):
+            mark_released(db, doc_id, now)
+            log.info("retention released: space=%s uuid=%s path=%s", name, uuid, path)
+            actions.append(SweepAction(name, path, uuid, "released"))
+        return actions
+
+    from datetime import timedelta
+
+    from spaces.storage import SpaceFiles
+
+    first_days = timedelta(days=settings.retention.first_notice_days)
+    final_days = timedelta(days=settings.retention.final_notice_days)
+    with db.session() as s:
+        docs = list(s.scalars(select(CfdiDocument).where(
+            CfdiDocument.category.in_(PROTECTED_CATEGORIES),
+            CfdiDocument.released_at.is_(None),
+            CfdiDocument.protected_until.is_not(None),
+            CfdiDocument.protected_until <= now + first_days)))
+        names = {sid: n for sid, n in s.execute(select(Space.id, Space.name))}
+        holds = {sid: _active_holds(s, sid) for sid in {d.space_id for d in docs}}
+    by_space: dict[int, list[CfdiDocument]] = {}
+    for d in docs:
+        if not _covered(d.path, holds[d.space_id]):
+            by_space.setdefault(d.space_id, []).append(d)
+    for space_id, items in by_space.items():
+        name = names[space_id]
+        to = _owner_email(db, space_id)
+        first = [d for d in items if d.first_notice_at is None]
+        final = [d for d in items if d.first_notice_at is not None and d.final_notice_at is None
+                 and now >= d.protected_until - final_days  # type: ignore[operator]
+                 and now >= d.first_notice_at + first_days - final_days]
+        for group, is_final in ((first, False), (final, True)):
+            if not group:
+                continue
+            if not to:
+                log.warning("retention purge postponed: space=%s has no e-mail to notify", name)
+                continue
+            when = max(now + (final_days if is_final else first_days),
+                       max(d.protected_until for d in group))  # type: ignore[type-var]
+            _notice(settings, to, name, group, when, is_final)
+            column = "final_notice_at" if is_final else "first_notice_at"
+            with db.session() as s:
+                s.execute(update(CfdiDocument).where(CfdiDocument.id.in_([d.id for d in group]))
+                          .values({column: now}))
+            for d in group:
+                setattr(d, column, now)
+                actions.append(SweepAction(name, d.path, d.uuid,
+                                           "final-notice" if is_final else "notice"))
+        files = SpaceFiles(settings, db, space_id, name)
+        for d in items:
+            due = (d.protected_until <= now  # type: ignore[operator]
+                   and d.first_notice_at is not None and d.final_notice_at is not None
+                   and now >= d.first_notice_at + first_days
+                   and now >= d.final_notice_at + final_days)
+            if not due:
+                continue
+            mark_released(db, d.id, now)
+            try:
+                files.delete(d.path)
+            except (SpaceError, OSError) as exc:
+                log.error("retention purge failed: space=%s path=%s: %s", name, d.path, exc)
+                actions.append(SweepAction(name, d.path, d.uuid, "released"))
+                continue
+            log.info("retention purged: space=%s uuid=%s path=%s", name, d.uuid, d.path)
+            actions.append(SweepAction(name, d.path, d.uuid, "purged"))
     return actions

@@ -199,6 +199,16 @@ def parse_size(text: str) -> int:
 
 
 @dataclass
+class RetentionSettings:
+    policy: str = _f(
+        "release",
+        "When a CFDI's period ends: 'release' (it just becomes deletable) or 'purge' "
+        "(deleted, after e-mailing the owner first_notice_days and final_notice_days ahead).")
+    first_notice_days: int = _f(30, "Days before a purge that the first notice is e-mailed.")
+    final_notice_days: int = _f(7, "Days before a purge that the last notice is e-mailed.")
+
+
+@dataclass
 class Settings:
     data_dir: str = _f("data", "Folder for the files of every space and the SQLite database.")
     log_level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR.")
@@ -210,6 +220,7 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     tiers: dict[str, TierSettings] = field(
         default_factory=lambda: {k: TierSettings(**v) for k, v in DEFAULT_TIERS.items()}
     )
@@ -335,6 +346,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def _validate(settings: Settings, source: str) -> None:
+    r = settings.retention
+    if r.policy not in ("release", "purge"):
+        raise ConfigError(f"{source}: retention.policy debe ser 'release' o 'purge'")
+    if r.final_notice_days < 1 or r.first_notice_days < r.final_notice_days:
+        raise ConfigError(f"{source}: retention necesita first_notice_days >= "
+                          "final_notice_days >= 1")
     if settings.locks.backend not in ("database", "redis"):
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):

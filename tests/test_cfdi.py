@@ -290,3 +290,68 @@ def test_an_interrupted_upload_is_never_indexed(
     time.sleep(0.5)
     assert "/cortado.xml" not in index_by_path(srv)
     assert s.get(srv.dav("acme", "cortado.xml")).status_code == 404
+
+
+def test_purge_policy_notifies_30_and_7_days_ahead_then_deletes_through_the_delete_path(
+        make_server, tmp_path):
+    from datetime import timedelta
+
+    data, entry = one_cfdi(tmp_path)
+    srv = make_server('[retention]\npolicy = "purge"\n').start()
+    srv.cli("space", "create", "acme", "--tier", "1G", "--owner", "conta@acme.mx")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    s.put(srv.dav("acme", "f.xml"), data=data)
+    s.put(srv.dav("acme", "otro.txt"), data=b"queda")
+    until = datetime.fromisoformat(
+        json.loads(srv.cli("cfdi", "list", "acme", "--json").stdout)[0]["protected_until"])
+    outbox = srv.data / "outbox"
+
+    def sweep(at):  # one second later: --now has whole seconds, the dates do not
+        at = at + timedelta(seconds=1)
+        return srv.cli("retention", "sweep", "--now", at.isoformat(timespec="seconds")).stdout
+
+    def mails():
+        return sorted(outbox.glob("*.eml")) if outbox.exists() else []
+
+    assert "0 acciones" in sweep(until - timedelta(days=31))
+    assert mails() == []
+    out = sweep(until - timedelta(days=30))
+    assert "notice" in out and "purged" not in out
+    assert len(mails()) == 1
+    first = mails()[0].read_text()
+    assert "conta@acme.mx" in first and entry["doc"]["uuid"] in first
+    assert "0 acciones" in sweep(until - timedelta(days=29))  # each notice once
+    assert "final-notice" in sweep(until - timedelta(days=7))
+    assert len(mails()) == 2
+    # Period over, but a purge also needs both notices to be old enough: it is.
+    out = sweep(until + timedelta(seconds=1))
+    assert "purged" in out and "/f.xml" in out
+    assert s.get(srv.dav("acme", "f.xml")).status_code == 404
+    assert s.get(srv.dav("acme", "otro.txt")).content == b"queda"
+    d = srv.show("acme")
+    assert (d["used_bytes"], d["used_files"]) == (5, 1)
+    assert json.loads(srv.cli("cfdi", "list", "acme", "--json").stdout) == []
+    assert "0 acciones" in sweep(until + timedelta(days=1))
+
+
+def test_purge_never_happens_without_notices_even_long_after_the_period(make_server, tmp_path):
+    from datetime import timedelta
+
+    data, _ = one_cfdi(tmp_path)
+    srv = make_server('[retention]\npolicy = "purge"\n').start()
+    srv.cli("space", "create", "acme", "--tier", "1G", "--owner", "conta@acme.mx")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    s.put(srv.dav("acme", "f.xml"), data=data)
+    late = datetime.now() + timedelta(days=3 * 365)
+    out = srv.cli("retention", "sweep", "--now", late.isoformat(timespec="seconds")).stdout
+    assert "notice" in out and "purged" not in out
+    assert s.delete(srv.dav("acme", "f.xml")).status_code == 403  # still protected
+    srv.cli("retention", "hold", "acme", "/")
+    much_later = late + timedelta(days=60)
+    out = srv.cli("retention", "sweep", "--now", much_later.isoformat(timespec="seconds")).stdout
+    assert "purged" not in out
+    assert s.get(srv.dav("acme", "f.xml")).content == data
