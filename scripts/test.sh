@@ -20,6 +20,14 @@ if ! command -v litmus >/dev/null; then
     apt_install litmus
 fi
 
+# What tests/test_deploy.py checks the files of config/ and systemd/ with.
+for tool in nginx:nginx-light caddy:caddy openssl:openssl systemd-analyze:systemd; do
+    if ! command -v "${tool%%:*}" >/dev/null && [ ! -x "/usr/sbin/${tool%%:*}" ]; then
+        echo "test: installing ${tool#*:} (Debian package)"
+        apt_install "${tool#*:}"
+    fi
+done
+
 # The portal's browser test drives Debian's chromium with Playwright (Playwright's
 # own browser download cannot be used here).
 if [ ! -x /usr/bin/chromium ]; then

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
 import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 def _hammer(srv, forwarded_for: str) -> None:
     """Enough bad passwords from one address (for many user names) to get that
@@ -36,3 +51,244 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_server):
     srv.add_user("acme", "ana", "secreto-ana-1")
     _hammer(srv, "198.51.100.7")
     assert _propfind(srv, "203.0.113.9") == 401
+
+
+# -- HTTPS ----------------------------------------------------------------------------
+
+def self_signed(folder: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (an IP address) made with openssl."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName=IP:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def tls_config(cert: Path, key: Path) -> str:
+    return (f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+            '[tiers.T100K]\nquota = "100K"\nmax_users = 3\ncfdi_years = 1\n')
+
+
+@pytest.fixture
+def https_server(make_server, tmp_path):
+    cert, key = self_signed(tmp_path)
+    srv = make_server(tls_config(cert, key)).start()
+    assert srv.url.startswith("https://127.0.0.1:")
+    srv.create_space("acme", "T100K")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    s.verify = str(cert)
+    s.trust_env = False  # REQUESTS_CA_BUNDLE would replace the test's CA
+    return srv, s, cert
+
+
+def test_https_serves_webdav_with_the_configured_certificate(https_server):
+    srv, s, cert = https_server
+    u = urlparse(srv.url)
+    served = ssl.get_server_certificate((u.hostname, u.port))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+    r = s.request("OPTIONS", srv.url + "/")
+    assert r.status_code == 200 and "1" in r.headers.get("DAV", "")
+    body = os.urandom(60 * 1024)
+    assert s.request("MKCOL", srv.dav("acme", "Contabilidad")).status_code == 201
+    assert s.put(srv.dav("acme", "Contabilidad/balanza.xlsx"), data=body).status_code == 201
+    r = s.request("PROPFIND", srv.dav("acme", "Contabilidad/"), headers={"Depth": "1"})
+    assert r.status_code == 207 and "balanza.xlsx" in r.text
+    assert hashlib.sha256(s.get(srv.dav("acme", "Contabilidad/balanza.xlsx")).content
+                          ).digest() == hashlib.sha256(body).digest()
+    lock = s.request("LOCK", srv.dav("acme", "Contabilidad/balanza.xlsx"),
+                     data=b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
+                          b"<D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
+                          b"</D:lockinfo>", headers={"Content-Type": "application/xml"})
+    assert lock.status_code == 200
+    token = lock.headers["Lock-Token"]
+    assert s.put(srv.dav("acme", "Contabilidad/balanza.xlsx"), data=b"x").status_code == 423
+    assert s.request("UNLOCK", srv.dav("acme", "Contabilidad/balanza.xlsx"),
+                     headers={"Lock-Token": token}).status_code == 204
+    # Office's save-by-rename: MOVE with an https Destination.
+    r = s.request("MOVE", srv.dav("acme", "Contabilidad/balanza.xlsx"),
+                  headers={"Destination": srv.dav("acme", "Contabilidad/balanza-2026.xlsx")})
+    assert r.status_code == 201
+    # The quota holds over TLS too, with the Spanish message.
+    r = s.put(srv.dav("acme", "grande.bin"), data=b"g" * (50 * 1024))
+    assert r.status_code == 507 and "Espacio insuficiente" in r.text
+    assert s.delete(srv.dav("acme", "Contabilidad")).status_code == 204
+    assert srv.show("acme")["used_bytes"] == 0
+
+
+def test_https_refuses_a_wrong_password_and_unknown_certificates(https_server):
+    srv, s, _cert = https_server
+    assert requests.request("PROPFIND", srv.dav("acme", ""), auth=("ana", "otra"),
+                            verify=s.verify, headers={"Depth": "0"}).status_code == 401
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(srv.dav("acme", ""), auth=s.auth, timeout=10)  # system CAs only
+
+
+def test_plain_http_to_the_https_port_gets_no_drive(https_server):
+    srv, _s, _cert = https_server
+    plain = srv.url.replace("https://", "http://")
+    try:
+        r = requests.request("PROPFIND", plain + "/dav/acme/", auth=("ana", "secreto-ana-1"),
+                             timeout=10)
+    except requests.exceptions.ConnectionError:
+        return  # closed without an answer: fine
+    assert r.status_code == 400 and "<D:multistatus" not in r.text
+
+
+def test_tls_key_without_certificate_is_a_config_error(make_server, tmp_path):
+    cert, key = self_signed(tmp_path)
+    srv = make_server(f'[server]\ntls_key = "{key}"\n')
+    p = srv.cli("space", "list", check=False)
+    assert p.returncode != 0 and "tls_cert" in p.stderr and "Traceback" not in p.stderr
+
+
+# -- reverse proxies (config/) -----------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_site(upstream: str, https_port: int, http_port: int, cert: Path, key: Path) -> str:
+    """config/nginx-resguardo.conf with this machine's addresses: every upstream
+    server is ``upstream``, the listen ports are free local ones."""
+    text = (ROOT / "config" / "nginx-resguardo.conf").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^\s*listen \[::\].*\n", "", text)
+    text = re.sub(r"(?m)^(\s*)server \d[\d.:]+[^;]*;", rf"\1server {upstream};", text)
+    text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+    text = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", text)
+    text = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", text)
+    return text
+
+
+def nginx_main(folder: Path) -> Path:
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = folder / "nginx.conf"
+    conf.write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {folder}/nginx.pid;\n"
+        f"error_log {folder}/error.log info;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n  access_log {folder}/access.log;\n"
+        + "".join(f"  {k}_temp_path {folder}/{k};\n"
+                  for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + f"  include {folder}/resguardo.conf;\n}}\n", encoding="utf-8")
+    return conf
+
+
+def _nginx() -> str:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                    else None)
+    if exe is None:
+        pytest.skip("nginx is not installed (scripts/test.sh installs Debian's nginx-light)")
+    return exe
+
+
+def test_sample_nginx_config_passes_nginx_t(tmp_path):
+    exe = _nginx()
+    cert, key = self_signed(tmp_path)
+    (tmp_path / "resguardo.conf").write_text(
+        nginx_site("127.0.0.1:9", free_port(), free_port(), cert, key), encoding="utf-8")
+    p = subprocess.run([exe, "-t", "-c", str(nginx_main(tmp_path)), "-p", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "test is successful" in p.stderr
+
+
+@pytest.fixture
+def behind_nginx(make_server, tmp_path):
+    """A Resguardo server behind config/nginx-resguardo.conf, nginx doing TLS."""
+    exe = _nginx()
+    cert, key = self_signed(tmp_path)
+    srv = make_server('[server]\ntrusted_proxies = "127.0.0.1"\n'
+                      '[tiers.T100K]\nquota = "100K"\nmax_users = 3\ncfdi_years = 1\n').start()
+    srv.create_space("acme", "T100K")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    https_port, http_port = free_port(), free_port()
+    (tmp_path / "resguardo.conf").write_text(
+        nginx_site(urlparse(srv.url).netloc, https_port, http_port, cert, key),
+        encoding="utf-8")
+    proc = subprocess.Popen([exe, "-c", str(nginx_main(tmp_path)), "-p", str(tmp_path)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"nginx did not start: {proc.stderr.read()}")
+                time.sleep(0.1)
+        s = requests.Session()
+        s.auth = ("ana", "secreto-ana-1")
+        s.verify = str(cert)
+        s.trust_env = False
+        yield srv, s, f"https://127.0.0.1:{https_port}", http_port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_webdav_through_the_sample_nginx_config(behind_nginx):
+    srv, s, base, http_port = behind_nginx
+    dav = f"{base}/dav/acme/"
+    # Windows' first probe on "/" reaches the drive, the rest of "/" the portal.
+    r = s.request("OPTIONS", base + "/")
+    assert r.status_code == 200 and "DAV" in r.headers
+    body = os.urandom(30 * 1024)
+    assert s.put(dav + "libro.xlsx", data=body).status_code == 201
+    r = s.request("PROPFIND", dav, headers={"Depth": "1"})
+    assert r.status_code == 207 and "libro.xlsx" in r.text
+    assert s.get(dav + "libro.xlsx").content == body
+    # MOVE with the public https Destination: needs Host and X-Forwarded-Proto.
+    r = s.request("MOVE", dav + "libro.xlsx", headers={"Destination": dav + "libro-2.xlsx"})
+    assert r.status_code == 201, r.text
+    r = s.request("COPY", dav + "libro-2.xlsx", headers={"Destination": dav + "copia.xlsx"})
+    assert r.status_code == 201, r.text
+    # Chunked uploads stream through (no buffering) and the quota answers 507.
+    r = s.put(dav + "grande.bin", data=iter([b"z" * 1024] * 80))
+    assert r.status_code == 507 and "Espacio insuficiente" in r.text
+    assert srv.show("acme")["used_bytes"] == 2 * len(body)
+    # Metrics are not reachable through the public address; plain HTTP redirects.
+    assert s.get(base + "/metrics").status_code == 403
+    r = requests.get(f"http://127.0.0.1:{http_port}/dav/acme/", allow_redirects=False,
+                     timeout=10)
+    assert r.status_code == 301 and r.headers["Location"].startswith("https://")
+
+
+def test_oversized_upload_through_nginx_is_refused_before_the_body(behind_nginx):
+    """With request buffering off the 507 comes from the headers, not after nginx
+    has spooled the body to disk."""
+    _srv, s, base, _ = behind_nginx
+    u = urlparse(base)
+    ctx = ssl.create_default_context(cafile=s.verify)
+    auth = base64.b64encode(b"ana:secreto-ana-1").decode()
+    started = time.monotonic()
+    with socket.create_connection((u.hostname, u.port), timeout=15) as raw, \
+            ctx.wrap_socket(raw, server_hostname=u.hostname) as tls:
+        tls.sendall((f"PUT /dav/acme/enorme.bin HTTP/1.1\r\nHost: {u.netloc}\r\n"
+                     f"Authorization: Basic {auth}\r\nContent-Length: {10 * 2**30}\r\n\r\n"
+                     ).encode() + b"y" * 65536)
+        head = tls.recv(65536).decode("latin-1")
+    assert head.startswith("HTTP/1.1 507"), head
+    assert time.monotonic() - started < 10
+
+
+def test_sample_caddyfile_is_valid(tmp_path):
+    exe = shutil.which("caddy")
+    if exe is None:
+        pytest.skip("caddy is not installed (scripts/test.sh installs Debian's caddy)")
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path)}
+    p = subprocess.run([exe, "validate", "--adapter", "caddyfile",
+                        "--config", str(ROOT / "config" / "Caddyfile")],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "Valid configuration" in p.stdout + p.stderr
