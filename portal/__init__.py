@@ -76,7 +76,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
 
-    from portal import account, operator, public, shop, space
+    from portal import account, cfdi, operator, public, shop, space
 
     csrf.exempt(shop.webhook)  # signed by the gateway instead
 
@@ -85,6 +85,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     app.register_blueprint(shop.bp)
     app.register_blueprint(space.bp)
     app.register_blueprint(operator.bp)
+    app.register_blueprint(cfdi.bp)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
