@@ -56,6 +56,25 @@ ensure_postgres() {
     return 1
 }
 
+ensure_redis() {
+    if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then return 0; fi
+    if ! command -v redis-server >/dev/null; then
+        echo "test: installing Redis (Debian package)"
+        apt_install redis-server
+    fi
+    mkdir -p /tmp/resguardo-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir /tmp/resguardo-redis --logfile /tmp/resguardo-redis/redis.log
+    for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && return 0; sleep 1; done
+    echo "test: Redis did not start" >&2
+    return 1
+}
+ensure_redis
+
+# Static check, security rules included (ruff's S = bandit's checks): a finding fails.
+echo "== ruff"
+.venv/bin/ruff check spaces davserver resguardo portal
+
 export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
 status=0
 for db in $dbs; do

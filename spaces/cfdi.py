@@ -44,7 +44,8 @@ _CFDI_VERSION = {NS_CFDI3: "3.3", NS_CFDI4: "4.0"}
 _RET_VERSION = {NS_RET1: "1.0", NS_RET2: "2.0"}
 _TIPO_32 = {"ingreso": "I", "egreso": "E", "traslado": "T"}
 
-_UUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+_UUID_RE = re.compile(
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 _FECHA_RE = re.compile(
     r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
 )
@@ -124,7 +125,8 @@ def _stamps(root: Element, ns: str) -> list[Element]:
 def _one_stamp(root: Element, ns: str) -> Element:
     stamps = _stamps(root, ns)
     if len(stamps) != 1:
-        raise _Rejected("unstamped", f"{len(stamps)} TimbreFiscalDigital en Complemento (se requiere 1)")
+        raise _Rejected("unstamped",
+                        f"{len(stamps)} TimbreFiscalDigital en Complemento (se requiere 1)")
     return stamps[0]
 
 

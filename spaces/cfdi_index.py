@@ -199,7 +199,8 @@ def search(db: Database, space_id: int, q: Query) -> list[CfdiDocument]:
 
         lo = Decimal(q.min_total) if q.min_total else None
         hi = Decimal(q.max_total) if q.max_total else None
-        rows = [d for d in rows if (lo is None or total(d) >= lo) and (hi is None or total(d) <= hi)]
+        rows = [d for d in rows
+                if (lo is None or total(d) >= lo) and (hi is None or total(d) <= hi)]
     return rows
 
 

@@ -230,7 +230,7 @@ def _notice(settings: Settings, to: str, space: str, docs: list[CfdiDocument], w
 
     base = settings.base_url()
     lines = [
-        f"Estimado cliente de Resguardo:",
+        "Estimado cliente de Resguardo:",
         "",
         ("AVISO FINAL: " if final else "")
         + f"el periodo de resguardo de {len(docs)} CFDI de su espacio «{space}» termina y "

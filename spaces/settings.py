@@ -167,7 +167,8 @@ class PortalSettings:
 
 @dataclass
 class TierSettings:
-    quota: str = _f("1G", "Storage: a whole number with K, M or G (powers of 1024; 1G = 2**30 bytes).")
+    quota: str = _f(
+        "1G", "Storage: a whole number with K, M or G (powers of 1024; 1G = 2**30 bytes).")
     max_users: int = _f(1, "Users allowed in the space; 0 means unlimited.")
     cfdi_years: int = _f(1, "Years each stamped CFDI is kept write-once.")
     monthly_price: str = _f("0.00", "Price per month in MXN before IVA (Decimal text).")
