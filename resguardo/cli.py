@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--only", choices=("drive", "portal"),
                     help="sirve sólo la unidad (/dav/) o sólo el portal, para correrlos "
                     "en procesos o máquinas separados")
+    sv.add_argument("--port", type=int, help="puerto TCP en vez de [server] port (para "
+                    "varios procesos en una máquina con la misma configuración)")
     sub.add_parser("migrate", help="lleva la base de datos a la última versión")
     cp = sub.add_parser("config", help="configuración").add_subparsers(dest="action",
                                                                          required=True)
@@ -150,6 +152,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from resguardo.server import serve
 
+        if args.port is not None:
+            settings.server.port = args.port
         return serve(settings, only=args.only)
     if args.command != "serve":
         # Commands print results, not the domain's info logs.

@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -292,3 +293,88 @@ def test_sample_caddyfile_is_valid(tmp_path):
                        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     assert "Valid configuration" in p.stdout + p.stderr
+
+
+# -- systemd ---------------------------------------------------------------------------
+
+UNITS = ("resguardo.service", "resguardo-drive@.service", "resguardo-portal.service",
+         "resguardo-drive.target", "resguardo-retention.service", "resguardo-retention.timer",
+         "resguardo-lifecycle.service", "resguardo-lifecycle.timer")
+HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/resguardo",
+             "PrivateTmp=yes", "User=resguardo", "EnvironmentFile=-/etc/resguardo/secrets.env",
+             "ProtectHome=yes", "SystemCallFilter=@system-service", "UMask=0077")
+
+
+@pytest.fixture
+def installed_units(tmp_path):
+    """systemd/ as it would be installed, with this checkout's resguardo as the
+    command (systemd-analyze checks that ExecStart= is executable)."""
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze is not installed (scripts/test.sh installs systemd)")
+    resguardo = Path(sys.executable).with_name("resguardo")
+    assert resguardo.exists()
+    for name in UNITS:
+        text = (ROOT / "systemd" / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_text(text.replace("/opt/resguardo/bin/resguardo",
+                                                  str(resguardo)), encoding="utf-8")
+    # A template is verified through an instance.
+    shutil.copy(tmp_path / "resguardo-drive@.service", tmp_path / "resguardo-drive@8081.service")
+    return exe, tmp_path
+
+
+def test_systemd_units_pass_systemd_analyze_verify_without_a_warning(installed_units):
+    exe, folder = installed_units
+    names = [n for n in UNITS if "@." not in n] + ["resguardo-drive@8081.service"]
+    p = subprocess.run([exe, "verify", "--man=no", *names], cwd=folder,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
+
+
+def test_systemd_services_are_hardened(installed_units):
+    exe, folder = installed_units
+    for name in ("resguardo.service", "resguardo-drive@8081.service", "resguardo-portal.service",
+                 "resguardo-retention.service", "resguardo-lifecycle.service"):
+        text = (folder / name).read_text(encoding="utf-8")
+        for line in HARDENING:
+            assert f"\n{line}\n" in text, (name, line)
+        assert "Restart=on-failure" in text or "Type=oneshot" in text, name
+        p = subprocess.run([exe, "security", "--offline=true", name], cwd=folder,
+                           capture_output=True, text=True, timeout=120)
+        m = re.search(r"Overall exposure level for \S+: ([\d.]+)", p.stdout)
+        assert m, p.stdout[-500:] + p.stderr
+        assert float(m.group(1)) <= 2.0, (name, m.group(1))
+
+
+def test_timers_run_the_commands_that_exist():
+    """Each timer starts a service whose command the CLI really has."""
+    for unit, words in (("resguardo-retention", ["retention", "sweep"]),
+                        ("resguardo-lifecycle", ["lifecycle", "run"])):
+        assert (ROOT / "systemd" / f"{unit}.timer").exists()
+        text = (ROOT / "systemd" / f"{unit}.service").read_text(encoding="utf-8")
+        assert f"ExecStart=/opt/resguardo/bin/resguardo {' '.join(words)}\n" in text
+        p = subprocess.run([sys.executable, "-m", "resguardo", *words, "--help"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert p.returncode == 0, p.stderr
+
+
+def test_drive_and_portal_run_as_separate_processes(make_server):
+    """What resguardo-drive@.service and resguardo-portal.service start: one
+    process answers only the drive, the other only the portal."""
+    drive = make_server()
+    drive.create_space("acme", "4G")
+    drive.add_user("acme", "ana", "secreto-ana-1")
+    drive.serve_args = ["--only", "drive"]
+    portal = make_server(share_with=drive)
+    portal.serve_args = ["--only", "portal", "--port", str(free_port())]
+    drive.start()
+    portal.start()
+    assert portal.url.endswith(portal.serve_args[-1])
+    auth = ("ana", "secreto-ana-1")
+    assert requests.request("PROPFIND", drive.dav("acme", ""), auth=auth,
+                            headers={"Depth": "0"}).status_code == 207
+    assert requests.request("PROPFIND", portal.dav("acme", ""), auth=auth,
+                            headers={"Depth": "0"}).status_code == 404
+    assert requests.get(drive.url + "/").status_code == 404
+    r = requests.get(portal.url + "/")
+    assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
