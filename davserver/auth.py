@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dc.base_dc import BaseDomainController
 
 from davserver.provider import CTX_KEY, RequestContext, SpacesProvider
+from spaces import metrics
 from spaces.db import Database
 from spaces.passwords import verify_password
 from spaces.service import find_credential
@@ -156,11 +157,13 @@ class SpacesDomainController(BaseDomainController):
         user_key, addr_key = f"{realm}\x00{user}", addr
         if st.users.blocked(user_key) or st.addresses.blocked(addr_key):
             log.warning("auth throttled: space=%s user=%s addr=%s", realm, user, addr)
+            metrics.AUTH_FAILURES.labels("throttled").inc()
             return False
         try:
             cred = find_credential(st.db, realm, user)
         except SQLAlchemyError as exc:
             log.error("auth unavailable: %s", exc)
+            metrics.AUTH_FAILURES.labels("unavailable").inc()
             return False
         key = st.cache.key(realm, user, password)
         ok = cred is not None and st.cache.matches(key, cred.password_hash)
@@ -172,12 +175,15 @@ class SpacesDomainController(BaseDomainController):
             st.users.failure(user_key)
             st.addresses.failure(addr_key)
             log.info("auth failed: space=%s user=%s addr=%s", realm, user, addr)
+            metrics.AUTH_FAILURES.labels("password").inc()
             return False
         if not cred.within_user_limit:
             log.info("auth refused (user limit): space=%s user=%s", realm, user)
+            metrics.AUTH_FAILURES.labels("user_limit").inc()
             return False
         if cred.space.status == "suspended":
             log.info("auth refused (suspended): space=%s user=%s", realm, user)
+            metrics.AUTH_FAILURES.labels("suspended").inc()
             return False
         st.users.success(user_key)
         environ[CTX_KEY] = RequestContext(

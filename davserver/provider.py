@@ -33,7 +33,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
-from spaces import cfdi_index, quota, retention, statusfile
+from spaces import cfdi_index, metrics, quota, retention, statusfile
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -47,7 +47,7 @@ from spaces.errors import (
 )
 from spaces.service import SpaceInfo
 from spaces.settings import Settings
-from spaces.storage import Entry, SpaceFiles, Upload
+from spaces.storage import DiskFull, Entry, SpaceFiles, Upload
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def to_dav_error(exc: SpaceError) -> DAVError:
     """Map a domain error to the drive's status: 507 space, 403 protection, ..."""
     msg = str(exc)
     if isinstance(exc, QuotaExceeded):
+        metrics.QUOTA_REFUSALS.labels("disk" if isinstance(exc, DiskFull) else "quota").inc()
         return HumanDAVError(HTTP_INSUFFICIENT_STORAGE, msg)
     if isinstance(exc, UsageUnavailable):
         return HumanDAVError(503, msg, [("Retry-After", "5")])

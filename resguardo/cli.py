@@ -146,9 +146,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(example_toml())
         return 0
     settings = load_settings(args.config)
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    from resguardo.observe import configure_logging
+
+    configure_logging(settings, sys.stderr)
     if args.command == "serve":
         from resguardo.server import serve
 

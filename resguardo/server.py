@@ -15,6 +15,7 @@ from cheroot.server import HTTPConnection, HTTPRequest
 
 from davserver.app import make_app
 from portal import create_app
+from resguardo.observe import observe
 from spaces import storage
 from spaces.db import Database, open_database
 from spaces.errors import SpaceError
@@ -153,7 +154,7 @@ def serve(settings: Settings, only: str | None = None) -> int:
     except SpaceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    server = make_server(settings, make_dispatcher(settings, db, only))
+    server = make_server(settings, observe(settings, db, make_dispatcher(settings, db, only)))
     server.prepare()
     host, port = server.bind_addr[:2]
     scheme = "https" if settings.server.tls_cert else "http"

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select, update
 
-from spaces import plans
+from spaces import metrics, plans
 from spaces.db import Database
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
@@ -113,6 +113,7 @@ def check_writable(db: Database, space_id: int, rel: str) -> None:
     if found:
         log.info("retention refused: space=%s path=%s until=%s held=%s", space_id,
                  found[0].path, found[0].until, found[0].held)
+        metrics.RETENTION_PROTECTIONS.inc()
         raise Forbidden(found[0].message())
 
 

@@ -111,6 +111,31 @@ class AuthSettings:
 
 
 @dataclass
+class LogSettings:
+    json: bool = _f(
+        False, "One JSON object per line (time, level, logger, message; requests add space, "
+        "user, method, path, status, bytes and duration) instead of text lines.")
+    access: bool = _f(True, "Log one line per HTTP request (logger resguardo.access).")
+
+
+@dataclass
+class MetricsSettings:
+    enabled: bool = _f(True, "Serve Prometheus metrics at /metrics.")
+    allow: str = _f(
+        "127.0.0.1, ::1",
+        "Comma-separated addresses or networks allowed to read /metrics (others get 403).",
+    )
+    top_spaces: int = _f(20, "How many of the fullest spaces get their own usage gauges.")
+
+    def allowed_networks(self) -> list[Any]:
+        """``allow`` parsed (ValueError if an entry is not an address)."""
+        import ipaddress
+
+        return [ipaddress.ip_network(part.strip(), strict=False)
+                for part in self.allow.split(",") if part.strip()]
+
+
+@dataclass
 class DemoSettings:
     create: bool = _f(True, "On 'serve', create the demo space if no space exists yet.")
     space: str = _f("demo", "Name of the demo space.")
@@ -218,6 +243,8 @@ class Settings:
     locks: LockSettings = field(default_factory=LockSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
@@ -361,6 +388,12 @@ def _validate(settings: Settings, source: str) -> None:
         settings.server.proxy_networks()
     except ValueError as exc:
         raise ConfigError(f"{source}: server.trusted_proxies: {exc}") from None
+    try:
+        settings.metrics.allowed_networks()
+    except ValueError as exc:
+        raise ConfigError(f"{source}: metrics.allow: {exc}") from None
+    if settings.metrics.top_spaces < 0:
+        raise ConfigError(f"{source}: metrics.top_spaces no puede ser negativo")
     if settings.mail.smtp_security not in ("starttls", "tls", "none"):
         raise ConfigError(f"{source}: mail.smtp_security debe ser 'starttls', 'tls' o 'none'")
     if settings.billing.gateway not in ("sandbox",):

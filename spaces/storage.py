@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import cfdi, cfdi_index, quota, retention
+from spaces import cfdi, cfdi_index, metrics, quota, retention
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -383,6 +383,7 @@ class SpaceFiles:
             index_rel = self.index_path(p)
             protections = retention.protected_under(self.db, self.space_id, index_rel)
             if not e.is_dir and protections:
+                metrics.RETENTION_PROTECTIONS.inc()
                 log.info("retention refused delete: space=%s path=%s", self.space_name,
                          index_rel)
                 raise Forbidden(protections[0].message())
@@ -423,6 +424,7 @@ class SpaceFiles:
                         os.rmdir(p)
                         freed_files += 1
                     kept = protections
+                    metrics.RETENTION_PROTECTIONS.inc(len(kept))
             finally:
                 quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
                 if e.is_dir:
