@@ -291,8 +291,8 @@ class Runner:
         return LISTINGS[(self.srv.name, name)]
 
     def propfind0_c8(self) -> float:
-        target = f"{self.folder}/c1/f00000.txt"
-        want = str(self.sz.small_size).encode()
+        target = "pf1k/f000007.txt"
+        want = str(self.setup_listing("pf1k")["f000007.txt"]).encode()
 
         def one(c: Client, i: int) -> None:
             _, _, body = c.request("PROPFIND", target, ALLPROP, {"Depth": "0", **XML_HEADERS},

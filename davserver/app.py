@@ -23,6 +23,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
 from davserver.locks import RedisLockStorage, SqlLockStorage
 from davserver.properties import SqlPropertyManager
+from davserver.propfind import FastPropfind
 from davserver.provider import HumanDAVError, ProbeProvider, SpacesProvider, request_context
 from spaces.db import Database
 from spaces.service import WRITER_ROLES
@@ -161,7 +162,8 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "re_encode_path_info": True,
             "unquote_path_info": False,
         },
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, RequestResolver],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, FastPropfind,
+                             RequestResolver],
         "dir_browser": {"enable": False},
         "verbose": 2,
         "logging": {"enable": False, "enable_loggers": []},

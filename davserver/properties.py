@@ -40,6 +40,19 @@ class SqlPropertyManager:
             return list(c.scalars(select(DeadProperty.name)
                                   .where(DeadProperty.path == self._key(norm_url))))
 
+    def get_properties_of(self, urls: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """Dead properties of many resources in a few queries (a folder listing):
+        key (URL without trailing slash) -> [(name, value)]. Only keys that have some."""
+        keys = list(dict.fromkeys(self._key(u) for u in urls))
+        out: dict[str, list[tuple[str, str]]] = {}
+        with self.db.engine.connect() as c:
+            for i in range(0, len(keys), 500):
+                rows = c.execute(select(DeadProperty.path, DeadProperty.name, DeadProperty.value)
+                                 .where(DeadProperty.path.in_(keys[i:i + 500])))
+                for path, name, value in rows:
+                    out.setdefault(path, []).append((name, value))
+        return out
+
     def get_property(self, norm_url: str, name: str, environ: Any = None) -> Any:
         with self.db.engine.connect() as c:
             return c.scalar(select(DeadProperty.value).where(
