@@ -104,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
                        "vencidos tras la gracia (correr a diario o cada hora)")
     lr.add_argument("--today", help="fecha AAAA-MM-DD (para pruebas); hoy por omisión")
 
+    bp = sub.add_parser("backup", help="respaldo de la base de datos y los archivos")
+    bp.add_argument("archive", help="archivo a crear (.tar o .tar.gz)")
+    bp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
+                    help="sólo este espacio (repetible); por omisión, todo")
+    rsp = sub.add_parser("restore", help="restaura un respaldo (nunca sobrescribe)")
+    rsp.add_argument("archive")
+    rsp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
+                     help="sólo este espacio (repetible); por omisión, todo el respaldo")
+
     qp = sub.add_parser("quota", help="cuota").add_subparsers(dest="action", required=True)
     rc = qp.add_parser("recount", help="recuenta los archivos y corrige los contadores")
     rc.add_argument("space", nargs="?")
@@ -281,6 +290,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             print(f"{name}: vencido, ahora en solo lectura")
         if not report.reminded and not report.read_only:
             print("Nada que hacer.")
+        return 0
+    if args.command in ("backup", "restore"):
+        from pathlib import Path
+
+        from spaces import backup
+
+        if args.command == "backup":
+            report = backup.backup(settings, db, Path(args.archive), args.spaces)
+            verb = "respaldado"
+        else:
+            report = backup.restore(settings, db, Path(args.archive), args.spaces)
+            verb = "restaurado"
+        for sp in report.spaces:
+            print(f"{sp.name}: {verb} ({len(sp.files)} archivos, {sp.used_bytes} bytes, "
+                  f"{sp.used_files} archivos y carpetas)")
+        print(f"{len(report.spaces)} espacios; archivo {report.archive}.")
         return 0
     if args.command == "quota" and args.action == "recount":
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
