@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     ac.add_argument("--password-stdin", action="store_true", required=True,
                     help="lee la contraseña de la entrada estándar")
 
+    tk = ap.add_parser("token", help="tokens de la API de operadores (/api/v1/)"
+                       ).add_subparsers(dest="tokens", required=True)
+    tc = tk.add_parser("create", help="crea un token y lo muestra (una sola vez)")
+    tc.add_argument("name")
+    tr = tk.add_parser("revoke", help="revoca un token")
+    tr.add_argument("name")
+    tk.add_parser("list", help="lista los tokens")
+
     lp = sub.add_parser("lifecycle", help="vencimientos").add_subparsers(dest="action",
                                                                          required=True)
     lr = lp.add_parser("run", help="envía recordatorios y pasa a solo lectura los espacios "
@@ -271,6 +279,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         a = accounts.create_operator(db, args.user, args.email, _read_password())
         print(f"Operador '{a.username}' creado; entra al portal en /cuenta/entrar y ve "
               "/operador/.")
+        return 0
+    if args.command == "admin" and args.action == "token":
+        from spaces import apitokens
+
+        if args.tokens == "create":
+            token = apitokens.create(db, args.name)
+            print(f"Token '{args.name}' creado. Guárdelo ahora: no se vuelve a mostrar.")
+            print(token)
+        elif args.tokens == "revoke":
+            apitokens.revoke(db, args.name)
+            print(f"Token '{args.name}' revocado.")
+        else:
+            for t in apitokens.list_tokens(db):
+                state = f"revocado {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "vigente"
+                used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "nunca"
+                print(f"{t.name}\t{state}\tcreado {t.created_at:%Y-%m-%d}\tusado {used}")
         return 0
     if args.command == "lifecycle" and args.action == "run":
         from datetime import date

@@ -15,6 +15,7 @@ from cheroot.server import HTTPConnection, HTTPRequest
 
 from davserver.app import make_app
 from portal import create_app
+from resguardo.api import make_api
 from resguardo.observe import observe
 from spaces import storage
 from spaces.db import Database, open_database
@@ -71,6 +72,7 @@ def make_dispatcher(settings: Settings, db: Database,
     paths get 404 (the load balancer routes them to the other processes)."""
     dav = make_app(settings, db) if only != "portal" else None
     portal = create_app(settings) if only != "drive" else None
+    api = make_api(settings, db)
 
     proxies = settings.server.proxy_networks()
 
@@ -78,6 +80,8 @@ def make_dispatcher(settings: Settings, db: Database,
         if proxies:
             behind_proxy(environ, proxies)
         path = environ.get("PATH_INFO", "") or "/"
+        if path == "/api" or path.startswith("/api/"):
+            return api(environ, start_response)
         to_dav = (path == "/dav" or path.startswith("/dav/") or (
             path == "/" and environ.get("REQUEST_METHOD") in ("OPTIONS", "PROPFIND")))
         if to_dav and dav is not None:

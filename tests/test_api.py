@@ -1,0 +1,178 @@
+"""The operator REST API (/api/v1/): bearer tokens, spaces, members, usage, CFDI,
+JSON errors in Spanish, and answers that match its own OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from test_cfdi import one_cfdi
+
+SMALL = '[tiers.T100K]\nquota = "100K"\nmax_users = 2\ncfdi_years = 1\n'
+
+
+@pytest.fixture
+def api(make_server):
+    srv = make_server(SMALL).start()
+    token = srv.cli("admin", "token", "create", "monitor").stdout.strip().splitlines()[-1]
+    assert token.startswith("rgapi_")
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return srv, s, f"{srv.url}/api/v1"
+
+
+def check(schema: dict, value, where: str = "$") -> None:
+    """The subset of JSON Schema the document uses: type, nullable, enum,
+    required, properties, items."""
+    if value is None:
+        assert schema.get("nullable"), f"{where} is null"
+        return
+    t = schema.get("type")
+    types = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+    if t:
+        assert isinstance(value, types[t]) and not (t == "integer" and isinstance(value, bool)), \
+            f"{where}: {value!r} is not {t}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
+    if t == "object":
+        for k in schema.get("required", []):
+            assert k in value, f"{where}: missing {k}"
+        for k, sub in schema.get("properties", {}).items():
+            if k in value:
+                check(sub, value[k], f"{where}.{k}")
+    if t == "array":
+        for i, item in enumerate(value):
+            check(schema["items"], item, f"{where}[{i}]")
+
+
+def conforms(spec: dict, method: str, template: str, r: requests.Response) -> None:
+    op = spec["paths"][template][method.lower()]
+    assert str(r.status_code) in op["responses"], (method, template, r.status_code, r.text)
+    content = op["responses"][str(r.status_code)].get("content")
+    if content:
+        assert r.headers["Content-Type"].startswith("application/json")
+        check(content["application/json"]["schema"], r.json())
+    else:
+        assert r.content == b""
+
+
+def test_requests_without_a_valid_token_get_401_in_json(api):
+    srv, s, base = api
+    for headers in ({}, {"Authorization": "Bearer rgapi_inventado"},
+                    {"Authorization": "Basic YW5hOng="}):
+        r = requests.get(f"{base}/spaces", headers=headers, timeout=10)
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert r.json()["error"]["code"] == "unauthorized"
+    srv.cli("admin", "token", "revoke", "monitor")
+    assert s.get(f"{base}/spaces").status_code == 401
+    assert "revocado" in srv.cli("admin", "token", "list").stdout
+
+
+def test_operators_manage_spaces_members_and_read_usage_and_cfdi(api, tmp_path):
+    srv, s, base = api
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    r = s.post(f"{base}/spaces", json={"name": "acme", "tier": "T100K",
+                                       "owner_email": "conta@acme.mx"})
+    conforms(spec, "POST", "/api/v1/spaces", r)
+    assert r.status_code == 201 and r.json()["drive_url"].endswith("/dav/acme/")
+    r = s.post(f"{base}/spaces/acme/members", json={"username": "ana",
+                                                   "password": "secreto-ana-1",
+                                                   "role": "admin"})
+    conforms(spec, "POST", "/api/v1/spaces/{space}/members", r)
+    assert r.status_code == 201
+    dav = requests.Session()
+    dav.auth = ("ana", "secreto-ana-1")
+    xml, entry = one_cfdi(tmp_path)
+    assert dav.put(srv.dav("acme", "factura.xml"), data=xml).status_code == 201
+
+    r = s.get(f"{base}/spaces/acme/usage")
+    conforms(spec, "GET", "/api/v1/spaces/{space}/usage", r)
+    assert r.json()["used_bytes"] == len(xml) and r.json()["quota_bytes"] == 100 * 1024
+    r = s.get(f"{base}/spaces/acme/cfdi", params={"uuid": entry["doc"]["uuid"]})
+    conforms(spec, "GET", "/api/v1/spaces/{space}/cfdi", r)
+    assert [d["path"] for d in r.json()] == ["/factura.xml"]
+    r = s.get(f"{base}/spaces")
+    conforms(spec, "GET", "/api/v1/spaces", r)
+    assert [x["name"] for x in r.json()] == ["acme"]
+    r = s.get(f"{base}/spaces/acme/members")
+    conforms(spec, "GET", "/api/v1/spaces/{space}/members", r)
+    assert r.json() == [{"username": "ana", "role": "admin"}]
+
+    # Suspend: the drive refuses its users; reactivate: back in.
+    r = s.patch(f"{base}/spaces/acme", json={"status": "suspended"})
+    conforms(spec, "PATCH", "/api/v1/spaces/{space}", r)
+    assert r.json()["status"] == "suspended"
+    assert dav.request("PROPFIND", srv.dav("acme", ""), headers={"Depth": "0"}
+                       ).status_code == 401
+    assert s.patch(f"{base}/spaces/acme", json={"status": "active", "tier": "4G"}
+                   ).json()["quota_bytes"] == 4 * 2**30
+    assert dav.request("PROPFIND", srv.dav("acme", ""), headers={"Depth": "0"}
+                       ).status_code == 207
+    r = s.get(f"{base}/spaces/acme")
+    conforms(spec, "GET", "/api/v1/spaces/{space}", r)
+    assert r.json()["users"] == 1 and r.json()["tier"] == "4G"
+
+    r = s.delete(f"{base}/spaces/acme/members/ana")
+    conforms(spec, "DELETE", "/api/v1/spaces/{space}/members/{username}", r)
+    assert r.status_code == 204
+    assert dav.request("PROPFIND", srv.dav("acme", ""), headers={"Depth": "0"}
+                       ).status_code == 401
+
+
+def test_errors_are_json_in_spanish_with_the_documented_status(api):
+    srv, s, base = api
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    assert s.post(f"{base}/spaces", json={"name": "acme", "tier": "T100K"}).status_code == 201
+    cases = [
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", json={"name": "acme",
+                                                                   "tier": "T100K"}), 409),
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", json={"name": "b",
+                                                                   "tier": "99G"}), 400),
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", data=b"{no es json",
+                                          headers={"Content-Type": "application/json"}), 400),
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", data=b"name=x"), 415),
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", json=["acme"]), 400),
+        ("GET", "/api/v1/spaces/{space}", s.get(f"{base}/spaces/nadie"), 404),
+        ("PATCH", "/api/v1/spaces/{space}", s.patch(f"{base}/spaces/acme",
+                                                    json={"status": "borrado"}), 400),
+        ("PATCH", "/api/v1/spaces/{space}", s.patch(f"{base}/spaces/acme", json={}), 400),
+        ("DELETE", "/api/v1/spaces/{space}/members/{username}",
+         s.delete(f"{base}/spaces/acme/members/nadie"), 404),
+    ]
+    for name in ("u1", "u2"):
+        s.post(f"{base}/spaces/acme/members", json={"username": name, "password": "x" * 12})
+    cases.append(("POST", "/api/v1/spaces/{space}/members",
+                  s.post(f"{base}/spaces/acme/members",
+                         json={"username": "u3", "password": "x" * 12}), 403))
+    for method, template, r, status in cases:
+        assert r.status_code == status, (method, template, r.status_code, r.text)
+        conforms(spec, method, template, r)
+        err = r.json()["error"]
+        assert err["code"] and re.search(r"[a-záéíóúñ]", err["message"]), err
+        assert "Traceback" not in r.text
+    r = s.put(f"{base}/spaces/acme", json={})
+    assert r.status_code == 405 and "PATCH" in r.json()["error"]["message"]
+    r = s.get(f"{base}/no-existe")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_openapi_document_describes_every_route_the_api_answers(api):
+    _srv, s, base = api
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    assert spec["openapi"].startswith("3.") and spec["components"]["securitySchemes"]
+    from resguardo.api import ROUTES
+
+    for route in ROUTES:
+        op = spec["paths"][f"/api/v1{route.template}"][route.method.lower()]
+        assert str(route.ok) in op["responses"] and "401" in op["responses"]
+        assert op["operationId"] and op["summary"]
+    # Every documented path answers (with its documented 404 for an unknown space).
+    for template, ops in spec["paths"].items():
+        url = base + template[len("/api/v1"):].replace("{space}", "nadie").replace(
+            "{username}", "nadie")
+        for method in ops:
+            r = s.request(method.upper(), url, json={"name": "x", "tier": "4G",
+                                                     "username": "x", "password": "y" * 12})
+            conforms(spec, method, template, r)
