@@ -16,7 +16,6 @@ import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,54 +28,11 @@ from spaces.passwords import verify_password
 from spaces.service import find_credential
 from spaces.settings import Settings
 from spaces.storage import SpaceFiles
+from spaces.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "resguardo"
-
-
-@dataclass
-class _Failures:
-    count: int
-    first: float
-    blocked_until: float
-
-
-class Throttle:
-    """Counts bad passwords per key; after ``limit`` in ``window`` seconds, the key
-    is blocked for a pause that doubles with each further failure, up to
-    ``max_block`` seconds (short, so the real user is never locked out for long).
-    A blocked attempt is refused without checking the password."""
-
-    def __init__(self, limit: int, window: float, max_block: float) -> None:
-        self.limit, self.window, self.max_block = limit, window, max_block
-        self._lock = threading.Lock()
-        self._data: dict[str, _Failures] = {}
-
-    def blocked(self, key: str, now: float | None = None) -> bool:
-        now = now or time.monotonic()
-        with self._lock:
-            f = self._data.get(key)
-            return bool(f and f.blocked_until > now)
-
-    def failure(self, key: str, now: float | None = None) -> None:
-        now = now or time.monotonic()
-        with self._lock:
-            f = self._data.get(key)
-            if f is None or now - f.first > self.window:
-                f = self._data[key] = _Failures(0, now, 0.0)
-            f.count += 1
-            over = f.count - self.limit
-            if over >= 0:
-                f.blocked_until = now + min(2.0 ** over, self.max_block)
-            if len(self._data) > 100_000:  # bound memory under a spray of names
-                cutoff = now - self.window
-                for k in [k for k, v in self._data.items() if v.first < cutoff]:
-                    del self._data[k]
-
-    def success(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
 
 
 class CredentialCache:

@@ -1,4 +1,4 @@
-"""Slowing down repeated bad passwords (the portal's logins).
+"""Slowing down repeated bad passwords (drive and portal logins).
 
 After ``limit`` failures for a key within ``window`` seconds, the key is blocked
 for a pause that doubles with each further failure, up to ``max_block`` seconds:
