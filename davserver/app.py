@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -115,6 +116,56 @@ _DTD_MARKERS = re.compile(
     re.IGNORECASE)
 
 
+_ENCODED_SEPARATORS = ("%2f", "%5c", "%00")
+
+
+def _raw_path(environ: dict[str, Any]) -> str:
+    """The request path as the client sent it (still percent-encoded)."""
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if not raw:
+        return quote(environ.get("PATH_INFO", ""), safe="/")
+    if not raw.startswith("/"):  # absolute form: "PUT http://host/dav/... HTTP/1.1"
+        return urlsplit(raw).path
+    return raw.split("?", 1)[0]
+
+
+def _not_canonical(raw_path: str) -> bool:
+    """A ``.``/``..`` segment (plain or as ``%2e``), or an encoded ``/``, ``\\`` or NUL."""
+    lowered = raw_path.lower()
+    return (any(sep in lowered for sep in _ENCODED_SEPARATORS)
+            or any(unquote(seg) in (".", "..") for seg in raw_path.split("/")))
+
+
+def guard_paths(app: WSGIApp) -> WSGIApp:
+    """Refuse with 400, before authentication, a path or a COPY/MOVE Destination
+    that is not canonical as sent (see :func:`_not_canonical`), or a Destination
+    with an encoded ``?``.
+
+    WsgiDAV resolves dot segments before it picks the realm, so such a path would
+    be answered under a space other than the one it names (or as the anonymous
+    root); cheroot keeps ``%2F`` undecoded in PATH_INFO, so ``a%2Fb`` would be
+    stored as a file literally named ``a%2Fb``; and WsgiDAV decodes a Destination
+    before splitting off its query, so ``que%3F.txt`` would silently become (or
+    overwrite) ``que``. No WebDAV client sends any of these for a valid name.
+    """
+
+    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        raw = _raw_path(environ)
+        dest = environ.get("HTTP_DESTINATION")
+        if _not_canonical(raw) or (dest is not None and (
+                _not_canonical(urlsplit(dest).path) or "%3f" in dest.lower())):
+            log.warning("hostile path refused: %s %r destination=%r from %s",
+                        environ.get("REQUEST_METHOD"), raw, dest,
+                        environ.get("REMOTE_ADDR", "?"))
+            return plain_response(
+                start_response, "400 Bad Request",
+                "Ruta no válida: no puede contener '.' ni '..' como carpeta, ni '/', '\\', "
+                "'?' o caracteres nulos codificados.")
+        return app(environ, start_response)
+
+    return guarded
+
+
 def _lock_storage(settings: Settings, db: Database) -> Any:
     if settings.locks.backend == "redis":
         return RedisLockStorage(settings.locks.redis_url, settings.redis_password,
@@ -178,4 +229,4 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
     if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
         for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
             logging.getLogger(name).addFilter(_ExpectedRefusals())
-    return guard_bodies(dav, settings.server.max_xml_body)
+    return guard_paths(guard_bodies(dav, settings.server.max_xml_body))
