@@ -71,7 +71,7 @@ def make_dispatcher(settings: Settings, db: Database,
     ``only="drive"`` or ``"portal"`` builds just that side; the other side's
     paths get 404 (the load balancer routes them to the other processes)."""
     dav = make_app(settings, db) if only != "portal" else None
-    portal = create_app(settings) if only != "drive" else None
+    portal = create_app(settings, db) if only != "drive" else None
     api = make_api(settings, db)
 
     proxies = settings.server.proxy_networks()
