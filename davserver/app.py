@@ -130,8 +130,14 @@ def _raw_path(environ: dict[str, Any]) -> str:
 
 
 def _not_canonical(raw_path: str) -> bool:
-    """A ``.``/``..`` segment (plain or as ``%2e``), or an encoded ``/``, ``\\`` or NUL."""
+    """A ``.``/``..`` segment (plain or as ``%2e``), an encoded ``/``, ``\\`` or NUL,
+    or bytes that are not UTF-8 (overlong forms like ``%c0%ae`` included: WsgiDAV
+    cannot decode them and would fail without answering)."""
     lowered = raw_path.lower()
+    try:
+        unquote(raw_path, errors="strict")
+    except UnicodeDecodeError:
+        return True
     return (any(sep in lowered for sep in _ENCODED_SEPARATORS)
             or any(unquote(seg) in (".", "..") for seg in raw_path.split("/")))
 

@@ -101,7 +101,9 @@ class BoundedDrainRequest(HTTPRequest):
     max_drain = 1024 * 1024
 
     def send_headers(self) -> None:
-        status = int(self.status[:3])
+        # The status is empty when the application failed before answering.
+        code = self.status[:3]
+        status = int(code) if code.isdigit() else 500
         remaining = getattr(self.rfile, "remaining", 0) or 0
         if remaining > self.max_drain or (self.chunked_read and status >= 400):
             self.close_connection = True

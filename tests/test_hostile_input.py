@@ -211,3 +211,49 @@ def test_fifty_clients_mixing_operations_cause_no_500_and_usage_equals_recount(l
     assert "sin diferencias" in out, out
     assert live.rss_kib() - rss_start < 60 * 1024
     assert list((live.data / "spaces" / "acme" / "tmp").iterdir()) == []
+
+
+def test_nfc_and_nfd_spellings_of_a_name_are_one_file(live):
+    s = requests.Session()
+    s.auth = (USER, PASSWORD)
+    nfc, nfd = "Año-café.txt", "An\u0303o-cafe\u0301.txt"
+    assert s.put(live.dav("acme", nfc), data=b"uno").status_code in (201, 204)
+    assert s.put(live.dav("acme", nfd), data=b"dos").status_code == 204  # same file
+    assert s.get(live.dav("acme", nfc)).content == b"dos"
+    names = [p.name for p in live.files_root("acme").iterdir()]
+    assert names.count(nfc) == 1 and nfd not in names
+    assert s.delete(live.dav("acme", nfd)).status_code == 204
+
+
+def test_overlong_utf8_and_invalid_bytes_in_paths_never_reach_outside(live):
+    for path in ("/dav/acme/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+                 "/dav/acme/%c0%af..%c0%afetc%c0%afpasswd",
+                 "/dav/acme/%ff%fe.txt"):
+        status, data, _ = raw(live, "GET", path)
+        assert 400 <= status < 500, (path, status)
+        assert b"root:" not in data
+        status, data, _ = raw(live, "PUT", path, b"x")
+        assert 400 <= status < 500 or status == 201, (path, status)
+    for p in live.files_root("acme").rglob("*"):
+        assert p.resolve().is_relative_to(live.files_root("acme").resolve())
+
+
+def test_very_long_names_and_very_deep_trees_get_clear_answers(live):
+    s = requests.Session()
+    s.auth = (USER, PASSWORD)
+    r = s.put(live.dav("acme", "n" * 300 + ".txt"), data=b"x")
+    assert r.status_code == 400 and "largo" in r.text
+    path = ""
+    depth = 0
+    while depth < 200:
+        path += "d/"
+        r = s.request("MKCOL", live.dav("acme", path))
+        if r.status_code != 201:
+            break
+        depth += 1
+    assert depth >= 50, "a reasonably deep tree must work"
+    assert r.status_code in (201, 400, 414), r.status_code  # refused clearly past a limit
+    r = s.request("PROPFIND", live.dav("acme", "d/"), headers={"Depth": "1"})
+    assert r.status_code == 207
+    assert s.delete(live.dav("acme", "d/")).status_code == 204
+    assert "sin diferencias" in live.cli("quota", "recount", "acme").stdout
