@@ -22,7 +22,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
-from davserver.locks import RedisLockStorage, SqlLockStorage
+from davserver.locks import RedisLockStorage, SqlLockStorage, install_batch_lock_manager
 from davserver.properties import SqlPropertyManager
 from davserver.propfind import FastPropfind
 from davserver.provider import HumanDAVError, ProbeProvider, SpacesProvider, request_context
@@ -227,6 +227,7 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
         "mutable_live_props": [],
     }
     dav = WsgiDAVApp(config)
+    install_batch_lock_manager(dav)
     # WsgiDAV's own logger does not propagate by default: its warnings and the
     # tracebacks behind any 500 must reach the service's log.
     wlog = logging.getLogger("wsgidav")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 
 from spaces import metrics, plans
 from spaces.db import Database
@@ -82,20 +83,28 @@ def _covered(path: str, holds: list[str]) -> bool:
     return False
 
 
+def _protected_statement(*, whole_space: bool) -> Select[Any]:
+    """Every write and delete asks this: built once, so SQLAlchemy reuses it."""
+    doc = CfdiDocument
+    where = doc.path.like("/%") if whole_space else or_(
+        doc.path == bindparam("rel"), doc.path.like(bindparam("prefix"), escape="\\"))
+    return (select(doc.path, doc.uuid, doc.protected_until, doc.released_at)
+            .where(doc.space_id == bindparam("space_id"),
+                   doc.category.in_(PROTECTED_CATEGORIES),
+                   doc.duplicate_of.is_(None), where))
+
+
+_PROTECTED_IN_SPACE = _protected_statement(whole_space=True)
+_PROTECTED_AT_OR_BELOW = _protected_statement(whole_space=False)
+
+
 def protected_under(db: Database, space_id: int, rel: str) -> list[Protection]:
     """Protected documents at ``rel`` or below it (``rel`` a file or a folder)."""
     rel = "/" + rel.strip("/")
     with db.session() as s:
-        cond = CfdiDocument.path == rel
-        if rel != "/":
-            cond = or_(cond, CfdiDocument.path.like(_like_prefix(rel), escape="\\"))
-        else:
-            cond = CfdiDocument.path.like("/%")
-        rows = s.execute(select(CfdiDocument.path, CfdiDocument.uuid,
-                                CfdiDocument.protected_until, CfdiDocument.released_at)
-                         .where(CfdiDocument.space_id == space_id,
-                                CfdiDocument.category.in_(PROTECTED_CATEGORIES),
-                                CfdiDocument.duplicate_of.is_(None), cond)).all()
+        stmt = _PROTECTED_IN_SPACE if rel == "/" else _PROTECTED_AT_OR_BELOW
+        rows = s.execute(stmt, {"space_id": space_id, "rel": rel,
+                                "prefix": _like_prefix(rel)}).all()
         if not rows:
             return []
         holds = _active_holds(s, space_id)

@@ -6,9 +6,11 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from spaces import plans, retention, storage
 from spaces.db import Database
@@ -245,29 +247,42 @@ class Credential:
     within_user_limit: bool
 
 
+def _credential_statement() -> Select[Any]:
+    """One query for the member, its space and how many members are older: the
+    drive runs it on every request, so it is built once and reused (SQLAlchemy
+    then skips building and compiling it again)."""
+    other = aliased(Member)
+    older = (select(func.count()).select_from(other)
+             .where(other.space_id == Member.space_id)
+             .where((other.created_at < Member.created_at)
+                    | ((other.created_at == Member.created_at) & (other.id < Member.id)))
+             .correlate(Member).scalar_subquery())
+    return (select(Space.id, Space.name, Space.tier, Space.quota_bytes, Space.max_users,
+                   Space.used_bytes, Space.used_files, Space.status, Space.owner_email,
+                   Space.paid_until, Member.id, Member.username, Member.role,
+                   Member.password_hash, older)
+            .join(Space, Space.id == Member.space_id)
+            .where(Space.name == bindparam("space_name"))
+            .where(Member.username == bindparam("username")))
+
+
+_CREDENTIAL = _credential_statement()
+
+
 def find_credential(db: Database, space_name: str, username: str) -> Credential | None:
     """The member ``username`` of ``space_name`` with its space, or None.
 
     ``within_user_limit`` is False for the newest members beyond the tier's
     limit (after a downgrade): they cannot log in until others are removed.
     """
-    with db.session() as s:
-        row = s.execute(
-            select(Member, Space).join(Space, Space.id == Member.space_id)
-            .where(Space.name == space_name)
-            .where(Member.username == username)
-        ).one_or_none()
-        if row is None:
-            return None
-        m, space = row
-        within = True
-        if space.max_users is not None:
-            older = s.scalar(
-                select(func.count()).where(Member.space_id == space.id).where(
-                    (Member.created_at < m.created_at)
-                    | ((Member.created_at == m.created_at) & (Member.id < m.id))
-                )
-            ) or 0
-            within = older < space.max_users
-        return Credential(SpaceInfo.of(space), m.id, m.username, m.role, m.password_hash,
-                          within)
+    with db.engine.connect() as c:
+        row = c.execute(_CREDENTIAL, {"space_name": space_name, "username": username}
+                        ).one_or_none()
+    if row is None:
+        return None
+    (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,
+     paid_until, member_id, uname, role, password_hash, older) = row
+    space = SpaceInfo(sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status,
+                      owner_email, paid_until)
+    within = max_users is None or (older or 0) < max_users
+    return Credential(space, member_id, uname, role, password_hash, within)
