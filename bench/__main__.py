@@ -72,7 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--no-docs", action="store_true",
                     help="do not rewrite docs/benchmarks.md and docs/benchmarks.png")
+    ap.add_argument("--render", metavar="JSON",
+                    help="only rewrite docs/benchmarks.md and .png from a results JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        import json
+
+        data = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        png = ROOT / "docs" / "benchmarks.png"
+        report.write_chart(data, png)
+        report.write_markdown(data, ROOT / "docs" / "benchmarks.md", png.name)
+        print(report.table_text(data))
+        return 0
 
     sizes = Sizes()
     rounds = args.rounds
@@ -118,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                 s.add_space(Resguardo.SPACE, "80G")
             print(f"{s.label}: {s.url}", flush=True)
         watcher.start()
-        for s in servers:
-            prepare_listings(s, sizes)
-        prepare_scaling(resguardo, sizes)
+        if any(w.key.startswith("propfind") for w in workloads):
+            for s in servers:
+                prepare_listings(s, sizes)
+        if not only or "escala" in only:
+            prepare_scaling(resguardo, sizes)
         print(f"Preparado en {time.monotonic() - started:.0f} s; {rounds} rondas", flush=True)
 
         for rnd in range(rounds):

@@ -51,8 +51,10 @@ DISABLE_KEY = "resguardo.propfind_fast"
 _HREF_SAFE = "/" + "!*'()," + "$-_|."  # as WsgiDAV's get_href()
 _CONDITIONAL = ("HTTP_IF", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
                 "HTTP_IF_UNMODIFIED_SINCE")
-#: Text lxml refuses (WsgiDAV would fail on it): leave such requests to WsgiDAV.
-_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: Text lxml refuses (WsgiDAV would fail on it), or escapes in a way plain
+#: text would not reproduce (a carriage return): leave such requests to WsgiDAV.
+_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
+_BODY_KEY = "resguardo.propfind_body"
 _OK = "200 OK"
 _NOT_FOUND = get_http_status_string(404)
 _SUPPORTEDLOCK = (
@@ -348,8 +350,8 @@ def _parse_body(environ: dict[str, Any]) -> tuple[str, list[str] | None]:
         names_out = None
     else:
         mode, names_out = "named", names
-    environ["wsgidav.all_input_read"] = 1
-    environ["wsgi.input"] = io.BytesIO(b"")
+    # Keep the body: if this request still goes to WsgiDAV, it reads it again.
+    environ[_BODY_KEY] = body
     return mode, names_out
 
 
@@ -372,7 +374,12 @@ class FastPropfind(BaseMiddleware):
         try:
             body = self._answer(environ)
         except _Fallback:
+            if _BODY_KEY in environ:
+                environ["wsgi.input"] = io.BytesIO(environ.pop(_BODY_KEY))
             return self.next_app(environ, start_response)
+        if _BODY_KEY in environ:
+            environ.pop(_BODY_KEY)
+            environ["wsgidav.all_input_read"] = 1
         environ["resguardo.propfind_fast_used"] = True
         start_response("207 Multi-Status", [
             ("Content-Type", "application/xml; charset=utf-8"),

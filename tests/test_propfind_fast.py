@@ -199,3 +199,17 @@ def test_malformed_propfind_body_gets_wsgidavs_answer(app: App) -> None:
     fast = app.call("PROPFIND", "/dav/acme/", bad, depth="1")
     assert fast[0] == slow[0] and fast[0].startswith("400")
     assert not fast[3].get("resguardo.propfind_fast_used")
+
+
+def test_a_name_plain_text_cannot_carry_goes_to_wsgidav_with_its_body(app: App) -> None:
+    """The fast path reads the body before it meets the name; WsgiDAV must still
+    get the body (a named request, not an empty one meaning allprop)."""
+    (app.root / "raro").mkdir(exist_ok=True)
+    (app.root / "raro" / "línea\rdos.txt").write_bytes(b"abc")
+    slow = app.call("PROPFIND", "/dav/acme/raro/", BODIES["named"], fast=False, depth="1")
+    fast = app.call("PROPFIND", "/dav/acme/raro/", BODIES["named"], depth="1")
+    assert not fast[3].get("resguardo.propfind_fast_used")
+    assert fast[0] == slow[0] == "207 Multi-Status"
+    assert multistatus(fast[2]) == multistatus(slow[2])
+    assert f"{D}displayname" in next(iter(multistatus(fast[2]).values()))
+    assert f"{D}supportedlock" in next(iter(multistatus(fast[2]).values()))
