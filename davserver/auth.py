@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dc.base_dc import BaseDomainController
 
-from davserver.provider import CTX_KEY, RequestContext, SpacesProvider
+from davserver.provider import CTX_KEY, HumanDAVError, RequestContext, SpacesProvider
 from spaces import metrics
 from spaces.db import Database
 from spaces.passwords import verify_password
@@ -118,9 +118,12 @@ class SpacesDomainController(BaseDomainController):
         try:
             cred = find_credential(st.db, realm, user)
         except SQLAlchemyError as exc:
+            # Not a wrong password: a 401 would make Windows ask for it again.
             log.error("auth unavailable: %s", exc)
             metrics.AUTH_FAILURES.labels("unavailable").inc()
-            return False
+            raise HumanDAVError(
+                503, "El servicio no puede verificar su acceso en este momento; intente de "
+                "nuevo en unos segundos.", [("Retry-After", "5")]) from None
         key = st.cache.key(realm, user, password)
         ok = cred is not None and st.cache.matches(key, cred.password_hash)
         if not ok:

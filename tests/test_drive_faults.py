@@ -148,3 +148,42 @@ def test_locked_database_refuses_writes_with_503_then_recovers(make_server):
     assert s.put(srv.dav("acme", "a.txt"), data=b"dos").status_code == 204
     assert s.get(srv.dav("acme", "a.txt")).content == b"dos"
     _recount_is_clean(srv, "acme")
+
+
+def test_postgresql_restart_refuses_cleanly_then_recovers(make_server):
+    """The database goes away for a moment: 503 with Retry-After (never a 500, never
+    a 401 that would make Windows ask for the password again), then back to normal."""
+    if not PG_URL:
+        pytest.skip("runs in the PostgreSQL pass (RESGUARDO_TEST_DATABASE_URL)")
+    import shutil
+    from pathlib import Path
+
+    clusters = sorted(Path("/etc/postgresql").glob("*/main"))
+    if not clusters or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("the PostgreSQL server is not a local Debian cluster this test can restart")
+    version = clusters[-1].parent.name
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    s = _session()
+    assert s.put(srv.dav("acme", "a.txt"), data=b"uno").status_code == 201
+    ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    subprocess.run([*ctl, "stop", "-m", "fast"], check=True, capture_output=True)
+    try:
+        for r in (s.put(srv.dav("acme", "a.txt"), data=b"dos"), s.get(srv.dav("acme", "a.txt"))):
+            assert r.status_code == 503, (r.status_code, r.text[:300])
+            assert r.headers.get("Retry-After") and "Traceback" not in r.text
+    finally:
+        subprocess.run([*ctl, "start"], check=True, capture_output=True)
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode != 0:
+            assert time.monotonic() < deadline, "PostgreSQL did not come back"
+            time.sleep(0.5)
+    for _ in range(3):  # the pool reconnects (pre-ping); a stale connection may cost one try
+        r = s.put(srv.dav("acme", "a.txt"), data=b"dos")
+        if r.status_code != 503:
+            break
+        time.sleep(1)
+    assert r.status_code == 204, r.text
+    assert s.get(srv.dav("acme", "a.txt")).content == b"dos"
+    _recount_is_clean(srv, "acme")
