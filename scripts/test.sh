@@ -70,6 +70,8 @@ ensure_redis() {
     return 1
 }
 ensure_redis
+# The two-node, backup and health tests use PostgreSQL on the SQLite pass too.
+ensure_postgres
 
 # Static check, security rules included (ruff's S = bandit's checks): a finding fails.
 echo "== ruff"
