@@ -25,7 +25,14 @@ from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
 from davserver.locks import RedisLockStorage, SqlLockStorage, install_batch_lock_manager
 from davserver.properties import SqlPropertyManager
 from davserver.propfind import FastPropfind
-from davserver.provider import HumanDAVError, ProbeProvider, SpacesProvider, request_context
+from davserver.provider import (
+    HumanDAVError,
+    ProbeProvider,
+    SpacesProvider,
+    is_status_file_path,
+    request_context,
+)
+from spaces import statusfile
 from spaces.db import Database
 from spaces.service import WRITER_ROLES
 from spaces.settings import Settings
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"PUT", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK",
                            "UNLOCK", "POST"})
+#: Methods refused on the status file as a whole (COPY only reads its source).
+STATUS_FILE_REFUSED = WRITE_METHODS - {"COPY"}
 XML_BODY_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "MKCOL", "REPORT",
                               "SEARCH"})
 
@@ -50,7 +59,10 @@ def plain_response(start_response: StartResponse, status: str, message: str,
 
 
 class RolePolicy(BaseMiddleware):
-    """After authentication: a ``reader`` may read, never write (403)."""
+    """After authentication: a ``reader`` may read, never write (403); and nobody
+    changes the status file. Its refusal is decided here, for the whole request,
+    because inside WsgiDAV a PROPPATCH would answer 207 with a 403 propstat and a
+    LOCK an English page; every client gets one 403 with the Spanish reason."""
 
     def __init__(self, wsgidav_app: Any, next_app: WSGIApp, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
@@ -60,6 +72,12 @@ class RolePolicy(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         ctx = request_context(environ)
+        if (ctx is not None and environ["REQUEST_METHOD"] in STATUS_FILE_REFUSED
+                and is_status_file_path(environ.get("PATH_INFO", ""))):
+            log.info("write refused (status file): space=%s user=%s %s", ctx.space.name,
+                     ctx.username, environ["REQUEST_METHOD"])
+            return plain_response(start_response, "403 Forbidden",
+                                  statusfile.READ_ONLY_MESSAGE)
         if (ctx is not None and ctx.role not in WRITER_ROLES
                 and environ["REQUEST_METHOD"] in WRITE_METHODS):
             log.info("write refused (role %s): space=%s user=%s %s %s", ctx.role,
