@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 
 from spaces.db import Database
 from spaces.models import DeadProperty
@@ -23,6 +23,17 @@ def _variants(url: str) -> list[str]:
     """A collection's ref URL may be stored with or without its trailing slash."""
     bare = url.rstrip("/") or "/"
     return list({bare, bare + "/" if bare != "/" else "/"})
+
+
+#: A listing asks for the dead properties of many paths: built once.
+_PROPERTIES_OF = select(DeadProperty.path, DeadProperty.name, DeadProperty.value).where(
+    DeadProperty.path.in_(bindparam("keys", expanding=True)))
+
+
+#: Every DELETE runs it: built once.
+_REMOVE_AT_OR_BELOW = delete(DeadProperty).where(or_(
+    DeadProperty.path == bindparam("key"),
+    DeadProperty.path.like(bindparam("prefix"), escape="\\")))
 
 
 class SqlPropertyManager:
@@ -47,8 +58,7 @@ class SqlPropertyManager:
         out: dict[str, list[tuple[str, str]]] = {}
         with self.db.engine.connect() as c:
             for i in range(0, len(keys), 500):
-                rows = c.execute(select(DeadProperty.path, DeadProperty.name, DeadProperty.value)
-                                 .where(DeadProperty.path.in_(keys[i:i + 500])))
+                rows = c.execute(_PROPERTIES_OF, {"keys": keys[i:i + 500]})
                 for path, name, value in rows:
                     out.setdefault(path, []).append((name, value))
         return out
@@ -84,9 +94,7 @@ class SqlPropertyManager:
     def remove_properties(self, norm_url: str, environ: Any = None) -> None:
         key = self._key(norm_url)
         with self.db.engine.begin() as c:
-            c.execute(delete(DeadProperty).where(or_(
-                DeadProperty.path == key,
-                DeadProperty.path.like(_like_prefix(key), escape="\\"))))
+            c.execute(_REMOVE_AT_OR_BELOW, {"key": key, "prefix": _like_prefix(key)})
 
     def copy_properties(self, src_url: str, dest_url: str, environ: Any = None) -> None:
         src, dest = self._key(src_url), self._key(dest_url)

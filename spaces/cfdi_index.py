@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 
 from spaces import cfdi, retention
 from spaces.db import Database
@@ -135,14 +135,18 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
     return finding
 
 
+#: Every delete and overwrite runs it: built once.
+_FORGET = delete(CfdiDocument).where(CfdiDocument.space_id == bindparam("space_id"),
+                                     CfdiDocument.path == bindparam("path"))
+
+
 def forget(db: Database, space_id: int, rels: list[str]) -> None:
     """Files at ``rels`` were deleted (or replaced by a non-XML file)."""
     if not rels:
         return
-    with db.session() as s:
+    with db.engine.begin() as c:
         for rel in rels:
-            s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id,
-                                                 CfdiDocument.path == "/" + rel.strip("/")))
+            c.execute(_FORGET, {"space_id": space_id, "path": "/" + rel.strip("/")})
 
 
 def forget_tree(db: Database, space_id: int, rel: str, keep: set[str]) -> None:

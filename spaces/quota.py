@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database
@@ -60,6 +60,19 @@ def usage(db: Database, space_id: int) -> Usage:
     return Usage(int(row[0]), int(row[1]), int(row[2]))
 
 
+# Every write runs these: built once, so SQLAlchemy reuses their compiled form.
+_RESERVE = (update(Space)
+            .where(Space.id == bindparam("space_id"))
+            .where(Space.used_bytes + bindparam("nbytes") <= Space.quota_bytes)
+            .where(Space.status == "active")
+            .values(used_bytes=Space.used_bytes + bindparam("nbytes"),
+                    used_files=Space.used_files + bindparam("nfiles")))
+_APPLY = (update(Space)
+          .where(Space.id == bindparam("space_id"))
+          .values(used_bytes=Space.used_bytes + bindparam("nbytes"),
+                  used_files=Space.used_files + bindparam("nfiles")))
+
+
 def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: int = 0) -> None:
     """Add ``nbytes``/``nfiles`` to the space only if it stays within its quota.
 
@@ -75,16 +88,8 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
         raise QuotaExceeded(space_name, now.used_bytes, now.quota_bytes, nbytes)
     try:
         with db.engine.begin() as conn:
-            result = conn.execute(
-                update(Space)
-                .where(Space.id == space_id)
-                .where(Space.used_bytes + nbytes <= Space.quota_bytes)
-                .where(Space.status == "active")
-                .values(
-                    used_bytes=Space.used_bytes + nbytes,
-                    used_files=Space.used_files + nfiles,
-                )
-            )
+            result = conn.execute(_RESERVE, {"space_id": space_id, "nbytes": nbytes,
+                                             "nfiles": int(nfiles)})
             applied = result.rowcount == 1
     except SQLAlchemyError as exc:
         log.error("quota reserve failed for %s: %s", space_name, exc)
@@ -115,14 +120,8 @@ def apply(db: Database, space_id: int, nbytes: int, nfiles: int = 0) -> None:
         return
     try:
         with db.engine.begin() as conn:
-            conn.execute(
-                update(Space)
-                .where(Space.id == space_id)
-                .values(
-                    used_bytes=Space.used_bytes + int(nbytes),
-                    used_files=Space.used_files + int(nfiles),
-                )
-            )
+            conn.execute(_APPLY, {"space_id": space_id, "nbytes": int(nbytes),
+                                  "nfiles": int(nfiles)})
     except SQLAlchemyError as exc:  # pragma: no cover - needs a failing database
         log.error("quota delta lost for space %s (%+d bytes, %+d files): %s — run "
                   "'resguardo quota recount'", space_id, nbytes, nfiles, exc)
