@@ -39,6 +39,9 @@ class PeakWatcher:
     def __init__(self, servers: list[BenchServer]) -> None:
         self.servers = servers
         self.peak = {s.name: 0 for s in servers}
+        #: What was running when each server's peak was seen.
+        self.peak_at = {s.name: "" for s in servers}
+        self.current = "preparación"
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -46,7 +49,9 @@ class PeakWatcher:
         while not self._stop.is_set():
             for s in self.servers:
                 if s.alive():
-                    self.peak[s.name] = max(self.peak[s.name], s.rss_kib())
+                    rss = s.rss_kib()
+                    if rss > self.peak[s.name]:
+                        self.peak[s.name], self.peak_at[s.name] = rss, self.current
             time.sleep(0.1)
 
     def start(self) -> None:
@@ -55,11 +60,32 @@ class PeakWatcher:
     def stop(self) -> dict[str, float]:
         for s in self.servers:
             if s.alive():
-                self.peak[s.name] = max(self.peak[s.name], s.rss_kib(),
-                                        s.hwm_kib() if s.name != "apache" else 0)
+                hwm = s.hwm_kib() if s.name != "apache" else 0
+                if hwm > self.peak[s.name] + 1024:
+                    self.peak_at[s.name] = "entre dos muestras (VmHWM del kernel)"
+                self.peak[s.name] = max(self.peak[s.name], s.rss_kib(), hwm)
         self._stop.set()
         self._t.join()
         return {k: v / 1024 for k, v in self.peak.items()}
+
+
+def fsync_cost_ms(folder: Path, n: int = 30) -> float:
+    """Median time to write a 4 KiB file and fsync it on the benchmark's disk:
+    Resguardo pays this on every upload (durability before commit), plain
+    WsgiDAV and Apache never do."""
+    times = []
+    for i in range(n):
+        p = folder / f"fsync-{i}"
+        t0 = time.perf_counter()
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        times.append(time.perf_counter() - t0)
+        p.unlink()
+    return statistics.median(times) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in runners.values():
                 r.prepare()
             for w in workloads:
+                watcher.current = f"ronda {rnd + 1}, {w.key}"
                 for s in order:
                     value = getattr(runners[s.name], w.key)()
                     results[s.name].setdefault(w.key, []).append(value)
@@ -151,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
             for r in runners.values():
                 r.close()
             if not only or "escala" in only:
+                watcher.current = f"ronda {rnd + 1}, escala"
                 sc = scaling_round(resguardo, sizes, rnd)
                 for k, v in sc.items():
                     scaling[k].append(v)
                 print(f"ronda {rnd + 1} escala             arch/s  "
                       f"10={sc['escala10']:.1f}  100k={sc['escala100k']:.1f}", flush=True)
         if not only or "memoria" in only:
+            watcher.current = "memoria"
             memory = refused_upload_memory(resguardo)
             print("memoria (subidas rechazadas, MiB): "
                   + "  ".join(f"{k}={v:.1f}" for k, v in memory.items()), flush=True)
@@ -171,13 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"El banco falló; registros en {base}", file=sys.stderr)
         return 1
 
+    fsync_ms = fsync_cost_ms(base)
     medians = {s: {k: statistics.median(v) for k, v in r.items()} for s, r in results.items()}
     data = report.build(
         workloads=workloads, servers=servers, medians=medians, samples=results,
         scaling={k: statistics.median(v) for k, v in scaling.items() if v},
         scaling_samples=scaling, memory=memory, peaks=peaks, sizes=sizes, rounds=rounds,
-        apache_skip=apache_skip or "", cfdi_skip=setup.cfdi_skip, quick=args.quick,
-        elapsed=time.monotonic() - started)
+        peak_at=watcher.peak_at, apache_skip=apache_skip or "", cfdi_skip=setup.cfdi_skip,
+        quick=args.quick,
+        elapsed=time.monotonic() - started, fsync_ms=fsync_ms)
     print()
     print(report.table_text(data))
     if args.quick or args.no_docs:

@@ -71,7 +71,9 @@ def build(*, workloads: list[Workload], servers: list[BenchServer],
           medians: dict[str, dict[str, float]], samples: dict[str, dict[str, list[float]]],
           scaling: dict[str, float], scaling_samples: dict[str, list[float]],
           memory: dict[str, float], peaks: dict[str, float], sizes: Sizes, rounds: int,
-          apache_skip: str, cfdi_skip: str, quick: bool, elapsed: float) -> dict[str, Any]:
+          peak_at: dict[str, str] | None = None,
+          apache_skip: str, cfdi_skip: str, quick: bool, elapsed: float,
+          fsync_ms: float | None = None) -> dict[str, Any]:
     rows = []
     for w in workloads:
         r = medians.get("resguardo", {}).get(w.key)
@@ -96,7 +98,7 @@ def build(*, workloads: list[Workload], servers: list[BenchServer],
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(), "rounds": rounds, "quick": quick, "elapsed_s": round(elapsed),
-        "sizes": asdict(sizes),
+        "sizes": asdict(sizes), "fsync_4k_ms": fsync_ms,
         "servers": {s.name: s.label for s in servers},
         "apache_skipped": apache_skip, "cfdi_skipped": cfdi_skip,
         "rows": rows, "samples": samples,
@@ -106,7 +108,7 @@ def build(*, workloads: list[Workload], servers: list[BenchServer],
                     "met": scale_ratio is not None and scale_ratio <= SCALING_TARGET},
         "refused_upload_growth_mib": memory,
         "refused_upload_met": bool(memory) and max(memory.values()) <= REFUSED_TARGET_MIB,
-        "peak_rss_mib": peaks,
+        "peak_rss_mib": peaks, "peak_seen_during": peak_at or {},
         "peak_met": peaks.get("resguardo", 1e9) < PEAK_TARGET_MIB,
     }
 
@@ -164,7 +166,9 @@ def extra_lines(data: dict[str, Any]) -> list[str]:
         lines.append("Memoria máxima (RSS, MiB): " + ", ".join(
             f"{data['servers'].get(s, s)} {v:.0f}" for s, v in peaks.items())
             + f" (meta de Resguardo < {PEAK_TARGET_MIB}) — "
-            + ("cumple" if data["peak_met"] else "NO cumple"))
+            + ("cumple" if data["peak_met"] else "NO cumple")
+            + (f"; el pico de Resguardo se vio en: {data['peak_seen_during']['resguardo']}"
+               if data.get("peak_seen_during", {}).get("resguardo") else ""))
     if data["apache_skipped"]:
         lines.append(f"Apache mod_dav: se omitió ({data['apache_skipped']}).")
     if data["cfdi_skipped"]:
@@ -247,6 +251,9 @@ def write_markdown(data: dict[str, Any], path: Path, png_name: str) -> None:
         "`/var/tmp`).",
         f"- {m['os']}, Python {m['python']}, WsgiDAV {m['wsgidav']}, cheroot {m['cheroot']}, "
         f"{m['apache']}.",
+        (f"- Escribir 4 KiB y hacer `fsync` en ese disco tarda {data['fsync_4k_ms']:.1f} ms "
+         "(mediana, medida al final del banco): Resguardo lo paga en cada subida, WsgiDAV y "
+         "Apache nunca." if data.get("fsync_4k_ms") else ""),
         "- Cliente y servidores en la misma máquina, por 127.0.0.1: el cliente del banco "
         "(Python, `http.client` con conexiones persistentes) compite por los mismos dos "
         "núcleos, igual para los tres servidores.",
@@ -304,10 +311,14 @@ def write_markdown(data: dict[str, Any], path: Path, png_name: str) -> None:
         "reconoce e indexa al guardarlos y el banco comprueba que estén en el índice.",
         f"- Escala (sólo Resguardo): PUT de {sz['scale_puts']} archivos de 4 KiB en un "
         f"espacio con 10 archivos y en otro con {sz['scale_files']:,} (creados en disco y "
-        "recontados con `resguardo quota recount`).".replace(",", " "),
+        "recontados con `resguardo quota recount`), una petición a cada espacio por "
+        "turno para que los altibajos del disco (cada subida termina en `fsync`) caigan "
+        "sobre los dos por igual.".replace(",", " "),
         "- Memoria (sólo Resguardo): en un espacio de 8 MiB, una subida que declara 1 GiB "
         "(se envían 256 MiB), una por trozos (`chunked`) de 64 MiB y una que declara y "
-        "envía 20 MiB; se muestrea la RSS cada 5 ms y se comprueba que contestó 507 sin "
+        "envía 20 MiB, después de un primer acceso (comprobar una contraseña con argon2 "
+        "ocupa unos 19 MiB un instante, y eso no es lo que se mide); se muestrea la RSS "
+        "cada 5 ms y se comprueba que contestó 507 sin "
         "cambiar el uso ni dejar archivos. La memoria máxima de cada servidor es la RSS "
         "(de todo su árbol de procesos) muestreada cada 100 ms durante todo el banco.",
         "",
