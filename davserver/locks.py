@@ -19,7 +19,7 @@ from wsgidav.lock_man.lock_storage import (
     validate_lock,
 )
 
-from spaces.db import Database
+from spaces.db import Database, like_prefix
 from spaces.models import DavLock
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,6 @@ _FIELDS = ("token", "root", "principal", "owner", "scope", "type", "depth", "tim
 def _as_dict(row: DavLock) -> dict[str, Any]:
     return {f: getattr(row, f) for f in _FIELDS}
 
-
-def _like_prefix(path: str) -> str:
-    base = path.rstrip("/") + "/"
-    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _lock_list_statements() -> dict[tuple[bool, bool], Any]:
@@ -129,7 +125,7 @@ class SqlLockStorage:
         stmt = _LOCK_LIST[(include_root, include_children)]
         now = time.time()
         with self.db.engine.connect() as c:
-            rows = c.execute(stmt, {"root": path, "prefix": _like_prefix(path)}
+            rows = c.execute(stmt, {"root": path, "prefix": like_prefix(path)}
                              ).mappings().all()
         out: list[Any] = []
         for r in rows:

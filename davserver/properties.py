@@ -8,15 +8,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select
 
-from spaces.db import Database
+from spaces.db import Database, like_prefix
 from spaces.models import DeadProperty
 
 log = logging.getLogger(__name__)
 
-
-def _like_prefix(url: str) -> str:
-    base = url.rstrip("/") + "/"
-    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _variants(url: str) -> list[str]:
@@ -94,7 +90,7 @@ class SqlPropertyManager:
     def remove_properties(self, norm_url: str, environ: Any = None) -> None:
         key = self._key(norm_url)
         with self.db.engine.begin() as c:
-            c.execute(_REMOVE_AT_OR_BELOW, {"key": key, "prefix": _like_prefix(key)})
+            c.execute(_REMOVE_AT_OR_BELOW, {"key": key, "prefix": like_prefix(key)})
 
     def copy_properties(self, src_url: str, dest_url: str, environ: Any = None) -> None:
         src, dest = self._key(src_url), self._key(dest_url)
@@ -114,8 +110,8 @@ class SqlPropertyManager:
                 row.path = dest
             if with_children:
                 s.execute(delete(DeadProperty).where(
-                    DeadProperty.path.like(_like_prefix(dest), escape="\\")))
+                    DeadProperty.path.like(like_prefix(dest), escape="\\")))
                 children = s.scalars(select(DeadProperty).where(
-                    DeadProperty.path.like(_like_prefix(src), escape="\\")))
+                    DeadProperty.path.like(like_prefix(src), escape="\\")))
                 for row in children:
                     row.path = dest + row.path[len(src):]

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select
 
 from spaces import cfdi, retention
-from spaces.db import Database
+from spaces.db import Database, like_prefix
 from spaces.models import CfdiDocument, Space
 from spaces.settings import Settings
 
@@ -31,10 +31,6 @@ SNIFF_BYTES = 64
 _IDENTITY = ("version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "fecha_timbrado",
              "total", "moneda")
 
-
-def _like_prefix(path: str) -> str:
-    base = path.rstrip("/") + "/"
-    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _years(settings: Settings, db: Database, space_id: int) -> int:
@@ -156,7 +152,7 @@ def forget_tree(db: Database, space_id: int, rel: str, keep: set[str]) -> None:
         rows = s.scalars(select(CfdiDocument).where(
             CfdiDocument.space_id == space_id,
             or_(CfdiDocument.path == rel,
-                CfdiDocument.path.like(_like_prefix(rel), escape="\\"))))
+                CfdiDocument.path.like(like_prefix(rel), escape="\\"))))
         for row in rows:
             if row.path not in keep:
                 s.delete(row)

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+def like_prefix(path: str) -> str:
+    """A LIKE pattern (escape character ``\\``) for everything strictly below
+    ``path``: '/a/b' -> '/a/b/%', with LIKE's own wildcards in the path escaped."""
+    base = path.rstrip("/") + "/"
+    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class Database:
     """One engine and session factory per process (build it with :func:`open_database`)."""
 

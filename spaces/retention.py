@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, or_, select, update
 
 from spaces import metrics, plans
-from spaces.db import Database
+from spaces.db import Database, like_prefix
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
 from spaces.settings import Settings
@@ -65,10 +65,6 @@ class Protection:
                 "espacio. Sí puede renombrarlo o moverlo a otra carpeta del espacio.")
 
 
-def _like_prefix(path: str) -> str:
-    base = path.rstrip("/") + "/"
-    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
 
 def _active_holds(s, space_id: int) -> list[str]:  # type: ignore[no-untyped-def]
     return list(s.scalars(select(CfdiHold.path).where(
@@ -104,7 +100,7 @@ def protected_under(db: Database, space_id: int, rel: str) -> list[Protection]:
     stmt = _PROTECTED_IN_SPACE if rel == "/" else _PROTECTED_AT_OR_BELOW
     with db.engine.connect() as c:  # a plain connection: most writes find nothing
         rows = c.execute(stmt, {"space_id": space_id, "rel": rel,
-                                "prefix": _like_prefix(rel)}).all()
+                                "prefix": like_prefix(rel)}).all()
     if not rows:
         return []
     with db.session() as s:
@@ -179,7 +175,7 @@ def moved(db: Database, space_id: int, src: str, dst: str) -> None:
         for model in (CfdiDocument, CfdiHold):
             rows = s.scalars(select(model).where(
                 model.space_id == space_id,
-                or_(model.path == src, model.path.like(_like_prefix(src), escape="\\"))))
+                or_(model.path == src, model.path.like(like_prefix(src), escape="\\"))))
             for row in rows:
                 row.path = dst + row.path[len(src):]
 
