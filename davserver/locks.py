@@ -28,8 +28,21 @@ _FIELDS = ("token", "root", "principal", "owner", "scope", "type", "depth", "tim
            "expire")
 
 
-def _as_dict(row: DavLock) -> dict[str, Any]:
-    return {f: getattr(row, f) for f in _FIELDS}
+def _as_dict(row: Any) -> dict[str, Any]:
+    """A stored lock as WsgiDAV wants it: its ``owner`` is XML *bytes* (the
+    column holds that XML as UTF-8 text, the same on SQLite and PostgreSQL)."""
+    lock = {f: row[f] for f in _FIELDS}
+    owner = lock["owner"]
+    lock["owner"] = owner.encode("utf-8") if isinstance(owner, str) and owner else owner
+    return lock
+
+
+def _owner_text(owner: str | bytes | None) -> str:
+    """WsgiDAV hands the lock owner as XML bytes; bytes bound to a text column
+    become bytea on PostgreSQL (read back as '\\x3c3f...'): store the text."""
+    if isinstance(owner, bytes):
+        return owner.decode("utf-8")
+    return owner or ""
 
 
 
@@ -82,7 +95,7 @@ class SqlLockStorage:
             if 0 <= row.expire < time.time():
                 s.delete(row)
                 return None
-            return _as_dict(row)
+            return _as_dict({f: getattr(row, f) for f in _FIELDS})
 
     def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
         assert lock.get("token") is None
@@ -99,7 +112,7 @@ class SqlLockStorage:
         lock["token"] = generate_lock_token()
         with self.db.session() as s:
             s.add(DavLock(token=lock["token"], root=path, principal=lock["principal"],
-                          owner=lock.get("owner") or "", scope=lock["scope"],
+                          owner=_owner_text(lock.get("owner")), scope=lock["scope"],
                           type=lock["type"], depth=lock["depth"], timeout=timeout,
                           expire=lock["expire"]))
         return lock
@@ -131,7 +144,7 @@ class SqlLockStorage:
         for r in rows:
             if 0 <= r["expire"] < now:
                 continue
-            out.append(r["token"] if token_only else {f: r[f] for f in _FIELDS})
+            out.append(r["token"] if token_only else _as_dict(r))
         return out
 
 
@@ -147,7 +160,7 @@ class SqlLockStorage:
         for r in rows:
             if 0 <= r["expire"] < now:
                 continue
-            by_root.setdefault(r["root"], []).append({f: r[f] for f in _FIELDS})
+            by_root.setdefault(r["root"], []).append(_as_dict(r))
         return {p: [dict(lk) for lk in by_root.get(k, ())] for p, k in keys.items()}
 
 
