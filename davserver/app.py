@@ -34,7 +34,8 @@ from davserver.provider import (
 )
 from spaces import statusfile
 from spaces.db import Database
-from spaces.service import WRITER_ROLES
+from spaces.errors import Forbidden
+from spaces.service import check_may_write
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,14 @@ class RolePolicy(BaseMiddleware):
                      ctx.username, environ["REQUEST_METHOD"])
             return plain_response(start_response, "403 Forbidden",
                                   statusfile.READ_ONLY_MESSAGE)
-        if (ctx is not None and ctx.role not in WRITER_ROLES
-                and environ["REQUEST_METHOD"] in WRITE_METHODS):
-            log.info("write refused (role %s): space=%s user=%s %s %s", ctx.role,
-                     ctx.space.name, ctx.username, environ["REQUEST_METHOD"],
-                     environ.get("PATH_INFO"))
-            return plain_response(
-                start_response, "403 Forbidden",
-                f"Su usuario '{ctx.username}' tiene permiso solo de lectura en este espacio; "
-                "pida a un administrador del espacio que le dé permiso de edición.")
+        if ctx is not None and environ["REQUEST_METHOD"] in WRITE_METHODS:
+            try:
+                check_may_write(ctx.role, ctx.username)
+            except Forbidden as exc:
+                log.info("write refused (role %s): space=%s user=%s %s %s", ctx.role,
+                         ctx.space.name, ctx.username, environ["REQUEST_METHOD"],
+                         environ.get("PATH_INFO"))
+                return plain_response(start_response, "403 Forbidden", str(exc))
         return self.next_app(environ, start_response)
 
 

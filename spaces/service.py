@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from spaces import plans, retention, storage
 from spaces.db import Database
-from spaces.errors import AlreadyExists, InvalidName, NotFound, UserLimitReached
+from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, UserLimitReached
 from spaces.models import Member, Space
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.settings import Settings
@@ -23,6 +23,22 @@ log = logging.getLogger(__name__)
 
 ROLES = ("admin", "editor", "reader")
 WRITER_ROLES = frozenset({"admin", "editor"})
+
+
+def may_write(role: str) -> bool:
+    """Whether a member with ``role`` may change files (the drive and the web drive)."""
+    return role in WRITER_ROLES
+
+
+def check_may_write(role: str, username: str) -> None:
+    """Raise Forbidden (403) with the Spanish reason unless ``role`` may write.
+
+    The one rule for every way into a space's files: the WebDAV drive refuses
+    write methods with it and the web drive refuses its write actions."""
+    if not may_write(role):
+        raise Forbidden(
+            f"Su usuario '{username}' tiene permiso solo de lectura en este espacio; "
+            "pida a un administrador del espacio que le dé permiso de edición.")
 
 _SPACE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 _USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
