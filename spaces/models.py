@@ -322,3 +322,68 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# -- trash bin and file versions (spaces.trash, spaces.versions) ---------------------
+
+class TrashItem(Base):
+    """A deleted file or folder, kept in ``spaces/<name>/trash/<token>`` until it is
+    restored, expires (``[trash] days``) or the trash is emptied. Counts toward
+    the space's usage like any stored file."""
+
+    __tablename__ = "trash_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    #: Name of the entry under the space's ``trash`` folder.
+    token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    #: Where it was: '/a/b.xlsx' (NFC), as the CFDI index writes paths.
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    is_dir: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: Bytes and entries (files and folders, itself included) it holds.
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    trashed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow,
+                                                 index=True)
+    trashed_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
+
+
+class FileVersion(Base):
+    """An earlier content of the file at ``path``, kept in
+    ``spaces/<name>/versions/<token>`` when the file was overwritten (PUT, COPY
+    or MOVE onto it, Office's save-by-rename). Counts toward usage."""
+
+    __tablename__ = "file_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: The content's own modification time (what Windows showed for it).
+    mtime: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    #: When it stopped being the current content.
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow,
+                                                 index=True)
+    created_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
+
+
+class RenameTrail(Base):
+    """A file renamed away to a temporary name (Office's save-by-rename renames
+    the document to ``~WRL0002.tmp`` before putting the new one in its place):
+    deleting ``path`` later keeps it as a version of ``origin`` instead of
+    sending it to the trash. Short-lived; expired by the sweep."""
+
+    __tablename__ = "rename_trails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    origin: Mapped[str] = mapped_column(String(2048), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
