@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -322,6 +323,36 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditRecord(Base):
+    """One change to a space (see :mod:`spaces.audit`): append-only. A database
+    trigger refuses UPDATE; the only DELETE is :func:`spaces.audit.expire`.
+
+    ``space_id`` deliberately has no foreign key and ``space_name`` is copied:
+    the records of a space outlive the space (they are kept at least as long as
+    its CFDI retention, whatever happens to the space meanwhile).
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_space_at", "space_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: When, in UTC (naive, like every time column here).
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow, index=True)
+    space_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    space_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    #: Who: a member's username, ``operator:NAME``, ``account:NAME``, ``cli``, ``system``.
+    user: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    #: Where from: the client's IP address (after trusted proxies), if any.
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Through what: ``dav``, ``web``, ``portal``, ``api``, ``cli``, ``system``.
+    via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    path: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    dest: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 # -- trash bin and file versions (spaces.trash, spaces.versions) ---------------------
