@@ -23,6 +23,7 @@ from wsgidav.dc.base_dc import BaseDomainController
 
 from davserver.provider import CTX_KEY, HumanDAVError, RequestContext, SpacesProvider
 from spaces import metrics
+from spaces.audit import Actor
 from spaces.db import Database
 from spaces.passwords import verify_password
 from spaces.service import find_credential
@@ -147,7 +148,8 @@ class SpacesDomainController(BaseDomainController):
         st.users.success(user_key)
         environ[CTX_KEY] = RequestContext(
             space=cred.space, username=cred.username, role=cred.role,
-            files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name),
+            files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name,
+                             actor=Actor(cred.username, environ.get("REMOTE_ADDR"), "dav")),
         )
         environ["wsgidav.auth.user_name"] = cred.username
         environ["wsgidav.auth.roles"] = (cred.role,)

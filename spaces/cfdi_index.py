@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select
 
-from spaces import cfdi, retention
+from spaces import audit, cfdi, retention
 from spaces.db import Database, like_prefix
 from spaces.models import CfdiDocument, Space
 from spaces.settings import Settings
@@ -40,15 +40,18 @@ def _years(settings: Settings, db: Database, space_id: int) -> int:
 
 
 def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: Path,
-           *, now: datetime | None = None, keep_ingest: dict[str, Any] | None = None
-           ) -> cfdi.Finding | None:
+           *, now: datetime | None = None, keep_ingest: dict[str, Any] | None = None,
+           actor: audit.Actor | None = None) -> cfdi.Finding | None:
     """Examine the file just stored at ``rel`` and record what it is.
 
     Returns the finding (None if the file is not XML at all). A stamped CFDI
     gets ``protected_until`` = ingest + the tier's years; the same UUID already
     in the space is recorded as a duplicate (flagged as a conflict if the bytes
     differ) and is not a second protected document; an acuse marks its CFDI
-    cancelled and shares its protection.
+    cancelled and shares its protection. A document that becomes protected
+    here (not a duplicate, not one a reindex already knew) gets a
+    ``cfdi_protected`` audit record by ``actor`` — after the index commits, so
+    a failing audit write can never leave a stored CFDI unprotected.
     """
     rel = "/" + rel.strip("/")
     try:
@@ -126,6 +129,14 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
                 if acuse is not None:
                     doc.cancelled = True
         s.add(doc)
+        newly_protected = (doc.protected_until is not None and doc.duplicate_of is None
+                           and ingested == now)
+        until = doc.protected_until
+    if newly_protected and until is not None:
+        audit.record(db, space_id, audit.Action.CFDI_PROTECTED, actor=actor, path=rel,
+                     size=finding.size,
+                     detail=f"{finding.category} UUID {f.get('uuid') or '-'}; "
+                            f"protegido hasta {until:%Y-%m-%d}")
     if finding.category == cfdi.INDEXED:
         log.info("cfdi indexed: space=%s uuid=%s path=%s", space_id, f.get("uuid"), rel)
     return finding

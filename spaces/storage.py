@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces import cfdi, cfdi_index, metrics, quota, retention
+from spaces.audit import Actor
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -262,11 +263,14 @@ class Entry:
 class SpaceFiles:
     """Operations on the files of one space. Cheap to build: one per request."""
 
-    def __init__(self, settings: Settings, db: Database, space_id: int, space_name: str) -> None:
+    def __init__(self, settings: Settings, db: Database, space_id: int, space_name: str,
+                 *, actor: Actor | None = None) -> None:
         self.settings = settings
         self.db = db
         self.space_id = space_id
         self.space_name = space_name
+        #: Who is making the changes (for the audit log); None: the server itself.
+        self.actor = actor
         base = space_dir(settings, space_name)
         self.root = base / "files"
         self.tmp = base / "tmp"
@@ -658,7 +662,7 @@ class Upload:
         f = self.files
         rel = f.index_path(self.target)
         if f.index_cfdi and cfdi.worth_examining(self.target.name, self.head):
-            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target)
+            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target, actor=f.actor)
         elif not new_file:
             cfdi_index.forget(f.db, f.space_id, [rel])
 
