@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import quota, service, storage
+from spaces import audit, quota, service, storage
 from spaces.db import open_database
 from spaces.errors import SpaceError
 from spaces.plans import format_bytes
@@ -121,6 +121,23 @@ def _parser() -> argparse.ArgumentParser:
     rsp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
                      help="sólo este espacio (repetible); por omisión, todo el respaldo")
 
+    au = sub.add_parser("audit", help="bitácora de cambios de los espacios").add_subparsers(
+        dest="action", required=True)
+    for name, helptext in (("list", "muestra la bitácora (lo más reciente primero)"),
+                           ("export", "exporta la bitácora como CSV (lo más antiguo primero)")):
+        ax = au.add_parser(name, help=helptext)
+        if name == "export":
+            ax.add_argument("archive", help="archivo CSV a crear ('-' para la salida estándar)")
+        ax.add_argument("--space", help="sólo este espacio (por omisión, todos)")
+        ax.add_argument("--from", dest="date_from", help="desde el día AAAA-MM-DD (UTC)")
+        ax.add_argument("--to", dest="date_to", help="hasta el día AAAA-MM-DD (UTC, incluido)")
+        ax.add_argument("--user", help="usuario que hizo el cambio")
+        ax.add_argument("--action", dest="event", choices=[a.value for a in audit.Action])
+        ax.add_argument("--path", help="texto en la ruta o el destino")
+        if name == "list":
+            ax.add_argument("--limit", type=int, default=100)
+            ax.add_argument("--json", action="store_true")
+
     qp = sub.add_parser("quota", help="cuota").add_subparsers(dest="action", required=True)
     rc = qp.add_parser("recount", help="recuenta los archivos y corrige los contadores")
     rc.add_argument("space", nargs="?")
@@ -191,7 +208,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         return 0
     if args.command == "space":
         if args.action == "create":
-            info = service.create_space(settings, db, args.name, args.tier, args.owner_email)
+            info = service.create_space(settings, db, args.name, args.tier, args.owner_email,
+                                        actor=audit.Actor.cli())
             print(f"Espacio '{info.name}' creado (plan {info.tier}, "
                   f"{format_bytes(info.quota_bytes)}). Unidad: "
                   f"{settings.base_url()}/dav/{info.name}/")
@@ -212,20 +230,23 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                     print(f"{k}: {v}")
             return 0
         if args.action == "tier":
-            info = service.change_tier(settings, db, args.name, args.tier)
+            info = service.change_tier(settings, db, args.name, args.tier,
+                                       actor=audit.Actor.cli())
             print(f"Espacio '{info.name}' ahora en plan {info.tier}.")
             return 0
     if args.command == "user":
         if args.action == "add":
-            m = service.add_member(db, args.space, args.user, _read_password(), args.role)
+            m = service.add_member(db, args.space, args.user, _read_password(), args.role,
+                                   actor=audit.Actor.cli())
             print(f"Usuario '{m.username}' agregado a '{args.space}' con rol {m.role}.")
             return 0
         if args.action == "passwd":
-            service.set_password(db, args.space, args.user, _read_password())
+            service.set_password(db, args.space, args.user, _read_password(),
+                                 actor=audit.Actor.cli())
             print(f"Contraseña de '{args.user}' actualizada.")
             return 0
         if args.action == "remove":
-            service.remove_member(db, args.space, args.user)
+            service.remove_member(db, args.space, args.user, actor=audit.Actor.cli())
             print(f"Usuario '{args.user}' eliminado de '{args.space}'.")
             return 0
         if args.action == "list":
@@ -258,11 +279,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         from spaces import retention
 
         if args.action == "hold":
-            retention.place_hold(db, args.space, args.path, args.by, args.reason)
+            retention.place_hold(db, args.space, args.path, args.by, args.reason,
+                                 actor=audit.Actor.cli())
             print(f"Retención legal sobre {args.space}:{args.path}.")
             return 0
         if args.action == "lift":
-            n = retention.lift_hold(db, args.space, args.path, args.by)
+            n = retention.lift_hold(db, args.space, args.path, args.by,
+                                    actor=audit.Actor.cli())
             print(f"Retenciones levantadas: {n}.")
             return 0
         from datetime import datetime
@@ -331,6 +354,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                   f"{sp.used_files} archivos y carpetas)")
         print(f"{len(report.spaces)} espacios; archivo {report.archive}.")
         return 0
+    if args.command == "audit":
+        return _audit(args, db)
     if args.command == "quota" and args.action == "recount":
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
         for info in spaces:
@@ -346,6 +371,40 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                       f"{drift.after_files} archivos)")
         return 0
     raise SpaceError("Orden no reconocida.")  # pragma: no cover - argparse prevents it
+
+
+def _audit(args: argparse.Namespace, db: object) -> int:
+    from datetime import date
+
+    from spaces.db import Database
+
+    assert isinstance(db, Database)
+    try:
+        since = date.fromisoformat(args.date_from) if args.date_from else None
+        until = date.fromisoformat(args.date_to) if args.date_to else None
+    except ValueError:
+        raise SpaceError("Fecha no válida (use AAAA-MM-DD).") from None
+    space_id = service.get_space(db, args.space).id if args.space else None
+    f = audit.Filter(space_id=space_id, date_from=since, date_to=until, user=args.user,
+                     action=args.event, path=args.path)
+    if args.action == "export":
+        if args.archive == "-":
+            n = audit.export_csv(db, f, sys.stdout)
+        else:
+            with open(args.archive, "x", encoding="utf-8", newline="") as out:
+                n = audit.export_csv(db, f, out)
+            print(f"{n} registros exportados a {args.archive}.")
+        return 0
+    entries = audit.query(db, f, limit=max(args.limit, 1))
+    if args.json:
+        print(json.dumps([dict(zip(audit.CSV_HEADER, audit.csv_row(e), strict=True))
+                          for e in entries], ensure_ascii=False, indent=2))
+        return 0
+    for e in entries:
+        print("\t".join((f"{e.at:%Y-%m-%d %H:%M:%S}Z", e.space_name, e.action, e.user or "-",
+                         e.address or "-", e.path or "", e.dest or "",
+                         "" if e.size is None else str(e.size), e.detail or "")))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from spaces import notices, plans, service, storage
+from spaces import audit, notices, plans, service, storage
 from spaces.db import Database
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
@@ -383,6 +383,11 @@ def create_owned_space(s: Session, settings: Settings, account: Account, name: s
     s.add(member)
     account.ever_had_space = True
     s.flush()
+    who = audit.Actor(f"account:{account.username}", None, "portal")
+    audit.record(s, space.id, audit.Action.SPACE_CREATED, actor=who, space_name=n,
+                 detail=f"plan {t.name}")
+    audit.record(s, space.id, audit.Action.MEMBER_ADDED, actor=who, space_name=n,
+                 detail=f"{account.username} (admin)")
     return space, member
 
 
@@ -483,11 +488,13 @@ def member_rows(db: Database, space_name: str) -> list[MemberRow]:
 
 
 def invite_member(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
-                  space_name: str, username: str, email: str, role: str) -> None:
+                  space_name: str, username: str, email: str, role: str,
+                  *, actor: audit.Actor | None = None) -> None:
     """Add a user (never beyond the tier's limit, see service.add_member) and e-mail
     them a link to set their password."""
     e = normalize_email(email)
-    m = service.add_member(db, space_name, username, secrets.token_urlsafe(32), role)
+    m = service.add_member(db, space_name, username, secrets.token_urlsafe(32), role,
+                           actor=actor)
     with db.session() as s:
         s.execute(update(Member).where(Member.id == m.id).values(email=e))
     send_member_link(settings, db, mailer, links, space_name, m.username)
@@ -529,7 +536,8 @@ def peek_member_link(db: Database, token: str) -> MemberLink | None:
     return MemberLink(row[1], row[0]) if row else None
 
 
-def set_member_password(db: Database, token: str, password: str) -> MemberLink:
+def set_member_password(db: Database, token: str, password: str,
+                        *, address: str | None = None) -> MemberLink:
     """Spend a set-password link and set that drive user's password."""
     service.check_password(password)
     hashed = hash_password(password)
@@ -544,6 +552,9 @@ def set_member_password(db: Database, token: str, password: str) -> MemberLink:
         space = s.get(Space, m.space_id)
         assert space is not None
         link = MemberLink(space.name, m.username)
+        audit.record(s, space.id, audit.Action.PASSWORD_CHANGED,
+                     actor=audit.Actor(m.username, address, "portal"), space_name=space.name,
+                     detail=f"{m.username} (enlace por correo)")
     log.info("member password set by link: space=%s user=%s", link.space, link.username)
     return link
 

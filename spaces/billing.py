@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from spaces import accounts, notices, plans, service, storage
+from spaces import accounts, audit, notices, plans, service, storage
 from spaces.db import Database
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mailer, MailError
@@ -392,8 +392,14 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
     old_tier = space.tier
     space.tier, space.quota_bytes, space.max_users = tier.name, tier.quota_bytes, tier.max_users
     space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
+    who = audit.Actor(f"account:{account.username}", None, "portal")
     if space.status == "readonly" and space.status_reason == "expired":
         space.status, space.status_reason = "active", None
+        audit.record(s, space.id, audit.Action.REACTIVATED, actor=who, space_name=space.name,
+                     detail="readonly -> active (renovación pagada)")
+    if old_tier != tier.name:
+        audit.record(s, space.id, audit.Action.TIER_CHANGED, actor=who, space_name=space.name,
+                     detail=f"{old_tier} -> {tier.name} (pago)")
     item.outcome = "renewed" if old_tier == tier.name else f"changed from {old_tier}"
     s.flush()
     log.info("space tier changed by payment: space=%s %s -> %s until=%s", space.name, old_tier,

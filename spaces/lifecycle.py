@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from spaces import notices
+from spaces import audit, notices
 from spaces.db import Database
 from spaces.mail import Mail, Mailer, MailError
 from spaces.models import Account, ReminderSent, Space
@@ -86,6 +86,10 @@ def run(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
                     update(Space).where(Space.id == space_id).where(Space.status == "active")
                     .where(Space.paid_until == paid_until)
                     .values(status="readonly", status_reason="expired")).rowcount == 1
+                if changed:
+                    audit.record(s, space_id, audit.Action.READ_ONLY, actor=audit.SYSTEM,
+                                 space_name=name,
+                                 detail=f"active -> readonly (sin pago desde {paid_until})")
             if not changed:
                 continue
             report.read_only.append(name)

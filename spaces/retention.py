@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select, update
 
-from spaces import metrics, plans
+from spaces import audit, metrics, plans
 from spaces.db import Database, like_prefix
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
@@ -141,8 +141,10 @@ def extend_for_tier(settings: Settings, db: Database, space_id: int, tier: str) 
     return changed
 
 
-def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = "") -> int:
-    """Put a legal hold on a document, a folder or ("/") the whole space."""
+def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = "",
+               *, actor: audit.Actor | None = None) -> int:
+    """Put a legal hold on a document, a folder or ("/") the whole space.
+    Audited (``hold_placed``) in the same transaction; ``actor`` defaults to ``by``."""
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name.lower()))
         if space is None:
@@ -151,12 +153,17 @@ def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = 
                         placed_by=by)
         s.add(hold)
         s.flush()
+        audit.record(s, space.id, audit.Action.HOLD_PLACED,
+                     actor=actor or audit.Actor(by), space_name=space.name, path=hold.path,
+                     detail=reason or None)
         log.info("hold placed: space=%s path=%s by=%s", space_name, hold.path, by)
         return hold.id
 
 
-def lift_hold(db: Database, space_name: str, path: str, by: str) -> int:
-    """Lift every active hold on exactly ``path``; returns how many."""
+def lift_hold(db: Database, space_name: str, path: str, by: str,
+              *, actor: audit.Actor | None = None) -> int:
+    """Lift every active hold on exactly ``path``; returns how many. Audited
+    (``hold_lifted``) in the same transaction when one was lifted."""
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name.lower()))
         if space is None:
@@ -164,8 +171,13 @@ def lift_hold(db: Database, space_name: str, path: str, by: str) -> int:
         result = s.execute(update(CfdiHold).where(
             CfdiHold.space_id == space.id, CfdiHold.path == "/" + path.strip("/"),
             CfdiHold.lifted_at.is_(None)).values(lifted_at=now_utc(), lifted_by=by))
+        n = int(result.rowcount or 0)
+        if n:
+            audit.record(s, space.id, audit.Action.HOLD_LIFTED,
+                         actor=actor or audit.Actor(by), space_name=space.name,
+                         path="/" + path.strip("/"))
         log.info("hold lifted: space=%s path=%s by=%s", space_name, path, by)
-        return int(result.rowcount or 0)
+        return n
 
 
 def moved(db: Database, space_id: int, src: str, dst: str) -> None:
@@ -210,9 +222,19 @@ def due_for_release(db: Database, now: datetime) -> list[tuple[int, str, int, st
 
 
 def mark_released(db: Database, doc_id: int, now: datetime) -> None:
+    """End a document's protection, with its ``cfdi_released`` audit record in
+    the same transaction (no release without its record)."""
     with db.session() as s:
+        doc = s.get(CfdiDocument, doc_id)
+        if doc is None or doc.released_at is not None:
+            return
         s.execute(update(CfdiDocument).where(CfdiDocument.id == doc_id)
                   .values(released_at=now))
+        audit.record(s, doc.space_id, audit.Action.CFDI_RELEASED, actor=audit.SYSTEM,
+                     path=doc.path, size=doc.size,
+                     detail=f"UUID {doc.uuid or '-'}; resguardo terminado "
+                            f"{doc.protected_until:%Y-%m-%d}" if doc.protected_until
+                     else f"UUID {doc.uuid or '-'}")
 
 
 def _owner_email(db: Database, space_id: int) -> str | None:
@@ -263,8 +285,17 @@ def sweep(settings: Settings, db: Database, now: datetime | None = None) -> list
     through the space's one delete path, so quota and index follow. A sweep
     that did not run for a while never purges without the notices. Safe to run
     twice: each notice is sent once, each document released or purged once.
+
+    Then the audit records past their keeping period expire
+    (:func:`spaces.audit.expire`).
     """
     now = now or now_utc()
+    actions = _sweep_documents(settings, db, now)
+    audit.expire(settings, db, now)
+    return actions
+
+
+def _sweep_documents(settings: Settings, db: Database, now: datetime) -> list[SweepAction]:
     policy = settings.retention.policy
     actions: list[SweepAction] = []
     if policy == "release":
@@ -316,7 +347,7 @@ def sweep(settings: Settings, db: Database, now: datetime | None = None) -> list
                 setattr(d, column, now)
                 actions.append(SweepAction(name, d.path, d.uuid,
                                            "final-notice" if is_final else "notice"))
-        files = SpaceFiles(settings, db, space_id, name)
+        files = SpaceFiles(settings, db, space_id, name, actor=audit.SYSTEM)
         for d in items:
             due = (d.protected_until <= now  # type: ignore[operator]
                    and d.first_notice_at is not None and d.final_notice_at is not None

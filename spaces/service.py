@@ -12,7 +12,8 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from spaces import plans, retention, storage
+from spaces import audit, plans, retention, storage
+from spaces.audit import Action, Actor
 from spaces.db import Database
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, UserLimitReached
 from spaces.models import Member, Space
@@ -94,7 +95,8 @@ def check_password(password: str) -> None:
 
 
 def create_space(
-    settings: Settings, db: Database, name: str, tier: str, owner_email: str | None = None
+    settings: Settings, db: Database, name: str, tier: str, owner_email: str | None = None,
+    *, actor: Actor | None = None,
 ) -> SpaceInfo:
     """Create a space of ``tier`` and its folders. AlreadyExists if the name is taken."""
     n = normalize_space_name(name)
@@ -108,6 +110,8 @@ def create_space(
             s.add(space)
             s.flush()
             info = SpaceInfo.of(space)
+            audit.record(s, info.id, Action.SPACE_CREATED, actor=actor, space_name=n,
+                         detail=f"plan {t.name}")
     except IntegrityError:
         raise AlreadyExists(f"Ya existe un espacio llamado '{n}'.") from None
     storage.ensure_space_dirs(settings, n)
@@ -128,7 +132,8 @@ def list_spaces(db: Database) -> list[SpaceInfo]:
         return [SpaceInfo.of(x) for x in s.scalars(select(Space).order_by(Space.name))]
 
 
-def change_tier(settings: Settings, db: Database, name: str, tier: str) -> SpaceInfo:
+def change_tier(settings: Settings, db: Database, name: str, tier: str,
+                *, actor: Actor | None = None) -> SpaceInfo:
     """Change a space's tier. Nothing is deleted: a space left above its new quota
     refuses writes (507) until usage fits; extra users beyond the new limit cannot
     log in (newest first) until some are removed."""
@@ -137,23 +142,38 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str) -> Space
         space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{name}'.")
+        old = space.tier
         space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
         s.flush()
         info = SpaceInfo.of(space)
+        if old != t.name:
+            audit.record(s, info.id, Action.TIER_CHANGED, actor=actor, space_name=info.name,
+                         detail=f"{old} -> {t.name}")
     # CFDI already stored get the new tier's period if it is longer; never shorter.
     retention.extend_for_tier(settings, db, info.id, t.name)
     return info
 
 
-def set_status(db: Database, name: str, status: str) -> SpaceInfo:
+_STATUS_ACTIONS = {"active": Action.REACTIVATED, "readonly": Action.READ_ONLY,
+                   "suspended": Action.SUSPENDED}
+
+
+def set_status(db: Database, name: str, status: str, *, actor: Actor | None = None,
+               reason: str | None = None) -> SpaceInfo:
+    """Set a space's status; a change is audited (suspended, reactivated, read-only)."""
     if status not in ("active", "readonly", "suspended"):
         raise InvalidName(f"Estado no válido: {status}")
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{name}'.")
+        old = space.status
         space.status = status
         s.flush()
+        if old != status:
+            audit.record(s, space.id, _STATUS_ACTIONS[status], actor=actor,
+                         space_name=space.name, detail=f"{old} -> {status}"
+                         + (f" ({reason})" if reason else ""))
         return SpaceInfo.of(space)
 
 
@@ -178,7 +198,8 @@ def list_members(db: Database, space_name: str) -> list[MemberInfo]:
 
 
 def add_member(
-    db: Database, space_name: str, username: str, password: str, role: str = "editor"
+    db: Database, space_name: str, username: str, password: str, role: str = "editor",
+    *, actor: Actor | None = None,
 ) -> MemberInfo:
     """Add a user to a space, never beyond its tier's user limit.
 
@@ -213,30 +234,43 @@ def add_member(
             s.add(m)
             s.flush()
             info = MemberInfo(m.id, m.space_id, m.username, m.role)
+            audit.record(s, space.id, Action.MEMBER_ADDED, actor=actor, space_name=space.name,
+                         detail=f"{u} ({role})")
     except IntegrityError:
         raise AlreadyExists(f"El usuario '{u}' ya existe en el espacio '{space_name}'.") from None
     log.info("member added: space=%s user=%s role=%s", space_name, u, role)
     return info
 
 
-def set_password(db: Database, space_name: str, username: str, password: str) -> None:
+def set_password(db: Database, space_name: str, username: str, password: str,
+                 *, actor: Actor | None = None) -> None:
     check_password(password)
     hashed = hash_password(password)
     with db.session() as s:
         m = _member(s, space_name, username)
         m.password_hash = hashed
+        audit.record(s, m.space_id, Action.PASSWORD_CHANGED, actor=actor, detail=m.username)
 
 
-def set_role(db: Database, space_name: str, username: str, role: str) -> None:
+def set_role(db: Database, space_name: str, username: str, role: str,
+             *, actor: Actor | None = None) -> None:
     if role not in ROLES:
         raise InvalidName(f"Rol no válido: '{role}'. Use admin, editor o reader.")
     with db.session() as s:
-        _member(s, space_name, username).role = role
+        m = _member(s, space_name, username)
+        old, m.role = m.role, role
+        if old != role:
+            audit.record(s, m.space_id, Action.ROLE_CHANGED, actor=actor,
+                         detail=f"{m.username}: {old} -> {role}")
 
 
-def remove_member(db: Database, space_name: str, username: str) -> None:
+def remove_member(db: Database, space_name: str, username: str,
+                  *, actor: Actor | None = None) -> None:
     with db.session() as s:
-        s.delete(_member(s, space_name, username))
+        m = _member(s, space_name, username)
+        audit.record(s, m.space_id, Action.MEMBER_REMOVED, actor=actor,
+                     detail=f"{m.username} ({m.role})")
+        s.delete(m)
     log.info("member removed: space=%s user=%s", space_name, username)
 
 
