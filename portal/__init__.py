@@ -76,9 +76,11 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
 
-    from portal import account, cfdi, operator, public, shop, space
+    from portal import account, cfdi, drive, operator, public, shop, space
 
     csrf.exempt(shop.webhook)  # signed by the gateway instead
+    # Raw-body uploads: the form hook would parse the body; it checks X-CSRFToken itself.
+    csrf.exempt(drive.upload)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(account.bp)
@@ -86,6 +88,8 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     app.register_blueprint(space.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(cfdi.bp)
+    app.register_blueprint(drive.bp)
+    app.register_blueprint(drive.share_bp)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,6 +53,9 @@ class Space(Base):
     )
     #: Why the space is read-only or suspended ("expired", "operator"), if it is.
     status_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Whether its users may create share links (set by a space admin; off by default).
+    share_links_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                                      server_default=false())
 
 
 class Member(Base):
@@ -418,3 +422,28 @@ class RenameTrail(Base):
     path: Mapped[str] = mapped_column(String(2048), nullable=False)
     origin: Mapped[str] = mapped_column(String(2048), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class ShareLink(Base):
+    """A read-only link to a file or folder of a space (the web drive's "compartir").
+
+    Only the SHA-256 of the token is stored (the link is shown once, when it is
+    created); the optional password is an argon2 hash like members'. A link
+    stops working when it expires, is revoked, its space turns share links off
+    or what it points at is gone."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    is_dir: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

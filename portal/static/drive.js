@@ -1,0 +1,118 @@
+// The web drive's uploads: one XMLHttpRequest per file, its bytes as the raw
+// body (never a form: the server streams it to disk), with a progress bar.
+(function () {
+  "use strict";
+  var zone = document.getElementById("zona-subida");
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) { ev.preventDefault(); }
+    });
+  });
+  if (!zone) { return; }
+
+  var input = document.getElementById("archivos");
+  var list = document.getElementById("subidas");
+  var url = zone.getAttribute("data-url");
+  var folder = zone.getAttribute("data-folder");
+  var csrf = zone.getAttribute("data-csrf");
+  var availableAttr = zone.getAttribute("data-available");
+  var available = availableAttr === "" ? null : Number(availableAttr);
+  var queue = [];
+  var busy = false;
+  var failures = 0;
+
+  function humanBytes(n) {
+    var units = ["bytes", "KB", "MB", "GB", "TB"];
+    var i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  }
+
+  function row(file) {
+    var li = document.createElement("li");
+    var name = document.createElement("div");
+    name.textContent = file.name + " (" + humanBytes(file.size) + ")";
+    var bar = document.createElement("progress");
+    bar.max = 100; bar.value = 0;
+    var msg = document.createElement("span");
+    msg.className = "msg";
+    msg.textContent = "0 %";
+    li.appendChild(name); li.appendChild(bar); li.appendChild(msg);
+    list.appendChild(li);
+    return { li: li, bar: bar, msg: msg };
+  }
+
+  function fail(ui, text) {
+    ui.msg.className = "msg error";
+    ui.msg.textContent = text;
+    failures++;
+  }
+
+  function next() {
+    if (busy) { return; }
+    var item = queue.shift();
+    if (!item) {
+      if (failures === 0) { window.setTimeout(function () { window.location.reload(); }, 600); }
+      return;
+    }
+    busy = true;
+    var file = item.file, ui = item.ui;
+    var replaces = Array.prototype.some.call(document.querySelectorAll("tr[data-name]"),
+      function (tr) { return tr.getAttribute("data-name") === file.name; });
+    if (available !== null && !replaces && file.size > available) {
+      fail(ui, zone.getAttribute("data-msg-space") + ": " +
+        zone.getAttribute("data-msg-nospace").replace("{free}", humanBytes(available)));
+      busy = false; next(); return;
+    }
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", url + "?carpeta=" + encodeURIComponent(folder) +
+      "&nombre=" + encodeURIComponent(file.name));
+    xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = function (ev) {
+      if (ev.lengthComputable && ev.total > 0) {
+        var pct = Math.floor(100 * ev.loaded / ev.total);
+        ui.bar.value = Math.min(pct, 99);
+        ui.msg.textContent = Math.min(pct, 99) + " %";
+      }
+    };
+    xhr.onload = function () {
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      if (xhr.status === 200 || xhr.status === 201) {
+        ui.bar.value = 100;
+        ui.msg.textContent = "100 % — " + zone.getAttribute("data-msg-done");
+        ui.li.setAttribute("data-done", "1");
+        if (available !== null) { available -= file.size; }
+      } else {
+        fail(ui, body && body.message ? body.error + ": " + body.message
+          : zone.getAttribute("data-msg-error") + " " + xhr.status);
+      }
+      busy = false; next();
+    };
+    xhr.onerror = function () {
+      fail(ui, zone.getAttribute("data-msg-network"));
+      busy = false; next();
+    };
+    xhr.send(file);
+  }
+
+  function add(files) {
+    for (var i = 0; i < files.length; i++) {
+      queue.push({ file: files[i], ui: row(files[i]) });
+    }
+    next();
+  }
+
+  input.addEventListener("change", function () { add(input.files); input.value = ""; });
+  ["dragenter", "dragover"].forEach(function (t) {
+    zone.addEventListener(t, function (ev) { ev.preventDefault(); zone.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (t) {
+    zone.addEventListener(t, function (ev) { ev.preventDefault(); zone.classList.remove("over"); });
+  });
+  zone.addEventListener("drop", function (ev) {
+    if (ev.dataTransfer && ev.dataTransfer.files) { add(ev.dataTransfer.files); }
+  });
+}());
