@@ -420,6 +420,42 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
                 self.ctx.files.copy_file(self.rel, dest_rel)
         self._copy_props(dest_path, is_move)
 
+    def _existing_file(self, dest_path: str) -> Any:
+        dest = self.provider.get_resource_inst(dest_path, self.environ)
+        return dest if isinstance(dest, SpaceFile) else None
+
+    def handle_move(self, dest_path: str) -> bool:
+        """A file moved over an existing file (Overwrite: T, locks already
+        checked by WsgiDAV): replaced in one step that keeps the destination's
+        content as a version — Excel's save-by-rename — instead of WsgiDAV's
+        delete-then-move, which would send the document to the trash."""
+        dest_rel = self._dest_rel(dest_path)
+        dest = self._existing_file(dest_path)
+        if dest is None:
+            return False
+        with mapped:
+            self.ctx.files.move(self.rel, dest_rel, replace=True)
+        dest.remove_all_properties(recursive=False)
+        dest.remove_all_locks(recursive=False)
+        self._move_props(dest_path, with_children=False)
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+        return True
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        """A file copied over an existing file: the destination's content
+        becomes a version (the upload path), not a trash item."""
+        dest_rel = self._dest_rel(dest_path)
+        with mapped:
+            self.ctx.files.copy_fits(self.rel, dest_rel)
+        dest = self._existing_file(dest_path)
+        if dest is None:
+            return False
+        with mapped:
+            self.ctx.files.copy_file(self.rel, dest_rel)
+        dest.remove_all_properties(recursive=False)
+        self._copy_props(dest_path, is_move=False)
+        return True
+
 
 class _UploadWriter:
     """What WsgiDAV writes a PUT body into: an Upload whose domain errors (quota,

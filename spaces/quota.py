@@ -178,8 +178,15 @@ def measure_tree(root: Path) -> tuple[int, int]:
     return total, count
 
 
+#: Folders beside a space's ``files`` whose content counts toward its usage:
+#: deleted items and earlier versions (see spaces.trash, spaces.versions).
+COUNTED_AREAS = ("trash", "versions")
+
+
 def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> Drift:
-    """Walk the space's files and set its counters to what is on disk.
+    """Walk the space's files — and its trash and versions, the siblings of
+    ``files_root`` that count toward usage too — and set its counters to what
+    is on disk.
 
     The only absolute write of the counters. Call it with the space idle (or
     under the space's write lock in the drive process), since a write in flight
@@ -187,6 +194,10 @@ def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> D
     """
     before = usage(db, space_id)
     nbytes, nfiles = measure_tree(files_root)
+    for area in COUNTED_AREAS:
+        more_bytes, more_files = measure_tree(files_root.parent / area)
+        nbytes += more_bytes
+        nfiles += more_files
     with db.engine.begin() as conn:
         conn.execute(
             update(Space).where(Space.id == space_id).values(used_bytes=nbytes, used_files=nfiles)

@@ -235,6 +235,22 @@ class RetentionSettings:
 
 
 @dataclass
+class TrashSettings:
+    days: int = _f(
+        30, "Days a deleted file or folder stays in the space's trash (restorable) before "
+        "the daily sweep erases it; 0 erases it at the next sweep. The trash counts "
+        "toward the space's quota.")
+
+
+@dataclass
+class VersionSettings:
+    keep: int = _f(
+        10, "Earlier versions kept per file when it is overwritten (PUT, COPY/MOVE onto it, "
+        "Office's save-by-rename); 0 keeps none. Versions count toward the quota.")
+    max_days: int = _f(30, "Days an earlier version is kept before the daily sweep erases it.")
+
+
+@dataclass
 class Settings:
     data_dir: str = _f("data", "Folder for the files of every space and the SQLite database.")
     log_level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR.")
@@ -249,6 +265,8 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    trash: TrashSettings = field(default_factory=TrashSettings)
+    versions: VersionSettings = field(default_factory=VersionSettings)
     tiers: dict[str, TierSettings] = field(
         default_factory=lambda: {k: TierSettings(**v) for k, v in DEFAULT_TIERS.items()}
     )
@@ -380,6 +398,9 @@ def _validate(settings: Settings, source: str) -> None:
     if r.final_notice_days < 1 or r.first_notice_days < r.final_notice_days:
         raise ConfigError(f"{source}: retention necesita first_notice_days >= "
                           "final_notice_days >= 1")
+    if settings.trash.days < 0 or settings.versions.keep < 0 or settings.versions.max_days < 0:
+        raise ConfigError(f"{source}: trash.days, versions.keep y versions.max_days no pueden "
+                          "ser negativos")
     if settings.locks.backend not in ("database", "redis"):
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):

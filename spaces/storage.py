@@ -6,7 +6,12 @@ same filesystem, so an upload streams into ``tmp`` and replaces its target
 with one atomic ``rename``: a failed, aborted or refused write leaves the
 previous version byte-identical and nothing behind. (They sit in a sibling
 folder rather than next to the target so that listings never show them and a
-restart clears them without walking the whole tree.)
+restart clears them without walking the whole tree.) ``trash`` and
+``versions``, siblings too, hold deleted items and earlier contents of files
+(see :mod:`spaces.trash` and :mod:`spaces.versions`): a delete is a rename into
+``trash``, an overwrite keeps the old content in ``versions``, and both count
+toward the space's usage. :meth:`SpaceFiles.erase` is the one function that
+destroys stored content for good (trash expiry, emptying, version pruning).
 
 Every operation that changes what is stored goes through :class:`SpaceFiles`,
 which keeps the usage counters in step through :mod:`spaces.quota`. The WebDAV
@@ -19,6 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import socket
 import stat
@@ -34,7 +40,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import cfdi, cfdi_index, metrics, quota, retention
+from spaces import audit, cfdi, cfdi_index, metrics, quota, retention, trash, versions
 from spaces.audit import Actor
 from spaces.db import Database
 from spaces.errors import (
@@ -73,8 +79,23 @@ def space_dir(settings: Settings, name: str) -> Path:
 
 def ensure_space_dirs(settings: Settings, name: str) -> None:
     base = space_dir(settings, name)
-    (base / "files").mkdir(parents=True, exist_ok=True)
-    (base / "tmp").mkdir(parents=True, exist_ok=True)
+    for area in ("files", "tmp", "trash", "versions"):
+        (base / area).mkdir(parents=True, exist_ok=True)
+
+
+#: Names Office and other editors give the temporary files of a save-by-rename:
+#: ``~WRL0002.tmp``, ``~$libro.xlsx``, ``doc.bak``, Excel's ``3A2B1C00``.
+_TEMPORARY_NAME = re.compile(r"^(~.*|.*\.(tmp|bak|wbk)|[0-9A-Fa-f]{8})$", re.IGNORECASE)
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether ``name`` looks like an editor's temporary or backup file."""
+    return bool(_TEMPORARY_NAME.match(name))
+
+
+def new_token() -> str:
+    """The name of one item under ``trash`` or ``versions``."""
+    return os.urandom(16).hex()
 
 
 def check_new_name(name: str) -> None:
@@ -274,6 +295,8 @@ class SpaceFiles:
         base = space_dir(settings, space_name)
         self.root = base / "files"
         self.tmp = base / "tmp"
+        self.trash_root = base / "trash"
+        self.versions_root = base / "versions"
         #: Examine XML files for CFDI when they are stored.
         self.index_cfdi = True
         self._real_root = os.path.realpath(self.root)
@@ -281,6 +304,21 @@ class SpaceFiles:
     def guard(self) -> Any:
         """This space's commit lock, across threads, processes and nodes."""
         return space_guard(self.settings, self.db, self.space_id)
+
+    def keeps_version_of(self, size: int) -> bool:
+        """Whether replacing content of ``size`` bytes keeps it as a version
+        (versions on; an empty file leaves none)."""
+        return size > 0 and self.settings.versions.keep > 0
+
+    @property
+    def actor_name(self) -> str | None:
+        """The user the actor names (for trash and version rows), if any."""
+        return self.actor.user if self.actor is not None else None
+
+    def _audit(self, action: audit.Action, path: str | None, *, dest: str | None = None,
+               size: int | None = None, detail: str | None = None) -> None:
+        audit.record(self.db, self.space_id, action, actor=self.actor, path=path, dest=dest,
+                     size=size, detail=detail, space_name=self.space_name)
 
     # -- paths ------------------------------------------------------------------
     def resolve(self, rel: str) -> Path:
@@ -394,21 +432,27 @@ class SpaceFiles:
                 if _is_disk_full(exc):
                     raise DiskFull(self.space_name) from exc
                 raise
+        self._audit(audit.Action.MKDIR, self.index_path(p))
 
     def delete(self, rel: str) -> DeleteResult:
-        """Delete the file or folder (recursively) at ``rel``.
+        """Delete the file or folder (recursively) at ``rel``: into the trash.
 
         The one path every delete takes (drive, portal, sweeps). A protected
         CFDI is never deleted: deleting it alone is refused (Forbidden, with
         the date), and a folder that holds protected CFDI loses everything
         else while the protected files and the folders leading to them stay
-        (listed in the result's ``kept``). Whatever was removed before an error
-        is still credited, then the error is raised.
+        (listed in the result's ``kept``).
+
+        What is deleted is renamed (atomically, same filesystem) into the
+        space's trash with a :class:`~spaces.models.TrashItem` row, and still
+        counts toward usage until the trash is emptied or expires. One
+        exception: a file an editor renamed away to a temporary name during a
+        save-by-rename (see :meth:`move`) becomes a version of the document
+        whose place it left, when that document exists again.
         """
         p = self.resolve(rel)
         if p == self.root:
             raise Forbidden("No se puede borrar la raíz del espacio.")
-        freed_bytes = freed_files = 0
         kept: list[retention.Protection] = []
         with self.guard():
             e = self.entry(p)
@@ -421,82 +465,196 @@ class SpaceFiles:
                 log.info("retention refused delete: space=%s path=%s", self.space_name,
                          index_rel)
                 raise Forbidden(protections[0].message())
-            keep_files = {os.path.join(str(self.root), pr.path.lstrip("/")) for pr in protections}
-            keep_dirs: set[str] = set()
-            for kf in keep_files:
-                d = os.path.dirname(kf)
-                while len(d) >= len(str(p)):
-                    keep_dirs.add(d)
-                    d = os.path.dirname(d)
-            try:
-                if not e.is_dir:
-                    os.unlink(p)
-                    freed_bytes, freed_files = e.size, 1
-                else:
-                    for dirpath, dirnames, filenames in os.walk(p, topdown=False):
-                        # Symlinks to folders are listed as dirnames (never walked):
-                        # decide which ones they are before unlinking them, since
-                        # once gone islink() is False and rmdir() would fail (500,
-                        # folder half deleted).
-                        links = {d for d in dirnames
-                                 if os.path.islink(os.path.join(dirpath, d))}
-                        for name in filenames + sorted(links):
-                            fp = os.path.join(dirpath, name)
-                            if fp in keep_files:
-                                continue
-                            st = os.lstat(fp)
-                            os.unlink(fp)
-                            if stat.S_ISREG(st.st_mode):
-                                freed_bytes += st.st_size
-                                freed_files += 1
-                        for name in dirnames:
-                            dp = os.path.join(dirpath, name)
-                            if name not in links and dp not in keep_dirs:
-                                os.rmdir(dp)
-                                freed_files += 1
-                    if str(p) not in keep_dirs:
-                        os.rmdir(p)
-                        freed_files += 1
-                    kept = protections
-                    metrics.RETENTION_PROTECTIONS.inc(len(kept))
-            finally:
-                quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
+            if not e.is_dir:
+                origin = versions.trail_origin(self, index_rel)
+                if origin is not None:
+                    versions.keep_renamed_away(self, p, e, origin)
+                    cfdi_index.forget(self.db, self.space_id, [index_rel])
+                    self._audit(audit.Action.DELETE, index_rel, size=e.size,
+                                detail=f"versión de {origin}")
+                    return DeleteResult(e.size, 1, [])
+            if not protections:
+                nbytes, nfiles = (e.size, 1) if not e.is_dir else self.tree_size(p)
+                trash.put(self, p, index_rel, e.is_dir, nbytes, nfiles)
                 if e.is_dir:
-                    cfdi_index.forget_tree(self.db, self.space_id, index_rel,
-                                           {pr.path for pr in protections})
+                    cfdi_index.forget_tree(self.db, self.space_id, index_rel, set())
                 else:
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
-        log.info("deleted: space=%s path=%s freed=%d bytes %d files kept=%d",
-                 self.space_name, rel, freed_bytes, freed_files, len(kept))
-        return DeleteResult(freed_bytes, freed_files, kept)
+            else:
+                nbytes, nfiles = self._trash_around(p, index_rel, protections)
+                kept = protections
+                metrics.RETENTION_PROTECTIONS.inc(len(kept))
+                cfdi_index.forget_tree(self.db, self.space_id, index_rel,
+                                       {pr.path for pr in protections})
+            versions.forget_trails(self, index_rel)
+        self._audit(audit.Action.DELETE, index_rel, size=nbytes,
+                    detail=f"a la papelera; {len(kept)} CFDI protegidos se quedan" if kept
+                    else "a la papelera")
+        log.info("deleted into trash: space=%s path=%s bytes=%d files=%d kept=%d",
+                 self.space_name, rel, nbytes, nfiles, len(kept))
+        return DeleteResult(nbytes, nfiles, kept)
+
+    def _trash_around(self, p: Path, index_rel: str,
+                      protections: list[retention.Protection]) -> tuple[int, int]:
+        """Trash a folder that holds protected CFDI: everything else moves, one
+        rename per entry, into a mirror of the folder in the trash; the
+        protected files and the folders leading to them stay. The mirror's
+        folders are new entries (counted). Returns (bytes, entries) trashed."""
+        keep_files = {os.path.join(str(self.root), pr.path.lstrip("/")) for pr in protections}
+        keep_dirs: set[str] = set()
+        for kf in keep_files:
+            d = os.path.dirname(kf)
+            while len(d) >= len(str(p)):
+                keep_dirs.add(d)
+                d = os.path.dirname(d)
+        item = trash.put(self, None, index_rel, True, 0, 1)
+        dest_root = self.trash_root / item.token
+        moved_bytes = moved_files = 0
+        made_dirs = 1  # the mirror of ``p`` itself, made by trash.put
+        try:
+            stack = [(str(p), dest_root)]
+            while stack:
+                src_dir, dst_dir = stack.pop()
+                for name in sorted(os.listdir(src_dir)):
+                    sp = os.path.join(src_dir, name)
+                    if sp in keep_files:
+                        continue
+                    if sp in keep_dirs:
+                        (dst_dir / name).mkdir()
+                        made_dirs += 1
+                        stack.append((sp, dst_dir / name))
+                        continue
+                    st = os.lstat(sp)
+                    if stat.S_ISDIR(st.st_mode):
+                        nbytes, count = quota.measure_tree(Path(sp))
+                        count += 1
+                    elif stat.S_ISREG(st.st_mode):
+                        nbytes, count = st.st_size, 1
+                    else:
+                        nbytes, count = 0, 0
+                    os.rename(sp, dst_dir / name)
+                    moved_bytes += nbytes
+                    moved_files += count
+        finally:
+            # The mirror's folders are new entries; what moved was already counted.
+            quota.apply(self.db, self.space_id, 0, made_dirs)
+            trash.set_size(self, item.id, moved_bytes, moved_files + made_dirs)
+        return moved_bytes, moved_files + made_dirs
+
+    def erase(self, p: Path) -> tuple[int, int]:
+        """Destroy ``p`` (a file or a whole tree under ``trash`` or ``versions``)
+        for good and credit the space: the one path by which stored content
+        leaves a space (trash expiry and emptying, version pruning, reclaim).
+        Call it under :meth:`guard`. Returns (bytes, entries) freed; whatever
+        was removed before an error is still credited."""
+        real = os.path.realpath(p)
+        if not any(real.startswith(os.path.realpath(a) + os.sep)
+                   for a in (self.trash_root, self.versions_root)):
+            raise Forbidden("Sólo se destruye lo que está en la papelera o en las versiones.")
+        freed_bytes = freed_files = 0
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return 0, 0
+        try:
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(p)
+                if stat.S_ISREG(st.st_mode):
+                    freed_bytes, freed_files = st.st_size, 1
+            else:
+                for dirpath, dirnames, filenames in os.walk(p, topdown=False):
+                    links = {d for d in dirnames if os.path.islink(os.path.join(dirpath, d))}
+                    for name in filenames + sorted(links):
+                        fp = os.path.join(dirpath, name)
+                        fst = os.lstat(fp)
+                        os.unlink(fp)
+                        if stat.S_ISREG(fst.st_mode):
+                            freed_bytes += fst.st_size
+                            freed_files += 1
+                    for name in dirnames:
+                        if name not in links:
+                            os.rmdir(os.path.join(dirpath, name))
+                            freed_files += 1
+                os.rmdir(p)
+                freed_files += 1
+        finally:
+            quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
+        log.info("erased: space=%s item=%s freed=%d bytes %d files", self.space_name,
+                 p.relative_to(p.parent.parent), freed_bytes, freed_files)
+        return freed_bytes, freed_files
+
+    def ensure_parents(self, target: Path) -> None:
+        """Create the missing folders above ``target`` (inside the space), each
+        counted as one entry (refused only when the space is over its quota)."""
+        missing = []
+        d = target.parent
+        while d != self.root and self.entry(d) is None:
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            check_new_name(d.name)
+            quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
+            try:
+                d.mkdir()
+            except OSError:
+                quota.apply(self.db, self.space_id, 0, -1)
+                raise
 
     def index_path(self, p: Path) -> str:
         """The path of ``p`` as the CFDI index knows it: '/a/b.xml' (NFC)."""
         return "/" + str(p.relative_to(self.root)) if p != self.root else "/"
 
-    def move(self, src_rel: str, dst_rel: str) -> None:
+    def move(self, src_rel: str, dst_rel: str, *, replace: bool = False) -> None:
         """Rename inside the space. The destination must not exist (the caller
-        deletes a replaced destination first, through :meth:`delete`)."""
+        deletes a replaced destination first, through :meth:`delete`) — except
+        with ``replace`` and a file onto a file: then the destination's content
+        is kept as a version of it (Excel's save-by-rename: MOVE of the new
+        temporary file over the document), all in one guarded step, and usage
+        does not change. A protected CFDI is never replaced (Forbidden).
+
+        A file renamed to a temporary name (``~WRL0002.tmp``) leaves a trail, so
+        that deleting it later makes it a version of the document that took
+        its place; otherwise a file's versions follow it to its new name.
+        """
         src = self.resolve(src_rel)
         dst = self.resolve(dst_rel)
         check_new_name(dst.name)
         with self.guard():
-            if self.entry(dst) is not None:
-                raise AlreadyExists("El destino ya existe.")
-            try:
-                os.rename(src, dst)
-            except FileNotFoundError:  # gone meanwhile (a concurrent MOVE or DELETE)
-                raise NotFound("El origen ya no existe.") from None
-            retention.moved(self.db, self.space_id, self.index_path(src), self.index_path(dst))
+            se = self.entry(src)
+            if se is None:
+                raise NotFound("El origen ya no existe.")
+            de = self.entry(dst)
+            src_index, dst_index = self.index_path(src), self.index_path(dst)
+            replaced = False
+            if de is not None:
+                if not replace or de.is_dir or se.is_dir:
+                    raise AlreadyExists("El destino ya existe.")
+                retention.check_writable(self.db, self.space_id, dst_index)
+                versions.replace_keeping(self, src, dst, de)
+                cfdi_index.forget(self.db, self.space_id, [dst_index])
+                replaced = True
+            else:
+                try:
+                    os.rename(src, dst)
+                except FileNotFoundError:  # gone meanwhile (a concurrent MOVE or DELETE)
+                    raise NotFound("El origen ya no existe.") from None
+            retention.moved(self.db, self.space_id, src_index, dst_index)
+            if not se.is_dir and is_temporary_name(dst.name) and not is_temporary_name(src.name):
+                versions.leave_trail(self, dst_index, src_index)
+            else:
+                versions.moved(self, src_index, dst_index)
+        self._audit(audit.Action.MOVE, src_index, dest=dst_index, size=se.size,
+                    detail="reemplaza al destino (queda como versión)" if replaced else None)
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
         """Copy one file, replacing the destination file if any (quota-checked,
-        atomic like an upload)."""
+        atomic like an upload; the replaced content becomes a version)."""
         src = self.resolve(src_rel)
         e = self.entry(src)
         if e is None or e.is_dir:
             raise NotFound("El origen no existe.")
         up = self.open_upload(dst_rel, e.size, exact=True)
+        up.copied_from = self.index_path(src)
         try:
             try:
                 fh = open(src, "rb")  # noqa: SIM115 - closed below
@@ -514,11 +672,12 @@ class SpaceFiles:
         up.commit(mtime=e.mtime)
 
     def copy_fits(self, src_rel: str, dst_rel: str) -> None:
-        """Refuse (QuotaExceeded) a COPY whose whole source tree, less what it
-        replaces, does not fit in the space's free room, before copying anything."""
+        """Refuse (QuotaExceeded) a COPY whose whole source tree does not fit in
+        the space's free room, before copying anything (what it replaces stays
+        counted: as a version or in the trash)."""
         nbytes, nfiles = self.tree_size(self.resolve(src_rel))
-        replaced, _ = self.tree_size(self.resolve(dst_rel))
-        need = nbytes - replaced
+        # What the copy replaces is not freed: it becomes a version or goes to the trash.
+        need = nbytes
         now = quota.usage(self.db, self.space_id)
         if need > now.available_bytes or now.used_bytes > now.quota_bytes:
             log.info("quota refused: space=%s used=%d limit=%d requested=%d (copy)",
@@ -541,14 +700,19 @@ class Upload:
         self.reserved = 0
         self.head = b""
         self._done = False
+        #: The file this upload copies (a COPY), for the audit log.
+        self.copied_from: str | None = None
         existing = files.entry(target)
         if existing is not None and existing.is_dir:
             raise Forbidden("Ya existe una carpeta con ese nombre.")
         self.old_size = existing.size if existing else 0
+        #: Bytes of the replaced content the new one may reuse: none when the
+        #: old content is kept as a version (it stays counted).
+        self.credit = 0 if files.keeps_version_of(self.old_size) else self.old_size
         if declared is not None and declared < 0:
             raise InvalidName("Longitud de contenido no válida.")
         # Reserve what the declared length adds (0 still checks the space is writable).
-        growth = max((declared or 0) - self.old_size, 0)
+        growth = max((declared or 0) - self.credit, 0)
         quota.reserve(files.db, files.space_id, files.space_name, growth)
         self.reserved = growth
         try:
@@ -569,7 +733,7 @@ class Upload:
 
     def write(self, data: bytes) -> int:
         n = len(data)
-        need = self.written + n - self.old_size - self.reserved
+        need = self.written + n - self.credit - self.reserved
         if need > 0:
             f = self.files
             try:
@@ -635,25 +799,43 @@ class Upload:
                 new_file = existing is None
                 if existing is not None:  # it may have become a protected CFDI meanwhile
                     retention.check_writable(f.db, f.space_id, f.index_path(self.target))
-                extra = (self.written - old_now) - self.reserved
+                # The old content, if kept as a version, stays counted (+1 entry).
+                keep = existing is not None and f.keeps_version_of(old_now)
+                credit = 0 if keep else old_now
+                nfiles = int(new_file) + int(keep)
+                extra = (self.written - credit) - self.reserved
                 if extra > 0:
-                    quota.reserve(f.db, f.space_id, f.space_name, extra, int(new_file))
+                    quota.reserve(f.db, f.space_id, f.space_name, extra, nfiles)
                 else:
-                    quota.apply(f.db, f.space_id, extra, int(new_file))
+                    quota.apply(f.db, f.space_id, extra, nfiles)
                 accounted = self.reserved + extra
                 self.reserved = 0
+                kept = None
                 try:
+                    if keep and existing is not None:
+                        kept = versions.link_current(f, self.target, existing)
                     os.replace(self.tmp_path, self.target)
-                except OSError:
-                    quota.apply(f.db, f.space_id, -accounted, -int(new_file))
+                except BaseException:
+                    quota.apply(f.db, f.space_id, -accounted, -nfiles)
+                    if kept is not None:
+                        versions.unlink_kept(f, kept)
                     raise
                 self._index(new_file)
+                if keep:
+                    versions.prune(f, f.index_path(self.target))
         except BaseException:
             self.abort()
             raise
         self._done = True
         log.info("stored: space=%s path=%s bytes=%d replaced=%d",
                  f.space_name, self.target.relative_to(f.root), self.written, old_now)
+        rel = f.index_path(self.target)
+        if self.copied_from is not None:
+            f._audit(audit.Action.COPY, self.copied_from, dest=rel, size=self.written)
+        else:
+            f._audit(audit.Action.UPLOAD if new_file else audit.Action.OVERWRITE, rel,
+                     size=self.written,
+                     detail=f"versión anterior guardada ({old_now} bytes)" if keep else None)
         return new_file
 
     def _index(self, new_file: bool) -> None:
@@ -718,9 +900,12 @@ def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
             else:
                 p.unlink(missing_ok=True)
         ensure_space_dirs(settings, space.name)
-        if leftovers:
-            log.warning("start-up: removed %d interrupted uploads in space %s",
-                        len(leftovers), space.name)
-            drifts.append(quota.recount(db, space.id, space.name,
-                                        space_dir(settings, space.name) / "files"))
+        files = SpaceFiles(settings, db, space.id, space.name)
+        with files.guard():
+            repaired = trash.reconcile(files) + versions.reconcile(files)
+            if leftovers:
+                log.warning("start-up: removed %d interrupted uploads in space %s",
+                            len(leftovers), space.name)
+            if leftovers or repaired:
+                drifts.append(quota.recount(db, space.id, space.name, files.root))
     return drifts

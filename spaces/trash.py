@@ -23,15 +23,28 @@ the domain errors of :mod:`spaces.errors` (NotFound, Forbidden, QuotaExceeded).
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import delete, select, update
+
+from spaces import audit, cfdi, cfdi_index
 from spaces.db import Database
+from spaces.errors import NotFound
+from spaces.models import FileVersion, Space, TrashItem, utcnow
 from spaces.settings import Settings
 
 if TYPE_CHECKING:
     from spaces.storage import SpaceFiles
+
+log = logging.getLogger(__name__)
+
+#: The Spanish suffix of a restored item whose name was taken meanwhile.
+RESTORED = "restaurado"
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,37 @@ class Freed:
     #: How many trash items and versions were erased.
     items: int
 
+    def __add__(self, other: Freed) -> Freed:
+        return Freed(self.bytes + other.bytes, self.files + other.files,
+                     self.items + other.items)
+
 
 def list_trash(files: SpaceFiles) -> list[TrashEntry]:
     """The space's trash, newest first."""
-    raise NotImplementedError
+    days = timedelta(days=files.settings.trash.days)
+    with files.db.session() as s:
+        rows = list(s.scalars(select(TrashItem).where(TrashItem.space_id == files.space_id)
+                              .order_by(TrashItem.trashed_at.desc(), TrashItem.id.desc())))
+    return [_entry(r, days) for r in rows]
+
+
+def _entry(r: TrashItem, days: timedelta) -> TrashEntry:
+    return TrashEntry(r.id, r.path, r.path.rsplit("/", 1)[-1], r.is_dir, r.size, r.files,
+                      r.trashed_at, r.trashed_by, r.trashed_at + days)
+
+
+def get_item(files: SpaceFiles, item_id: int) -> TrashEntry:
+    """One item of this space's trash (NotFound otherwise)."""
+    return _entry(_row(files, item_id), timedelta(days=files.settings.trash.days))
+
+
+def _row(files: SpaceFiles, item_id: int) -> TrashItem:
+    with files.db.session() as s:
+        row = s.scalar(select(TrashItem).where(TrashItem.id == item_id,
+                                               TrashItem.space_id == files.space_id))
+    if row is None:
+        raise NotFound("Ese elemento ya no está en la papelera.")
+    return row
 
 
 def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -> str:
@@ -78,24 +118,131 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
     over its quota). Restoring changes no byte counter (the item was counted in
     the trash). Raises NotFound if the item is not in this space's trash.
     """
-    raise NotImplementedError
+    from spaces.storage import check_new_name
+
+    with files.guard():
+        row = _row(files, item_id)
+        src = files.trash_root / row.token
+        if files.entry(src) is None:
+            _drop(files.db, row.id)
+            raise NotFound("Ese elemento ya no está en la papelera.")
+        target = files.resolve(row.path)
+        files.ensure_parents(target)
+        target = _free_name(files, target)
+        check_new_name(target.name)
+        os.rename(src, target)
+        _drop(files.db, row.id)
+        rel = files.index_path(target)
+        _reindex(files, target)
+    files._audit(audit.Action.TRASH_RESTORE, row.path, dest=rel, size=row.size)
+    log.info("restored from trash: space=%s path=%s as=%s by=%s", files.space_name,
+             row.path, rel, by or files.actor_name)
+    return rel
+
+
+def _free_name(files: SpaceFiles, target: Path) -> Path:
+    """``target``, or "name (restaurado).ext", "name (restaurado 2).ext", ... if taken."""
+    if files.entry(target) is None:
+        return target
+    name = target.name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    n = 1
+    while True:
+        tag = RESTORED if n == 1 else f"{RESTORED} {n}"
+        candidate = target.with_name(f"{stem} ({tag})" + (f".{ext}" if ext else ""))
+        if files.entry(candidate) is None:
+            return candidate
+        n += 1
+
+
+def _reindex(files: SpaceFiles, target: Path) -> None:
+    """Examine the XML files that came back (they were forgotten by the index
+    when deleted; a stamped CFDI is protected again from now on)."""
+    paths = [target] if target.is_file() else [
+        Path(d) / n for d, _, names in os.walk(target) for n in names]
+    for p in paths:
+        if p.suffix.lower() == ".xml" and not p.is_symlink():
+            try:
+                with open(p, "rb") as fh:
+                    head = fh.read(cfdi_index.SNIFF_BYTES)
+            except OSError:
+                continue
+            if cfdi.worth_examining(p.name, head):
+                cfdi_index.record(files.settings, files.db, files.space_id,
+                                  files.index_path(p), p, actor=files.actor)
 
 
 def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -> Freed:
     """Erase one trash item for good (an admin's choice); returns what was freed."""
-    raise NotImplementedError
+    with files.guard():
+        row = _row(files, item_id)
+        freed = _erase_item(files, row)
+    files._audit(audit.Action.TRASH_PURGE, row.path, size=freed.bytes,
+                 detail=f"eliminado por {by or files.actor_name or 'el sistema'}")
+    return freed
+
+
+def _erase_item(files: SpaceFiles, row: TrashItem) -> Freed:
+    """Erase one trash item (under the guard): files first, then its row."""
+    nbytes, nfiles = files.erase(files.trash_root / row.token)
+    _drop(files.db, row.id)
+    return Freed(nbytes, nfiles, 1)
+
+
+def _drop(db: Database, item_id: int) -> None:
+    with db.session() as s:
+        s.execute(delete(TrashItem).where(TrashItem.id == item_id))
 
 
 def empty_trash(files: SpaceFiles, by: str | None = None) -> Freed:
     """Erase everything in the space's trash (an admin's choice)."""
-    raise NotImplementedError
+    total = Freed(0, 0, 0)
+    with files.guard():
+        with files.db.session() as s:
+            rows = list(s.scalars(select(TrashItem)
+                                  .where(TrashItem.space_id == files.space_id)))
+        for row in rows:
+            total = total + _erase_item(files, row)
+    if total.items:
+        files._audit(audit.Action.TRASH_PURGE, "/", size=total.bytes,
+                     detail=f"papelera vaciada: {total.items} elementos")
+    log.info("trash emptied: space=%s items=%d bytes=%d by=%s", files.space_name,
+             total.items, total.bytes, by or files.actor_name)
+    return total
 
 
 def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
     """Free at least ``nbytes`` (if there is that much to free) by erasing the
     oldest file versions first, then the oldest trash items. Current files are
     never touched. Returns what was freed (possibly less than asked)."""
-    raise NotImplementedError
+    from spaces import versions
+
+    total = Freed(0, 0, 0)
+    with files.guard():
+        with files.db.session() as s:
+            vrows = list(s.scalars(select(FileVersion)
+                                   .where(FileVersion.space_id == files.space_id)
+                                   .order_by(FileVersion.created_at, FileVersion.id)))
+            trows = list(s.scalars(select(TrashItem)
+                                   .where(TrashItem.space_id == files.space_id)
+                                   .order_by(TrashItem.trashed_at, TrashItem.id)))
+        for v in vrows:
+            if total.bytes >= nbytes:
+                break
+            total = total + versions._erase_version(files, v)
+        for t in trows:
+            if total.bytes >= nbytes:
+                break
+            total = total + _erase_item(files, t)
+    if total.items:
+        files._audit(audit.Action.TRASH_PURGE, "/", size=total.bytes,
+                     detail=f"espacio liberado: {total.items} versiones y elementos de la "
+                            "papelera")
+    log.info("reclaimed: space=%s asked=%d freed=%d items=%d by=%s", files.space_name,
+             nbytes, total.bytes, total.items, by or files.actor_name)
+    return total
 
 
 def expire(settings: Settings, db: Database, now: datetime | None = None,
@@ -103,4 +250,97 @@ def expire(settings: Settings, db: Database, now: datetime | None = None,
     """The sweep: in every space, erase trash items older than ``[trash] days``
     (or ``older_than_days``) and versions older than ``[versions] max_days``,
     through the one erase path. Safe to run twice."""
-    raise NotImplementedError
+    from spaces import versions
+    from spaces.models import RenameTrail
+    from spaces.storage import SpaceFiles
+
+    now = now or utcnow()
+    days = settings.trash.days if older_than_days is None else older_than_days
+    trash_cutoff = now - timedelta(days=days)
+    version_cutoff = now - timedelta(days=settings.versions.max_days)
+    with db.session() as s:
+        trows = list(s.scalars(select(TrashItem).where(TrashItem.trashed_at <= trash_cutoff)))
+        vrows = list(s.scalars(select(FileVersion)
+                               .where(FileVersion.created_at <= version_cutoff)))
+        names = {sid: n for sid, n in s.execute(select(Space.id, Space.name))}
+        s.execute(delete(RenameTrail).where(RenameTrail.created_at <= now - timedelta(days=1)))
+    total = Freed(0, 0, 0)
+    for space_id in sorted({r.space_id for r in trows} | {v.space_id for v in vrows}):
+        files = SpaceFiles(settings, db, space_id, names[space_id], actor=audit.SYSTEM)
+        with files.guard():
+            for v in (v for v in vrows if v.space_id == space_id):
+                freed = versions._erase_version(files, v)
+                files._audit(audit.Action.VERSION_PURGE, v.path, size=freed.bytes,
+                             detail="vencida")
+                total = total + freed
+            for t in (t for t in trows if t.space_id == space_id):
+                freed = _erase_item(files, t)
+                files._audit(audit.Action.TRASH_PURGE, t.path, size=freed.bytes,
+                             detail="vencido en la papelera")
+                total = total + freed
+        log.info("trash/versions expired: space=%s", files.space_name)
+    return total
+
+
+# -- used by spaces.storage (under the space's guard) -----------------------------
+
+def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
+        nfiles: int) -> TrashItem:
+    """Move ``p`` into the trash: its row first, then one atomic rename (a crash
+    in between leaves a row without an item, which start-up drops). With
+    ``p`` None, an empty folder is made in the trash instead (the caller
+    fills it and sets its size)."""
+    from spaces.storage import new_token
+
+    files.trash_root.mkdir(parents=True, exist_ok=True)
+    row = TrashItem(space_id=files.space_id, token=new_token(), path=rel, is_dir=is_dir,
+                    size=nbytes, files=nfiles, trashed_at=utcnow(),
+                    trashed_by=files.actor_name)
+    with files.db.session() as s:
+        s.add(row)
+    try:
+        if p is None:
+            (files.trash_root / row.token).mkdir()
+        else:
+            os.rename(p, files.trash_root / row.token)
+    except BaseException:
+        _drop(files.db, row.id)
+        raise
+    return row
+
+
+def set_size(files: SpaceFiles, item_id: int, nbytes: int, nfiles: int) -> None:
+    with files.db.session() as s:
+        s.execute(update(TrashItem).where(TrashItem.id == item_id)
+                  .values(size=nbytes, files=nfiles))
+
+
+def reconcile(files: SpaceFiles) -> int:
+    """At start-up, under the guard: drop rows whose item is gone, and give a
+    row to anything in ``trash`` that has none (so it can be restored, never
+    silently lost). Returns how many things were repaired."""
+    from spaces import quota
+
+    repaired = 0
+    on_disk = set(os.listdir(files.trash_root)) if files.trash_root.is_dir() else set()
+    with files.db.session() as s:
+        rows = list(s.scalars(select(TrashItem).where(TrashItem.space_id == files.space_id)))
+        for r in rows:
+            if r.token not in on_disk:
+                s.delete(r)
+                repaired += 1
+        known = {r.token for r in rows}
+        for token in sorted(on_disk - known):
+            p = files.trash_root / token
+            if p.is_symlink():
+                continue
+            nbytes, nfiles = (quota.measure_tree(p) if p.is_dir()
+                              else (p.stat().st_size, 0))
+            s.add(TrashItem(space_id=files.space_id, token=token,
+                            path=f"/recuperado {token[:8]}", is_dir=p.is_dir(), size=nbytes,
+                            files=nfiles + 1, trashed_at=utcnow(), trashed_by="system"))
+            repaired += 1
+    if repaired:
+        log.warning("start-up: repaired %d trash entries in space %s", repaired,
+                    files.space_name)
+    return repaired

@@ -16,13 +16,25 @@ A version follows its file when the file is renamed or moved.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from sqlalchemy import delete, or_, select
+
+from spaces import audit, cfdi, cfdi_index, quota, retention
+from spaces.db import like_prefix
+from spaces.errors import Forbidden, NotFound
+from spaces.models import FileVersion, RenameTrail, utcnow
+
 if TYPE_CHECKING:
-    from spaces.storage import SpaceFiles
+    from spaces.storage import Entry, SpaceFiles
     from spaces.trash import Freed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,31 +53,270 @@ class VersionEntry:
     created_by: str | None
 
 
+def _entry(r: FileVersion) -> VersionEntry:
+    return VersionEntry(r.id, r.path, r.size, r.mtime, r.created_at, r.created_by)
+
+
 def list_versions(files: SpaceFiles, rel: str) -> list[VersionEntry]:
     """The versions of the file at ``rel``, newest first (empty if none)."""
-    raise NotImplementedError
+    path = files.index_path(files.resolve(rel))
+    with files.db.session() as s:
+        rows = s.scalars(select(FileVersion).where(FileVersion.space_id == files.space_id,
+                                                   FileVersion.path == path)
+                         .order_by(FileVersion.created_at.desc(), FileVersion.id.desc()))
+        return [_entry(r) for r in rows]
+
+
+def _row(files: SpaceFiles, version_id: int) -> FileVersion:
+    with files.db.session() as s:
+        row = s.scalar(select(FileVersion).where(FileVersion.id == version_id,
+                                                 FileVersion.space_id == files.space_id))
+    if row is None:
+        raise NotFound("Esa versión ya no existe.")
+    return row
 
 
 def get_version(files: SpaceFiles, version_id: int) -> VersionEntry:
     """One version of this space (NotFound otherwise)."""
-    raise NotImplementedError
+    return _entry(_row(files, version_id))
 
 
 def open_version(files: SpaceFiles, version_id: int) -> tuple[VersionEntry, BinaryIO]:
     """The version and its content opened for reading (the caller closes it).
     Raises NotFound if it is not a version of this space."""
-    raise NotImplementedError
+    row = _row(files, version_id)
+    try:
+        fh = open(files.versions_root / row.token, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise NotFound("Esa versión ya no existe.") from None
+    return _entry(row), fh
 
 
-def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -> None:
-    """Make the version the current content of its file again. The current
-    content is kept as a version first (restoring is itself undoable), so this
-    needs room for one more copy: QuotaExceeded (507) otherwise, nothing
-    changed. A missing file is recreated (its folder must exist). Forbidden if
-    the current file is a protected CFDI."""
-    raise NotImplementedError
+def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -> str:
+    """Make the version the current content of its file again and return the
+    file's path. The current content is kept as a version first (restoring is
+    itself undoable). It is one rename each way, so usage does not change and
+    it never needs free room. A missing file is recreated (missing folders
+    too). Forbidden if the current file is a protected CFDI or a folder."""
+    with files.guard():
+        row = _row(files, version_id)
+        src = files.versions_root / row.token
+        if files.entry(src) is None:
+            _drop(files, row.id)
+            raise NotFound("Esa versión ya no existe.")
+        target = files.resolve(row.path)
+        e = files.entry(target)
+        if e is not None and e.is_dir:
+            raise Forbidden("Ahora hay una carpeta con ese nombre; no se restauró la versión.")
+        if e is None:
+            files.ensure_parents(target)
+        else:
+            retention.check_writable(files.db, files.space_id, row.path)
+        kept = link_current(files, target, e) if e is not None and files.keeps_version_of(
+            e.size) else None
+        try:
+            os.replace(src, target)
+        except BaseException:
+            if kept is not None:
+                unlink_kept(files, kept)
+            raise
+        _drop(files, row.id)
+        # Usage: the version's file became the current one and the current one a
+        # version (both still counted), unless the current one was not kept.
+        if e is not None and kept is None:
+            quota.apply(files.db, files.space_id, -e.size, -1)
+        _index(files, target)
+        prune(files, row.path)
+    files._audit(audit.Action.VERSION_RESTORE, row.path, size=row.size,
+                 detail=f"versión del {row.created_at:%Y-%m-%d %H:%M} UTC")
+    log.info("version restored: space=%s path=%s version=%d by=%s", files.space_name,
+             row.path, row.id, by or files.actor_name)
+    return row.path
+
+
+def _index(files: SpaceFiles, target: Path) -> None:
+    rel = files.index_path(target)
+    try:
+        with open(target, "rb") as fh:
+            head = fh.read(cfdi_index.SNIFF_BYTES)
+    except OSError:
+        return
+    if files.index_cfdi and cfdi.worth_examining(target.name, head):
+        cfdi_index.record(files.settings, files.db, files.space_id, rel, target,
+                          actor=files.actor)
+    else:
+        cfdi_index.forget(files.db, files.space_id, [rel])
 
 
 def delete_version(files: SpaceFiles, version_id: int, by: str | None = None) -> Freed:
     """Erase one version for good (an admin's choice)."""
-    raise NotImplementedError
+    with files.guard():
+        row = _row(files, version_id)
+        freed = _erase_version(files, row)
+    files._audit(audit.Action.VERSION_PURGE, row.path, size=freed.bytes,
+                 detail=f"eliminada por {by or files.actor_name or 'el sistema'}")
+    return freed
+
+
+# -- used by spaces.storage and spaces.trash (under the space's guard) ---------------
+
+def _drop(files: SpaceFiles, version_id: int) -> None:
+    with files.db.session() as s:
+        s.execute(delete(FileVersion).where(FileVersion.id == version_id))
+
+
+def _erase_version(files: SpaceFiles, row: FileVersion) -> Freed:
+    from spaces.trash import Freed
+
+    nbytes, nfiles = files.erase(files.versions_root / row.token)
+    _drop(files, row.id)
+    return Freed(nbytes, nfiles, 1)
+
+
+def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
+    from spaces.storage import new_token
+
+    files.versions_root.mkdir(parents=True, exist_ok=True)
+    row = FileVersion(space_id=files.space_id, token=new_token(), path=path, size=e.size,
+                      mtime=e.mtime, created_at=utcnow(), created_by=files.actor_name)
+    with files.db.session() as s:
+        s.add(row)
+    return row
+
+
+def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
+    """Keep the current content of ``target`` as a version: a hard link in
+    ``versions`` (the file stays in place; its replacement then gets a new
+    inode). The caller accounts for it (+size, +1 entry)."""
+    row = _add_row(files, files.index_path(target), e)
+    try:
+        os.link(target, files.versions_root / row.token)
+    except BaseException:
+        _drop(files, row.id)
+        raise
+    return row
+
+
+def unlink_kept(files: SpaceFiles, row: FileVersion) -> None:
+    """Undo :func:`link_current` (the replacement failed; accounting is the caller's)."""
+    try:
+        os.unlink(files.versions_root / row.token)
+    except FileNotFoundError:
+        pass
+    _drop(files, row.id)
+
+
+def replace_keeping(files: SpaceFiles, src: Path, dst: Path, de: Entry) -> None:
+    """Rename file ``src`` over file ``dst``, keeping ``dst``'s content as a
+    version (or erasing it when versions are off or it is empty)."""
+    if files.keeps_version_of(de.size):
+        kept = link_current(files, dst, de)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            unlink_kept(files, kept)
+            raise
+        prune(files, files.index_path(dst))
+        return  # the old content moved to versions, the new one from src: usage unchanged
+    os.replace(src, dst)
+    quota.apply(files.db, files.space_id, -de.size, -1)
+
+
+def prune(files: SpaceFiles, path: str) -> None:
+    """Erase the versions of ``path`` beyond ``[versions] keep``, oldest first."""
+    keep = files.settings.versions.keep
+    with files.db.session() as s:
+        rows = list(s.scalars(select(FileVersion).where(FileVersion.space_id == files.space_id,
+                                                        FileVersion.path == path)
+                              .order_by(FileVersion.created_at.desc(),
+                                        FileVersion.id.desc())))
+    for row in rows[keep:]:
+        _erase_version(files, row)
+
+
+def moved(files: SpaceFiles, src: str, dst: str) -> None:
+    """A file or folder was renamed: its versions (and those of everything
+    below it) follow."""
+    with files.db.session() as s:
+        rows = s.scalars(select(FileVersion).where(
+            FileVersion.space_id == files.space_id,
+            or_(FileVersion.path == src, FileVersion.path.like(like_prefix(src), escape="\\"))))
+        for row in rows:
+            row.path = dst + row.path[len(src):]
+
+
+def leave_trail(files: SpaceFiles, path: str, origin: str) -> None:
+    """File ``origin`` was renamed to the temporary name ``path``."""
+    with files.db.session() as s:
+        s.execute(delete(RenameTrail).where(RenameTrail.space_id == files.space_id,
+                                            RenameTrail.path == path))
+        s.add(RenameTrail(space_id=files.space_id, path=path, origin=origin,
+                          created_at=utcnow()))
+
+
+def forget_trails(files: SpaceFiles, path: str) -> None:
+    with files.db.session() as s:
+        s.execute(delete(RenameTrail).where(RenameTrail.space_id == files.space_id,
+                                            RenameTrail.path == path))
+
+
+def trail_origin(files: SpaceFiles, path: str) -> str | None:
+    """If the file at ``path`` was renamed there away from a document that now
+    exists again as a file (a save-by-rename in progress), that document."""
+    if files.settings.versions.keep <= 0:
+        return None
+    with files.db.session() as s:
+        origin = s.scalar(select(RenameTrail.origin).where(
+            RenameTrail.space_id == files.space_id, RenameTrail.path == path)
+            .order_by(RenameTrail.id.desc()).limit(1))
+    if origin is None:
+        return None
+    try:
+        e = files.entry(files.resolve(origin))
+    except Exception:  # noqa: BLE001 - a trail is a hint: when in doubt, the trash
+        return None
+    return origin if e is not None and not e.is_dir else None
+
+
+def keep_renamed_away(files: SpaceFiles, p: Path, e: Entry, origin: str) -> None:
+    """Make the file ``p`` (being deleted) a version of ``origin``: one rename
+    into ``versions``; usage does not change."""
+    row = _add_row(files, origin, e)
+    try:
+        os.rename(p, files.versions_root / row.token)
+    except BaseException:
+        _drop(files, row.id)
+        raise
+    forget_trails(files, files.index_path(p))
+    prune(files, origin)
+    log.info("save-by-rename: space=%s %s kept as a version of %s", files.space_name,
+             files.index_path(p), origin)
+
+
+def reconcile(files: SpaceFiles) -> int:
+    """At start-up, under the guard: drop rows whose version file is gone, and
+    move any version file without a row into the trash (restorable, never
+    silently lost). Returns how many things were repaired."""
+    from spaces import trash
+
+    repaired = 0
+    on_disk = set(os.listdir(files.versions_root)) if files.versions_root.is_dir() else set()
+    with files.db.session() as s:
+        rows = list(s.scalars(select(FileVersion)
+                              .where(FileVersion.space_id == files.space_id)))
+        for r in rows:
+            if r.token not in on_disk:
+                s.delete(r)
+                repaired += 1
+    known = {r.token for r in rows}
+    for token in sorted(on_disk - known):
+        p = files.versions_root / token
+        if p.is_symlink() or not p.is_file():
+            continue
+        trash.put(files, p, f"/versión recuperada {token[:8]}", False, p.stat().st_size, 1)
+        repaired += 1
+    if repaired:
+        log.warning("start-up: repaired %d version entries in space %s", repaired,
+                    files.space_name)
+    return repaired
+
