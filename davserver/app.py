@@ -22,7 +22,12 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
-from davserver.locks import RedisLockStorage, SqlLockStorage, install_batch_lock_manager
+from davserver.locks import (
+    LockBreaker,
+    RedisLockStorage,
+    SqlLockStorage,
+    install_batch_lock_manager,
+)
 from davserver.properties import SqlPropertyManager
 from davserver.propfind import FastPropfind
 from davserver.provider import (
@@ -237,8 +242,8 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "re_encode_path_info": True,
             "unquote_path_info": False,
         },
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, FastPropfind,
-                             RequestResolver],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, LockBreaker,
+                             FastPropfind, RequestResolver],
         "dir_browser": {"enable": False},
         "verbose": 2,
         "logging": {"enable": False, "enable_loggers": []},

@@ -1,12 +1,19 @@
 """WebDAV lock storage in the database (the default 'database' backend): locks
 survive a restart and are shared by every drive process using the same
-database. Implements the interface of WsgiDAV's ``LockStorageDict``."""
+database. Implements the interface of WsgiDAV's ``LockStorageDict``.
+
+Also :class:`LockBreaker`: a space admin may remove another member's lock (the
+"stolen lock" of the audit log), which WsgiDAV alone refuses to anyone but the
+holder.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import bindparam, delete, false, or_, select, update
 from wsgidav import util
@@ -18,7 +25,9 @@ from wsgidav.lock_man.lock_storage import (
     normalize_lock_root,
     validate_lock,
 )
+from wsgidav.mw.base_mw import BaseMiddleware
 
+from spaces import audit
 from spaces.db import Database, like_prefix
 from spaces.models import DavLock
 
@@ -224,6 +233,81 @@ def install_batch_lock_manager(dav: Any) -> None:
     dav.lock_manager = lm
     for provider in dav.provider_map.values():
         provider.set_lock_manager(lm)
+
+
+# -- breaking another member's lock ---------------------------------------------------
+
+class LockBreaker(BaseMiddleware):
+    """UNLOCK of a lock held by *another* member of the space, by a space admin:
+    the lock is removed (204) and recorded as ``lock_stolen``.
+
+    What "lock stolen" means here: a live lock of member A removed by member B.
+    Only a space admin can do it (WsgiDAV answers 403 to anyone else who is not
+    the holder, editors included), presenting the lock's token as any UNLOCK
+    does (it is in the resource's ``lockdiscovery``). The typical case: Office
+    crashed on A's computer and the document stays locked for everyone.
+
+    A lock that merely *expired* and is then taken by someone else is not
+    recorded: its holder's lease ran out, WsgiDAV treats it as gone, and Windows
+    re-locks on every save, so each laptop that went to sleep would be a false
+    alarm; the overwrite that follows is recorded by the file operation itself.
+
+    Fail closed: the record is written first; if it cannot be, the lock stays
+    and the admin gets 503.
+    """
+
+    def __init__(self, wsgidav_app: Any, next_app: Callable[..., Any],
+                 config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        from davserver.provider import request_context
+
+        ctx = request_context(environ)
+        if (environ.get("REQUEST_METHOD") != "UNLOCK" or ctx is None or ctx.role != "admin"
+                or "HTTP_LOCK_TOKEN" not in environ):
+            return self.next_app(environ, start_response)
+        token = environ["HTTP_LOCK_TOKEN"].strip().strip("<>")
+        lm = getattr(self.wsgidav_app, "lock_manager", None)
+        lock = lm.get_lock(token) if lm is not None else None
+        if lock is None or lock.get("principal") == ctx.username:
+            return self.next_app(environ, start_response)  # WsgiDAV's own answer
+        # WsgiDAV has moved the share ("/dav") from PATH_INFO to SCRIPT_NAME; lock
+        # roots are full (quoted) URL paths.
+        share = environ.get("SCRIPT_NAME", "").rstrip("/")
+        base = f"{share}/{ctx.space.name}"
+        root = unquote(str(lock["root"])).rstrip("/")
+        target = (share + environ.get("PATH_INFO", "")).rstrip("/")
+        in_space = root == base or root.startswith(base + "/")
+        covers = target == root or (lock.get("depth") == "infinity"
+                                    and target.startswith(root + "/"))
+        if not (in_space and covers):
+            return self.next_app(environ, start_response)
+        rel = root[len(base):] or "/"
+        actor = ctx.files.actor or audit.Actor(ctx.username, environ.get("REMOTE_ADDR"), "dav")
+        try:
+            with ctx.files.db.engine.begin() as c:
+                audit.record(c, ctx.space.id, audit.Action.LOCK_STOLEN, actor=actor, path=rel,
+                             space_name=ctx.space.name,
+                             detail=f"bloqueo de {lock['principal']} ({lock.get('scope')}, "
+                                    f"{lock.get('depth')})")
+        except Exception as exc:  # noqa: BLE001 - no record, no broken lock
+            log.error("lock break refused (audit unavailable): space=%s path=%s: %s",
+                      ctx.space.name, rel, exc)
+            from davserver.provider import HumanDAVError
+
+            raise HumanDAVError(503, "No se pudo registrar el cambio; el bloqueo sigue. "
+                                "Intente de nuevo en unos segundos.",
+                                [("Retry-After", "5")]) from None
+        lm.release(token)
+        log.info("lock stolen: space=%s path=%s holder=%s by=%s", ctx.space.name, rel,
+                 lock["principal"], ctx.username)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
 
 
 # -- Redis ---------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
 
-    from portal import account, cfdi, drive, operator, public, shop, space
+    from portal import account, audit, cfdi, drive, operator, public, shop, space
 
     csrf.exempt(shop.webhook)  # signed by the gateway instead
     # Raw-body uploads: the form hook would parse the body; it checks X-CSRFToken itself.
@@ -88,6 +88,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     app.register_blueprint(space.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(cfdi.bp)
+    app.register_blueprint(audit.bp)
     app.register_blueprint(drive.bp)
     app.register_blueprint(drive.share_bp)
 

@@ -181,7 +181,8 @@ def member_password(token: str) -> Any:
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            done = accounts.set_member_password(st.db, token, form.password.data or "")
+            done = accounts.set_member_password(st.db, token, form.password.data or "",
+                                                address=request.remote_addr)
         except SpaceError as exc:
             flash(str(exc), "error")
             return render_template("account/member_password.html", form=None, link=None)

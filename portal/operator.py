@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.forms import OperatorSpaceForm
-from portal.web import current_account, operator_required, state
+from portal.web import audit_actor, current_account, operator_required, state
 from spaces import accounts, billing, plans, service
 from spaces.errors import SpaceError
 from spaces.models import Account, Space
@@ -59,13 +59,14 @@ def space_action(name: str) -> Any:
     operator = current_account()
     try:
         if form.action.data == "suspend":
-            service.set_status(st.db, space.name, "suspended")
+            service.set_status(st.db, space.name, "suspended", actor=audit_actor())
             flash(_("Espacio %(name)s suspendido.", name=space.name), "ok")
         elif form.action.data == "resume":
-            service.set_status(st.db, space.name, "active")
+            service.set_status(st.db, space.name, "active", actor=audit_actor())
             flash(_("Espacio %(name)s reactivado.", name=space.name), "ok")
         elif form.action.data == "tier":
-            service.change_tier(st.settings, st.db, space.name, form.tier.data or "")
+            service.change_tier(st.settings, st.db, space.name, form.tier.data or "",
+                                actor=audit_actor())
             flash(_("Espacio %(name)s ahora en plan %(tier)s.", name=space.name,
                     tier=form.tier.data), "ok")
         else:

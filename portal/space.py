@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from portal.forms import AddMemberForm, MemberActionForm
-from portal.web import current_account, current_member, links, state
+from portal.web import audit_actor, current_account, current_member, links, state
 from spaces import accounts, billing, quota, service
 from spaces.errors import InvalidName, NotFound, SpaceError
 
@@ -69,7 +69,7 @@ def add_member(name: str) -> Any:
         try:
             accounts.invite_member(st.settings, st.db, st.mailer, links(), space.name,
                                    form.username.data or "", form.email.data or "",
-                                   form.role.data or "editor")
+                                   form.role.data or "editor", actor=audit_actor())
             flash(_("Usuario agregado: le enviamos un enlace para elegir su contraseña."),
                   "ok")
         except SpaceError as exc:
@@ -93,12 +93,13 @@ def member_action(name: str, member_id: int) -> Any:
             if me and me[2] == user and form.role.data != "admin":
                 raise InvalidName(_("No puede quitarse a sí mismo el rol de "
                                             "administrador."))
-            service.set_role(st.db, space.name, user, form.role.data or "")
+            service.set_role(st.db, space.name, user, form.role.data or "",
+                             actor=audit_actor())
             flash(_("Rol cambiado."), "ok")
         elif form.action.data == "remove":
             if me and me[2] == user:
                 raise InvalidName(_("No puede eliminarse a sí mismo."))
-            service.remove_member(st.db, space.name, user)
+            service.remove_member(st.db, space.name, user, actor=audit_actor())
             flash(_("Usuario eliminado. Sus archivos siguen en la unidad."), "ok")
         elif form.action.data == "reset":
             accounts.send_member_link(st.settings, st.db, st.mailer, links(), space.name, user)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
 
-from spaces import accounts, notices
+from spaces import accounts, audit, notices
 from spaces.db import Database
 from spaces.mail import Mailer
 from spaces.payments import PaymentGateway
@@ -70,6 +70,21 @@ def current_member() -> tuple[int, str, str] | None:
     """(member id, space, username) of a drive user logged in to the portal."""
     m = session.get("member")
     return (int(m[0]), str(m[1]), str(m[2])) if m else None
+
+
+def audit_actor() -> audit.Actor:
+    """Who is acting in this request, for the audit log: ``operator:NAME`` or
+    ``account:NAME`` for a portal account, the username of a drive user logged in
+    to the portal; the client's address (after trusted proxies)."""
+    a = current_account()
+    m = current_member()
+    if a is not None:
+        who = f"{'operator' if a.is_operator else 'account'}:{a.username}"
+    elif m is not None:
+        who = m[2]
+    else:
+        who = None
+    return audit.Actor(who, request.remote_addr, "portal")
 
 
 def login_required(view: F) -> F:
