@@ -476,6 +476,14 @@ def _write_action(name: str, act: Any) -> Any:
         return _render_folder(w, folder, status_of(exc))
     if message:
         flash(message, "ok")
+    while folder != "/":  # the folder itself may be what was moved or deleted
+        try:
+            e = w.files.entry(w.files.resolve(folder))
+        except SpaceError:
+            e = None
+        if e is not None and e.is_dir:
+            break
+        folder = parent_of(folder)
     return redirect(url_for("drive.browse", name=w.space.name, ruta=folder))
 
 
@@ -801,3 +809,147 @@ def share_download(token: str) -> Any:
     log.info("share link download: space=%s link=%s path=%s addr=%s", opened.space_name,
              link.id, rel, request.remote_addr)
     return resp
+
+
+# -- trash and versions -----------------------------------------------------------
+
+
+def _trash_page(w: Who, status: int = 200) -> Any:
+    from spaces import trash
+
+    st = state()
+    try:
+        usage: quota.Usage | None = quota.usage(st.db, w.space.id)
+    except SpaceError:
+        usage = None
+    items = trash.list_trash(w.files)
+    return render_template("drive/trash.html", who=w, space=w.space, items=items,
+                           usage=usage, days=st.settings.trash.days,
+                           trash_bytes=sum(i.size for i in items)), status
+
+
+@bp.get("/<name>/papelera")
+def trash_page(name: str) -> Any:
+    """What was deleted, restorable until the sweep erases it (it counts toward
+    the quota; the page says so)."""
+    return _trash_page(_require(name))
+
+
+def _trash_action(name: str, act: Any, *, admin: bool = False) -> Any:
+    w = _require(name)
+    try:
+        if admin and not w.is_admin:
+            raise Forbidden(_("Sólo un administrador del espacio puede borrar definitivamente "
+                              "lo que está en la papelera."))
+        service.check_may_write(w.role, w.username)
+        message = act(w)
+    except SpaceError as exc:
+        log.info("web drive trash refused: space=%s user=%s action=%s: %s", w.space.name,
+                 w.username, request.endpoint, exc)
+        flash(f"{title_of(exc)}: {exc}", "error")
+        return _trash_page(w, status_of(exc))
+    flash(message, "ok")
+    return redirect(url_for("drive.trash_page", name=w.space.name))
+
+
+@bp.post("/<name>/papelera/<int:item_id>/restaurar")
+def trash_restore(name: str, item_id: int) -> Any:
+    from spaces import trash
+
+    def act(w: Who) -> str:
+        path = trash.restore_from_trash(w.files, item_id, by=w.username)
+        return _("Restaurado en %(p)s.", p=path)
+
+    return _trash_action(name, act)
+
+
+@bp.post("/<name>/papelera/<int:item_id>/eliminar")
+def trash_erase(name: str, item_id: int) -> Any:
+    from spaces import trash
+
+    def act(w: Who) -> str:
+        freed = trash.delete_from_trash(w.files, item_id, by=w.username)
+        from spaces.plans import format_bytes
+
+        return _("Eliminado definitivamente; se liberaron %(b)s.", b=format_bytes(freed.bytes))
+
+    return _trash_action(name, act, admin=True)
+
+
+@bp.post("/<name>/papelera/vaciar")
+def trash_empty(name: str) -> Any:
+    from spaces import trash
+
+    def act(w: Who) -> str:
+        freed = trash.empty_trash(w.files, by=w.username)
+        from spaces.plans import format_bytes
+
+        return _("Papelera vaciada: %(n)s elementos, %(b)s liberados.", n=freed.items,
+                 b=format_bytes(freed.bytes))
+
+    return _trash_action(name, act, admin=True)
+
+
+def _versions_page(w: Who, rel: str, status: int = 200) -> Any:
+    from spaces import versions
+
+    p = w.files.resolve(rel)
+    e = w.files.entry(p)
+    items = versions.list_versions(w.files, rel)
+    return render_template("drive/versions.html", who=w, space=w.space, rel=rel, name=p.name,
+                           current=e, items=items, parent=parent_of(rel),
+                           fromtimestamp=datetime.fromtimestamp), status
+
+
+@bp.get("/<name>/versiones")
+def versions_page(name: str) -> Any:
+    """The earlier versions of one file: download or restore each."""
+    w = _require(name)
+    rel = clean_rel(request.args.get("ruta"))
+    try:
+        return _versions_page(w, rel)
+    except SpaceError as exc:
+        flash(str(exc), "error")
+        return _render_folder(w, parent_of(rel), status_of(exc))
+
+
+@bp.get("/<name>/versiones/<int:version_id>/descargar")
+def version_download(name: str, version_id: int) -> Any:
+    from spaces import versions
+
+    w = _require(name)
+    try:
+        v, fh = versions.open_version(w.files, version_id)
+    except SpaceError as exc:
+        flash(str(exc), "error")
+        return _render_folder(w, "/", status_of(exc))
+    base, dot, ext = v.path.rsplit("/", 1)[-1].rpartition(".")
+    stamp = v.created_at.strftime("%Y-%m-%d %H%M")
+    fname = f"{base} (versión {stamp}){dot}{ext}" if dot else f"{ext} (versión {stamp})"
+    resp = Response(_stream_file(fh), mimetype="application/octet-stream",
+                    direct_passthrough=True)
+    resp.headers["Content-Length"] = str(os.fstat(fh.fileno()).st_size)
+    resp.headers["Content-Disposition"] = content_disposition(fname)
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.post("/<name>/versiones/<int:version_id>/restaurar")
+def version_restore(name: str, version_id: int) -> Any:
+    from spaces import versions
+
+    w = _require(name)
+    rel = clean_rel(request.form.get("ruta"))
+    try:
+        service.check_may_write(w.role, w.username)
+        path = versions.restore_version(w.files, version_id, by=w.username)
+    except SpaceError as exc:
+        log.info("web drive version restore refused: space=%s user=%s version=%s: %s",
+                 w.space.name, w.username, version_id, exc)
+        flash(f"{title_of(exc)}: {exc}", "error")
+        try:
+            return _versions_page(w, rel, status_of(exc))
+        except SpaceError:
+            return _render_folder(w, "/", status_of(exc))
+    flash(_("Versión restaurada; la anterior quedó guardada como versión."), "ok")
+    return redirect(url_for("drive.versions_page", name=w.space.name, ruta=path))
