@@ -1,9 +1,15 @@
 """The operator REST API under ``/api/v1/`` (JSON, bearer tokens).
 
 Every answer is JSON; every error is ``{"error": {"code", "message"}}`` with a
-Spanish message and the matching status (400, 401, 403, 404, 405, 409, 503),
-never a traceback. The OpenAPI document (``/api/v1/openapi.json``) is built
-from the same route table that dispatches, so the two cannot drift apart.
+Spanish message and a status the OpenAPI document lists for that operation
+(400, 401, 403, 404, 409, 413, 415, 503; 405 for a method a path does not
+have, with ``Allow``), never a traceback. The OpenAPI document
+(``/api/v1/openapi.json``) is built from the same route table that dispatches,
+and the request bodies, query and path parameters are checked against the very
+schemas it publishes, so the document and the behaviour cannot drift apart.
+
+Lists are pages: ``?limit=`` (1-500, default 50) and ``?offset=``; the answer is
+``{"items": [...], "total", "limit", "offset", "next_offset"}``.
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from spaces import apitokens, quota, service
+from spaces import apitokens, pages, plans, quota, service
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -28,6 +35,7 @@ from spaces.errors import (
     UsageUnavailable,
     UserLimitReached,
 )
+from spaces.passwords import MIN_PASSWORD_LENGTH
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,12 +43,15 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 MAX_BODY = 64 * 1024
 STATUSES = ("active", "readonly", "suspended")
+DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET = 50, 500, 10**9
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or []
 
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
@@ -48,18 +59,266 @@ _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
             405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
             415: "Unsupported Media Type", 500: "Internal Server Error",
             503: "Service Unavailable"}
+_DESCRIPTIONS = {400: "Petición no válida (cuerpo, campo o parámetro)",
+                 401: "Falta el token o no es válido",
+                 403: "No permitido (p. ej. el espacio ya tiene los usuarios de su plan)",
+                 404: "No existe el espacio, el usuario o la dirección",
+                 409: "Ya existe", 413: "Cuerpo de más de 64 KiB",
+                 415: "El cuerpo no es application/json",
+                 503: "La base de datos no responde; reintente (Retry-After)"}
 
 
 def _respond(start_response: StartResponse, status: int, body: Any,
              headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-    data = b"" if status == 204 else (json.dumps(body, ensure_ascii=False) + "\n").encode()
+    data = b""
+    if status != 204:
+        try:
+            data = (json.dumps(body, ensure_ascii=False) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate echoed from the request
+            data = (json.dumps(body) + "\n").encode()
     hs = [("Content-Type", "application/json; charset=utf-8"),
           ("Content-Length", str(len(data))), ("Cache-Control", "no-store")]
     start_response(f"{status} {_REASONS[status]}", hs + (headers or []))
     return [data]
 
 
-# -- shapes ---------------------------------------------------------------------------
+# -- the schemas: published in the document and enforced on every request --------------
+
+# Printable, never a control character or a space: what a database column, a log
+# line and an e-mail header can all carry.
+_VISIBLE = r"[^\x00-\x20\x7f@]"
+SPACE_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{1,62}$",
+              "description": "De 2 a 63 letras minúsculas sin acentos, números, guiones o "
+                             "guiones bajos; empieza con letra o número (p. ej. el RFC)."}
+USERNAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9._@-]{0,63}$",
+            "description": "Hasta 64 letras minúsculas sin acentos, números, punto, guion, "
+                           "guion bajo o arroba; empieza con letra o número."}
+PASSWORD = {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 200,
+            "pattern": r"^[^\x00-\x1f\x7f]+$",
+            "description": f"De {MIN_PASSWORD_LENGTH} a 200 caracteres, sin caracteres "
+                           "de control."}
+EMAIL = {"type": "string", "maxLength": 254,
+         "pattern": f"^{_VISIBLE}{{1,64}}@{_VISIBLE}+\\.{_VISIBLE}+$",
+         "description": "Un correo electrónico (usuario@dominio.tld), hasta 254 caracteres."}
+ROLE = {"type": "string", "enum": list(service.ROLES)}
+STATUS = {"type": "string", "enum": list(STATUSES)}
+DATE = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        "description": "AAAA-MM-DD"}
+
+SPACE_SCHEMA = {"type": "object", "required": ["name", "tier", "status", "quota_bytes",
+                                                "used_bytes", "used_files", "max_users",
+                                                "owner_email", "paid_until", "drive_url"],
+                "properties": {
+                    "name": {"type": "string"}, "tier": {"type": "string"},
+                    "status": STATUS,
+                    "quota_bytes": {"type": "integer"}, "used_bytes": {"type": "integer"},
+                    "used_files": {"type": "integer"},
+                    "max_users": {"type": "integer", "nullable": True,
+                                  "description": "null: sin límite de usuarios"},
+                    "owner_email": {"type": "string", "nullable": True},
+                    "paid_until": {"type": "string", "format": "date", "nullable": True},
+                    "drive_url": {"type": "string"},
+                    "users": {"type": "integer", "description": "sólo al pedir un espacio"}},
+                "additionalProperties": False}
+MEMBER_SCHEMA = {"type": "object", "required": ["username", "role"],
+                 "properties": {"username": {"type": "string"}, "role": ROLE},
+                 "additionalProperties": False}
+USAGE_SCHEMA = {"type": "object",
+                "required": ["used_bytes", "used_files", "quota_bytes", "available_bytes"],
+                "properties": {k: {"type": "integer"} for k in
+                               ("used_bytes", "used_files", "quota_bytes", "available_bytes")},
+                "additionalProperties": False}
+_NULLABLE_TEXT = {"type": "string", "nullable": True}
+CFDI_SCHEMA = {"type": "object",
+               "required": ["uuid", "version", "tipo", "emisor_rfc", "receptor_rfc", "fecha",
+                            "total", "moneda", "path", "size", "sha256", "ingested_at",
+                            "protected_until", "cancelled"],
+               "properties": {
+                   "uuid": _NULLABLE_TEXT, "version": _NULLABLE_TEXT, "tipo": _NULLABLE_TEXT,
+                   "emisor_rfc": _NULLABLE_TEXT, "receptor_rfc": _NULLABLE_TEXT,
+                   "fecha": _NULLABLE_TEXT,
+                   "total": {"type": "string", "nullable": True,
+                             "description": "importe decimal como texto, sin redondear"},
+                   "moneda": _NULLABLE_TEXT, "path": {"type": "string"},
+                   "size": {"type": "integer"}, "sha256": {"type": "string"},
+                   "ingested_at": {"type": "string", "format": "date-time"},
+                   "protected_until": {"type": "string", "format": "date-time",
+                                       "nullable": True},
+                   "cancelled": {"type": "boolean"}},
+               "additionalProperties": False}
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "additionalProperties": False,
+                "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {"code": {"type": "string"},
+                                   "message": {"type": "string"}}}}}
+
+PATH_PARAMS = {"space": SPACE_NAME, "username": USERNAME}
+PAGE_PARAMS = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT,
+              "description": f"Cuántos elementos (1 a {MAX_LIMIT})."},
+    "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0,
+               "description": "Cuántos saltar; la respuesta trae next_offset."},
+}
+CFDI_PARAMS = {
+    "uuid": {"type": "string", "pattern": r"^[0-9A-Fa-f-]{1,36}$",
+             "description": "UUID del timbre (mayúsculas o minúsculas)."},
+    "rfc": {"type": "string", "pattern": r"^[A-Za-z0-9&Ññ]{1,13}$",
+            "description": "RFC del emisor o del receptor."},
+    "date_from": {**DATE, "description": "Fecha del CFDI desde (AAAA-MM-DD)."},
+    "date_to": {**DATE, "description": "Fecha del CFDI hasta, inclusive (AAAA-MM-DD)."},
+    **PAGE_PARAMS,
+}
+
+
+def _page_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "total", "limit", "offset", "next_offset"],
+            "properties": {"items": {"type": "array", "items": item},
+                           "total": {"type": "integer"}, "limit": {"type": "integer"},
+                           "offset": {"type": "integer"},
+                           "next_offset": {"type": "integer", "nullable": True,
+                                           "description": "null en la última página"}},
+            "additionalProperties": False}
+
+
+def _invalid(name: str, why: str) -> ApiError:
+    return ApiError(400, "bad_field", f"El campo '{name}' no es válido: {why}")
+
+
+def _full_match(pattern: str, value: str) -> bool:
+    # JSON Schema patterns are ECMA-262: "$" does not match before a final newline
+    # as Python's does, so anchor at the very end.
+    return re.search(re.sub(r"\$$", r"\\Z", pattern), value) is not None
+
+
+def validate(schema: dict[str, Any], value: Any, name: str) -> None:
+    """Check ``value`` against the subset of JSON Schema this API publishes (type,
+    nullable, enum, pattern, minLength, maxLength, minimum, maximum, required,
+    properties, additionalProperties, minProperties). Raises a 400 ApiError
+    that names the field, in Spanish."""
+    if value is None:
+        if not schema.get("nullable"):
+            raise _invalid(name, "no puede ser null.")
+        return
+    t = schema.get("type")
+    if t == "object":
+        if not isinstance(value, dict):
+            raise _invalid(name, "debe ser un objeto JSON.")
+        props = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                raise ApiError(400, "missing_field", f"Falta el campo '{key}'.")
+        if schema.get("additionalProperties") is False:
+            for key in value:
+                if key not in props:
+                    raise ApiError(400, "unknown_field", f"Campo desconocido: '{key}'.")
+        if len(value) < schema.get("minProperties", 0):
+            raise ApiError(400, "missing_field",
+                           f"Indique al menos uno de: {', '.join(props)}.")
+        for key, sub in props.items():
+            if key in value:
+                validate(sub, value[key], key)
+        return
+    if t == "string":
+        if not isinstance(value, str):
+            raise _invalid(name, "debe ser texto.")
+        if re.search("[\ud800-\udfff]", value):
+            raise _invalid(name, "no es texto Unicode válido.")
+        if len(value) < schema.get("minLength", 0):
+            raise _invalid(name, f"debe tener al menos {schema['minLength']} caracteres.")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            raise _invalid(name, f"admite a lo más {schema['maxLength']} caracteres.")
+    elif t == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _invalid(name, "debe ser un número entero.")
+        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
+            raise _invalid(name, f"debe estar entre {schema.get('minimum')} y "
+                                 f"{schema.get('maximum')}.")
+    if "enum" in schema and value not in schema["enum"]:
+        raise _invalid(name, f"debe ser uno de: {', '.join(map(str, schema['enum']))}.")
+    if "pattern" in schema and not _full_match(schema["pattern"], value):
+        raise _invalid(name, schema.get("description", "no tiene la forma esperada."))
+    if schema.get("format") == "date":
+        from datetime import date
+
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise _invalid(name, "no es una fecha (AAAA-MM-DD).") from None
+
+
+def _read_body(environ: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ctype = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Envíe el cuerpo como application/json.")
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    if raw_length:
+        if not raw_length.isdigit():
+            raise ApiError(400, "bad_request", "Content-Length no válido.")
+        length = int(raw_length)
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        length = MAX_BODY + 1
+    else:
+        length = 0
+    if length > MAX_BODY and raw_length:
+        raise ApiError(413, "too_large", "El cuerpo de la petición es demasiado grande.")
+    raw = environ["wsgi.input"].read(length) if length else b""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", "El cuerpo de la petición es demasiado grande.")
+    try:
+        data = json.loads(raw.decode("utf-8") or "null")
+    except ValueError:  # UnicodeDecodeError is one
+        raise ApiError(400, "bad_json", "El cuerpo no es JSON válido en UTF-8.") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_json", "El cuerpo debe ser un objeto JSON.")
+    validate(schema, data, "cuerpo")
+    return data
+
+
+def _read_query(environ: dict[str, Any], params: dict[str, dict[str, Any]]
+                ) -> dict[str, Any]:
+    """The declared query parameters, typed and checked (defaults filled in). An
+    undeclared one is refused (400): a misspelt ``limt`` must not silently list
+    everything."""
+    try:
+        raw = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True,
+                       encoding="utf-8", errors="strict", max_num_fields=64)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_query", "La cadena de consulta no es válida.") from None
+    unknown = sorted(set(raw) - set(params))
+    if unknown:
+        known = ", ".join(params) or "ninguno"
+        raise ApiError(400, "bad_query", f"Parámetro desconocido: '{unknown[0]}' "
+                                         f"(esta operación admite: {known}).")
+    out: dict[str, Any] = {}
+    for name, schema in params.items():
+        values = raw.get(name)
+        if not values:
+            out[name] = schema.get("default")
+            continue
+        if len(values) > 1:
+            raise _invalid(name, "aparece más de una vez.")
+        value: Any = values[0]
+        if schema["type"] == "integer":
+            if not re.fullmatch(r"[0-9]{1,12}", value):
+                raise _invalid(name, "debe ser un número entero.")
+            value = int(value)
+        validate(schema, value, name)
+        out[name] = value
+    return out
+
+
+# -- handlers -------------------------------------------------------------------------
+
+@dataclass
+class Ctx:
+    settings: Settings
+    db: Database
+    token: str
+    params: dict[str, str]
+    query: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
 
 def _space(settings: Settings, info: service.SpaceInfo) -> dict[str, Any]:
     return {"name": info.name, "tier": info.tier, "status": info.status,
@@ -70,88 +329,42 @@ def _space(settings: Settings, info: service.SpaceInfo) -> dict[str, Any]:
             "drive_url": f"{settings.base_url()}/dav/{info.name}/"}
 
 
-def _body(environ: dict[str, Any]) -> dict[str, Any]:
-    ctype = environ.get("CONTENT_TYPE", "")
-    if not ctype.startswith("application/json"):
-        raise ApiError(415, "unsupported_media_type", "Envíe el cuerpo como application/json.")
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise ApiError(400, "bad_request", "Content-Length no válido.") from None
-    if length > MAX_BODY:
-        raise ApiError(413, "too_large", "El cuerpo de la petición es demasiado grande.")
-    raw = environ["wsgi.input"].read(length) if length else b""
-    try:
-        data = json.loads(raw or b"null")
-    except ValueError:
-        raise ApiError(400, "bad_json", "El cuerpo no es JSON válido.") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_json", "El cuerpo debe ser un objeto JSON.")
-    return data
+def _member(m: service.MemberInfo) -> dict[str, Any]:
+    return {"username": m.username, "role": m.role}
 
 
-def _field(data: dict[str, Any], name: str, *, required: bool = True,
-           choices: Iterable[str] | None = None) -> str | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ApiError(400, "missing_field", f"Falta el campo '{name}'.")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, "bad_field", f"El campo '{name}' debe ser texto no vacío.")
-    if choices is not None and value not in choices:
-        raise ApiError(400, "bad_field",
-                       f"El campo '{name}' debe ser uno de: {', '.join(choices)}.")
-    return value
-
-
-# -- handlers -------------------------------------------------------------------------
-
-@dataclass
-class Ctx:
-    settings: Settings
-    db: Database
-    environ: dict[str, Any]
-    params: dict[str, str]
-
-    def query(self, name: str) -> str | None:
-        from urllib.parse import parse_qs
-
-        values = parse_qs(self.environ.get("QUERY_STRING", "")).get(name)
-        return values[0] if values else None
+def _page(page: pages.Page[Any], shape: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return {"items": [shape(x) for x in page.items], "total": page.total,
+            "limit": page.limit, "offset": page.offset, "next_offset": page.next_offset}
 
 
 def list_spaces(c: Ctx) -> tuple[int, Any]:
-    return 200, [_space(c.settings, i) for i in service.list_spaces(c.db)]
+    page = pages.spaces(c.db, c.query["limit"], c.query["offset"])
+    return 200, _page(page, lambda i: _space(c.settings, i))
 
 
 def create_space(c: Ctx) -> tuple[int, Any]:
-    data = _body(c.environ)
-    info = service.create_space(c.settings, c.db, _field(data, "name") or "",
-                                _field(data, "tier") or "",
-                                _field(data, "owner_email", required=False))
+    info = service.create_space(c.settings, c.db, c.body["name"], c.body["tier"],
+                                c.body.get("owner_email"))
     return 201, _space(c.settings, info)
 
 
 def show_space(c: Ctx) -> tuple[int, Any]:
     info = service.get_space(c.db, c.params["space"])
     d = _space(c.settings, info)
-    d["users"] = len(service.list_members(c.db, info.name))
+    d["users"] = pages.member_count(c.db, info.id)
     return 200, d
 
 
 def change_space(c: Ctx) -> tuple[int, Any]:
-    data = _body(c.environ)
-    tier = _field(data, "tier", required=False)
-    status = _field(data, "status", required=False, choices=STATUSES)
-    if tier is None and status is None:
-        raise ApiError(400, "missing_field", "Indique 'tier' o 'status'.")
+    tier, status = c.body.get("tier"), c.body.get("status")
     info = service.get_space(c.db, c.params["space"])
     if tier is not None:
         info = service.change_tier(c.settings, c.db, info.name, tier)
     if status is not None:
         info = service.set_status(c.db, info.name, status)
-    log.info("api: space %s changed: tier=%s status=%s", info.name, tier, status)
+    log.info("api: space changed: space=%s tier=%s status=%s token=%s",
+             info.name, tier, status, c.token)
     return 200, _space(c.settings, info)
 
 
@@ -163,17 +376,15 @@ def usage(c: Ctx) -> tuple[int, Any]:
 
 
 def list_members(c: Ctx) -> tuple[int, Any]:
-    return 200, [{"username": m.username, "role": m.role}
-                 for m in service.list_members(c.db, c.params["space"])]
+    info = service.get_space(c.db, c.params["space"])
+    return 200, _page(pages.members(c.db, info.id, c.query["limit"], c.query["offset"]),
+                      _member)
 
 
 def add_member(c: Ctx) -> tuple[int, Any]:
-    data = _body(c.environ)
-    m = service.add_member(c.db, c.params["space"], _field(data, "username") or "",
-                           _field(data, "password") or "",
-                           _field(data, "role", required=False, choices=service.ROLES)
-                           or "editor")
-    return 201, {"username": m.username, "role": m.role}
+    m = service.add_member(c.db, c.params["space"], c.body["username"], c.body["password"],
+                           c.body.get("role") or "editor")
+    return 201, _member(m)
 
 
 def remove_member(c: Ctx) -> tuple[int, Any]:
@@ -181,52 +392,25 @@ def remove_member(c: Ctx) -> tuple[int, Any]:
     return 204, None
 
 
-def list_cfdi(c: Ctx) -> tuple[int, Any]:
-    from spaces import cfdi_index
+def _cfdi(d: Any) -> dict[str, Any]:
+    row = {k: getattr(d, k) for k in CFDI_SCHEMA["properties"]}
+    for k in ("ingested_at", "protected_until"):
+        if row[k] is not None:
+            row[k] = row[k].isoformat(timespec="seconds") + "Z"  # stored in UTC
+    row["cancelled"] = bool(row["cancelled"])
+    return row
 
+
+def list_cfdi(c: Ctx) -> tuple[int, Any]:
     info = service.get_space(c.db, c.params["space"])
-    docs = cfdi_index.search(c.db, info.id, cfdi_index.Query(
-        uuid=c.query("uuid"), rfc=c.query("rfc")))
-    keys = ("uuid", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "total", "moneda", "path",
-            "size", "sha256", "protected_until", "cancelled")
-    out = []
-    for d in docs:
-        row = {}
-        for k in keys:
-            v = getattr(d, k)
-            row[k] = v.isoformat(timespec="seconds") if hasattr(v, "isoformat") else v
-        out.append(row)
-    return 200, out
+    q = c.query
+    page = pages.cfdi(c.db, info.id, pages.CfdiFilter(
+        uuid=q["uuid"], rfc=q["rfc"], date_from=q["date_from"], date_to=q["date_to"]),
+        q["limit"], q["offset"])
+    return 200, _page(page, _cfdi)
 
 
 # -- routes and their OpenAPI description -----------------------------------------------
-
-SPACE_SCHEMA = {"type": "object", "required": ["name", "tier", "status", "quota_bytes",
-                                                "used_bytes", "used_files", "drive_url"],
-                "properties": {
-                    "name": {"type": "string"}, "tier": {"type": "string"},
-                    "status": {"type": "string", "enum": list(STATUSES)},
-                    "quota_bytes": {"type": "integer"}, "used_bytes": {"type": "integer"},
-                    "used_files": {"type": "integer"},
-                    "max_users": {"type": "integer", "nullable": True},
-                    "owner_email": {"type": "string", "nullable": True},
-                    "paid_until": {"type": "string", "format": "date", "nullable": True},
-                    "drive_url": {"type": "string"}, "users": {"type": "integer"}}}
-MEMBER_SCHEMA = {"type": "object", "required": ["username", "role"],
-                 "properties": {"username": {"type": "string"},
-                                "role": {"type": "string", "enum": list(service.ROLES)}}}
-USAGE_SCHEMA = {"type": "object",
-                "required": ["used_bytes", "used_files", "quota_bytes", "available_bytes"],
-                "properties": {k: {"type": "integer"} for k in
-                               ("used_bytes", "used_files", "quota_bytes", "available_bytes")}}
-CFDI_SCHEMA = {"type": "object", "required": ["uuid", "path", "sha256"],
-               "properties": {"uuid": {"type": "string", "nullable": True},
-                              "path": {"type": "string"}, "sha256": {"type": "string"},
-                              "protected_until": {"type": "string", "nullable": True}}}
-ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
-    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}
-
 
 @dataclass(frozen=True)
 class Route:
@@ -238,76 +422,93 @@ class Route:
     schema: dict[str, Any] | None
     errors: tuple[int, ...]
     request: dict[str, Any] | None = None
-    query: tuple[str, ...] = ()
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def pattern(self) -> re.Pattern[str]:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template)
         return re.compile(f"^{regex}$")
 
-
-def _array(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": schema}
-
-
-ROUTES = (
-    Route("GET", "/spaces", list_spaces, "Lista los espacios", 200, _array(SPACE_SCHEMA), ()),
-    Route("POST", "/spaces", create_space, "Crea un espacio", 201, SPACE_SCHEMA,
-          (400, 409, 413, 415),
-          {"type": "object", "required": ["name", "tier"],
-           "properties": {"name": {"type": "string"}, "tier": {"type": "string"},
-                          "owner_email": {"type": "string"}}}),
-    Route("GET", "/spaces/{space}", show_space, "Muestra un espacio", 200, SPACE_SCHEMA,
-          (404,)),
-    Route("PATCH", "/spaces/{space}", change_space,
-          "Cambia el plan o el estado (suspender, solo lectura, activo)", 200, SPACE_SCHEMA,
-          (400, 404, 413, 415),
-          {"type": "object", "properties": {"tier": {"type": "string"}, "status": {
-              "type": "string", "enum": list(STATUSES)}}}),
-    Route("GET", "/spaces/{space}/usage", usage, "Uso y cuota de un espacio", 200,
-          USAGE_SCHEMA, (404,)),
-    Route("GET", "/spaces/{space}/members", list_members, "Usuarios de un espacio", 200,
-          _array(MEMBER_SCHEMA), (404,)),
-    Route("POST", "/spaces/{space}/members", add_member, "Agrega un usuario", 201,
-          MEMBER_SCHEMA, (400, 403, 404, 409, 413, 415),
-          {"type": "object", "required": ["username", "password"],
-           "properties": {"username": {"type": "string"}, "password": {"type": "string"},
-                          "role": {"type": "string", "enum": list(service.ROLES)}}}),
-    Route("DELETE", "/spaces/{space}/members/{username}", remove_member,
-          "Elimina un usuario", 204, None, (404,)),
-    Route("GET", "/spaces/{space}/cfdi", list_cfdi, "Busca en el índice de CFDI", 200,
-          _array(CFDI_SCHEMA), (404,), query=("uuid", "rfc")),
-)
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """Every status this operation can answer (besides 405 for other methods)."""
+        body = (413, 415) if self.request else ()
+        path = (404,) if "{" in self.template else ()
+        # 400 everywhere: any operation refuses an unknown query parameter.
+        return tuple(sorted({self.ok, *self.errors, *body, *path, 400, 401, 503}))
 
 
-def openapi() -> dict[str, Any]:
+def routes(settings: Settings) -> tuple[Route, ...]:
+    """The API's operations; the tier enum lists the plans ``settings`` configures."""
+    tier = {"type": "string", "enum": [t.name for t in plans.list_tiers(settings)],
+            "description": "Un plan configurado."}
+    return (
+        Route("GET", "/spaces", list_spaces, "Lista los espacios (por nombre)", 200,
+              _page_schema(SPACE_SCHEMA), (), query=PAGE_PARAMS),
+        Route("POST", "/spaces", create_space, "Crea un espacio", 201, SPACE_SCHEMA, (409,),
+              {"type": "object", "required": ["name", "tier"], "additionalProperties": False,
+               "properties": {"name": SPACE_NAME, "tier": tier,
+                              "owner_email": {**EMAIL, "nullable": True}}}),
+        Route("GET", "/spaces/{space}", show_space, "Muestra un espacio", 200, SPACE_SCHEMA,
+              ()),
+        Route("PATCH", "/spaces/{space}", change_space,
+              "Cambia el plan o el estado (suspender, solo lectura, activo)", 200,
+              SPACE_SCHEMA, (),
+              {"type": "object", "minProperties": 1, "additionalProperties": False,
+               "properties": {"tier": tier, "status": STATUS}}),
+        Route("GET", "/spaces/{space}/usage", usage, "Uso y cuota de un espacio", 200,
+              USAGE_SCHEMA, ()),
+        Route("GET", "/spaces/{space}/members", list_members,
+              "Usuarios de un espacio (el más antiguo primero)", 200,
+              _page_schema(MEMBER_SCHEMA), (), query=PAGE_PARAMS),
+        Route("POST", "/spaces/{space}/members", add_member,
+              "Agrega un usuario (nunca más de los que permite el plan)", 201,
+              MEMBER_SCHEMA, (403, 409),
+              {"type": "object", "required": ["username", "password"],
+               "additionalProperties": False,
+               "properties": {"username": USERNAME, "password": PASSWORD, "role": ROLE}}),
+        Route("DELETE", "/spaces/{space}/members/{username}", remove_member,
+              "Elimina un usuario", 204, None, ()),
+        Route("GET", "/spaces/{space}/cfdi", list_cfdi,
+              "Busca en el índice de CFDI (por fecha)", 200, _page_schema(CFDI_SCHEMA), (),
+              query=CFDI_PARAMS),
+    )
+
+
+def openapi(settings: Settings) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for r in ROUTES:
+    for r in routes(settings):
         op: dict[str, Any] = {"summary": r.summary, "operationId":
                               f"{r.method.lower()}_{r.handler.__name__}", "responses": {}}
-        params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        params = [{"name": p, "in": "path", "required": True, "schema": PATH_PARAMS[p]}
                   for p in re.findall(r"\{(\w+)\}", r.template)]
-        params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-                   for q in r.query]
+        params += [{"name": q, "in": "query", "required": False, "schema": s,
+                    "description": s.get("description", "")} for q, s in r.query.items()]
         if params:
             op["parameters"] = params
         if r.request:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": r.request}}}
-        ok: dict[str, Any] = {"description": "Correcto"}
-        if r.schema:
-            ok["content"] = {"application/json": {"schema": r.schema}}
-        op["responses"][str(r.ok)] = ok
-        for status in (*r.errors, 401, 503):
-            op["responses"][str(status)] = {"description": _REASONS[status], "content": {
-                "application/json": {"schema": ERROR_SCHEMA}}}
+        for status in r.statuses:
+            resp: dict[str, Any] = {"description": _REASONS[status] if status == r.ok
+                                    else _DESCRIPTIONS[status]}
+            schema = r.schema if status == r.ok else ERROR_SCHEMA
+            if schema:
+                resp["content"] = {"application/json": {"schema": schema}}
+            if status == 401:
+                resp["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+            if status == 503:
+                resp["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+            op["responses"][str(status)] = resp
         paths.setdefault(f"/api/v1{r.template}", {})[r.method.lower()] = op
     return {
         "openapi": "3.0.3",
         "info": {"title": "Resguardo: API de operadores", "version": "1",
                  "description": "Espacios, usuarios, uso e índice de CFDI. Autenticación: "
-                                "'Authorization: Bearer <token>' (resguardo admin token "
-                                "create NOMBRE)."},
+                                "'Authorization: Bearer <token>' (tokens en /operador/tokens "
+                                "o con 'resguardo admin token create NOMBRE'). Errores: "
+                                "{\"error\": {\"code\", \"message\"}}. Listas por páginas "
+                                "(limit, offset, next_offset)."},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": paths,
@@ -321,61 +522,92 @@ _ERRORS: tuple[tuple[type[SpaceError], int, str], ...] = (
 )
 
 
+def _path_params(route: Route, match: re.Match[str]) -> dict[str, str]:
+    """Path parameters; one that cannot name anything (wrong form) is a 404."""
+    params = match.groupdict()
+    for name, value in params.items():
+        try:
+            validate(PATH_PARAMS[name], value, name)
+        except ApiError:
+            what = "el espacio" if name == "space" else "el usuario"
+            raise ApiError(404, "not_found", f"No existe {what} indicado.") from None
+    return params
+
+
 def make_api(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]:
     """The WSGI app answering ``/api/v1/...``."""
-    spec = json.dumps(openapi(), ensure_ascii=False, indent=1).encode()
+    table = routes(settings)
+    spec = json.dumps(openapi(settings), ensure_ascii=False, indent=1).encode()
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/api/v1/openapi.json" and method in ("GET", "HEAD"):
-            start_response("200 OK", [("Content-Type", "application/json"),
-                                      ("Content-Length", str(len(spec)))])
-            return [spec]
+    def answer(environ: dict[str, Any], method: str, path: str | None
+               ) -> tuple[int, Any, list[tuple[str, str]], str | None]:
+        """(status, body, extra headers, token name) for one request."""
+        who = None
         try:
             auth = environ.get("HTTP_AUTHORIZATION", "")
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
             who = apitokens.verify(db, token) if token else None
             if who is None:
-                log.info("api auth failed from %s", environ.get("REMOTE_ADDR", "?"))
                 raise ApiError(401, "unauthorized",
-                               "Falta un token válido: 'Authorization: Bearer <token>'.")
-            rel = path[len("/api/v1"):] if path.startswith("/api/v1/") else None
-            matched = [(r, m) for r in ROUTES if rel is not None
+                               "Falta un token válido: 'Authorization: Bearer <token>'.",
+                               [("WWW-Authenticate", 'Bearer realm="resguardo"')])
+            rel = path[len("/api/v1"):] if path and path.startswith("/api/v1/") else None
+            matched = [(r, m) for r in table if rel is not None
                        for m in [r.pattern.match(rel.rstrip("/") or "/")] if m]
             if not matched:
                 raise ApiError(404, "not_found", "No existe esa dirección de la API.")
-            for r, m in matched:
-                if r.method == method:
-                    from urllib.parse import unquote
-
-                    params = {k: unquote(v) for k, v in m.groupdict().items()}
-                    status, body = r.handler(Ctx(settings, db, environ, params))
-                    log.info("api: %s %s by token %s -> %d", method, path, who, status)
-                    return _respond(start_response, status, body)
-            allowed = ", ".join(sorted({r.method for r, _ in matched}))
-            raise ApiError(405, "method_not_allowed", f"Métodos permitidos: {allowed}.")
+            route = next(((r, m) for r, m in matched if r.method == method), None)
+            if route is None:
+                allowed = ", ".join(sorted({r.method for r, _ in matched}))
+                raise ApiError(405, "method_not_allowed", f"Métodos permitidos: {allowed}.",
+                               [("Allow", allowed)])
+            r, m = route
+            ctx = Ctx(settings, db, who, _path_params(r, m))
+            ctx.query = _read_query(environ, r.query)
+            if r.request:
+                ctx.body = _read_body(environ, r.request)
+            status, body = r.handler(ctx)
+            return status, body, [], who
         except ApiError as exc:
-            extra = [("WWW-Authenticate", 'Bearer realm="resguardo"')] \
-                if exc.status == 401 else []
-            return _respond(start_response, exc.status,
-                            {"error": {"code": exc.code, "message": exc.message}}, extra)
+            return (exc.status, {"error": {"code": exc.code, "message": exc.message}},
+                    exc.headers, who)
         except SpaceError as exc:
-            for cls, status, code in _ERRORS:
-                if isinstance(exc, cls):
-                    return _respond(start_response, status,
-                                    {"error": {"code": code, "message": str(exc)}})
-            return _respond(start_response, 400, {"error": {"code": "invalid",
-                                                            "message": str(exc)}})
+            status, code = next(((st, co) for cls, st, co in _ERRORS if isinstance(exc, cls)),
+                                (400, "invalid"))
+            extra = [("Retry-After", "5")] if status == 503 else []
+            return status, {"error": {"code": code, "message": str(exc)}}, extra, who
+        except DataError as exc:
+            # The database refused a value the checks above let through: the
+            # request's fault, not an outage (a retry would fail the same way).
+            log.warning("api: value refused by the database: %s", exc.orig)
+            return 400, {"error": {"code": "invalid",
+                                   "message": "Un valor de la petición no es válido."}}, [], who
         except SQLAlchemyError as exc:
             log.error("api: database unavailable: %s", exc.__class__.__name__)
-            return _respond(start_response, 503, {"error": {
+            return 503, {"error": {
                 "code": "unavailable",
-                "message": "La base de datos no responde; intente de nuevo en unos segundos."}},
-                [("Retry-After", "5")])
+                "message": "La base de datos no responde; intente de nuevo en unos segundos."}
+            }, [("Retry-After", "5")], who
         except Exception:
             log.exception("api: unexpected error on %s %s", method, path)
-            return _respond(start_response, 500, {"error": {
-                "code": "internal", "message": "Error interno; quedó registrado."}})
+            return 500, {"error": {"code": "internal",
+                                   "message": "Error interno; quedó registrado."}}, [], who
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            # WSGI hands the percent-decoded path as latin-1; the API speaks UTF-8.
+            path: str | None = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            path = None
+        if path == "/api/v1/openapi.json" and method in ("GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "application/json; charset=utf-8"),
+                                      ("Content-Length", str(len(spec)))])
+            return [spec]
+        status, body, headers, who = answer(environ, method, path)
+        log.info("api: %s %r by token %s from %s -> %d%s", method, path, who or "-",
+                 environ.get("REMOTE_ADDR", "?"), status,
+                 f" ({body['error']['code']})" if status >= 400 else "")
+        return _respond(start_response, status, body, headers)
 
     return app

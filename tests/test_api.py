@@ -90,15 +90,16 @@ def test_operators_manage_spaces_members_and_read_usage_and_cfdi(api, tmp_path):
     r = s.get(f"{base}/spaces/acme/usage")
     conforms(spec, "GET", "/api/v1/spaces/{space}/usage", r)
     assert r.json()["used_bytes"] == len(xml) and r.json()["quota_bytes"] == 100 * 1024
-    r = s.get(f"{base}/spaces/acme/cfdi", params={"uuid": entry["doc"]["uuid"]})
+    r = s.get(f"{base}/spaces/acme/cfdi", params={"uuid": entry["doc"]["uuid"].lower()})
     conforms(spec, "GET", "/api/v1/spaces/{space}/cfdi", r)
-    assert [d["path"] for d in r.json()] == ["/factura.xml"]
+    assert [d["path"] for d in r.json()["items"]] == ["/factura.xml"]
+    assert r.json()["items"][0]["protected_until"].endswith("Z")
     r = s.get(f"{base}/spaces")
     conforms(spec, "GET", "/api/v1/spaces", r)
-    assert [x["name"] for x in r.json()] == ["acme"]
+    assert [x["name"] for x in r.json()["items"]] == ["acme"]
     r = s.get(f"{base}/spaces/acme/members")
     conforms(spec, "GET", "/api/v1/spaces/{space}/members", r)
-    assert r.json() == [{"username": "ana", "role": "admin"}]
+    assert r.json()["items"] == [{"username": "ana", "role": "admin"}]
 
     # Suspend: the drive refuses its users; reactivate: back in.
     r = s.patch(f"{base}/spaces/acme", json={"status": "suspended"})
@@ -138,6 +139,15 @@ def test_errors_are_json_in_spanish_with_the_documented_status(api):
         ("PATCH", "/api/v1/spaces/{space}", s.patch(f"{base}/spaces/acme",
                                                     json={"status": "borrado"}), 400),
         ("PATCH", "/api/v1/spaces/{space}", s.patch(f"{base}/spaces/acme", json={}), 400),
+        ("PATCH", "/api/v1/spaces/{space}", s.patch(f"{base}/spaces/acme",
+                                                    json={"statuss": "suspended"}), 400),
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", json={
+            "name": "c", "tier": "4G", "owner_email": "x@" + "y" * 300 + ".mx"}), 400),
+        ("GET", "/api/v1/spaces", s.get(f"{base}/spaces", params={"limt": "5"}), 400),
+        ("GET", "/api/v1/spaces", s.get(f"{base}/spaces", params={"limit": "0"}), 400),
+        ("GET", "/api/v1/spaces", s.get(f"{base}/spaces?limit=1&limit=2"), 400),
+        ("GET", "/api/v1/spaces/{space}/cfdi", s.get(f"{base}/spaces/acme/cfdi",
+                                                     params={"date_from": "2026-02-30"}), 400),
         ("DELETE", "/api/v1/spaces/{space}/members/{username}",
          s.delete(f"{base}/spaces/acme/members/nadie"), 404),
     ]
@@ -154,6 +164,7 @@ def test_errors_are_json_in_spanish_with_the_documented_status(api):
         assert "Traceback" not in r.text
     r = s.put(f"{base}/spaces/acme", json={})
     assert r.status_code == 405 and "PATCH" in r.json()["error"]["message"]
+    assert r.headers["Allow"] == "GET, PATCH"
     r = s.get(f"{base}/no-existe")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
@@ -162,12 +173,17 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
     _srv, s, base = api
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.") and spec["components"]["securitySchemes"]
-    from resguardo.api import ROUTES
+    from resguardo.api import routes
+    from spaces.settings import Settings
 
-    for route in ROUTES:
+    for route in routes(Settings()):
         op = spec["paths"][f"/api/v1{route.template}"][route.method.lower()]
         assert str(route.ok) in op["responses"] and "401" in op["responses"]
         assert op["operationId"] and op["summary"]
+    # The tiers are the configured ones, the ones POST /spaces accepts.
+    tiers = spec["paths"]["/api/v1/spaces"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]["tier"]["enum"]
+    assert "T100K" in tiers and "4G" in tiers
     # Every documented path answers (with its documented 404 for an unknown space).
     for template, ops in spec["paths"].items():
         url = base + template[len("/api/v1"):].replace("{space}", "nadie").replace(
@@ -176,3 +192,83 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
             r = s.request(method.upper(), url, json={"name": "x", "tier": "4G",
                                                      "username": "x", "password": "y" * 12})
             conforms(spec, method, template, r)
+
+
+def test_lists_are_pages_that_walk_every_space_member_and_cfdi_once(api, tmp_path):
+    srv, s, base = api
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    names = [f"e{i:02d}" for i in range(7)]
+    for n in reversed(names):
+        assert s.post(f"{base}/spaces", json={"name": n, "tier": "4G"}).status_code == 201
+    seen, offset, pages = [], 0, 0
+    while offset is not None:
+        r = s.get(f"{base}/spaces", params={"limit": 3, "offset": offset})
+        conforms(spec, "GET", "/api/v1/spaces", r)
+        page = r.json()
+        assert page["total"] == 7 and page["limit"] == 3 and page["offset"] == offset
+        seen += [x["name"] for x in page["items"]]
+        offset, pages = page["next_offset"], pages + 1
+    assert seen == names and pages == 3
+    r = s.get(f"{base}/spaces", params={"offset": 50})
+    assert r.json()["items"] == [] and r.json()["next_offset"] is None
+
+    for i in range(4):
+        assert s.post(f"{base}/spaces/e00/members", json={
+            "username": f"u{i}", "password": "x" * 12}).status_code == 201
+    r = s.get(f"{base}/spaces/e00/members", params={"limit": 3, "offset": 1})
+    conforms(spec, "GET", "/api/v1/spaces/{space}/members", r)
+    assert [m["username"] for m in r.json()["items"]] == ["u1", "u2", "u3"]
+    assert r.json()["total"] == 4 and r.json()["next_offset"] is None
+    assert s.get(f"{base}/spaces/e00").json()["users"] == 4
+
+    dav = requests.Session()
+    dav.auth = ("u0", "x" * 12)
+    uuids = []
+    for i in range(3):
+        xml, entry = one_cfdi(tmp_path / str(i))
+        uuids.append(entry["doc"]["uuid"])
+        assert dav.put(srv.dav("e00", f"f{i}.xml"), data=xml).status_code == 201
+    r = s.get(f"{base}/spaces/e00/cfdi", params={"limit": 2})
+    conforms(spec, "GET", "/api/v1/spaces/{space}/cfdi", r)
+    first = r.json()
+    assert first["total"] == 3 and len(first["items"]) == 2 and first["next_offset"] == 2
+    r = s.get(f"{base}/spaces/e00/cfdi", params={"limit": 2, "offset": 2})
+    paths = [d["path"] for d in first["items"] + r.json()["items"]]
+    assert sorted(paths) == ["/f0.xml", "/f1.xml", "/f2.xml"]
+    assert s.get(f"{base}/spaces/e00/cfdi", params={"date_from": "2999-01-01"}
+                 ).json()["total"] == 0
+
+
+def test_hostile_paths_queries_and_bodies_get_4xx_never_5xx(api):
+    """What schemathesis and probing found: NUL bytes reached PostgreSQL (which
+    refuses them) and came back as 503 "database unavailable", an invitation to
+    retry forever; an over-long e-mail did the same; a path was percent-decoded
+    twice and read as latin-1."""
+    srv, s, base = api
+    assert s.post(f"{base}/spaces", json={"name": "acme", "tier": "T100K"}).status_code == 201
+    for url, status in [(f"{base}/spaces/a%00b", 404), (f"{base}/spaces/acme/cfdi?rfc=%00", 400),
+                        (f"{base}/spaces/acme/cfdi?uuid=%ff", 400), (f"{base}/spaces/%ff", 404),
+                        (f"{base}/spaces/%C3%B1", 404), (f"{base}/spaces/ac%25me", 404),
+                        (f"{base}/spaces/ACME", 404), (f"{base}/spaces/acme?x=%00", 400)]:
+        r = s.get(url)
+        assert r.status_code == status, (url, r.status_code, r.text)
+        assert r.json()["error"]["code"]
+    for name in ("x%2Fy", "x%00", "%ff"):
+        assert s.delete(f"{base}/spaces/acme/members/{name}").status_code == 404
+    for body in [{"name": "a\u0000b", "tier": "T100K"},
+                 {"name": "acme2", "tier": "T100K", "owner_email": "a\u0000@b.mx"},
+                 {"name": "acme3", "tier": "T100K", "owner_email": "x" * 5000},
+                 {"name": "acme4", "tier": "T100K", "extra": 1}]:
+        r = s.post(f"{base}/spaces", json=body)
+        assert r.status_code == 400, (body, r.text)
+    for raw in (b'{"name": "\\ud800", "tier": "T100K"}', b'{"name": "\xff"}'):
+        r = s.post(f"{base}/spaces", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+    r = s.post(f"{base}/spaces/acme/members", json={"username": "u1",
+                                                   "password": "a\u0000bcdefghijk"})
+    assert r.status_code == 400
+    r = s.post(f"{base}/spaces", data=b"x" * (65 * 1024),
+               headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert s.get(f"{base}/spaces/acme").json()["name"] == "acme"
+    assert "Traceback" not in srv.log.read_text(encoding="utf-8")
