@@ -344,3 +344,73 @@ def test_operator_sees_every_space_and_their_actions_are_recorded(portal):  # no
     assert op.c.post("/operador/bitacora").status_code in (400, 405)
     assert op.c.post("/espacios/despacho/bitacora").status_code in (400, 405)
     assert len(_csv_rows(op.c.get("/operador/bitacora?formato=csv"))) == len(rows)
+
+
+# -- file operations (recorded by spaces.storage, trash and versions) ------------------------
+
+def test_file_operations_over_webdav_are_recorded_with_user_address_path_and_size(
+        make_server):
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    s = session("ana", "secreto-ana-1")
+    assert s.request("MKCOL", srv.dav("acme", "Clientes/")).status_code == 201
+    assert s.put(srv.dav("acme", "Clientes/balanza.txt"), data=b"12345").status_code == 201
+    assert s.put(srv.dav("acme", "Clientes/balanza.txt"), data=b"1234567").status_code == 204
+    assert s.request("COPY", srv.dav("acme", "Clientes/balanza.txt"),
+                     headers={"Destination": srv.dav("acme", "Clientes/copia.txt")}
+                     ).status_code == 201
+    assert s.request("MOVE", srv.dav("acme", "Clientes/copia.txt"),
+                     headers={"Destination": srv.dav("acme", "Clientes/marzo.txt")}
+                     ).status_code == 201
+    assert s.delete(srv.dav("acme", "Clientes/marzo.txt")).status_code == 204
+    rows = [r for r in reversed(log_of(srv)) if r["via"] == "dav"]
+    got = [(r["accion"], r["ruta"], r["destino"], r["bytes"]) for r in rows]
+    assert got == [
+        ("mkdir", "/Clientes", "", ""),
+        ("upload", "/Clientes/balanza.txt", "", "5"),
+        ("overwrite", "/Clientes/balanza.txt", "", "7"),
+        ("copy", "/Clientes/balanza.txt", "/Clientes/copia.txt", "7"),
+        ("move", "/Clientes/copia.txt", "/Clientes/marzo.txt", "7"),
+        ("delete", "/Clientes/marzo.txt", "", "7"),
+    ]
+    assert {(r["usuario"], r["direccion"]) for r in rows} == {("ana", "127.0.0.1")}
+    # Filters on the same records: by path (in the path or the destination) and by user.
+    assert actions(log_of(srv, "acme", "--path", "MARZO")) == ["delete", "move"]
+    assert len(log_of(srv, "acme", "--user", "ana")) == 6
+
+
+def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_server):
+    from spaces import trash, versions
+    from spaces.db import open_database
+    from spaces.settings import load_settings
+    from spaces.storage import SpaceFiles
+
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    s = session("ana", "secreto-ana-1")
+    s.put(srv.dav("acme", "nomina.txt"), data=b"uno")
+    s.put(srv.dav("acme", "nomina.txt"), data=b"dos!")
+    s.put(srv.dav("acme", "borrame.txt"), data=b"adios")
+    s.delete(srv.dav("acme", "borrame.txt"))
+    settings = load_settings(srv.config)
+    db = open_database(settings, upgrade=False)
+    try:
+        info = service.get_space(db, "acme")
+        files = SpaceFiles(settings, db, info.id, info.name,
+                           actor=audit.Actor("jefa", "10.1.2.3", "web"))
+        item = trash.list_trash(files)[0]
+        trash.restore_from_trash(files, item.id)
+        version = versions.list_versions(files, "/nomina.txt")[0]
+        versions.restore_version(files, version.id)
+    finally:
+        db.dispose()
+    rows = log_of(srv)
+    web = [r for r in rows if r["via"] == "web"]
+    assert {r["accion"] for r in web} >= {"trash_restore", "version_restore"}
+    assert all((r["usuario"], r["direccion"]) == ("jefa", "10.1.2.3") for r in web)
+    restored = next(r for r in web if r["accion"] == "trash_restore")
+    assert restored["ruta"] == "/borrame.txt" and restored["bytes"] == "5"
+    back = next(r for r in web if r["accion"] == "version_restore")
+    assert back["ruta"] == "/nomina.txt" and back["bytes"] == "3"
