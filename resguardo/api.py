@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from spaces import apitokens, pages, plans, quota, service
+from spaces.audit import Actor
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -316,8 +317,14 @@ class Ctx:
     db: Database
     token: str
     params: dict[str, str]
+    address: str | None = None
     query: dict[str, Any] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log names for a change made through the API."""
+        return Actor(f"api:{self.token}", self.address, "api")
 
 
 def _space(settings: Settings, info: service.SpaceInfo) -> dict[str, Any]:
@@ -345,7 +352,7 @@ def list_spaces(c: Ctx) -> tuple[int, Any]:
 
 def create_space(c: Ctx) -> tuple[int, Any]:
     info = service.create_space(c.settings, c.db, c.body["name"], c.body["tier"],
-                                c.body.get("owner_email"))
+                                c.body.get("owner_email"), actor=c.actor)
     return 201, _space(c.settings, info)
 
 
@@ -360,9 +367,9 @@ def change_space(c: Ctx) -> tuple[int, Any]:
     tier, status = c.body.get("tier"), c.body.get("status")
     info = service.get_space(c.db, c.params["space"])
     if tier is not None:
-        info = service.change_tier(c.settings, c.db, info.name, tier)
+        info = service.change_tier(c.settings, c.db, info.name, tier, actor=c.actor)
     if status is not None:
-        info = service.set_status(c.db, info.name, status)
+        info = service.set_status(c.db, info.name, status, actor=c.actor)
     log.info("api: space changed: space=%s tier=%s status=%s token=%s",
              info.name, tier, status, c.token)
     return 200, _space(c.settings, info)
@@ -383,12 +390,12 @@ def list_members(c: Ctx) -> tuple[int, Any]:
 
 def add_member(c: Ctx) -> tuple[int, Any]:
     m = service.add_member(c.db, c.params["space"], c.body["username"], c.body["password"],
-                           c.body.get("role") or "editor")
+                           c.body.get("role") or "editor", actor=c.actor)
     return 201, _member(m)
 
 
 def remove_member(c: Ctx) -> tuple[int, Any]:
-    service.remove_member(c.db, c.params["space"], c.params["username"])
+    service.remove_member(c.db, c.params["space"], c.params["username"], actor=c.actor)
     return 204, None
 
 
@@ -562,7 +569,7 @@ def make_api(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]
                 raise ApiError(405, "method_not_allowed", f"Métodos permitidos: {allowed}.",
                                [("Allow", allowed)])
             r, m = route
-            ctx = Ctx(settings, db, who, _path_params(r, m))
+            ctx = Ctx(settings, db, who, _path_params(r, m), environ.get("REMOTE_ADDR"))
             ctx.query = _read_query(environ, r.query)
             if r.request:
                 ctx.body = _read_body(environ, r.request)

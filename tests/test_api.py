@@ -121,6 +121,15 @@ def test_operators_manage_spaces_members_and_read_usage_and_cfdi(api, tmp_path):
     assert dav.request("PROPFIND", srv.dav("acme", ""), headers={"Depth": "0"}
                        ).status_code == 401
 
+    # Every change made through the API is in the space's audit log, naming the token.
+    import json
+
+    log = json.loads(srv.cli("audit", "list", "--space", "acme", "--json").stdout)
+    by_api = [e for e in log if e["usuario"] == "api:monitor"]
+    assert {e["via"] for e in by_api} == {"api"}
+    assert {"space_created", "member_added", "suspended", "tier_changed", "member_removed"
+            } <= {e["accion"] for e in by_api}
+
 
 def test_errors_are_json_in_spanish_with_the_documented_status(api):
     srv, s, base = api
