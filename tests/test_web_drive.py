@@ -14,9 +14,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from sqlalchemy import update
-
 from conftest import SHARED
+from sqlalchemy import update
 
 MAKE_CFDI = SHARED / "tools" / "make_cfdi.py"
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -1,0 +1,111 @@
+"""The web drive in a real browser (Debian's chromium driven by Playwright): a
+member logs in, uploads a 20 MB file and watches the progress bar reach 100 %,
+then brings a deleted file back from the Papelera and restores an earlier
+version. Skipped without chromium unless RESGUARDO_REQUIRE_BROWSER=1."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+from test_portal_browser import browser  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.browser
+
+MIB = 2**20
+
+
+def _login(page, srv, space: str, user: str, password: str) -> None:
+    page.goto(srv.url + "/unidad/entrar")
+    page.fill("#space", space)
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#entrar-unidad")
+    page.wait_for_selector("#ubicacion")
+
+
+def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
+        make_server, browser, tmp_path):  # noqa: F811 - the fixture
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    page = browser.new_page(locale="es-MX", viewport={"width": 390, "height": 844})
+    page.set_default_timeout(30_000)
+    page.on("dialog", lambda d: d.accept())
+    _login(page, srv, "acme", "ana", "secreto-ana-1")
+    assert "Esta carpeta está vacía" in page.content()
+
+    # 1. A 20 MB upload: the progress bar reaches 100 % and the file is listed.
+    big = tmp_path / "Estados financieros 2025.bin"
+    data = os.urandom(20 * MIB)
+    big.write_bytes(data)
+    seen: list[int] = []
+    page.expose_function("reportProgress", lambda v: seen.append(int(v)))
+    page.evaluate("""() => new MutationObserver(() => {
+        const p = document.querySelector('#subidas progress');
+        if (p) window.reportProgress(p.value);
+      }).observe(document.getElementById('subidas'),
+                 {subtree: true, childList: true, attributes: true, characterData: true})""")
+    page.set_input_files("#archivos", str(big))
+    page.wait_for_function("() => { const p = document.querySelector('#subidas progress');"
+                           " return p && p.value === 100; }")
+    assert "100 %" in page.inner_text("#subidas")
+    page.wait_for_selector('tr[data-name="Estados financieros 2025.bin"]')  # after the reload
+    assert (srv.files_root("acme") / big.name).read_bytes() == data
+    assert srv.show("acme")["used_bytes"] == len(data)
+    assert seen and max(seen) == 100
+
+    # 2. Delete it from its menu, then bring it back from the Papelera.
+    row = page.locator('tr[data-name="Estados financieros 2025.bin"]')
+    row.locator("summary").click()
+    row.get_by_role("button", name="Borrar").click()
+    page.wait_for_selector("#vacia")
+    assert not (srv.files_root("acme") / big.name).exists()
+    page.click("#ir-papelera")
+    assert "cuenta en el espacio usado" in page.inner_text("#nota-papelera")
+    page.locator('tr[data-name="Estados financieros 2025.bin"] .restaurar').click()
+    assert "Restaurado en /Estados financieros 2025.bin" in page.content()
+    assert (srv.files_root("acme") / big.name).read_bytes() == data
+
+    # 3. A file overwritten from the browser: restore the earlier version.
+    auth = ("ana", "secreto-ana-1")
+    assert requests.put(srv.dav("acme", "poliza.txt"), data=b"poliza original", auth=auth,
+                        timeout=30).status_code == 201
+    newer = tmp_path / "poliza.txt"
+    newer.write_bytes(b"poliza corregida")
+    page.goto(srv.url + "/unidad/acme/")
+    page.set_input_files("#archivos", str(newer))
+    page.wait_for_function("() => { const p = document.querySelector('#subidas progress');"
+                           " return p && p.value === 100; }")
+    page.wait_for_selector('tr[data-name="poliza.txt"]')
+    assert (srv.files_root("acme") / "poliza.txt").read_bytes() == b"poliza corregida"
+    row = page.locator('tr[data-name="poliza.txt"]')
+    row.locator("summary").click()
+    row.get_by_role("link", name="Versiones").click()
+    page.locator(".restaurar-version").first.click()
+    assert "Versión restaurada" in page.content()
+    assert (srv.files_root("acme") / "poliza.txt").read_bytes() == b"poliza original"
+
+
+def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spanish(
+        make_server, browser, tmp_path):  # noqa: F811 - the fixture
+    srv = make_server('[tiers.T1M]\nquota = "1M"\nmax_users = 3\ncfdi_years = 1\n').start()
+    srv.create_space("acme", "T1M")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="editor")
+    srv.add_user("acme", "rita", "secreto-rita-1", role="reader")
+    page = browser.new_page(locale="es-MX")
+    page.set_default_timeout(30_000)
+    _login(page, srv, "acme", "rita", "secreto-rita-1")
+    assert page.locator("#zona-subida").count() == 0
+    assert "sólo puede ver y descargar" in page.inner_text("#solo-lectura")
+
+    page2 = browser.new_page(locale="es-MX")
+    page2.set_default_timeout(30_000)
+    _login(page2, srv, "acme", "ana", "secreto-ana-1")
+    too_big = tmp_path / "grande.bin"
+    too_big.write_bytes(b"x" * (2 * MIB))
+    page2.set_input_files("#archivos", str(too_big))
+    page2.wait_for_selector("#subidas .msg.error")
+    assert "Sin espacio" in page2.inner_text("#subidas")
+    assert not (srv.files_root("acme") / "grande.bin").exists()
