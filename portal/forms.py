@@ -149,3 +149,15 @@ class OperatorSpaceForm(FlaskForm):
     action = HiddenField(validators=[DataRequired()])
     tier = SelectField(_l("Plan"), validate_choice=False)
     submit = SubmitField(_l("Aplicar"))
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(_l("Nombre del token"), validators=[DataRequired(), Length(max=64)],
+                       description=_l("Para qué o quién es (p. ej. «monitoreo» o «altas "
+                                      "automáticas»); aparece en la bitácora como api:NOMBRE."))
+    submit = SubmitField(_l("Crear token"))
+
+
+class RevokeApiTokenForm(FlaskForm):
+    name = HiddenField(validators=[DataRequired(), Length(max=64)])
+    submit = SubmitField(_l("Revocar"))

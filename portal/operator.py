@@ -1,18 +1,20 @@
 """The operator's pages (site-wide administrators from ``resguardo admin
 create``): every account, space, order and payment, with search; suspend or
-resume a space; change its tier by hand. Anyone else gets 404."""
+resume a space; change its tier by hand; create and revoke the bearer tokens of
+the operator REST API (``/api/v1/``). Anyone else gets 404."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.forms import OperatorSpaceForm
+from portal.forms import ApiTokenForm, OperatorSpaceForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
-from spaces import accounts, billing, plans, service
+from spaces import accounts, apitokens, billing, plans, service
 from spaces.errors import SpaceError
 from spaces.models import Account, Space
 
@@ -79,3 +81,53 @@ def space_action(name: str) -> Any:
                                      operator.username if operator else "?", space.name,
                                      form.action.data, form.tier.data)
     return redirect(url_for("operator.dashboard", q=request.args.get("q", "")))
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@operator_required
+def tokens() -> Any:
+    """The API's tokens. A new token is shown once, in the answer to the POST
+    that creates it (never flashed: the session cookie is readable by the
+    browser, and it would outlive the page); only its SHA-256 is stored."""
+    st = state()
+    form = ApiTokenForm()
+    created: tuple[str, str] | None = None
+    status = 200
+    if form.validate_on_submit():
+        name = (form.name.data or "").strip()
+        try:
+            created = (name, apitokens.create(st.db, name))
+        except SpaceError as exc:
+            form.name.errors = [str(exc)]
+            status = 400
+        else:
+            operator = current_account()
+            logging.getLogger(__name__).info(
+                "api token created: name=%s operator=%s", name,
+                operator.username if operator else "?")
+            form = ApiTokenForm(formdata=None)
+    elif form.is_submitted():
+        status = 400
+    return render_template("operator/tokens.html", form=form, created=created,
+                           tokens=apitokens.list_tokens(st.db),
+                           revoke_form=RevokeApiTokenForm(formdata=None),
+                           api_url=request.host_url.rstrip("/") + "/api/v1"), status
+
+
+@bp.post("/tokens/revocar")
+@operator_required
+def revoke_token() -> Any:
+    form = RevokeApiTokenForm()
+    if not form.validate_on_submit():
+        abort(400)
+    name = form.name.data or ""
+    try:
+        apitokens.revoke(state().db, name)
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    else:
+        operator = current_account()
+        logging.getLogger(__name__).info("api token revoked: name=%s operator=%s", name,
+                                         operator.username if operator else "?")
+        flash(_("Token «%(name)s» revocado: la API ya no lo acepta.", name=name), "ok")
+    return redirect(url_for("operator.tokens"))

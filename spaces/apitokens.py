@@ -1,5 +1,7 @@
-"""Bearer tokens of the operator REST API: created from the command line
-(``resguardo admin token create NAME``), shown once, stored as SHA-256."""
+"""Bearer tokens of the operator REST API: created in the operator portal
+(``/operador/tokens``) or from the command line (``resguardo admin token create
+NAME``), shown once, stored as SHA-256. A revoked token keeps its row (and its
+name) so the list shows when it was revoked and last used."""
 
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def _hash(token: str) -> str:
 def create(db: Database, name: str) -> str:
     """A new token named ``name``; returns it (the only time it is visible)."""
     name = name.strip()
-    if not name or len(name) > 64:
-        raise InvalidName("El nombre del token debe tener de 1 a 64 caracteres.")
+    if not name or len(name) > 64 or not name.isprintable():
+        raise InvalidName("El nombre del token debe tener de 1 a 64 caracteres, sin "
+                          "caracteres de control.")
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with db.session() as s:

@@ -281,3 +281,54 @@ def test_hostile_paths_queries_and_bodies_get_4xx_never_5xx(api):
     assert r.status_code == 413
     assert s.get(f"{base}/spaces/acme").json()["name"] == "acme"
     assert "Traceback" not in srv.log.read_text(encoding="utf-8")
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert m, "no CSRF token in page"
+    return m.group(1)
+
+
+def test_operators_create_and_revoke_tokens_in_the_portal_shown_once(make_server):
+    srv = make_server().start()
+    srv.cli("admin", "create", "root", "--email", "ops@resguardo.mx", "--password-stdin",
+            input="operador-seguro-1\n")
+    web = requests.Session()
+    assert web.get(f"{srv.url}/operador/tokens").status_code == 404  # not logged in
+    page = web.get(f"{srv.url}/cuenta/entrar").text
+    r = web.post(f"{srv.url}/cuenta/entrar", data={
+        "login": "root", "password": "operador-seguro-1", "csrf_token": _csrf(page)})
+    assert r.status_code == 200
+    assert "/operador/tokens" in web.get(f"{srv.url}/operador/").text
+
+    page = web.get(f"{srv.url}/operador/tokens").text
+    assert "Todavía no hay tokens" in page
+    assert web.post(f"{srv.url}/operador/tokens", data={"name": "sin-csrf"}).status_code == 400
+    r = web.post(f"{srv.url}/operador/tokens", data={"name": "altas",
+                                                     "csrf_token": _csrf(page)})
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    token = re.search(r'<code id="token">(rgapi_[\w-]+)</code>', r.text).group(1)
+    assert "no se vuelve a mostrar" in r.text
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    assert api.get(f"{srv.url}/api/v1/spaces").status_code == 200
+
+    # Shown once: the list names it, never again its value; the CLI sees it too.
+    page = web.get(f"{srv.url}/operador/tokens").text
+    assert "altas" in page and token not in page and "vigente" in page
+    assert "altas\tvigente" in srv.cli("admin", "token", "list").stdout
+    r = web.post(f"{srv.url}/operador/tokens", data={"name": "altas",
+                                                     "csrf_token": _csrf(page)})
+    assert r.status_code == 400 and "Ya existe un token" in r.text
+
+    r = web.post(f"{srv.url}/operador/tokens/revocar", data={"name": "altas",
+                                                             "csrf_token": _csrf(page)})
+    assert r.status_code == 200 and "revocado" in r.text
+    assert api.get(f"{srv.url}/api/v1/spaces").status_code == 401
+    assert "revocado" in srv.cli("admin", "token", "list").stdout
+
+    # Tokens made with the CLI are listed too; the page speaks English on request.
+    srv.cli("admin", "token", "create", "cli-token")
+    web.get(f"{srv.url}/idioma/en?next=/operador/tokens")
+    page = web.get(f"{srv.url}/operador/tokens").text
+    assert "API tokens" in page and "cli-token" in page
