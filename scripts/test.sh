@@ -3,6 +3,7 @@
 # chromium (Debian packages) and a PostgreSQL server. Runs on SQLite, then again on PostgreSQL.
 #   RESGUARDO_TEST_DBS="sqlite postgresql"  which databases (default: both)
 #   PYTEST_ARGS="-x -k quota"                extra pytest arguments
+#   RESGUARDO_TEST_WORKERS=1                 one test at a time (default 3 in parallel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,16 +79,28 @@ echo "== ruff"
 .venv/bin/ruff check spaces davserver resguardo portal
 
 export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
+# Most tests wait on a server of their own more than they compute: several at once
+# (pytest-xdist) roughly halve the time. Those marked `serial` (they stop the shared
+# PostgreSQL, share Redis, or compare timings) run afterwards, alone.
+workers=${RESGUARDO_TEST_WORKERS:-3}
+suite() {
+    if [ "$workers" -le 1 ]; then .venv/bin/pytest -q ${PYTEST_ARGS:-}; return; fi
+    local rc=0 r
+    # Exit 5 is "no tests collected": a -k filter left that part empty.
+    .venv/bin/pytest -q -n "$workers" -m "not serial" ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || rc=1; }
+    .venv/bin/pytest -q -m serial ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || rc=1; }
+    return $rc
+}
 status=0
 for db in $dbs; do
     case "$db" in
         sqlite)
             echo "== test suite on SQLite"
-            env -u RESGUARDO_TEST_DATABASE_URL .venv/bin/pytest -q ${PYTEST_ARGS:-} || status=1 ;;
+            (unset RESGUARDO_TEST_DATABASE_URL; suite) || status=1 ;;
         postgresql)
             ensure_postgres
             echo "== test suite on PostgreSQL"
-            RESGUARDO_TEST_DATABASE_URL=$pg_url .venv/bin/pytest -q ${PYTEST_ARGS:-} || status=1 ;;
+            (export RESGUARDO_TEST_DATABASE_URL=$pg_url; suite) || status=1 ;;
         *) echo "test: unknown database '$db'" >&2; exit 2 ;;
     esac
 done

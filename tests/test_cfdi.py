@@ -98,6 +98,7 @@ def test_valid_corpus_uploaded_over_webdav_matches_the_manifest_field_by_field(
     assert "CFDI en resguardo: 41" in status
 
 
+@pytest.mark.serial  # measures the server's latency while it digests the corpus
 def test_hostile_corpus_gets_expected_categories_and_server_stays_responsive(
         make_server, tmp_path):
     root, files = corpus(tmp_path, "--bad", "--huge-mb", "12", "--zip-bomb-mb", "16")

@@ -498,6 +498,7 @@ def test_other_users_from_the_same_address_are_not_blocked_before_the_address_li
 
 # -- 8. timing ---------------------------------------------------------------------
 
+@pytest.mark.serial  # compares timings: other tests running beside it would skew them
 def test_bad_logins_take_the_same_time_whether_or_not_the_user_exists(make_server):
     srv = two_spaces(make_server)
     url = "/dav/beta/secreto.txt"

@@ -150,6 +150,7 @@ def test_locked_database_refuses_writes_with_503_then_recovers(make_server):
     _recount_is_clean(srv, "acme")
 
 
+@pytest.mark.serial  # stops the PostgreSQL server every other test uses
 def test_postgresql_restart_refuses_cleanly_then_recovers(make_server):
     """The database goes away for a moment: 503 with Retry-After (never a 500, never
     a 401 that would make Windows ask for the password again), then back to normal."""

@@ -20,6 +20,9 @@ LOCKINFO = (b'<?xml version="1.0" encoding="utf-8"?>'
             b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
             b"<D:locktype><D:write/></D:locktype><D:owner>ana</D:owner></D:lockinfo>")
 
+# Both nodes share the machine's Redis: run alone, after the parallel part.
+pytestmark = pytest.mark.serial
+
 
 def _config(redis_url: str) -> str:
     return f"""
