@@ -622,13 +622,6 @@ def _json_error(status: int, title: str, message: str) -> Any:
     return resp
 
 
-@bp.post("/<name>/salir")
-def logout(name: str) -> Any:
-    session.pop("member", None)
-    flash(_("Salió de la unidad."), "ok")
-    return redirect(url_for("drive.login"))
-
-
 # -- share links ----------------------------------------------------------------
 
 share_bp = Blueprint("share", __name__, url_prefix="/compartido")

@@ -110,6 +110,13 @@ def test_member_uploads_browses_and_downloads_with_the_real_utf8_name(make_serve
     assert web.download("/Balanza de comprobación ñ.xlsx").content == b"nuevo"
     assert usage(srv)[0] in (5, len(data) + 5)  # the old content may be kept as a version
     assert not list((srv.data / "spaces" / "acme" / "tmp").iterdir())
+    # Audited like the drive's changes: who, from where, through the web.
+    import json
+
+    rows = json.loads(srv.cli("audit", "list", "--space", "acme", "--json").stdout)
+    web_rows = [r for r in rows if r.get("via") == "web"]
+    assert {r["accion"] for r in web_rows} >= {"upload", "overwrite"}, rows
+    assert all(r["usuario"] == "ana" and r["direccion"] == "127.0.0.1" for r in web_rows)
 
 
 def test_folders_rename_move_and_delete_go_through_the_drive(make_server):
