@@ -414,3 +414,27 @@ def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_serve
     assert restored["ruta"] == "/borrame.txt" and restored["bytes"] == "5"
     back = next(r for r in web if r["accion"] == "version_restore")
     assert back["ruta"] == "/nomina.txt" and back["bytes"] == "3"
+
+
+def test_payments_and_the_lifecycle_record_read_only_renewal_and_tier_change(portal):  # noqa: F811
+    from spaces import lifecycle, notices
+    from spaces.mail import Mailer
+
+    b = sign_up(portal)
+    buy(portal, b, "4G")
+    info = service.get_space(portal.db, "despacho")
+    assert info.paid_until is not None
+    later = info.paid_until + timedelta(days=portal.settings.billing.grace_days + 1)
+    report = lifecycle.run(portal.settings, portal.db, Mailer(portal.settings),
+                           notices.Links("http://localhost"), today=later)
+    assert report.read_only == ["despacho"]
+    buy(portal, b, "10G")  # pays: active again, on the bigger plan
+    assert service.get_space(portal.db, "despacho").status == "active"
+    rows = [e for e in reversed(audit.query(portal.db, audit.Filter(space="despacho")))]
+    got = [(e.action, e.user, e.detail) for e in rows]
+    assert got[:2] == [("space_created", "account:despacho", "plan 4G"),
+                       ("member_added", "account:despacho", "despacho (admin)")]
+    assert got[2][:2] == ("read_only", "system") and str(info.paid_until) in got[2][2]
+    assert got[3:] == [
+        ("reactivated", "account:despacho", "readonly -> active (renovación pagada)"),
+        ("tier_changed", "account:despacho", "4G -> 10G (pago)")]
