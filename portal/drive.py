@@ -577,6 +577,7 @@ def upload(name: str) -> Any:
     folder = clean_rel(request.args.get("carpeta"))
     length = request.content_length
     upload_ = None
+    remaining = length or 0
     try:
         service.check_may_write(w.role, w.username)
         n = unicodedata.normalize("NFC", (request.args.get("nombre") or "").strip())
@@ -604,7 +605,9 @@ def upload(name: str) -> Any:
             upload_.abort()
         log.info("web drive upload refused: space=%s user=%s folder=%s bytes=%s: %s",
                  w.space.name, w.username, folder, length, exc)
-        return _json_error(status_of(exc), title_of(exc), str(exc))
+        if 0 < remaining <= DISCARD_LIMIT:
+            _discard(remaining)
+        return _json_error(status_of(exc), title_of(exc), str(exc), unread=remaining)
     except BaseException:
         if upload_ is not None:
             upload_.abort()
@@ -614,10 +617,26 @@ def upload(name: str) -> Any:
     return jsonify(ok=True, path=rel, size=length), 201 if created else 200
 
 
-def _json_error(status: int, title: str, message: str) -> Any:
+#: A refused upload's unread body up to this size is read and dropped, so the
+#: browser gets the refusal (a browser that is cut off while it still sends sees
+#: a network error, not the answer); above it the connection is closed.
+DISCARD_LIMIT = 64 * 2**20
+
+
+def _discard(nbytes: int) -> None:
+    stream = request.environ["wsgi.input"]
+    while nbytes > 0:
+        buf = stream.read(min(BLOCK, nbytes))
+        if not buf:
+            return
+        nbytes -= len(buf)
+
+
+def _json_error(status: int, title: str, message: str, *, unread: int | None = None) -> Any:
     resp = jsonify(ok=False, error=title, message=message)
     resp.status_code = status
-    if status >= 400 and request.content_length and request.content_length > 2**20:
+    left = (request.content_length or 0) if unread is None else unread
+    if left > DISCARD_LIMIT or (unread is None and left > 2**20):
         resp.headers["Connection"] = "close"  # the unread body is not drained
     return resp
 

@@ -109,3 +109,14 @@ def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spani
     page2.wait_for_selector("#subidas .msg.error")
     assert "Sin espacio" in page2.inner_text("#subidas")
     assert not (srv.files_root("acme") / "grande.bin").exists()
+    # Without the page's own check (stale numbers), the server's 507 reaches the
+    # browser with the drive's Spanish sentence, not a dropped connection.
+    page2.goto(srv.url + "/unidad/acme/")
+    page2.evaluate("() => document.getElementById('zona-subida')"
+                   ".setAttribute('data-available', '')")
+    page2.set_input_files("#archivos", str(too_big))
+    page2.wait_for_selector("#subidas .msg.error")
+    text = page2.inner_text("#subidas")
+    assert "Sin espacio: Espacio insuficiente en 'acme'" in text, text
+    assert not (srv.files_root("acme") / "grande.bin").exists()
+    assert srv.show("acme")["used_bytes"] == 0

@@ -16,8 +16,12 @@
   var url = zone.getAttribute("data-url");
   var folder = zone.getAttribute("data-folder");
   var csrf = zone.getAttribute("data-csrf");
-  var availableAttr = zone.getAttribute("data-available");
-  var available = availableAttr === "" ? null : Number(availableAttr);
+  // Free room as the page last knew it ("" when unknown): a hint that spares
+  // sending a file that cannot fit; the server decides.
+  function available() {
+    var raw = zone.getAttribute("data-available");
+    return raw === "" || raw === null ? null : Number(raw);
+  }
   var queue = [];
   var busy = false;
   var failures = 0;
@@ -60,9 +64,10 @@
     var file = item.file, ui = item.ui;
     var replaces = Array.prototype.some.call(document.querySelectorAll("tr[data-name]"),
       function (tr) { return tr.getAttribute("data-name") === file.name; });
-    if (available !== null && !replaces && file.size > available) {
+    var free = available();
+    if (free !== null && !replaces && file.size > free) {
       fail(ui, zone.getAttribute("data-msg-space") + ": " +
-        zone.getAttribute("data-msg-nospace").replace("{free}", humanBytes(available)));
+        zone.getAttribute("data-msg-nospace").replace("{free}", humanBytes(free)));
       busy = false; next(); return;
     }
     var xhr = new XMLHttpRequest();
@@ -84,7 +89,10 @@
         ui.bar.value = 100;
         ui.msg.textContent = "100 % — " + zone.getAttribute("data-msg-done");
         ui.li.setAttribute("data-done", "1");
-        if (available !== null) { available -= file.size; }
+        var left = available();
+        if (left !== null && !replaces) {
+          zone.setAttribute("data-available", String(Math.max(left - file.size, 0)));
+        }
       } else {
         fail(ui, body && body.message ? body.error + ": " + body.message
           : zone.getAttribute("data-msg-error") + " " + xhr.status);
