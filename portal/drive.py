@@ -19,6 +19,7 @@ the ``X-CSRFToken`` header itself.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import mimetypes
 import os
@@ -39,7 +40,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    jsonify,
     make_response,
     redirect,
     render_template,
@@ -566,14 +566,14 @@ def upload(name: str) -> Any:
     """One file per request, its bytes as the raw body (``?carpeta=/a&nombre=x.pdf``),
     streamed to disk. JSON answer; the drive's statuses (201, 200 replaced, 507,
     403, 400...). Exempt from the form CSRF hook: checks ``X-CSRFToken`` itself."""
-    w = who(name)
-    if w is None:
-        return _json_error(401, _("Su sesión terminó"), _("Entre de nuevo a la unidad."))
     try:
         validate_csrf(request.headers.get("X-CSRFToken"))
     except ValidationError:
         return _json_error(400, _("La página caducó"),
                            _("Recargue la página e intente de nuevo."))
+    w = who(name)
+    if w is None:
+        return _json_error(401, _("Su sesión terminó"), _("Entre de nuevo a la unidad."))
     folder = clean_rel(request.args.get("carpeta"))
     length = request.content_length
     upload_ = None
@@ -614,7 +614,13 @@ def upload(name: str) -> Any:
         raise
     log.info("web drive upload: space=%s user=%s path=%s bytes=%d", w.space.name,
              w.username, rel, length)
-    return jsonify(ok=True, path=rel, size=length), 201 if created else 200
+    return _json(201 if created else 200, ok=True, path=rel, size=length)
+
+
+def _json(status: int, **fields: Any) -> Response:
+    """JSON with the Spanish as written (not escaped): the page shows it as is."""
+    return Response(json.dumps(fields, ensure_ascii=False), status=status,
+                    mimetype="application/json")
 
 
 #: A refused upload's unread body up to this size is read and dropped, so the
@@ -633,8 +639,7 @@ def _discard(nbytes: int) -> None:
 
 
 def _json_error(status: int, title: str, message: str, *, unread: int | None = None) -> Any:
-    resp = jsonify(ok=False, error=title, message=message)
-    resp.status_code = status
+    resp = _json(status, ok=False, error=title, message=message)
     left = (request.content_length or 0) if unread is None else unread
     if left > DISCARD_LIMIT or (unread is None and left > 2**20):
         resp.headers["Connection"] = "close"  # the unread body is not drained
