@@ -9,6 +9,18 @@
       if (!window.confirm(f.getAttribute("data-confirm"))) { ev.preventDefault(); }
     });
   });
+  // One action menu open at a time; "Cerrar" closes it (on a phone it covers the row).
+  document.querySelectorAll("table.files details").forEach(function (d) {
+    d.addEventListener("toggle", function () {
+      if (!d.open) { return; }
+      document.querySelectorAll("table.files details[open]").forEach(function (o) {
+        if (o !== d) { o.open = false; }
+      });
+    });
+  });
+  document.querySelectorAll(".close-menu").forEach(function (b) {
+    b.addEventListener("click", function () { b.closest("details").open = false; });
+  });
   if (!zone) { return; }
 
   var input = document.getElementById("archivos");
