@@ -52,7 +52,7 @@ from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
 from portal.web import current_member, state
-from spaces import audit, metrics, quota, service
+from spaces import audit, metrics, quota, service, statusfile
 from spaces.errors import (
     AlreadyExists,
     Forbidden,
@@ -153,6 +153,13 @@ def clean_rel(raw: str | None) -> str:
 
 def join(folder: str, name: str) -> str:
     return (folder.rstrip("/") + "/" + name) if folder != "/" else "/" + name
+
+
+def check_not_status_file(rel: str) -> None:
+    """The drive shows a virtual, read-only status file at the space's root; no
+    real file may take its name from the web either (403, the drive's sentence)."""
+    if rel.rstrip("/") == "/" + statusfile.STATUS_FILE_NAME:
+        raise Forbidden(statusfile.READ_ONLY_MESSAGE)
 
 
 def parent_of(rel: str) -> str:
@@ -497,6 +504,7 @@ def _name_field(key: str = "nombre") -> str:
 def make_folder(name: str) -> Any:
     def act(w: Who, folder: str) -> str:
         n = _name_field()
+        check_not_status_file(join(folder, n))
         w.files.make_folder(join(folder, n))
         log.info("web drive mkdir: space=%s user=%s path=%s", w.space.name, w.username,
                  join(folder, n))
@@ -518,6 +526,7 @@ def rename(name: str) -> Any:
         src = _item()
         n = _name_field()
         dst = join(parent_of(src), n)
+        check_not_status_file(dst)
         w.files.move(src, dst)
         log.info("web drive rename: space=%s user=%s %s -> %s", w.space.name, w.username,
                  src, dst)
@@ -539,6 +548,7 @@ def move(name: str) -> Any:
         if dp == sp or str(dp).startswith(str(sp) + os.sep):
             raise InvalidName(_("No se puede mover una carpeta dentro de sí misma."))
         dst = join(dest_folder, sp.name)
+        check_not_status_file(dst)
         w.files.move(src, dst)
         log.info("web drive move: space=%s user=%s %s -> %s", w.space.name, w.username,
                  src, dst)
@@ -589,6 +599,7 @@ def upload(name: str) -> Any:
             return _json_error(411, _("No se pudo completar"),
                                _("La subida debe indicar su tamaño (Content-Length)."))
         rel = join(folder, n)
+        check_not_status_file(rel)
         upload_ = w.files.open_upload(rel, length, exact=True)
         stream = request.environ["wsgi.input"]
         remaining = length

@@ -276,6 +276,11 @@ def test_paths_that_leave_the_space_are_refused(make_server, tmp_path):
     assert r.status_code == 400
     r = web.upload("/fuera", "x.txt", b"x")
     assert r.status_code == 403
+    # The drive's virtual status file cannot be shadowed by a real one.
+    r = web.upload("/", "Espacio disponible - LEEME.txt", b"x")
+    d = dav.put(srv.dav("acme", quote("Espacio disponible - LEEME.txt")), data=b"x")
+    assert r.status_code == 403 and d.status_code == 403
+    assert r.json()["message"].strip() == d.text.strip()
     assert not (tmp_path / "x.txt").exists()
     r = web.action("mover", ruta="/fuera", destino="/")
     assert r.status_code in (400, 403, 409)
