@@ -557,3 +557,22 @@ def test_a_version_is_listed_downloaded_and_restored(make_server):
     page = web.s.get(web.url("versiones"), params={"ruta": "/poliza.txt"}, timeout=30).text
     vid = re.search(r"/versiones/(\d+)/descargar", page).group(1)
     assert web.s.get(web.url(f"versiones/{vid}/descargar"), timeout=30).content == b"version dos"
+
+
+def test_a_read_only_space_refuses_writes_on_both_and_a_suspended_one_logs_out(make_server):
+    from spaces import service
+
+    srv, dav, web = setup(make_server)
+    assert web.upload("/", "a.txt", b"a").status_code == 201
+    db = _db(srv)
+    service.set_status(db, "acme", "readonly")
+    r_web = web.upload("/", "b.txt", b"b")
+    r_dav = dav.put(srv.dav("acme", "b.txt"), data=b"b")
+    assert r_web.status_code == 403 and r_dav.status_code == 403
+    assert "solo lectura" in r_web.json()["message"] and "solo lectura" in r_dav.text
+    assert web.download("/a.txt").content == b"a"  # reading still works
+    service.set_status(db, "acme", "suspended")
+    db.dispose()
+    r = web.browse("/")
+    assert "/unidad/entrar" in r.url
+    assert web.upload("/", "c.txt", b"c").status_code == 401
