@@ -668,7 +668,7 @@ _SHARES_OK = "shares_ok"
 def _link_url(token: str) -> str:
     from portal.web import links
 
-    return links().base_url + url_for("share.open", token=token)
+    return links().base_url + url_for("share.view_link", token=token)
 
 
 @bp.get("/<name>/enlaces")
@@ -772,7 +772,7 @@ def _share_rel(root: str, sub: str | None) -> str:
 
 
 @share_bp.route("/<token>", methods=["GET", "POST"])
-def open(token: str) -> Any:  # noqa: A001 - the view's name in URLs
+def view_link(token: str) -> Any:
     from spaces import shares
 
     opened, files = _opened(token)
@@ -789,7 +789,7 @@ def open(token: str) -> Any:  # noqa: A001 - the view's name in URLs
             if shares.check_password(opened, request.form.get("clave") or ""):
                 st.logins.success(key)
                 session[_SHARES_OK] = (ok + [link.id])[-20:]
-                return redirect(url_for("share.open", token=token,
+                return redirect(url_for("share.view_link", token=token,
                                         ruta=request.args.get("ruta")))
             st.logins.failure(key)
             st.login_addresses.failure(addr)
@@ -823,7 +823,7 @@ def share_download(token: str) -> Any:
     opened, files = _opened(token)
     link = opened.link
     if link.has_password and link.id not in session.get(_SHARES_OK, []):
-        return redirect(url_for("share.open", token=token))
+        return redirect(url_for("share.view_link", token=token))
     try:
         rel = _share_rel(link.path, request.args.get("ruta") if link.is_dir else None)
         p = files.resolve(rel)
