@@ -38,7 +38,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     make_response,
     redirect,
@@ -424,17 +423,7 @@ def _render_folder(w: Who, rel: str, status: int = 200) -> Any:
         crumbs=breadcrumbs(rel), parent=parent_of(rel), usage=usage,
         folders=folders_of(w.files) if w.may_write else [],
         shares_enabled=shares.enabled(st.db, w.space.id),
-        trash=_optional_trash(), versions=_optional_versions(),
     ), status
-
-
-def _optional_trash() -> bool:
-    """Whether the trash page is available (the trash's domain API landed)."""
-    return "drive.trash_page" in current_app.view_functions
-
-
-def _optional_versions() -> bool:
-    return "drive.versions_page" in current_app.view_functions
 
 
 @bp.get("/<name>/")
