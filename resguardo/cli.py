@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("retention", help="resguardo de CFDI").add_subparsers(
         dest="action", required=True)
-    sw = rp.add_parser("sweep", help="libera los CFDI cuyo periodo terminó")
+    sw = rp.add_parser("sweep", help="libera los CFDI cuyo periodo terminó y borra lo vencido "
+                       "de la papelera y las versiones")
     sw.add_argument("--now", help="fecha de referencia AAAA-MM-DD (por omisión, hoy)")
     hp = rp.add_parser("hold", help="retención legal sobre un documento, carpeta o espacio")
     hp.add_argument("space")

@@ -236,13 +236,18 @@ def prune(files: SpaceFiles, path: str) -> None:
 
 def moved(files: SpaceFiles, src: str, dst: str) -> None:
     """A file or folder was renamed: its versions (and those of everything
-    below it) follow."""
+    below it) follow, joining any the new name already had (then pruned to
+    ``[versions] keep``)."""
     with files.db.session() as s:
         rows = s.scalars(select(FileVersion).where(
             FileVersion.space_id == files.space_id,
             or_(FileVersion.path == src, FileVersion.path.like(like_prefix(src), escape="\\"))))
+        touched = set()
         for row in rows:
             row.path = dst + row.path[len(src):]
+            touched.add(row.path)
+    for path in sorted(touched):
+        prune(files, path)
 
 
 def leave_trail(files: SpaceFiles, path: str, origin: str) -> None:

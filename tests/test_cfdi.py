@@ -209,6 +209,11 @@ def test_folder_with_protected_cfdi_deletes_the_rest_and_names_what_was_kept(
     assert s.get(srv.dav("acme", "cierre/balanza.xlsx")).status_code == 404
     assert s.get(srv.dav("acme", "cierre/xml/notas.txt")).status_code == 404
     d = srv.show("acme")
+    # The rest went to the trash (its copy of the two folders, the two files).
+    assert (d["used_bytes"], d["used_files"]) == (len(data) + 400, 3 + 4)
+    assert "sin diferencias" in srv.cli("quota", "recount", "acme").stdout
+    srv.cli("trash", "empty", "acme")
+    d = srv.show("acme")
     assert (d["used_bytes"], d["used_files"]) == (len(data), 3)  # 2 folders + the CFDI
     assert "sin diferencias" in srv.cli("quota", "recount", "acme").stdout
 

@@ -19,8 +19,16 @@ cfdi_years = 1
 KIB = 1024
 
 
-def small_space(make_server, name="tiny"):
-    srv = make_server(SMALL).start()
+#: Versions off: the tests that measure how an overwrite is credited (with
+#: versions on, the old content stays counted: tests/test_trash_versions.py).
+NO_VERSIONS = """
+[versions]
+keep = 0
+"""
+
+
+def small_space(make_server, name="tiny", extra=""):
+    srv = make_server(SMALL + extra).start()
     srv.create_space(name, "T100K")
     srv.add_user(name, "ana", "secreto-ana-1")
     s = requests.Session()
@@ -143,8 +151,8 @@ def test_many_concurrent_uploads_never_push_usage_above_quota(make_server):
     assert on_disk == used
 
 
-def test_overwrite_is_credited_with_the_old_size(make_server):
-    srv, s = small_space(make_server)
+def test_overwrite_without_versions_is_credited_with_the_old_size(make_server):
+    srv, s = small_space(make_server, extra=NO_VERSIONS)
     assert s.put(srv.dav("tiny", "a.bin"), data=b"1" * (80 * KIB)).status_code == 201
     # 90 KiB would not fit next to the old 80 KiB, but it replaces it.
     assert s.put(srv.dav("tiny", "a.bin"), data=b"2" * (90 * KIB)).status_code == 204
@@ -174,8 +182,9 @@ def test_copy_that_fits_is_counted(make_server):
     assert usage(srv) == (20 * KIB, 4)
 
 
-def test_move_onto_existing_destination_credits_what_it_replaces(make_server):
-    srv, s = small_space(make_server)
+def test_move_onto_existing_destination_without_versions_credits_what_it_replaces(
+        make_server):
+    srv, s = small_space(make_server, extra=NO_VERSIONS)
     s.put(srv.dav("tiny", "a.bin"), data=b"a" * (30 * KIB))
     s.put(srv.dav("tiny", "b.bin"), data=b"b" * (40 * KIB))
     r = s.request("MOVE", srv.dav("tiny", "a.bin"),
@@ -185,7 +194,8 @@ def test_move_onto_existing_destination_credits_what_it_replaces(make_server):
     assert usage(srv) == (30 * KIB, 1)
 
 
-def test_delete_frees_space_and_mkcol_and_lock_created_files_count(make_server):
+def test_delete_then_emptying_the_trash_frees_space_and_mkcol_and_lock_created_files_count(
+        make_server):
     srv, s = small_space(make_server)
     assert s.request("MKCOL", srv.dav("tiny", "carpeta/")).status_code == 201
     lock_body = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
@@ -200,6 +210,8 @@ def test_delete_frees_space_and_mkcol_and_lock_created_files_count(make_server):
     s.put(srv.dav("tiny", "carpeta/x.bin"), data=b"x" * 5000)
     assert usage(srv) == (5000, 3)
     assert s.delete(srv.dav("tiny", "carpeta/")).status_code == 204
+    assert usage(srv) == (5000, 3)  # in the trash, still counted
+    srv.cli("trash", "empty", "tiny")
     assert usage(srv) == (0, 0)
 
 
@@ -222,9 +234,11 @@ def test_quota_properties_exact_after_uploads_overwrites_and_deletes(make_server
     s.put(srv.dav("tiny", "sub/b.bin"), data=b"b" * 4321)
     assert _quota_props(s, srv.dav("tiny")) == (5555, q - 5555)
     assert _quota_props(s, srv.dav("tiny", "sub/")) == (5555, q - 5555)
-    s.put(srv.dav("tiny", "a.bin"), data=b"a" * 100)
-    assert _quota_props(s, srv.dav("tiny")) == (4421, q - 4421)
-    s.delete(srv.dav("tiny", "sub/b.bin"))
+    s.put(srv.dav("tiny", "a.bin"), data=b"a" * 100)  # the old 1234 bytes: a version
+    assert _quota_props(s, srv.dav("tiny")) == (5655, q - 5655)
+    s.delete(srv.dav("tiny", "sub/b.bin"))  # into the trash
+    assert _quota_props(s, srv.dav("tiny")) == (5655, q - 5655)
+    srv.cli("trash", "reclaim", "tiny", "100K")  # versions, then the trash
     assert _quota_props(s, srv.dav("tiny")) == (100, q - 100)
 
 
@@ -240,6 +254,9 @@ def test_over_quota_space_still_reads_deletes_and_moves_but_refuses_writes(make_
     r = s.request("MOVE", srv.dav("tiny", "b.bin"), headers={"Destination": srv.dav("tiny", "e.bin")})
     assert r.status_code == 201
     assert s.delete(srv.dav("tiny", "a.bin")).status_code == 204
+    # In the trash it still counts: writes stay refused until an admin empties it.
+    assert s.put(srv.dav("tiny", "c.bin"), data=b"c").status_code == 507
+    srv.cli("trash", "empty", "tiny")
     assert s.put(srv.dav("tiny", "c.bin"), data=b"c").status_code == 201
 
 

@@ -116,9 +116,17 @@ def usage(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyp
     return int(d["used_bytes"]), int(d["used_files"])
 
 
-def stored(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def live(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(bytes, files and folders) actually under the space's files root."""
     entries = list(srv.files_root(space).rglob("*"))
+    return sum(p.stat().st_size for p in entries if p.is_file()), len(entries)
+
+
+def stored(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(bytes, files and folders) the space stores and its usage must equal: its
+    files, its trash and the earlier versions of its files."""
+    entries = [p for area in ("files", "trash", "versions")
+               for p in (srv.data / "spaces" / space / area).rglob("*")]
     return sum(p.stat().st_size for p in entries if p.is_file()), len(entries)
 
 
@@ -202,7 +210,8 @@ def test_folder_urls_without_trailing_slash_are_answered_directly_never_redirect
     assert r.status_code == 201, r.text
     assert s.get(srv.dav("acme", "otra/nota.txt")).content == b"hola"
     assert s.delete(base + "/otra", allow_redirects=False).status_code == 204
-    assert stored(srv) == (0, 0) and usage(srv) == (0, 0)
+    # Gone from the drive; in the trash (restorable, still counted) until emptied.
+    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (4, 2)
 
 
 # -- 3. names with spaces, accents and URL-reserved characters -----------------------
@@ -340,7 +349,7 @@ def test_a_locked_document_cannot_be_deleted_or_renamed_without_its_token(space)
     assert usage(srv) == stored(srv) == (6, 1)
 
     assert s.delete(url, headers={"If": f"({token})"}).status_code == 204
-    assert usage(srv) == stored(srv) == (0, 0)
+    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (6, 1)  # in the trash
     # The lock went with the file: a new one under that name is free to write.
     assert colleague.put(url, data=b"nuevo").status_code == 201
     assert lock_tokens(s, url) == []
@@ -372,7 +381,9 @@ def test_word_save_by_rename_replaces_the_document_and_leaves_no_temporaries(spa
     assert s.get(d("doc.docx")).content == new
     assert _listed_names(s, srv.dav("acme")) == {STATUS_FILE_NAME, "doc.docx"}
     assert {p.name for p in srv.files_root("acme").iterdir()} == {"doc.docx"}
-    assert usage(srv) == stored(srv) == (len(new), 1)
+    # The old document is kept as a version of doc.docx (counted), not as an orphan.
+    assert live(srv) == (len(new), 1)
+    assert usage(srv) == stored(srv) == (len(new) + len(old), 2)
 
 
 def test_excel_save_by_rename_over_the_existing_document_counts_it_once(space):
@@ -392,7 +403,8 @@ def test_excel_save_by_rename_over_the_existing_document_counts_it_once(space):
     assert s.get(d("Nómina/libro.xlsx")).content == new
     assert _listed_names(s, d("Nómina") + "/") == {"Nómina", "libro.xlsx"}
     assert {p.name for p in (srv.files_root("acme") / "Nómina").iterdir()} == {"libro.xlsx"}
-    assert usage(srv) == stored(srv) == (len(new), 2)
+    assert live(srv) == (len(new), 2)
+    assert usage(srv) == stored(srv) == (len(new) + len(old), 3)  # the old one as a version
 
 
 def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
@@ -421,7 +433,9 @@ def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
     colleague_token = lock(colleague, d("doc.docx"))
     assert colleague.request("UNLOCK", d("doc.docx"),
                              headers={"Lock-Token": colleague_token}).status_code == 204
-    assert usage(srv) == stored(srv) == (len(b"v3 de otra persona"), 1)
+    assert live(srv) == (len(b"v3 de otra persona"), 1)
+    # v1 (save-by-rename) and "v2 nueva" (the colleague's overwrite) are versions.
+    assert usage(srv) == stored(srv) == (len(b"v3 de otra persona") + 8 + 2, 3)
 
 
 def test_moving_a_locked_folder_leaves_no_lock_at_its_old_name(space):
