@@ -430,6 +430,17 @@ class Route:
     errors: tuple[int, ...]
     request: dict[str, Any] | None = None
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (path parameter, field of the answer) naming what a POST created: the
+    #: document links it to the operations on it (OpenAPI links).
+    creates: tuple[str, str] | None = None
+
+    @property
+    def operation_id(self) -> str:
+        return f"{self.method.lower()}_{self.handler.__name__}"
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"\{(\w+)\}", self.template)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -455,7 +466,8 @@ def routes(settings: Settings) -> tuple[Route, ...]:
         Route("POST", "/spaces", create_space, "Crea un espacio", 201, SPACE_SCHEMA, (409,),
               {"type": "object", "required": ["name", "tier"], "additionalProperties": False,
                "properties": {"name": SPACE_NAME, "tier": tier,
-                              "owner_email": {**EMAIL, "nullable": True}}}),
+                              "owner_email": {**EMAIL, "nullable": True}}},
+              creates=("space", "name")),
         Route("GET", "/spaces/{space}", show_space, "Muestra un espacio", 200, SPACE_SCHEMA,
               ()),
         Route("PATCH", "/spaces/{space}", change_space,
@@ -473,7 +485,8 @@ def routes(settings: Settings) -> tuple[Route, ...]:
               MEMBER_SCHEMA, (403, 409),
               {"type": "object", "required": ["username", "password"],
                "additionalProperties": False,
-               "properties": {"username": USERNAME, "password": PASSWORD, "role": ROLE}}),
+               "properties": {"username": USERNAME, "password": PASSWORD, "role": ROLE}},
+              creates=("username", "username")),
         Route("DELETE", "/spaces/{space}/members/{username}", remove_member,
               "Elimina un usuario", 204, None, ()),
         Route("GET", "/spaces/{space}/cfdi", list_cfdi,
@@ -482,13 +495,30 @@ def routes(settings: Settings) -> tuple[Route, ...]:
     )
 
 
+def _links(creator: Route, table: tuple[Route, ...]) -> dict[str, Any]:
+    """OpenAPI links from what ``creator`` made to the operations on it."""
+    assert creator.creates is not None
+    param, prop = creator.creates
+    prefix = f"{creator.template}/{{{param}}}"
+    known = {param, *creator.path_params}
+    links = {}
+    for t in table:
+        on_it = t.template == prefix or t.template.startswith(prefix + "/")
+        if on_it and set(t.path_params) <= known:
+            links[t.operation_id] = {"operationId": t.operation_id, "parameters": {
+                p: f"$response.body#/{prop}" if p == param else f"$request.path.{p}"
+                for p in t.path_params}}
+    return links
+
+
 def openapi(settings: Settings) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for r in routes(settings):
-        op: dict[str, Any] = {"summary": r.summary, "operationId":
-                              f"{r.method.lower()}_{r.handler.__name__}", "responses": {}}
+    table = routes(settings)
+    for r in table:
+        op: dict[str, Any] = {"summary": r.summary, "operationId": r.operation_id,
+                              "responses": {}}
         params = [{"name": p, "in": "path", "required": True, "schema": PATH_PARAMS[p]}
-                  for p in re.findall(r"\{(\w+)\}", r.template)]
+                  for p in r.path_params]
         params += [{"name": q, "in": "query", "required": False, "schema": s,
                     "description": s.get("description", "")} for q, s in r.query.items()]
         if params:
@@ -506,6 +536,8 @@ def openapi(settings: Settings) -> dict[str, Any]:
                 resp["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
             if status == 503:
                 resp["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+            if status == r.ok and r.creates:
+                resp["links"] = _links(r, table)
             op["responses"][str(status)] = resp
         paths.setdefault(f"/api/v1{r.template}", {})[r.method.lower()] = op
     return {

@@ -3,14 +3,18 @@ on a real server with a real token: every answer must carry a status the documen
 lists for that operation, a body that matches its schema, never a 5xx; schema-valid
 requests are accepted and schema-violating ones refused.
 
-Bounded to stay under a minute: a few examples per operation and mode, no
+Then a stateful run follows the document's links (create, then use what was
+created). Bounded to stay under a minute: a few examples per operation and mode, no
 deadline (two cores shared with other suites), no example database, and only
 127.0.0.1. Mutating operations run too: the server is thrown away afterwards."""
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from test_api import SMALL
 
@@ -53,5 +57,45 @@ def test_every_operation_answers_as_the_openapi_document_says(make_server):
                 run()
             except (Exception, BaseExceptionGroup) as exc:  # FailureGroup is an exception group
                 failures.append(f"{op.label} ({label}): {exc}")
+
+    # Stateful: follow the document's links (create a space, then show, change, list
+    # and add members to it; add a member, then remove it) in generated sequences,
+    # on a server of their own. Hypothesis replays choices and insists that the same
+    # choices draw the same data, so what a sequence sees must not depend on what
+    # earlier sequences left behind: every space it creates gets a fresh name.
+    srv2 = make_server(SMALL).start()
+    token2 = srv2.cli("admin", "token", "create", "stateful").stdout.strip().splitlines()[-1]
+    schema = schemathesis.openapi.from_url(f"{srv2.url}/api/v1/openapi.json", timeout=10)
+    schema.config.update(base_url=srv2.url)
+    schema.config.generation.update(with_security_parameters=False)
+    created = itertools.count()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case):
+            body = case.body
+            if case.method == "POST" and case.path == "/api/v1/spaces" and \
+                    isinstance(body, dict) and isinstance(body.get("name"), str) and \
+                    re.fullmatch(r"[a-z0-9][a-z0-9_-]{1,62}", body["name"]):
+                # Only a valid name is renamed, into another valid one: a request
+                # meant to be refused stays refused.
+                body["name"] = f"{body['name'][:50]}-s{next(created)}"
+
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": f"Bearer {token2}"}, "timeout": 30}
+
+    try:
+        # No shrinking: replaying a sequence against a server it already changed
+        # (the space now exists: 409) is not the same sequence.
+        Workflow.run(settings=settings(max_examples=8, stateful_step_count=6,
+                                       deadline=None, database=None,
+                                       phases=[Phase.explicit, Phase.generate],
+                                       suppress_health_check=list(HealthCheck)))
+    except (Exception, BaseExceptionGroup) as exc:
+        failures.append(f"stateful: {exc}")
     assert not failures, "\n\n".join(failures)
     assert "Traceback" not in srv.log.read_text(encoding="utf-8")
+    log = srv2.log.read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    # The links were followed: spaces the sequences created were then used.
+    assert re.search(r"api: [A-Z]+ '/api/v1/spaces/[^/']+-s\d+[^']*' by token stateful "
+                     r"from \S+ -> 20[01]", log), "no stateful sequence followed a link"
