@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spaces import audit, quota, service, storage, trash
 from spaces.db import open_database
-from spaces.errors import SpaceError
+from spaces.errors import NotFound, SpaceError
 from spaces.plans import format_bytes
 from spaces.settings import ConfigError, Settings, load_settings
 
@@ -476,9 +476,14 @@ def _audit(args: argparse.Namespace, db: object) -> int:
         until = date.fromisoformat(args.date_to) if args.date_to else None
     except ValueError:
         raise SpaceError("Fecha no válida (use AAAA-MM-DD).") from None
-    space_id = service.get_space(db, args.space).id if args.space else None
-    f = audit.Filter(space_id=space_id, date_from=since, date_to=until, user=args.user,
-                     action=args.event, path=args.path)
+    space_id, space_name = None, None
+    if args.space:
+        try:
+            space_id = service.get_space(db, args.space).id
+        except NotFound:  # a space that no longer exists: its records outlive it
+            space_name = args.space.strip().lower()
+    f = audit.Filter(space_id=space_id, space=space_name, date_from=since, date_to=until,
+                     user=args.user, action=args.event, path=args.path)
     if args.action == "export":
         if args.archive == "-":
             n = audit.export_csv(db, f, sys.stdout)

@@ -201,6 +201,8 @@ def test_expiry_keeps_records_for_the_longest_cfdi_period_and_under_a_hold(make_
     assert "viejo" not in left
     assert {"cuatro-años", "cinco-años-y-un-mes", "viejo-con-retencion",
             "espacio-que-ya-no-existe"} <= left
+    # The records of a space that no longer exists can still be listed by its name.
+    assert [r["detalle"] for r in log_of(srv, "borrado")] == ["espacio-que-ya-no-existe"]
     # The same rule, stated by the domain: 5 years (the longest plan) plus the margin.
     from spaces.settings import Settings
 
