@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from spaces import accounts, audit, notices, plans, service, storage
+from spaces import accounts, audit, notices, plans, retention, service, storage
 from spaces.db import Database
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mailer, MailError
@@ -400,6 +400,8 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
     if old_tier != tier.name:
         audit.record(s, space.id, audit.Action.TIER_CHANGED, actor=who, space_name=space.name,
                      detail=f"{old_tier} -> {tier.name} (pago)")
+        # The CFDI already kept get the new plan's period (never a shorter one).
+        retention.extend_in_session(s, settings, space.id, tier.name)
     item.outcome = "renewed" if old_tier == tier.name else f"changed from {old_tier}"
     s.flush()
     log.info("space tier changed by payment: space=%s %s -> %s until=%s", space.name, old_tier,

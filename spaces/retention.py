@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select, update
+from sqlalchemy.orm import Session
 
 from spaces import audit, metrics, plans
 from spaces.db import Database, like_prefix
@@ -126,18 +127,24 @@ def check_writable(db: Database, space_id: int, rel: str) -> None:
 def extend_for_tier(settings: Settings, db: Database, space_id: int, tier: str) -> int:
     """After a tier change: documents not yet released get at least the new
     period; nothing is ever shortened. Returns how many were extended."""
+    with db.session() as s:
+        return extend_in_session(s, settings, space_id, tier)
+
+
+def extend_in_session(s: Session, settings: Settings, space_id: int, tier: str) -> int:
+    """:func:`extend_for_tier` inside the caller's transaction (a paid upgrade
+    changes the tier and extends the protection in one commit)."""
     years = years_for(settings, tier)
     changed = 0
-    with db.session() as s:
-        docs = s.scalars(select(CfdiDocument).where(
-            CfdiDocument.space_id == space_id,
-            CfdiDocument.category.in_(PROTECTED_CATEGORIES),
-            CfdiDocument.released_at.is_(None)))
-        for d in docs:
-            candidate = add_years(d.ingested_at, years)
-            if d.protected_until is None or candidate > d.protected_until:
-                d.protected_until = candidate
-                changed += 1
+    docs = s.scalars(select(CfdiDocument).where(
+        CfdiDocument.space_id == space_id,
+        CfdiDocument.category.in_(PROTECTED_CATEGORIES),
+        CfdiDocument.released_at.is_(None)))
+    for d in docs:
+        candidate = add_years(d.ingested_at, years)
+        if d.protected_until is None or candidate > d.protected_until:
+            d.protected_until = candidate
+            changed += 1
     return changed
 
 

@@ -18,7 +18,9 @@ from spaces.models import Account, Space, utcnow
 from spaces.payments import GatewayEvent
 from spaces.settings import load_settings
 
-SMALL_TIER = '[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
+SMALL_TIER = ('[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
+              '[tiers.B]\nquota = "100M"\nmax_users = 2\ncfdi_years = 1\n'
+              'monthly_price = "5.00"\n')
 
 
 @pytest.fixture
@@ -145,3 +147,28 @@ def test_lifecycle_command_runs_from_the_cli(shop):
     assert "acme: vencido, ahora en solo lectura" in p.stdout
     p = srv.cli("lifecycle", "run", "--today", "mañana", check=False)
     assert p.returncode == 1 and p.stderr.startswith("error: Fecha no válida")
+
+
+def test_a_paid_upgrade_extends_the_protection_of_cfdi_already_kept(shop, tmp_path):
+    """A customer on a 1-year plan who pays for a 5-year one gets 5 years for the
+    CFDI already in the space, exactly as when an operator changes the tier."""
+    import json
+    from datetime import datetime
+
+    from test_cfdi import one_cfdi
+
+    srv, settings, db, mailer, links, account_id = shop
+    pay(settings, db, mailer, links, account_id, "B", "monthly")
+    data, _entry = one_cfdi(tmp_path)
+    assert requests.put(srv.dav("acme", "factura.xml"), data=data, auth=AUTH,
+                        timeout=30).status_code == 201
+
+    def until() -> int:
+        rows = json.loads(srv.cli("cfdi", "list", "acme", "--json").stdout)
+        return datetime.fromisoformat(rows[0]["protected_until"]).year
+
+    assert until() == datetime.now().year + 1
+    pay(settings, db, mailer, links, account_id, "4G", "monthly")
+    assert until() == datetime.now().year + 5
+    pay(settings, db, mailer, links, account_id, "B", "monthly")  # never shortened
+    assert until() == datetime.now().year + 5
