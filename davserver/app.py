@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -195,6 +195,73 @@ def guard_paths(app: WSGIApp) -> WSGIApp:
     return guarded
 
 
+#: What a person reads for each error WsgiDAV answers on its own (its pages are
+#: English HTML with its version, the time and, on a 500, the exception).
+SPANISH_ERRORS = {
+    400: "La petición no es válida.",
+    401: "Escriba el usuario y la contraseña de este espacio.",
+    403: "No tiene permiso para esta operación.",
+    404: "No existe.",
+    405: "Esta operación no se permite aquí (por ejemplo, crear una carpeta que ya existe).",
+    409: "La carpeta que debe contenerlo no existe: créela primero.",
+    411: "La petición debe indicar su tamaño (Content-Length).",
+    412: "El destino ya existe o cambió mientras tanto; no se sobrescribió.",
+    413: "La petición es demasiado grande.",
+    415: "Tipo de contenido no admitido.",
+    416: "El rango pedido no existe en el archivo.",
+    423: "Está bloqueado: alguien más lo tiene abierto.",
+    424: "No se hizo porque otra parte de la operación falló.",
+    502: "El destino está en otro servidor: solo se puede copiar o mover dentro del espacio.",
+    503: "El servicio no está disponible en este momento; intente de nuevo en unos segundos.",
+    507: "Espacio insuficiente.",
+}
+SERVER_ERROR = ("Ocurrió un error interno; no se hizo ningún cambio a medias. Intente de "
+                "nuevo y, si se repite, avise a soporte.")
+
+
+def spanish_errors(app: WSGIApp) -> WSGIApp:
+    """Replace WsgiDAV's own HTML error pages (status >= 400, ``text/html``) with
+    one Spanish sentence in plain text; the status and every other header stay.
+    Our own refusals (plain text) and WebDAV's XML error bodies pass untouched."""
+
+    def translated(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        replacement: list[bytes] = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            code = int(status[:3])
+            ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+            if code >= 400 and ctype.startswith("text/html"):
+                msg = SPANISH_ERRORS.get(code, SERVER_ERROR if code >= 500 else
+                                         f"No se pudo completar la operación ({code}).")
+                body = (msg + "\n").encode("utf-8")
+                replacement.append(body)
+                headers = [(k, v) for k, v in headers
+                           if k.lower() not in ("content-type", "content-length")]
+                headers += [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))]
+            return start_response(status, headers, exc_info)
+
+        inner = app(environ, start)
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+
+        def body() -> Iterator[bytes]:
+            try:
+                for chunk in inner:
+                    if replacement:
+                        break
+                    yield chunk
+                if replacement and not head:
+                    yield replacement[0]
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+
+        return body()
+
+    return translated
+
+
 def _lock_storage(settings: Settings, db: Database) -> Any:
     if settings.locks.backend == "redis":
         return RedisLockStorage(settings.locks.redis_url, settings.redis_password,
@@ -259,4 +326,4 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
     if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
         for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
             logging.getLogger(name).addFilter(_ExpectedRefusals())
-    return guard_paths(guard_bodies(dav, settings.server.max_xml_body))
+    return guard_paths(guard_bodies(spanish_errors(dav), settings.server.max_xml_body))

@@ -293,6 +293,40 @@ def test_401_for_an_existing_and_a_missing_space_look_the_same(make_server, who)
     assert raw(srv, "GET", "/dav/beta/secreto.txt", auth=BETO).body == SECRET_B
 
 
+# -- 3b. error pages: Spanish, plain, nothing about the server --------------------
+
+@pytest.mark.parametrize("method,path,headers,expected_status,spanish", [
+    ("GET", "/dav/alfa/f.txt", None, 401, "usuario y la contraseña"),
+    ("GET", "/dav/alfa/no-existe.txt", ANA, 404, "No existe"),
+    ("PUT", "/dav/alfa/falta/carpeta/a.txt", ANA, 409, "carpeta"),
+    ("MKCOL", "/dav/alfa/carpeta/", ANA, 405, "no se permite"),
+    ("MOVE", "/dav/alfa/f.txt", ANA, 412, "ya existe"),
+    ("COPY", "/dav/alfa/f.txt", ANA, 502, "otro servidor"),
+], ids=["401", "404", "409", "405", "412", "502"])
+def test_error_pages_are_spanish_plain_text_and_name_no_server_internals(
+        make_server, method, path, headers, expected_status, spanish):
+    """WsgiDAV's own error pages are English HTML naming its version and the time
+    (and on a 500, the exception): the drive answers every error in Spanish,
+    plain text, with the same status."""
+    srv = two_spaces(make_server)
+    extra = {}
+    if method == "MOVE":
+        extra = {"Destination": f"{srv.url}/dav/alfa/carpeta/x.txt", "Overwrite": "F"}
+    if method == "COPY":
+        extra = {"Destination": "http://otro.example.com/dav/alfa/g.txt"}
+    body = b"hola" if method == "PUT" else None
+    r = raw(srv, method, path, auth=headers, headers=extra, body=body)
+    assert r.status == expected_status, r
+    assert (r.header("Content-Type") or "").startswith("text/plain"), r.headers
+    text = r.body.decode("utf-8")
+    assert spanish.lower() in text.lower(), text
+    for leak in ("WsgiDAV", "wsgidav", "Traceback", "<html", "Source exception"):
+        assert leak not in text, text
+    assert int(r.header("Content-Length")) == len(r.body)
+    head = raw(srv, "HEAD", "/dav/alfa/no-existe.txt", auth=ANA)
+    assert head.status == 404 and head.body == b""
+
+
 # -- 4. readers --------------------------------------------------------------------
 
 def test_reader_can_read_but_every_write_gets_403_in_spanish_and_changes_nothing(
