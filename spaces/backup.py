@@ -4,6 +4,9 @@ restorable on a fresh machine (even onto another database engine).
 The archive is a tar file (``.tar.gz`` compresses) holding:
 
 - ``files/<space>/...``: every file and folder of each space, with its mtime;
+- ``trash/<space>/...`` and ``versions/<space>/...``: its trash bin and the
+  earlier versions of its files (they count toward its usage, and their rows
+  are in the database part);
 - ``db/<table>.jsonl``: the rows, one JSON object per line, typed by the schema;
 - ``manifest.json`` (last): format, schema revision, and for each space its
   counters and the size and sha256 of every file.
@@ -64,12 +67,19 @@ class BackupError(SpaceError):
     """The archive is not a Resguardo backup, is damaged, or cannot be restored here."""
 
 
+#: What is archived of each space: its files, and beside them what counts toward
+#: its usage too (the trash and the earlier versions).
+AREAS = ("files", *quota.COUNTED_AREAS)
+
+
 @dataclass
 class SpaceSummary:
     name: str
     used_bytes: int
     used_files: int
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The same for the trash and the versions: area -> relative path -> size, sha256.
+    areas: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -249,20 +259,23 @@ def backup(settings: Settings, db: Database, dest: Path,
     try:
         with tarfile.open(partial, mode) as tar:
             for sp in spaces:
-                files_root = storage.space_dir(settings, sp.name) / "files"
+                home = storage.space_dir(settings, sp.name)
                 snap = work / sp.name
                 with storage.space_guard(settings, db, sp.id):
-                    if files_root.is_dir():
-                        _snapshot(files_root, snap)
-                    else:
-                        snap.mkdir(parents=True)
+                    for area in AREAS:
+                        if (home / area).is_dir():
+                            _snapshot(home / area, snap / area)
+                        else:
+                            (snap / area).mkdir(parents=True)
                     space_rows = _space_rows(db, sp)
                 for table, found in space_rows.items():
                     rows[table].extend(found)
                 counters = space_rows["spaces"][0]
                 summary = SpaceSummary(sp.name, int(counters["used_bytes"]),
                                        int(counters["used_files"]))
-                summary.files = _add_tree(tar, snap, f"files/{sp.name}")
+                for area in AREAS:
+                    summary.areas[area] = _add_tree(tar, snap / area, f"{area}/{sp.name}")
+                summary.files = summary.areas.pop("files")
                 shutil.rmtree(snap)
                 summaries.append(summary)
             if names is None:
@@ -277,7 +290,7 @@ def backup(settings: Settings, db: Database, dest: Path,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "schema_revision": revision, "scope": "all" if names is None else "spaces",
                 "spaces": [{"name": s.name, "used_bytes": s.used_bytes,
-                            "used_files": s.used_files, "files": s.files}
+                            "used_files": s.used_files, "files": s.files, **s.areas}
                            for s in summaries],
                 "tables": {t: len(r) for t, r in rows.items()},
             }
@@ -335,10 +348,10 @@ def _check_revision(db: Database, revision: str) -> None:
 
 
 def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, Any]],
-                   dest: Path) -> None:
-    """Extract ``files/<name>/`` into ``dest`` (regular files and folders only,
+                   dest: Path, area: str = "files") -> None:
+    """Extract ``<area>/<name>/`` into ``dest`` (regular files and folders only,
     never outside it) and check every file against the manifest."""
-    prefix = f"files/{name}/"
+    prefix = f"{area}/{name}/"
     dest.mkdir(parents=True)
     seen: set[str] = set()
     dirs: list[tuple[Path, int]] = []
@@ -434,7 +447,9 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
     placed: list[Path] = []
     try:
         for n in wanted:
-            _extract_space(tar, n, by_name[n]["files"], staging / n / "files")
+            for area in AREAS:
+                # Archives written before the trash existed have no such area.
+                _extract_space(tar, n, by_name[n].get(area, {}), staging / n / area, area)
             (staging / n / "tmp").mkdir()
 
         def place() -> None:

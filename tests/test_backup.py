@@ -62,6 +62,11 @@ def source(make_server, tmp_path):
     for name, body in files.items():
         assert s.put(dav("acme", name), data=body).status_code == 201
     assert s.put(dav("beta", "notas.txt"), data="Pólizas ✓".encode()).status_code == 201
+    # A safety net to carry over too: an earlier version and an item in the trash.
+    assert s.put(dav("acme", "Contabilidad/nómina enero.pdf"),
+                 data=os.urandom(40_000)).status_code == 204
+    assert s.put(dav("acme", "borrador.docx"), data=os.urandom(20_000)).status_code == 201
+    assert s.delete(dav("acme", "borrador.docx")).status_code == 204
     assert s.request("PROPPATCH", dav("acme", "Contabilidad/nómina enero.pdf"),
                      data=PROP).status_code == 207
     srv.cli("retention", "hold", "acme", "/Contabilidad", "--reason", "auditoría SAT")
@@ -75,6 +80,10 @@ def test_backup_restores_byte_for_byte_on_a_fresh_installation(source, make_serv
     assert "2 espacios" in p.stdout and archive.exists()
     assert not list(tmp_path.glob("respaldo.tar.gz.partial*"))
     before = {sp: (disk_hashes(src.files_root(sp)), counters(src, sp)) for sp in ("acme", "beta")}
+    net_before = {area: disk_hashes(src.files_root("acme").parent / area)
+                  for area in ("trash", "versions")}
+    assert all(net_before.values())
+    trash_before = json.loads(src.cli("trash", "list", "acme", "--json").stdout)
     cfdi_before = json.loads(src.cli("cfdi", "list", "acme", "--all", "--json").stdout)
 
     dst = make_server(name="destino")
@@ -91,6 +100,16 @@ def test_backup_restores_byte_for_byte_on_a_fresh_installation(source, make_serv
             r = s.get(dst.dav(sp, rel))
             assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == digest
     assert hashes  # the loop above checked files
+    # The trash and the earlier versions came back, and work.
+    for area, digests in net_before.items():
+        assert disk_hashes(dst.files_root("acme").parent / area) == digests, area
+    assert json.loads(dst.cli("trash", "list", "acme", "--json").stdout) == trash_before
+    versions = json.loads(dst.cli("versions", "list", "acme", "Contabilidad/nómina enero.pdf",
+                                  "--json").stdout)
+    assert [v["size"] for v in versions] == [50_000]
+    dst.cli("trash", "restore", "acme", str(trash_before[0]["id"]))
+    assert session().get(dst.dav("acme", "borrador.docx")).status_code == 200
+    assert "sin diferencias" in dst.cli("quota", "recount", "acme").stdout
     assert json.loads(dst.cli("cfdi", "list", "acme", "--all", "--json").stdout) == cfdi_before
     # Roles, dead properties, protection and legal holds came back too.
     assert session("luis", "secreto-luis-1").put(dst.dav("acme", "x.txt"),
@@ -110,12 +129,14 @@ def test_one_space_restores_beside_existing_spaces(source, make_server, tmp_path
     archive = tmp_path / "acme.tar"
     src.cli("backup", str(archive), "--space", "acme")
     hashes, counts = disk_hashes(src.files_root("acme")), counters(src, "acme")
+    trash_hashes = disk_hashes(src.files_root("acme").parent / "trash")
     dst = make_server(name="otro").start()
     dst.create_space("zeta", "4G")  # takes the ids the archive's rows had
     dst.add_user("zeta", "ana", "otra-clave-zeta")
     dst.cli("restore", str(archive))
     assert disk_hashes(dst.files_root("acme")) == hashes
     assert counters(dst, "acme") == counts
+    assert disk_hashes(dst.files_root("acme").parent / "trash") == trash_hashes
     assert session().get(dst.dav("acme", "vacío.txt")).status_code == 200
     assert session("ana", "otra-clave-zeta").request(
         "PROPFIND", dst.dav("zeta", ""), headers={"Depth": "0"}).status_code == 207
