@@ -262,6 +262,26 @@ def spanish_errors(app: WSGIApp) -> WSGIApp:
     return translated
 
 
+#: On every drive response: a stored HTML or SVG opened in a browser runs in a
+#: sandbox (a unique origin, no scripts), never as the portal that shares the
+#: address; and no content sniffing turns a text file into a page.
+CONTENT_HEADERS = [("Content-Security-Policy", "sandbox; default-src 'none'; "
+                    "img-src 'self'; style-src 'unsafe-inline'"),
+                   ("X-Content-Type-Options", "nosniff")]
+
+
+def sandbox_content(app: WSGIApp) -> WSGIApp:
+    """Add :data:`CONTENT_HEADERS` to every response of the drive."""
+
+    def sandboxed(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, headers + CONTENT_HEADERS, exc_info)
+
+        return app(environ, start)
+
+    return sandboxed
+
+
 def _lock_storage(settings: Settings, db: Database) -> Any:
     if settings.locks.backend == "redis":
         return RedisLockStorage(settings.locks.redis_url, settings.redis_password,
@@ -326,4 +346,5 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
     if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
         for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
             logging.getLogger(name).addFilter(_ExpectedRefusals())
-    return guard_paths(guard_bodies(spanish_errors(dav), settings.server.max_xml_body))
+    return sandbox_content(guard_paths(guard_bodies(spanish_errors(dav),
+                                                    settings.server.max_xml_body)))

@@ -611,6 +611,21 @@ def test_hostile_paths_get_a_clear_4xx_and_never_reach_outside(make_server, tmp_
                                                              / "secreto.txt").exists()
 
 
+def test_a_stored_web_page_never_runs_as_the_portal(make_server):
+    """The drive shares its address with the portal: an HTML or SVG file a member
+    stored must not run scripts with the portal's cookies when opened in a browser
+    (sandboxed, not sniffed)."""
+    srv = two_spaces(make_server)
+    page = b"<html><script>fetch('/operador/')</script></html>"
+    assert raw(srv, "PUT", "/dav/alfa/pagina.html", auth=ANA, body=page).status == 201
+    for method in ("GET", "HEAD"):
+        r = raw(srv, method, "/dav/alfa/pagina.html", auth=ANA)
+        assert r.status == 200
+        assert "sandbox" in (r.header("Content-Security-Policy") or ""), r.headers
+        assert r.header("X-Content-Type-Options") == "nosniff"
+    assert raw(srv, "GET", "/dav/alfa/pagina.html", auth=ANA).body == page
+
+
 def test_symlinks_in_a_space_are_neither_listed_nor_followed(make_server, tmp_path):
     srv = two_spaces(make_server)
     outside = tmp_path / "fuera"
