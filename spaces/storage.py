@@ -315,8 +315,10 @@ class SpaceFiles:
         """The user the actor names (for trash and version rows), if any."""
         return self.actor.user if self.actor is not None else None
 
-    def _audit(self, action: audit.Action, path: str | None, *, dest: str | None = None,
-               size: int | None = None, detail: str | None = None) -> None:
+    def record_event(self, action: audit.Action, path: str | None, *,
+                     dest: str | None = None, size: int | None = None,
+                     detail: str | None = None) -> None:
+        """Append this change to the audit log, after the fact (never raises)."""
         audit.record(self.db, self.space_id, action, actor=self.actor, path=path, dest=dest,
                      size=size, detail=detail, space_name=self.space_name)
 
@@ -432,7 +434,7 @@ class SpaceFiles:
                 if _is_disk_full(exc):
                     raise DiskFull(self.space_name) from exc
                 raise
-        self._audit(audit.Action.MKDIR, self.index_path(p))
+        self.record_event(audit.Action.MKDIR, self.index_path(p))
 
     def delete(self, rel: str) -> DeleteResult:
         """Delete the file or folder (recursively) at ``rel``: into the trash.
@@ -470,7 +472,7 @@ class SpaceFiles:
                 if origin is not None:
                     versions.keep_renamed_away(self, p, e, origin)
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
-                    self._audit(audit.Action.DELETE, index_rel, size=e.size,
+                    self.record_event(audit.Action.DELETE, index_rel, size=e.size,
                                 detail=f"versión de {origin}")
                     return DeleteResult(e.size, 1, [])
             if not protections:
@@ -487,7 +489,7 @@ class SpaceFiles:
                 cfdi_index.forget_tree(self.db, self.space_id, index_rel,
                                        {pr.path for pr in protections})
             versions.forget_trails(self, index_rel)
-        self._audit(audit.Action.DELETE, index_rel, size=nbytes,
+        self.record_event(audit.Action.DELETE, index_rel, size=nbytes,
                     detail=f"a la papelera; {len(kept)} CFDI protegidos se quedan" if kept
                     else "a la papelera")
         log.info("deleted into trash: space=%s path=%s bytes=%d files=%d kept=%d",
@@ -643,7 +645,7 @@ class SpaceFiles:
                 versions.leave_trail(self, dst_index, src_index)
             else:
                 versions.moved(self, src_index, dst_index)
-        self._audit(audit.Action.MOVE, src_index, dest=dst_index, size=se.size,
+        self.record_event(audit.Action.MOVE, src_index, dest=dst_index, size=se.size,
                     detail="reemplaza al destino (queda como versión)" if replaced else None)
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
@@ -831,9 +833,9 @@ class Upload:
                  f.space_name, self.target.relative_to(f.root), self.written, old_now)
         rel = f.index_path(self.target)
         if self.copied_from is not None:
-            f._audit(audit.Action.COPY, self.copied_from, dest=rel, size=self.written)
+            f.record_event(audit.Action.COPY, self.copied_from, dest=rel, size=self.written)
         else:
-            f._audit(audit.Action.UPLOAD if new_file else audit.Action.OVERWRITE, rel,
+            f.record_event(audit.Action.UPLOAD if new_file else audit.Action.OVERWRITE, rel,
                      size=self.written,
                      detail=f"versión anterior guardada ({old_now} bytes)" if keep else None)
         return new_file

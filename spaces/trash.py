@@ -134,7 +134,7 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
         _drop(files.db, row.id)
         rel = files.index_path(target)
         _reindex(files, target)
-    files._audit(audit.Action.TRASH_RESTORE, row.path, dest=rel, size=row.size)
+    files.record_event(audit.Action.TRASH_RESTORE, row.path, dest=rel, size=row.size)
     log.info("restored from trash: space=%s path=%s as=%s by=%s", files.space_name,
              row.path, rel, by or files.actor_name)
     return rel
@@ -179,7 +179,7 @@ def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) ->
     with files.guard():
         row = _row(files, item_id)
         freed = _erase_item(files, row)
-    files._audit(audit.Action.TRASH_PURGE, row.path, size=freed.bytes,
+    files.record_event(audit.Action.TRASH_PURGE, row.path, size=freed.bytes,
                  detail=f"eliminado por {by or files.actor_name or 'el sistema'}")
     return freed
 
@@ -206,7 +206,7 @@ def empty_trash(files: SpaceFiles, by: str | None = None) -> Freed:
         for row in rows:
             total = total + _erase_item(files, row)
     if total.items:
-        files._audit(audit.Action.TRASH_PURGE, "/", size=total.bytes,
+        files.record_event(audit.Action.TRASH_PURGE, "/", size=total.bytes,
                      detail=f"papelera vaciada: {total.items} elementos")
     log.info("trash emptied: space=%s items=%d bytes=%d by=%s", files.space_name,
              total.items, total.bytes, by or files.actor_name)
@@ -237,7 +237,7 @@ def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
                 break
             total = total + _erase_item(files, t)
     if total.items:
-        files._audit(audit.Action.TRASH_PURGE, "/", size=total.bytes,
+        files.record_event(audit.Action.TRASH_PURGE, "/", size=total.bytes,
                      detail=f"espacio liberado: {total.items} versiones y elementos de la "
                             "papelera")
     log.info("reclaimed: space=%s asked=%d freed=%d items=%d by=%s", files.space_name,
@@ -270,12 +270,12 @@ def expire(settings: Settings, db: Database, now: datetime | None = None,
         with files.guard():
             for v in (v for v in vrows if v.space_id == space_id):
                 freed = versions._erase_version(files, v)
-                files._audit(audit.Action.VERSION_PURGE, v.path, size=freed.bytes,
+                files.record_event(audit.Action.VERSION_PURGE, v.path, size=freed.bytes,
                              detail="vencida")
                 total = total + freed
             for t in (t for t in trows if t.space_id == space_id):
                 freed = _erase_item(files, t)
-                files._audit(audit.Action.TRASH_PURGE, t.path, size=freed.bytes,
+                files.record_event(audit.Action.TRASH_PURGE, t.path, size=freed.bytes,
                              detail="vencido en la papelera")
                 total = total + freed
         log.info("trash/versions expired: space=%s", files.space_name)

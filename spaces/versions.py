@@ -127,7 +127,7 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
             quota.apply(files.db, files.space_id, -e.size, -1)
         _index(files, target)
         prune(files, row.path)
-    files._audit(audit.Action.VERSION_RESTORE, row.path, size=row.size,
+    files.record_event(audit.Action.VERSION_RESTORE, row.path, size=row.size,
                  detail=f"versión del {row.created_at:%Y-%m-%d %H:%M} UTC")
     log.info("version restored: space=%s path=%s version=%d by=%s", files.space_name,
              row.path, row.id, by or files.actor_name)
@@ -153,7 +153,7 @@ def delete_version(files: SpaceFiles, version_id: int, by: str | None = None) ->
     with files.guard():
         row = _row(files, version_id)
         freed = _erase_version(files, row)
-    files._audit(audit.Action.VERSION_PURGE, row.path, size=freed.bytes,
+    files.record_event(audit.Action.VERSION_PURGE, row.path, size=freed.bytes,
                  detail=f"eliminada por {by or files.actor_name or 'el sistema'}")
     return freed
 

@@ -482,3 +482,36 @@ def test_file_events_reach_the_audit_log_with_who_and_what(make_server):
     ]
     dav_rows = [r for r in rows if r["usuario"] == "ana"]
     assert all(r["direccion"] == "127.0.0.1" and r["via"] == "dav" for r in dav_rows)
+
+
+def test_concurrent_overwrites_and_deletes_never_pass_the_quota_and_equal_a_recount(
+        make_server):
+    import threading
+
+    srv, _ = open_space(make_server, tier="T100K")
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        s = requests.Session()
+        s.auth = ("ana", "secreto-ana-1")
+        rng = random.Random(n)
+        for _ in range(15):
+            name = f"f{rng.randrange(4)}.bin"
+            if rng.random() < 0.7:
+                r = s.put(srv.dav("acme", name), data=b"x" * rng.randrange(1, 12 * KIB))
+                ok = (201, 204, 507)
+            else:
+                r = s.delete(srv.dav("acme", name))
+                ok = (204, 404)
+            if r.status_code not in ok:
+                errors.append(f"{r.request.method} {name}: {r.status_code} {r.text[:200]}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    used, _files = usage(srv)
+    assert used <= 100 * KIB
+    assert_usage_is_a_recount(srv)
