@@ -33,7 +33,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
-from spaces import cfdi_index, metrics, quota, retention, statusfile
+from spaces import cfdi_index, metrics, quota, retention, statusfile, trash
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -604,10 +604,11 @@ class StatusFile(DAVNonCollection):
         if self._body is None:
             try:
                 custody = cfdi_index.custody_count(self.ctx.files.db, self.ctx.space.id)
+                net = trash.held(self.ctx.files.db, self.ctx.space.id)
             except SQLAlchemyError:
-                custody = None
+                custody = net = None
             self._body = statusfile.render(self.ctx.space, _usage(self.environ),
-                                           cfdi_count=custody).encode("utf-8")
+                                           cfdi_count=custody, held=net).encode("utf-8")
         return self._body
 
     def get_content_length(self) -> int:

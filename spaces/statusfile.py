@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from spaces.plans import format_bytes
 from spaces.quota import Usage
 from spaces.service import SpaceInfo
+from spaces.trash import Held
 
 STATUS_FILE_NAME = "Espacio disponible - LEEME.txt"
 READ_ONLY_MESSAGE = (
@@ -26,8 +27,10 @@ _STATUS_ES = {
 
 
 def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
-           cfdi_count: int | None = None) -> str:
-    """The file's text (Spanish, Windows line endings so Notepad shows it well)."""
+           cfdi_count: int | None = None, held: Held | None = None) -> str:
+    """The file's text (Spanish, Windows line endings so Notepad shows it well).
+    ``held``: what the trash and the earlier versions hold (they count in the
+    usage; a customer who deleted files to make room must learn why it is not free)."""
     now = now or datetime.now(UTC)
     lines = [
         f"Resguardo — estado del espacio «{space.name}»",
@@ -47,8 +50,13 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
             f"Espacio disponible: {format_bytes(usage.available_bytes)}",
             f"Archivos y carpetas: {usage.used_files}",
         ]
+        if held is not None and held.bytes:
+            lines.append(f"En la papelera y en versiones anteriores: {format_bytes(held.bytes)} "
+                         "(cuentan en el espacio usado hasta que vencen; un administrador "
+                         "puede liberarlos desde la unidad web)")
         if usage.used_bytes > usage.quota_bytes:
-            lines.append("ATENCIÓN: el espacio está lleno; puede leer y borrar, pero no guardar.")
+            lines.append("ATENCIÓN: el espacio está lleno; puede leer y borrar, pero no guardar. "
+                         "Lo borrado sigue contando mientras esté en la papelera.")
     if cfdi_count is not None:
         lines.append(f"CFDI en resguardo: {cfdi_count}")
     paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"

@@ -499,6 +499,14 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in after
     assert f"Espacio disponible: {format_bytes(quota_bytes - size)}" in after
     assert "Plan: T1M" in after
+    assert "papelera" not in after  # nothing deleted yet: no line about it
+
+    # What is deleted still counts while it is in the trash: the file says so.
+    assert s.delete(srv.dav("acme", "datos.bin")).status_code == 204
+    deleted = s.get(status_url).content.decode("utf-8")
+    assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in deleted
+    assert f"En la papelera y en versiones anteriores: {format_bytes(size)}" in deleted
+    assert "unidad web" in deleted
 
 
 def test_status_file_is_not_counted_in_usage(make_server):
