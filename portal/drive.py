@@ -842,7 +842,8 @@ def _trash_page(w: Who, status: int = 200) -> Any:
     items = trash.list_trash(w.files)
     return render_template("drive/trash.html", who=w, space=w.space, items=items,
                            usage=usage, days=st.settings.trash.days,
-                           trash_bytes=sum(i.size for i in items)), status
+                           trash_bytes=sum(i.size for i in items),
+                           held=trash.held(st.db, w.space.id)), status
 
 
 @bp.get("/<name>/papelera")
@@ -903,6 +904,26 @@ def trash_empty(name: str) -> Any:
 
         return _("Papelera vaciada: %(n)s elementos, %(b)s liberados.", n=freed.items,
                  b=format_bytes(freed.bytes))
+
+    return _trash_action(name, act, admin=True)
+
+
+@bp.post("/<name>/papelera/liberar")
+def trash_reclaim(name: str) -> Any:
+    """An admin frees room: earlier versions first (oldest first), then the oldest
+    trash items; current files are never touched."""
+    from spaces import trash
+    from spaces.plans import format_bytes
+    from spaces.settings import parse_size
+
+    def act(w: Who) -> str:
+        try:
+            nbytes = parse_size(request.form.get("cantidad", ""))
+        except ValueError:
+            raise InvalidName(_("Escriba cuánto liberar, por ejemplo 500M o 2G.")) from None
+        freed = trash.reclaim(w.files, nbytes, by=w.username)
+        return _("Se liberaron %(b)s (%(n)s versiones anteriores y elementos de la papelera).",
+                 b=format_bytes(freed.bytes), n=freed.items)
 
     return _trash_action(name, act, admin=True)
 

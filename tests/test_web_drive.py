@@ -559,6 +559,36 @@ def test_a_version_is_listed_downloaded_and_restored(make_server):
     assert web.s.get(web.url(f"versiones/{vid}/descargar"), timeout=30).content == b"version dos"
 
 
+def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
+    """A full space: the admin frees room from the Papelera page; earlier versions go
+    first, then the oldest trash; current files are never touched; others can't."""
+    srv, dav, web = setup(make_server, tier="T100K", role="admin",
+                          config='[tiers.T100K]\nquota = "100K"\nmax_users = 3\ncfdi_years = 1\n')
+    srv.add_user("acme", "edi", "secreto-edi-1", role="editor")
+    assert dav.put(srv.dav("acme", "libro.xlsx"), data=b"a" * 30 * KIB).status_code == 201
+    assert dav.put(srv.dav("acme", "libro.xlsx"), data=b"b" * 30 * KIB).status_code == 204
+    assert dav.put(srv.dav("acme", "viejo.pdf"), data=b"v" * 30 * KIB).status_code == 201
+    assert dav.delete(srv.dav("acme", "viejo.pdf")).status_code == 204
+    r = dav.put(srv.dav("acme", "nuevo.pdf"), data=b"n" * 30 * KIB)
+    assert r.status_code == 507  # 90 KiB held: versions and trash count
+    page = web.s.get(web.url("papelera"), timeout=30).text
+    assert "Liberar espacio" in page and "versiones anteriores" in page
+    web.page = page
+    editor = WebDrive(srv, "acme", "edi", "secreto-edi-1")
+    editor.page = editor.s.get(editor.url("papelera"), timeout=30).text
+    assert "Liberar espacio" not in editor.page
+    assert editor.action("papelera/liberar", cantidad="20K").status_code == 403
+    assert web.action("papelera/liberar", cantidad="veinte").status_code == 400
+    r = web.action("papelera/liberar", cantidad="20K")
+    assert r.status_code == 200 and "Se liberaron" in r.text, r.text
+    # The version went first: the trash item is still there, the file untouched.
+    assert srv.cli("versions", "list", "acme", "libro.xlsx").stdout.strip() == ""
+    assert "viejo.pdf" in srv.cli("trash", "list", "acme").stdout
+    assert dav.get(srv.dav("acme", "libro.xlsx")).content == b"b" * 30 * KIB
+    assert dav.put(srv.dav("acme", "nuevo.pdf"), data=b"n" * 30 * KIB).status_code == 201
+    assert "sin diferencias" in srv.cli("quota", "recount", "acme").stdout
+
+
 def test_a_read_only_space_refuses_writes_on_both_and_a_suspended_one_logs_out(make_server):
     from spaces import service
 
