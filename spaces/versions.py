@@ -16,8 +16,10 @@ A version follows its file when the file is renamed or moved.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -189,12 +191,35 @@ def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
     ``versions`` (the file stays in place; its replacement then gets a new
     inode). The caller accounts for it (+size, +1 entry)."""
     row = _add_row(files, files.index_path(target), e)
+    kept = files.versions_root / row.token
     try:
-        os.link(target, files.versions_root / row.token)
+        try:
+            os.link(target, kept)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # A data folder on a filesystem without hard links (some network
+            # shares): copy the content instead, slower but the same result.
+            _copy_durably(target, kept)
     except BaseException:
+        kept.unlink(missing_ok=True)
         _drop(files, row.id)
         raise
     return row
+
+
+#: What ``link`` answers where a filesystem has no hard links (or no more for this file).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP,
+                            errno.EMLINK, errno.ENOSYS})
+
+
+def _copy_durably(src: Path, dst: Path) -> None:
+    """Copy ``src`` to the new file ``dst`` (content, times) and fsync it."""
+    with open(src, "rb") as fi, open(dst, "xb") as fo:
+        shutil.copyfileobj(fi, fo, 1024 * 1024)
+        fo.flush()
+        os.fsync(fo.fileno())
+    shutil.copystat(src, dst)
 
 
 def unlink_kept(files: SpaceFiles, row: FileVersion) -> None:

@@ -515,3 +515,47 @@ def test_concurrent_overwrites_and_deletes_never_pass_the_quota_and_equal_a_reco
     used, _files = usage(srv)
     assert used <= 100 * KIB
     assert_usage_is_a_recount(srv)
+
+
+def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monkeypatch):
+    """On a data folder whose filesystem refuses hard links (some network shares),
+    an overwrite copies the old content into versions instead of failing (500).
+    In-process on real SQLite and a real disk; only ``link`` is made to refuse."""
+    import errno
+    import os
+
+    from spaces import service, versions
+    from spaces.db import open_database
+    from spaces.settings import load_settings
+    from spaces.storage import SpaceFiles
+
+    cfg = tmp_path / "resguardo.toml"
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    settings = load_settings(cfg)
+    db = open_database(settings)
+    info = service.create_space(settings, db, "acme", "4G")
+    files = SpaceFiles(settings, db, info.id, info.name)
+
+    def put(data: bytes) -> None:
+        up = files.open_upload("libro.xlsx", len(data), exact=True)
+        up.write(data)
+        up.close()
+        up.commit()
+
+    put(b"primera version")
+
+    def no_links(src, dst, *a, **kw):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(versions.os, "link", no_links)
+    put(b"segunda version")
+    kept = versions.list_versions(files, "libro.xlsx")
+    assert [v.size for v in kept] == [len(b"primera version")]
+    entry, fh = versions.open_version(files, kept[0].id)
+    with fh:
+        assert fh.read() == b"primera version"
+    assert (files.root / "libro.xlsx").read_bytes() == b"segunda version"
+    u = service.get_space(db, "acme")
+    assert (u.used_bytes, u.used_files) == (len(b"primera version") + len(b"segunda version"), 2)
+    assert not os.listdir(files.root.parent / "tmp")
+    db.dispose()
