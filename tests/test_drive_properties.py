@@ -1,8 +1,9 @@
 """Property-based: random sequences of WebDAV operations against one live space.
 
-After every step: the space's usage equals the sum of its file sizes (and
-its file count the number of files and folders), it never exceeds the quota,
-and a model of the tree kept by the test matches what PROPFIND lists.
+After every step: the space's usage equals what is on disk — its files plus
+its trash and earlier versions, which count toward the quota — it never
+exceeds the quota, every refusal is the one the usage before the request
+predicts, and a model of the tree kept by the test matches what PROPFIND lists.
 """
 
 from __future__ import annotations
@@ -81,8 +82,15 @@ class DriveMachine(RuleBasedStateMachine):
         for name in list(_listing(self.s, self.srv.dav("prop"), "/dav/prop/")):
             if name.count("/") == (1 if name.endswith("/") else 0):
                 self.s.delete(self.srv.dav("prop", name))
+        # ...and an empty safety net: erase the trash and every earlier version.
+        self.srv.cli("trash", "reclaim", "prop", "1G")
         self.model: dict[str, int | None] = {}
         self.engine = sa.create_engine(self.srv.db_url)
+
+    def _stored(self) -> tuple[int, int]:
+        with self.engine.connect() as c:
+            return tuple(c.execute(sa.text(
+                "SELECT used_bytes, used_files FROM spaces WHERE name = 'prop'")).one())
 
     def teardown(self):
         self.engine.dispose()
@@ -91,18 +99,20 @@ class DriveMachine(RuleBasedStateMachine):
         parent = path.rstrip("/").rpartition("/")[0]
         return parent == "" or (parent + "/") in self.model
 
-    def _used(self) -> int:
-        return sum(v for v in self.model.values() if v is not None)
+    def _fits(self, size: int) -> bool:
+        """Whether ``size`` new bytes fit: what a file replaces is kept as a
+        version (or in the trash), so it frees nothing."""
+        return self._stored()[0] + size <= QUOTA
 
     @rule(folder=FOLDERS, name=NAMES, size=SIZES)
     def put(self, folder, name, size):
         path = folder + name
+        fits = self._fits(size)
         r = self.s.put(self.srv.dav("prop", path), data=b"p" * size)
         if not self._parent_exists(path) or (path + "/") in self.model:
             assert r.status_code in (405, 409), r.status_code
             return
-        old = self.model.get(path) or 0
-        if self._used() - old + size > QUOTA:
+        if not fits:
             assert r.status_code == 507, r.status_code
         else:
             assert r.status_code in (201, 204), r.status_code
@@ -135,6 +145,7 @@ class DriveMachine(RuleBasedStateMachine):
     @rule(src=NAMES, dst=NAMES, folder=FOLDERS, copy=st.booleans())
     def move_or_copy(self, src, dst, folder, copy):
         dst_path = folder + dst
+        fits = self._fits(self.model.get(src) or 0)
         r = self.s.request("COPY" if copy else "MOVE", self.srv.dav("prop", src),
                            headers={"Destination": self.srv.dav("prop", dst_path),
                                     "Overwrite": "T"})
@@ -147,11 +158,7 @@ class DriveMachine(RuleBasedStateMachine):
         if not self._parent_exists(dst_path):
             assert r.status_code == 409, r.status_code
             return
-        replaced = self.model.get(dst_path) or 0
-        if (dst_path + "/") in self.model:
-            replaced = sum(v or 0 for k, v in self.model.items() if k.startswith(dst_path + "/"))
-        size = self.model[src] or 0
-        if copy and self._used() - replaced + size > QUOTA:
+        if copy and not fits:
             assert r.status_code == 507, r.status_code
             return
         assert r.status_code in (201, 204), r.status_code
@@ -162,17 +169,17 @@ class DriveMachine(RuleBasedStateMachine):
             del self.model[src]
 
     @invariant()
-    def usage_matches_files_and_model(self):
-        with self.engine.connect() as c:
-            used, files = c.execute(sa.text(
-                "SELECT used_bytes, used_files FROM spaces WHERE name = 'prop'")).one()
-        d = {"used_bytes": used, "used_files": files}
-        assert d["used_bytes"] <= QUOTA
-        assert d["used_bytes"] == self._used(), (d, self.model)
-        assert d["used_files"] == len(self.model), (d, self.model)
-        on_disk = sum(p.stat().st_size for p in self.srv.files_root("prop").rglob("*")
-                      if p.is_file())
-        assert on_disk == d["used_bytes"]
+    def usage_matches_the_disk_and_the_tree_the_model(self):
+        used, entries = self._stored()
+        assert used <= QUOTA
+        root = self.srv.files_root("prop")
+        stored = [p for area in (root, root.parent / "trash", root.parent / "versions")
+                  for p in area.rglob("*")]
+        assert (used, entries) == (sum(p.stat().st_size for p in stored if p.is_file()),
+                                   len(stored)), self.model
+        files = {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")
+                 if p.is_file()}
+        assert files == {k: v for k, v in self.model.items() if v is not None}
         assert _listing(self.s, self.srv.dav("prop"), "/dav/prop/") == self.model
 
 
