@@ -34,7 +34,9 @@ from bench.workloads import (
 
 class PeakWatcher:
     """Samples every server's RSS (whole process tree) every 100 ms for the whole
-    run; the kernel's VmHWM is read at the end as well."""
+    run. The kernel's high-water mark (VmHWM) is read, then reset, each time the
+    workload changes (:meth:`enter`), so a peak shorter than a sample is still
+    pinned on the workload that caused it."""
 
     def __init__(self, servers: list[BenchServer]) -> None:
         self.servers = servers
@@ -55,15 +57,34 @@ class PeakWatcher:
             time.sleep(0.1)
 
     def start(self) -> None:
+        self._reset_hwm()
         self._t.start()
 
-    def stop(self) -> dict[str, float]:
+    def _reset_hwm(self) -> None:
         for s in self.servers:
             if s.alive():
-                hwm = s.hwm_kib() if s.name != "apache" else 0
+                s.reset_hwm()
+
+    def _take_hwm(self) -> None:
+        for s in self.servers:
+            if s.alive() and s.name != "apache":
+                hwm = s.hwm_kib()
                 if hwm > self.peak[s.name] + 1024:
-                    self.peak_at[s.name] = "entre dos muestras (VmHWM del kernel)"
-                self.peak[s.name] = max(self.peak[s.name], s.rss_kib(), hwm)
+                    self.peak[s.name] = hwm
+                    self.peak_at[s.name] = f"{self.current} (VmHWM del kernel)"
+
+    def enter(self, label: str) -> None:
+        """The workload ``label`` starts: the high-water mark so far belongs to
+        the one before."""
+        self._take_hwm()
+        self._reset_hwm()
+        self.current = label
+
+    def stop(self) -> dict[str, float]:
+        self._take_hwm()
+        for s in self.servers:
+            if s.alive():
+                self.peak[s.name] = max(self.peak[s.name], s.rss_kib())
         self._stop.set()
         self._t.join()
         return {k: v / 1024 for k, v in self.peak.items()}
@@ -166,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
             # Rotate the order each round so no server always goes first.
             order = servers[rnd % len(servers):] + servers[: rnd % len(servers)]
             runners = {s.name: Runner(s, setup, rnd) for s in order}
+            watcher.enter(f"ronda {rnd + 1}, preparación")
             for r in runners.values():
                 r.prepare()
             for w in workloads:
-                watcher.current = f"ronda {rnd + 1}, {w.key}"
+                watcher.enter(f"ronda {rnd + 1}, {w.key}")
                 for s in order:
                     value = getattr(runners[s.name], w.key)()
                     results[s.name].setdefault(w.key, []).append(value)
@@ -178,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             for r in runners.values():
                 r.close()
             if not only or "escala" in only:
-                watcher.current = f"ronda {rnd + 1}, escala"
+                watcher.enter(f"ronda {rnd + 1}, escala")
                 sc = scaling_round(resguardo, sizes, rnd)
                 for k, v in sc.items():
                     scaling[k].append(v)
                 print(f"ronda {rnd + 1} escala             arch/s  "
                       f"10={sc['escala10']:.1f}  100k={sc['escala100k']:.1f}", flush=True)
         if not only or "memoria" in only:
-            watcher.current = "memoria"
+            watcher.enter("memoria")
             memory = refused_upload_memory(resguardo)
             print("memoria (subidas rechazadas, MiB): "
                   + "  ".join(f"{k}={v:.1f}" for k, v in memory.items()), flush=True)

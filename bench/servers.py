@@ -123,6 +123,15 @@ class BenchServer:
         """Peak resident memory the kernel recorded (sum over the tree)."""
         return sum(_status_kib(p, "VmHWM:") for p in self.pids())
 
+    def reset_hwm(self) -> None:
+        """Start the kernel's high-water mark again from the current RSS
+        (``clear_refs`` 5); ignored where the kernel does not allow it."""
+        for p in self.pids():
+            try:
+                Path(f"/proc/{p}/clear_refs").write_text("5")
+            except OSError:
+                pass
+
     def _wait_line(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         assert self.proc is not None and self.proc.stdout is not None
         deadline = time.monotonic() + timeout
