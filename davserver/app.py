@@ -219,49 +219,6 @@ SERVER_ERROR = ("Ocurrió un error interno; no se hizo ningún cambio a medias. 
                 "nuevo y, si se repite, avise a soporte.")
 
 
-def spanish_errors(app: WSGIApp) -> WSGIApp:
-    """Replace WsgiDAV's own HTML error pages (status >= 400, ``text/html``) with
-    one Spanish sentence in plain text; the status and every other header stay.
-    Our own refusals (plain text) and WebDAV's XML error bodies pass untouched."""
-
-    def translated(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        replacement: list[bytes] = []
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            code = int(status[:3])
-            ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
-            if code >= 400 and ctype.startswith("text/html"):
-                msg = SPANISH_ERRORS.get(code, SERVER_ERROR if code >= 500 else
-                                         f"No se pudo completar la operación ({code}).")
-                body = (msg + "\n").encode("utf-8")
-                replacement.append(body)
-                headers = [(k, v) for k, v in headers
-                           if k.lower() not in ("content-type", "content-length")]
-                headers += [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body)))]
-            return start_response(status, headers, exc_info)
-
-        inner = app(environ, start)
-        head = environ.get("REQUEST_METHOD") == "HEAD"
-
-        def body() -> Iterator[bytes]:
-            try:
-                for chunk in inner:
-                    if replacement:
-                        break
-                    yield chunk
-                if replacement and not head:
-                    yield replacement[0]
-            finally:
-                close = getattr(inner, "close", None)
-                if close is not None:
-                    close()
-
-        return body()
-
-    return translated
-
-
 #: On every drive response: a stored HTML or SVG opened in a browser runs in a
 #: sandbox (a unique origin, no scripts), never as the portal that shares the
 #: address; and no content sniffing turns a text file into a page.
@@ -270,16 +227,52 @@ CONTENT_HEADERS = [("Content-Security-Policy", "sandbox; default-src 'none'; "
                    ("X-Content-Type-Options", "nosniff")]
 
 
-def sandbox_content(app: WSGIApp) -> WSGIApp:
-    """Add :data:`CONTENT_HEADERS` to every response of the drive."""
+def drive_responses(app: WSGIApp) -> WSGIApp:
+    """Every drive response gets :data:`CONTENT_HEADERS`; WsgiDAV's own HTML error
+    pages (status >= 400, ``text/html``) become one Spanish sentence in plain
+    text, same status and other headers. Our own refusals (plain text) and
+    WebDAV's XML error bodies pass untouched."""
 
-    def sandboxed(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        replacement: list[bytes] = []
+
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            code = int(status[:3])
+            if code >= 400 and next((v for k, v in headers if k.lower() == "content-type"),
+                                    "").startswith("text/html"):
+                msg = SPANISH_ERRORS.get(code, SERVER_ERROR if code >= 500 else
+                                         f"No se pudo completar la operación ({code}).")
+                body = (msg + "\n").encode("utf-8")
+                replacement.append(body)
+                headers = [(k, v) for k, v in headers
+                           if k.lower() not in ("content-type", "content-length")]
+                headers += [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body)))]
             return start_response(status, headers + CONTENT_HEADERS, exc_info)
 
-        return app(environ, start)
+        inner = app(environ, start)
 
-    return sandboxed
+        def body() -> Iterator[bytes]:
+            # WsgiDAV starts the response on the first chunk: only that one is
+            # looked at, the rest is handed through as it comes.
+            try:
+                chunks = iter(inner)
+                first = next(chunks, None)
+                if replacement:
+                    if environ.get("REQUEST_METHOD") != "HEAD":
+                        yield replacement[0]
+                    return
+                if first is not None:
+                    yield first
+                yield from chunks
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+
+        return body()
+
+    return wrapped
 
 
 def _lock_storage(settings: Settings, db: Database) -> Any:
@@ -346,5 +339,4 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
     if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
         for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
             logging.getLogger(name).addFilter(_ExpectedRefusals())
-    return sandbox_content(guard_paths(guard_bodies(spanish_errors(dav),
-                                                    settings.server.max_xml_body)))
+    return drive_responses(guard_paths(guard_bodies(dav, settings.server.max_xml_body)))

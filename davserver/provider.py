@@ -445,12 +445,10 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
         """A file copied over an existing file: the destination's content
         becomes a version (the upload path), not a trash item."""
         dest_rel = self._dest_rel(dest_path)
-        with mapped:
-            self.ctx.files.copy_fits(self.rel, dest_rel)
         dest = self._existing_file(dest_path)
         if dest is None:
-            return False
-        with mapped:
+            return False  # WsgiDAV's path: copy_move_single, quota-checked by copy_file
+        with mapped:  # quota-checked (exact size reserved) before anything changes
             self.ctx.files.copy_file(self.rel, dest_rel)
         dest.remove_all_properties(recursive=False)
         self._copy_props(dest_path, is_move=False)
