@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
@@ -76,11 +77,11 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     page.click("#confirmar")
 
     # 2. The free space banner; activating it shows its drive URL and storage.
-    assert "Espacio 1G gratis — comienza ahora" in page.content()
+    expect(page.locator("body")).to_contain_text("Espacio 1G gratis — comienza ahora")
     page.click("#activar-gratis")
     assert "despacho-lopez" in page.inner_text("#espacio")
     assert page.inner_text("#unidad") == f"{srv.url}/dav/despacho-lopez/"
-    assert "1 GB" in page.content()
+    expect(page.locator("body")).to_contain_text("1 GB")
     assert srv.show("despacho-lopez")["tier"] == "1G"
 
     # 3. Buy 4G monthly: the breakdown, then the cart.
@@ -142,4 +143,4 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
 
     # The link worked once.
     page.goto(link)
-    assert "no es válido" in page.content()
+    expect(page.locator("body")).to_contain_text("no es válido")

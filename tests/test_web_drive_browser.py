@@ -9,6 +9,7 @@ import os
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from test_portal_browser import browser  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
@@ -34,7 +35,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     page.set_default_timeout(30_000)
     page.on("dialog", lambda d: d.accept())
     _login(page, srv, "acme", "ana", "secreto-ana-1")
-    assert "Esta carpeta está vacía" in page.content()
+    expect(page.locator("body")).to_contain_text("Esta carpeta está vacía")
 
     # 1. A 20 MB upload: the progress bar reaches 100 % and the file is listed.
     big = tmp_path / "Estados financieros 2025.bin"
@@ -65,7 +66,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     page.click("#ir-papelera")
     assert "cuenta en el espacio usado" in page.inner_text("#nota-papelera")
     page.locator('tr[data-name="Estados financieros 2025.bin"] .restaurar').click()
-    assert "Restaurado en /Estados financieros 2025.bin" in page.content()
+    expect(page.locator("body")).to_contain_text("Restaurado en /Estados financieros 2025.bin")
     assert (srv.files_root("acme") / big.name).read_bytes() == data
 
     # 3. A file overwritten from the browser: restore the earlier version.
@@ -84,7 +85,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     row.locator("summary").click()
     row.get_by_role("link", name="Versiones").click()
     page.locator(".restaurar-version").first.click()
-    assert "Versión restaurada" in page.content()
+    expect(page.locator("body")).to_contain_text("Versión restaurada")
     assert (srv.files_root("acme") / "poliza.txt").read_bytes() == b"poliza original"
 
 
