@@ -16,6 +16,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,6 +45,8 @@ class CredentialCache:
         self.secret, self.ttl = secret, ttl
         self._lock = threading.Lock()
         self._data: dict[bytes, tuple[float, str]] = {}
+        #: key -> [lock, waiters]: the check in flight for those credentials.
+        self._flights: dict[bytes, list[Any]] = {}
 
     def key(self, space: str, user: str, password: str) -> bytes:
         msg = "\x00".join((space, user, password)).encode("utf-8", "surrogatepass")
@@ -54,6 +57,30 @@ class CredentialCache:
             hit = self._data.get(key)
         return bool(hit and hit[0] > time.monotonic() and
                     hmac.compare_digest(hit[1], password_hash))
+
+    def verified(self, key: bytes, password_hash: str, check: Callable[[], bool]) -> bool:
+        """Whether the password behind ``key`` opens ``password_hash``: from the
+        cache, or by ``check()`` (argon2). Requests that arrive together with the
+        same credentials (Explorer opens several connections at once) wait for
+        one check instead of each paying for their own."""
+        if self.matches(key, password_hash):
+            return True
+        with self._lock:
+            flight = self._flights.setdefault(key, [threading.Lock(), 0])
+            flight[1] += 1
+        try:
+            with flight[0]:
+                if self.matches(key, password_hash):
+                    return True
+                ok = check()
+                if ok:
+                    self.store(key, password_hash)
+                return ok
+        finally:
+            with self._lock:
+                flight[1] -= 1
+                if flight[1] == 0:
+                    del self._flights[key]
 
     def store(self, key: bytes, password_hash: str) -> None:
         if self.ttl <= 0:
@@ -125,12 +152,16 @@ class SpacesDomainController(BaseDomainController):
             raise HumanDAVError(
                 503, "El servicio no puede verificar su acceso en este momento; intente de "
                 "nuevo en unos segundos.", [("Retry-After", "5")]) from None
-        key = st.cache.key(realm, user, password)
-        ok = cred is not None and st.cache.matches(key, cred.password_hash)
-        if not ok:
-            ok = verify_password(password, cred.password_hash if cred else None)
-            if ok and cred is not None:
-                st.cache.store(key, cred.password_hash)
+        def check(stored: str | None) -> bool:
+            metrics.PASSWORD_CHECKS.inc()
+            return verify_password(password, stored)
+
+        if cred is None:
+            ok = check(None)  # the same cost as a wrong password
+        else:
+            stored = cred.password_hash
+            ok = st.cache.verified(st.cache.key(realm, user, password), stored,
+                                   lambda: check(stored))
         if not ok or cred is None:
             st.users.failure(user_key)
             st.addresses.failure(addr_key)

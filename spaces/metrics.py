@@ -29,6 +29,9 @@ AUTH_FAILURES = Counter(
     "resguardo_auth_failures_total",
     "Refused logins: wrong password or user, throttled, over the plan's users, suspended.",
     ["reason"])
+PASSWORD_CHECKS = Counter(
+    "resguardo_drive_password_checks_total",
+    "argon2 password checks the drive ran: logins its credential cache could not answer.")
 RETENTION_PROTECTIONS = Counter(
     "resguardo_retention_protections_total",
     "Changes refused because they would alter or delete a protected CFDI.")

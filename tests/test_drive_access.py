@@ -17,12 +17,15 @@ import stat
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import requests
 from conftest import ROOT
 
 #: Generous throttle so that the 401s these tests provoke come from the rule
@@ -474,6 +477,60 @@ def test_password_change_and_removal_take_effect_at_once_despite_the_cache(make_
     srv.add_user("cache", *ANA)
     assert raw(srv, "PROPFIND", url, auth=new, headers={"Depth": "0"}).status == 401
     assert raw(srv, "PROPFIND", url, auth=ANA, headers={"Depth": "0"}).status == 207
+
+
+ARGON2_MIB = 19  # spaces/passwords.py: OWASP's 19 MiB per check
+
+
+def password_checks(srv) -> float:
+    """The drive's count of argon2 checks, from its /metrics."""
+    text = requests.get(srv.url + "/metrics", timeout=10).text
+    return float(re.search(r"^resguardo_drive_password_checks_total (\S+)$", text, re.M)[1])
+
+
+def test_a_crowd_of_simultaneous_logins_runs_only_a_few_password_checks_at_a_time(
+        make_server):
+    """argon2 takes 19 MiB per check. Twenty-four clients arriving together (eight
+    sessions of one user whose cache entry is new or expired, eight other users,
+    eight wrong passwords) must not each hold those 19 MiB at once: the same
+    credentials are checked once for all who wait on them, and the process runs
+    at most as many checks at a time as it has cores. The kernel's own peak
+    (VmHWM, reset just before) says how much the crowd cost."""
+    srv = make_server(NO_THROTTLE).start()
+    srv.create_space("acme", "40G")
+    for i in range(9):
+        srv.add_user("acme", f"u{i}", f"secreto-u{i}-1")
+    who = ([("u1", "secreto-u1-1")] * 8 + [(f"u{i}", f"secreto-u{i}-1") for i in range(1, 9)]
+           + [(f"u{i}", "no-es-la-clave") for i in range(1, 9)])
+    barrier = threading.Barrier(len(who))
+
+    def login(cred: tuple[str, str]) -> int:
+        barrier.wait()
+        return raw(srv, "PROPFIND", "/dav/acme/", auth=cred, headers={"Depth": "0"}).status
+
+    # Steady state first: every worker thread busy once with a cached login (its
+    # database connection open), so what grows next is the password checks.
+    with ThreadPoolExecutor(len(who)) as pool:
+        assert set(pool.map(login, [("u0", "secreto-u0-1")] * len(who))) == {207}
+    try:
+        Path(f"/proc/{srv.proc.pid}/clear_refs").write_text("5")
+    except OSError as exc:
+        pytest.skip(f"this kernel does not let the peak be reset (clear_refs): {exc}")
+    before = srv.rss_kib()
+    checks_before = password_checks(srv)
+
+    with ThreadPoolExecutor(len(who)) as pool:
+        statuses = list(pool.map(login, who))
+    assert statuses == [207] * 16 + [401] * 8
+    # u1's nine requests share one check; u2-u8 one each; each wrong password one.
+    assert password_checks(srv) - checks_before == 1 + 7 + 8
+    peak = 0
+    for line in Path(f"/proc/{srv.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+    grown_mib = (peak - before) / 1024
+    slots = max(2, os.cpu_count() or 2)
+    assert grown_mib < (slots + 1) * ARGON2_MIB + 16, (grown_mib, slots)
 
 
 # -- 7. throttling -----------------------------------------------------------------
