@@ -192,6 +192,11 @@ def _values(space_id: int, action: str, actor: Actor | None, path: str | None,
     }
 
 
+#: Built once: the drive appends a record on every change, and building the
+#: statement each time cost more than running it.
+_INSERT = insert(AuditRecord)
+
+
 def record(target: Database | Session | Connection, space_id: int, action: Action | str,
            *, actor: Actor | None, path: str | None = None, dest: str | None = None,
            size: int | None = None, detail: str | None = None,
@@ -205,13 +210,16 @@ def record(target: Database | Session | Connection, space_id: int, action: Actio
     ERROR (see the module docstring). ``space_name`` saves a lookup.
     """
     values = _values(space_id, action, actor, path, dest, size, detail, space_name)
-    stmt = insert(AuditRecord).values(**values)
+    if isinstance(values["space_name"], str):
+        stmt, params = _INSERT, values
+    else:  # the name comes from a subquery
+        stmt, params = insert(AuditRecord).values(**values), None
     if isinstance(target, (Session, Connection)):
-        target.execute(stmt)
+        target.execute(stmt, params)
         return True
     try:
         with target.engine.begin() as c:
-            c.execute(stmt)
+            c.execute(stmt, params)
         return True
     except Exception as exc:  # noqa: BLE001 - after the fact: log, never undo the change
         AUDIT_FAILURES.inc()

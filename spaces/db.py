@@ -12,7 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import (
+    Engine,
+    Integer,
+    String,
+    Update,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from spaces.settings import Settings
@@ -27,6 +39,25 @@ def like_prefix(path: str) -> str:
     ``path``: '/a/b' -> '/a/b/%', with LIKE's own wildcards in the path escaped."""
     base = path.rstrip("/") + "/"
     return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def path_mover(model: Any, *where: Any) -> Update:
+    """An UPDATE, built once, that moves ``model.path`` from one place to another
+    for the row at the old path and every row below it ('/a' and '/a/x' become
+    '/b' and '/b/x'), set-based: no row is loaded. Run it with
+    :func:`path_move_params` plus the parameters of ``where`` (whose names
+    must not be column names: SQLAlchemy keeps those for the SET clause)."""
+    col = model.path
+    return (update(model)
+            .where(*where, or_(col == bindparam("src"),
+                               col.like(bindparam("prefix"), escape="\\")))
+            .values(path=cast(bindparam("dst", type_=String), String)
+                    + func.substr(col, bindparam("cut", type_=Integer))))
+
+
+def path_move_params(src: str, dst: str) -> dict[str, Any]:
+    """The parameters of a :func:`path_mover` statement for a rename ``src`` -> ``dst``."""
+    return {"src": src, "dst": dst, "prefix": like_prefix(src), "cut": len(src) + 1}
 
 
 class Database:

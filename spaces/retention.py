@@ -22,7 +22,7 @@ from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from spaces import audit, metrics, plans
-from spaces.db import Database, like_prefix
+from spaces.db import Database, like_prefix, path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
 from spaces.settings import Settings
@@ -187,16 +187,18 @@ def lift_hold(db: Database, space_name: str, path: str, by: str,
         return n
 
 
+#: Every MOVE runs them: built once.
+_MOVE_PATHS = tuple(path_mover(m, m.space_id == bindparam("sid"))
+                    for m in (CfdiDocument, CfdiHold))
+
+
 def moved(db: Database, space_id: int, src: str, dst: str) -> None:
     """A file or folder was renamed inside the space: index and holds follow it."""
     src, dst = "/" + src.strip("/"), "/" + dst.strip("/")
-    with db.session() as s:
-        for model in (CfdiDocument, CfdiHold):
-            rows = s.scalars(select(model).where(
-                model.space_id == space_id,
-                or_(model.path == src, model.path.like(like_prefix(src), escape="\\"))))
-            for row in rows:
-                row.path = dst + row.path[len(src):]
+    params = {"sid": space_id, **path_move_params(src, dst)}
+    with db.engine.begin() as c:
+        for stmt in _MOVE_PATHS:
+            c.execute(stmt, params)
 
 
 @dataclass(frozen=True)

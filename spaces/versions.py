@@ -25,10 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, insert, select
 
 from spaces import audit, cfdi, cfdi_index, quota, retention
-from spaces.db import like_prefix
+from spaces.db import path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound
 from spaces.models import FileVersion, RenameTrail, utcnow
 
@@ -259,35 +259,44 @@ def prune(files: SpaceFiles, path: str) -> None:
         _erase_version(files, row)
 
 
+#: Every MOVE runs it: built once; it names the paths it moved versions to.
+_MOVE_VERSIONS = (path_mover(FileVersion, FileVersion.space_id == bindparam("sid"))
+                  .returning(FileVersion.path))
+
+
 def moved(files: SpaceFiles, src: str, dst: str) -> None:
     """A file or folder was renamed: its versions (and those of everything
     below it) follow, joining any the new name already had (then pruned to
     ``[versions] keep``)."""
-    with files.db.session() as s:
-        rows = s.scalars(select(FileVersion).where(
-            FileVersion.space_id == files.space_id,
-            or_(FileVersion.path == src, FileVersion.path.like(like_prefix(src), escape="\\"))))
-        touched = set()
-        for row in rows:
-            row.path = dst + row.path[len(src):]
-            touched.add(row.path)
+    with files.db.engine.begin() as c:
+        touched = set(c.execute(_MOVE_VERSIONS, {"sid": files.space_id,
+                                                 **path_move_params(src, dst)}).scalars())
     for path in sorted(touched):
         prune(files, path)
 
 
+#: Built once (every delete and move asks): SQLAlchemy then skips building and
+#: compiling them again, which cost more than running them.
+_FORGET_TRAILS = delete(RenameTrail).where(RenameTrail.space_id == bindparam("space_id"),
+                                           RenameTrail.path == bindparam("path"))
+_TRAIL_ORIGIN = (select(RenameTrail.origin)
+                 .where(RenameTrail.space_id == bindparam("space_id"),
+                        RenameTrail.path == bindparam("path"))
+                 .order_by(RenameTrail.id.desc()).limit(1))
+_LEAVE_TRAIL = insert(RenameTrail)
+
+
 def leave_trail(files: SpaceFiles, path: str, origin: str) -> None:
     """File ``origin`` was renamed to the temporary name ``path``."""
-    with files.db.session() as s:
-        s.execute(delete(RenameTrail).where(RenameTrail.space_id == files.space_id,
-                                            RenameTrail.path == path))
-        s.add(RenameTrail(space_id=files.space_id, path=path, origin=origin,
-                          created_at=utcnow()))
+    with files.db.engine.begin() as c:
+        c.execute(_FORGET_TRAILS, {"space_id": files.space_id, "path": path})
+        c.execute(_LEAVE_TRAIL, {"space_id": files.space_id, "path": path, "origin": origin,
+                                 "created_at": utcnow()})
 
 
 def forget_trails(files: SpaceFiles, path: str) -> None:
-    with files.db.session() as s:
-        s.execute(delete(RenameTrail).where(RenameTrail.space_id == files.space_id,
-                                            RenameTrail.path == path))
+    with files.db.engine.begin() as c:
+        c.execute(_FORGET_TRAILS, {"space_id": files.space_id, "path": path})
 
 
 def trail_origin(files: SpaceFiles, path: str) -> str | None:
@@ -295,10 +304,8 @@ def trail_origin(files: SpaceFiles, path: str) -> str | None:
     exists again as a file (a save-by-rename in progress), that document."""
     if files.settings.versions.keep <= 0:
         return None
-    with files.db.session() as s:
-        origin = s.scalar(select(RenameTrail.origin).where(
-            RenameTrail.space_id == files.space_id, RenameTrail.path == path)
-            .order_by(RenameTrail.id.desc()).limit(1))
+    with files.db.engine.connect() as c:
+        origin = c.execute(_TRAIL_ORIGIN, {"space_id": files.space_id, "path": path}).scalar()
     if origin is None:
         return None
     try:

@@ -370,6 +370,36 @@ def test_versions_follow_a_renamed_file(make_server):
     assert [v["size"] for v in versions_of(srv, "/renombrado.txt")] == [1]
 
 
+
+NOTA_SET = ('<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:resguardo:t">'
+            '<D:set><D:prop><Z:nota>revisada en cierre</Z:nota></D:prop></D:set>'
+            '</D:propertyupdate>')
+NOTA_GET = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:resguardo:t">'
+            '<D:prop><Z:nota/></D:prop></D:propfind>')
+
+
+def test_versions_and_properties_follow_a_renamed_folder_with_accented_names(make_server):
+    """A folder rename moves what the database keeps below it in one statement
+    ('/Año 2024/x' -> '/Ejercicio é/x'): the cut must count characters, not
+    bytes, on both databases."""
+    srv, s = open_space(make_server)
+    d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
+    assert s.request("MKCOL", d("Año 2024") + "/").status_code == 201
+    assert s.request("MKCOL", d("Año 2024/Pólizas") + "/").status_code == 201
+    s.put(d("Año 2024/Pólizas/diario.txt"), data=b"1")
+    s.put(d("Año 2024/Pólizas/diario.txt"), data=b"22")
+    assert s.request("PROPPATCH", d("Año 2024/Pólizas/diario.txt"), data=NOTA_SET.encode(),
+                     headers={"Content-Type": "application/xml"}).status_code == 207
+    r = s.request("MOVE", d("Año 2024") + "/",
+                  headers={"Destination": d("Ejercicio é") + "/"})
+    assert r.status_code == 201, r.text
+    assert versions_of(srv, "/Año 2024/Pólizas/diario.txt") == []
+    assert [v["size"] for v in versions_of(srv, "/Ejercicio é/Pólizas/diario.txt")] == [1]
+    r = s.request("PROPFIND", d("Ejercicio é/Pólizas/diario.txt"), data=NOTA_GET.encode(),
+                  headers={"Depth": "0", "Content-Type": "application/xml"})
+    assert r.status_code == 207 and "revisada en cierre" in r.text, r.text
+    assert s.get(d("Ejercicio é/Pólizas/diario.txt")).content == b"22"
+
 # -- CFDI ----------------------------------------------------------------------------
 
 def test_a_protected_cfdi_never_reaches_the_trash_nor_the_versions(make_server, tmp_path):
