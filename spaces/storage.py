@@ -299,7 +299,7 @@ class SpaceFiles:
         self.versions_root = base / "versions"
         #: Examine XML files for CFDI when they are stored.
         self.index_cfdi = True
-        self._real_root = os.path.realpath(self.root)
+        self._root_str = str(self.root)
 
     def guard(self) -> Any:
         """This space's commit lock, across threads, processes and nodes."""
@@ -328,8 +328,14 @@ class SpaceFiles:
 
         Names are normalised to Unicode NFC so that NFD and NFC spellings of one
         name are one file. Raises InvalidName for ``..``, NUL bytes or
-        backslashes, and Forbidden when the path would leave the space through a
-        symlink. MUST NOT return a path outside the space's root.
+        backslashes, and Forbidden when any existing component below the
+        space's root is a symlink (the drive neither lists nor follows them,
+        wherever they point). MUST NOT return a path outside the space's root:
+        with no ``..``, no separator inside a name and no symlink, it cannot.
+
+        Only the components below the root are examined (one lstat each, until
+        the first that does not exist): the operator may keep the data folder
+        behind a symlink, and a request should not pay to resolve it.
         """
         parts = []
         for seg in rel.split("/"):
@@ -338,12 +344,17 @@ class SpaceFiles:
             if seg == ".." or "\x00" in seg or "\\" in seg:
                 raise InvalidName(f"Ruta no válida: '{rel}'.")
             parts.append(unicodedata.normalize("NFC", seg))
-        p = self.root.joinpath(*parts)
-        real = os.path.realpath(p)
-        if real != self._real_root and not real.startswith(self._real_root + os.sep):
-            log.warning("path escape refused: space=%s path=%r", self.space_name, rel)
-            raise Forbidden("La ruta está fuera de su espacio.")
-        return p
+        at = self._root_str
+        for part in parts:
+            at = at + os.sep + part
+            try:
+                st = os.lstat(at)
+            except OSError:  # absent (or unreachable): nothing below it exists either
+                break
+            if stat.S_ISLNK(st.st_mode):
+                log.warning("symlink refused: space=%s path=%r", self.space_name, rel)
+                raise Forbidden("La ruta está fuera de su espacio.")
+        return self.root.joinpath(*parts)
 
     def entry(self, p: Path) -> Entry | None:
         """lstat ``p``; None if absent. Symlinks and special files are refused."""
