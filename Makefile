@@ -35,7 +35,7 @@ bench: venv
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check spaces davserver resguardo portal
+	$(VENV)/bin/ruff check spaces davserver resguardo portal tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

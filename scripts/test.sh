@@ -76,7 +76,7 @@ ensure_postgres
 
 # Static check, security rules included (ruff's S = bandit's checks): a finding fails.
 echo "== ruff"
-.venv/bin/ruff check spaces davserver resguardo portal
+.venv/bin/ruff check spaces davserver resguardo portal tests bench
 
 export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
 # Most tests wait on a server of their own more than they compute: several at once

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import SHARED
 
 MAKE_CFDI = SHARED / "tools" / "make_cfdi.py"

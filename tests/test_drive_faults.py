@@ -7,13 +7,11 @@ import base64
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from urllib.parse import urlparse
 
 import pytest
 import requests
-
 from conftest import PG_URL
 
 MIB = 2**20

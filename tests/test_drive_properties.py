@@ -26,7 +26,7 @@ from hypothesis.stateful import (  # noqa: E402
 )
 
 QUOTA = 64 * 1024
-TIER = f"""
+TIER = """
 [tiers.P64K]
 quota = "64K"
 max_users = 2

@@ -251,7 +251,8 @@ def test_over_quota_space_still_reads_deletes_and_moves_but_refuses_writes(make_
     assert s.get(srv.dav("tiny", "a.bin")).content == b"a" * (150 * KIB)
     assert s.put(srv.dav("tiny", "c.bin"), data=b"c").status_code == 507
     assert s.request("MKCOL", srv.dav("tiny", "d/")).status_code == 507
-    r = s.request("MOVE", srv.dav("tiny", "b.bin"), headers={"Destination": srv.dav("tiny", "e.bin")})
+    r = s.request("MOVE", srv.dav("tiny", "b.bin"),
+                  headers={"Destination": srv.dav("tiny", "e.bin")})
     assert r.status_code == 201
     assert s.delete(srv.dav("tiny", "a.bin")).status_code == 204
     # In the trash it still counts: writes stay refused until an admin empties it.

@@ -98,9 +98,8 @@ def test_migrated_database_matches_the_models(tmp_path):
 
 
 def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path):
-    from sqlalchemy import inspect
-
     from alembic import command
+    from sqlalchemy import inspect
 
     from spaces.db import alembic_config, migrate
 

@@ -195,7 +195,8 @@ def test_fifty_clients_mixing_operations_cause_no_500_and_usage_equals_recount(l
             with lock:
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                 if r.status_code >= 500 and r.status_code != 507:
-                    errors.append(f"{r.request.method} {r.request.url} {r.status_code} {r.text[-600:]}")
+                    errors.append(f"{r.request.method} {r.request.url} {r.status_code} "
+                                  f"{r.text[-600:]}")
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
     for t in threads:

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import SHARED
 
 GATE = SHARED / "tools" / "run_litmus.sh"

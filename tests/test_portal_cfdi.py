@@ -75,7 +75,7 @@ def test_cfdi_page_searches_by_rfc_and_uuid_and_exports_csv_and_zip(make_server,
                     d["total"])
         assert months
         for month, total in months.items():
-            assert f"<td>{month}</td>" in b.text and "{:,.2f}".format(total) in b.text
+            assert f"<td>{month}</td>" in b.text and f"{total:,.2f}" in b.text
     finally:
         db.dispose()
 

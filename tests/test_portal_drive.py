@@ -8,9 +8,9 @@ from datetime import date, timedelta
 
 import pytest
 import requests
+from portal_helpers import SmtpSink
 from sqlalchemy import select
 
-from portal_helpers import SmtpSink
 from spaces import accounts, billing, lifecycle, notices, plans, service
 from spaces.db import open_database
 from spaces.mail import Mailer
