@@ -26,9 +26,7 @@ from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
-    HTTP_INSUFFICIENT_STORAGE,
     HTTP_METHOD_NOT_ALLOWED,
-    HTTP_NOT_FOUND,
     DAVError,
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
@@ -37,17 +35,11 @@ from spaces import cfdi_index, metrics, quota, retention, statusfile, trash
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
-    Forbidden,
-    InvalidName,
-    NotFound,
-    QuotaExceeded,
     SpaceError,
-    UsageUnavailable,
-    UserLimitReached,
 )
 from spaces.service import SpaceInfo
 from spaces.settings import Settings
-from spaces.storage import DiskFull, Entry, SpaceFiles, Upload
+from spaces.storage import Entry, SpaceFiles, Upload
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +59,14 @@ class HumanDAVError(DAVError):
 
 
 def to_dav_error(exc: SpaceError) -> DAVError:
-    """Map a domain error to the drive's status: 507 space, 403 protection, ..."""
-    msg = str(exc)
-    if isinstance(exc, QuotaExceeded):
-        metrics.QUOTA_REFUSALS.labels("disk" if isinstance(exc, DiskFull) else "quota").inc()
-        return HumanDAVError(HTTP_INSUFFICIENT_STORAGE, msg)
-    if isinstance(exc, UsageUnavailable):
-        return HumanDAVError(503, msg, [("Retry-After", "5")])
-    if isinstance(exc, (Forbidden, UserLimitReached)):
-        return HumanDAVError(HTTP_FORBIDDEN, msg)
-    if isinstance(exc, InvalidName):
-        return HumanDAVError(HTTP_BAD_REQUEST, msg)
-    if isinstance(exc, NotFound):
-        return HumanDAVError(HTTP_NOT_FOUND, msg)
+    """A domain error as the drive's answer: its status (see spaces.errors: 507
+    space, 403 protection, ...) with its Spanish message; 405 for a name that
+    exists (RFC 4918's MKCOL), and a retry hint with a 503."""
+    metrics.count_refusal(exc)
     if isinstance(exc, AlreadyExists):
-        return HumanDAVError(HTTP_METHOD_NOT_ALLOWED, msg)
-    return HumanDAVError(HTTP_FORBIDDEN, msg)  # pragma: no cover - every subclass is above
+        return HumanDAVError(HTTP_METHOD_NOT_ALLOWED, str(exc))
+    headers = [("Retry-After", "5")] if exc.status == 503 else None
+    return HumanDAVError(exc.status, str(exc), headers)
 
 
 class _Mapped:

@@ -53,15 +53,13 @@ from portal.forms import MemberLoginForm
 from portal.web import current_member, state
 from spaces import audit, metrics, quota, service, statusfile
 from spaces.errors import (
-    AlreadyExists,
     Forbidden,
     InvalidName,
     NotFound,
     QuotaExceeded,
     SpaceError,
-    UsageUnavailable,
 )
-from spaces.storage import DiskFull, SpaceFiles, check_new_name
+from spaces.storage import SpaceFiles, check_new_name
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +93,9 @@ class Who:
 
 
 def status_of(exc: SpaceError) -> int:
-    """The HTTP status of a domain error: the same mapping as the WebDAV drive."""
-    if isinstance(exc, QuotaExceeded):
-        metrics.QUOTA_REFUSALS.labels("disk" if isinstance(exc, DiskFull) else "quota").inc()
-        return 507
-    if isinstance(exc, UsageUnavailable):
-        return 503
-    if isinstance(exc, InvalidName):
-        return 400
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, AlreadyExists):
-        return 409
-    return 403  # Forbidden, UserLimitReached
+    """The HTTP status of a domain error (see spaces.errors), counted like the drive's."""
+    metrics.count_refusal(exc)
+    return exc.status
 
 
 def title_of(exc: SpaceError) -> str:

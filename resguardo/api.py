@@ -554,10 +554,10 @@ def openapi(settings: Settings) -> dict[str, Any]:
     }
 
 
-_ERRORS: tuple[tuple[type[SpaceError], int, str], ...] = (
-    (NotFound, 404, "not_found"), (AlreadyExists, 409, "conflict"),
-    (UserLimitReached, 403, "user_limit"), (Forbidden, 403, "forbidden"),
-    (InvalidName, 400, "invalid"), (UsageUnavailable, 503, "unavailable"),
+#: The error code of each domain error (its status comes with it: spaces.errors).
+_CODES: tuple[tuple[type[SpaceError], str], ...] = (
+    (NotFound, "not_found"), (AlreadyExists, "conflict"), (UserLimitReached, "user_limit"),
+    (Forbidden, "forbidden"), (InvalidName, "invalid"), (UsageUnavailable, "unavailable"),
 )
 
 
@@ -611,8 +611,8 @@ def make_api(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]
             return (exc.status, {"error": {"code": exc.code, "message": exc.message}},
                     exc.headers, who)
         except SpaceError as exc:
-            status, code = next(((st, co) for cls, st, co in _ERRORS if isinstance(exc, cls)),
-                                (400, "invalid"))
+            status = exc.status
+            code = next((co for cls, co in _CODES if isinstance(exc, cls)), "forbidden")
             extra = [("Retry-After", "5")] if status == 503 else []
             return status, {"error": {"code": code, "message": str(exc)}}, extra, who
         except DataError as exc:

@@ -1,5 +1,7 @@
-"""Typed domain errors. Each carries a message a customer can read (Spanish);
-the drive and the portal map them to HTTP statuses at their edge."""
+"""Typed domain errors. Each carries a message a customer can read (Spanish)
+and the HTTP status it means (``status``), the one mapping the web drive, the
+portal and the WebDAV drive answer with. The WebDAV drive alone answers 405
+instead of 409 for AlreadyExists (RFC 4918: MKCOL on a name that exists)."""
 
 from __future__ import annotations
 
@@ -7,25 +9,35 @@ from __future__ import annotations
 class SpaceError(Exception):
     """Base class: ``str(exc)`` is the Spanish message for the customer."""
 
+    status = 403
+
 
 class NotFound(SpaceError):
-    pass
+    status = 404
 
 
 class AlreadyExists(SpaceError):
-    pass
+    status = 409
 
 
 class InvalidName(SpaceError):
-    """A name Windows or the service cannot use (maps to 400)."""
+    """A name Windows or the service cannot use."""
+
+    status = 400
 
 
 class Forbidden(SpaceError):
-    """The action is not allowed for this user or this resource (maps to 403)."""
+    """The action is not allowed for this user or this resource."""
+
+    status = 403
 
 
 class QuotaExceeded(SpaceError):
-    """The write does not fit in the space (maps to 507)."""
+    """The write does not fit in the space."""
+
+    status = 507
+    #: The label of ``resguardo_quota_refusals_total`` (``disk``: the server's disk).
+    reason = "quota"
 
     def __init__(self, space: str, used: int, quota: int, requested: int) -> None:
         self.space, self.used, self.quota, self.requested = space, used, quota, requested
@@ -40,7 +52,9 @@ class QuotaExceeded(SpaceError):
 
 
 class UsageUnavailable(SpaceError):
-    """The usage counters cannot be read or written: the write is refused (503)."""
+    """The usage counters cannot be read or written: the write is refused."""
+
+    status = 503
 
     def __init__(self, detail: str = "") -> None:
         self.detail = detail
@@ -51,4 +65,4 @@ class UsageUnavailable(SpaceError):
 
 
 class UserLimitReached(SpaceError):
-    pass
+    status = 403

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database
+from spaces.errors import QuotaExceeded
 from spaces.models import CfdiDocument, Space
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,15 @@ QUOTA_REFUSALS = Counter(
     "resguardo_quota_refusals_total",
     "Writes refused because the space's quota (or the server's disk) had no room.",
     ["reason"])
+
+
+def count_refusal(exc: BaseException) -> None:
+    """Count a refusal a customer sees, where it is answered (the drive, the web
+    drive): for now the writes refused for want of room (507)."""
+    if isinstance(exc, QuotaExceeded):
+        QUOTA_REFUSALS.labels(exc.reason).inc()
+
+
 AUTH_FAILURES = Counter(
     "resguardo_auth_failures_total",
     "Refused logins: wrong password or user, throttled, over the plan's users, suspended.",

@@ -35,7 +35,9 @@ DEFAULT_DAYS = 7
 
 
 class Gone(SpaceError):
-    """The link expired or was revoked (maps to 410)."""
+    """The link expired or was revoked."""
+
+    status = 410
 
 
 @dataclass(frozen=True)

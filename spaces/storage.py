@@ -247,6 +247,8 @@ def _is_disk_full(exc: OSError) -> bool:
 class DiskFull(QuotaExceeded):
     """The server's disk (not the plan) ran out of room: also 507."""
 
+    reason = "disk"
+
     def __init__(self, space: str) -> None:
         Exception.__init__(
             self,
