@@ -481,7 +481,7 @@ class SpaceFiles:
                          index_rel)
                 raise Forbidden(protections[0].message())
             if not e.is_dir:
-                origin = versions.trail_origin(self, index_rel)
+                origin = versions.take_trail(self, index_rel)
                 if origin is not None:
                     versions.keep_renamed_away(self, p, e, origin)
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
@@ -501,7 +501,8 @@ class SpaceFiles:
                 metrics.RETENTION_PROTECTIONS.inc(len(kept))
                 cfdi_index.forget_tree(self.db, self.space_id, index_rel,
                                        {pr.path for pr in protections})
-            versions.forget_trails(self, index_rel)
+            if e.is_dir:  # a file's trail was taken above
+                versions.forget_trails(self, index_rel)
         self.record_event(audit.Action.DELETE, index_rel, size=nbytes,
                     detail=f"a la papelera; {len(kept)} CFDI protegidos se quedan" if kept
                     else "a la papelera")

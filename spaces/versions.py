@@ -275,14 +275,11 @@ def moved(files: SpaceFiles, src: str, dst: str) -> None:
         prune(files, path)
 
 
-#: Built once (every delete and move asks): SQLAlchemy then skips building and
+#: Built once (every delete of a file takes its trail): SQLAlchemy then skips building and
 #: compiling them again, which cost more than running them.
 _FORGET_TRAILS = delete(RenameTrail).where(RenameTrail.space_id == bindparam("space_id"),
                                            RenameTrail.path == bindparam("path"))
-_TRAIL_ORIGIN = (select(RenameTrail.origin)
-                 .where(RenameTrail.space_id == bindparam("space_id"),
-                        RenameTrail.path == bindparam("path"))
-                 .order_by(RenameTrail.id.desc()).limit(1))
+_TAKE_TRAILS = _FORGET_TRAILS.returning(RenameTrail.id, RenameTrail.origin)
 _LEAVE_TRAIL = insert(RenameTrail)
 
 
@@ -299,15 +296,17 @@ def forget_trails(files: SpaceFiles, path: str) -> None:
         c.execute(_FORGET_TRAILS, {"space_id": files.space_id, "path": path})
 
 
-def trail_origin(files: SpaceFiles, path: str) -> str | None:
-    """If the file at ``path`` was renamed there away from a document that now
-    exists again as a file (a save-by-rename in progress), that document."""
-    if files.settings.versions.keep <= 0:
+def take_trail(files: SpaceFiles, path: str) -> str | None:
+    """The file at ``path`` is being deleted: forget the trail it left, if any,
+    and if it was renamed there away from a document that now exists again as
+    a file (a save-by-rename in progress), return that document. A trail is a
+    hint: once taken it is gone, even if the delete then fails (that file then
+    goes to the trash like any other)."""
+    with files.db.engine.begin() as c:
+        rows = c.execute(_TAKE_TRAILS, {"space_id": files.space_id, "path": path}).all()
+    if not rows or files.settings.versions.keep <= 0:
         return None
-    with files.db.engine.connect() as c:
-        origin = c.execute(_TRAIL_ORIGIN, {"space_id": files.space_id, "path": path}).scalar()
-    if origin is None:
-        return None
+    origin = max(rows)[1]  # the newest
     try:
         e = files.entry(files.resolve(origin))
     except Exception:  # noqa: BLE001 - a trail is a hint: when in doubt, the trash
@@ -324,7 +323,6 @@ def keep_renamed_away(files: SpaceFiles, p: Path, e: Entry, origin: str) -> None
     except BaseException:
         _drop(files, row.id)
         raise
-    forget_trails(files, files.index_path(p))
     prune(files, origin)
     log.info("save-by-rename: space=%s %s kept as a version of %s", files.space_name,
              files.index_path(p), origin)
