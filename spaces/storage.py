@@ -714,6 +714,8 @@ class Upload:
         #: Bytes already handed to the disk's writeback (see _start_writeback).
         self._synced = 0
         self.reserved = 0
+        #: Entries reserved: 1 for a new file, so its commit usually has nothing left to count.
+        self.reserved_files = 0
         self.head = b""
         self._done = False
         #: The file this upload copies (a COPY), for the audit log.
@@ -729,8 +731,9 @@ class Upload:
             raise InvalidName("Longitud de contenido no válida.")
         # Reserve what the declared length adds (0 still checks the space is writable).
         growth = max((declared or 0) - self.credit, 0)
-        quota.reserve(files.db, files.space_id, files.space_name, growth)
-        self.reserved = growth
+        new = int(existing is None)
+        quota.reserve(files.db, files.space_id, files.space_name, growth, new)
+        self.reserved, self.reserved_files = growth, new
         try:
             files.tmp.mkdir(parents=True, exist_ok=True)
             self.tmp_path = files.tmp / f"up-{NODE}-{os.getpid()}-{os.urandom(8).hex()}"
@@ -743,9 +746,10 @@ class Upload:
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)
 
     def _release(self) -> None:
-        if self.reserved:
-            quota.apply(self.files.db, self.files.space_id, -self.reserved)
-            self.reserved = 0
+        if self.reserved or self.reserved_files:
+            quota.apply(self.files.db, self.files.space_id, -self.reserved,
+                        -self.reserved_files)
+            self.reserved = self.reserved_files = 0
 
     def write(self, data: bytes) -> int:
         n = len(data)
@@ -820,12 +824,13 @@ class Upload:
                 credit = 0 if keep else old_now
                 nfiles = int(new_file) + int(keep)
                 extra = (self.written - credit) - self.reserved
+                more_files = nfiles - self.reserved_files
                 if extra > 0:
-                    quota.reserve(f.db, f.space_id, f.space_name, extra, nfiles)
+                    quota.reserve(f.db, f.space_id, f.space_name, extra, more_files)
                 else:
-                    quota.apply(f.db, f.space_id, extra, nfiles)
+                    quota.apply(f.db, f.space_id, extra, more_files)
                 accounted = self.reserved + extra
-                self.reserved = 0
+                self.reserved = self.reserved_files = 0
                 kept = None
                 try:
                     if keep and existing is not None:
