@@ -23,9 +23,9 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Row, bindparam, delete, insert, select
 
 from spaces import audit, cfdi, cfdi_index, quota, retention
 from spaces.db import path_move_params, path_mover
@@ -167,7 +167,7 @@ def _drop(files: SpaceFiles, version_id: int) -> None:
         s.execute(delete(FileVersion).where(FileVersion.id == version_id))
 
 
-def _erase_version(files: SpaceFiles, row: FileVersion) -> Freed:
+def _erase_version(files: SpaceFiles, row: FileVersion | Row[Any]) -> Freed:
     from spaces.trash import Freed
 
     nbytes, nfiles = files.erase(files.versions_root / row.token)
@@ -175,15 +175,19 @@ def _erase_version(files: SpaceFiles, row: FileVersion) -> Freed:
     return Freed(nbytes, nfiles, 1)
 
 
+#: Every overwrite runs it: built once.
+_ADD = insert(FileVersion)
+
+
 def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
     from spaces.storage import new_token
 
     files.versions_root.mkdir(parents=True, exist_ok=True)
-    row = FileVersion(space_id=files.space_id, token=new_token(), path=path, size=e.size,
-                      mtime=e.mtime, created_at=utcnow(), created_by=files.actor_name)
-    with files.db.session() as s:
-        s.add(row)
-    return row
+    values = {"space_id": files.space_id, "token": new_token(), "path": path, "size": e.size,
+              "mtime": e.mtime, "created_at": utcnow(), "created_by": files.actor_name}
+    with files.db.engine.begin() as c:
+        version_id = c.execute(_ADD, values).inserted_primary_key[0]
+    return FileVersion(id=version_id, **values)
 
 
 def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
@@ -247,15 +251,20 @@ def replace_keeping(files: SpaceFiles, src: Path, dst: Path, de: Entry) -> None:
     quota.apply(files.db, files.space_id, -de.size, -1)
 
 
+#: Every overwrite runs it: built once. The versions of a path beyond the newest ``keep``.
+_BEYOND_KEEP = (select(FileVersion.id, FileVersion.token, FileVersion.path)
+                .where(FileVersion.space_id == bindparam("sid"),
+                       FileVersion.path == bindparam("path"))
+                .order_by(FileVersion.created_at.desc(), FileVersion.id.desc())
+                .offset(bindparam("keep")))
+
+
 def prune(files: SpaceFiles, path: str) -> None:
     """Erase the versions of ``path`` beyond ``[versions] keep``, oldest first."""
-    keep = files.settings.versions.keep
-    with files.db.session() as s:
-        rows = list(s.scalars(select(FileVersion).where(FileVersion.space_id == files.space_id,
-                                                        FileVersion.path == path)
-                              .order_by(FileVersion.created_at.desc(),
-                                        FileVersion.id.desc())))
-    for row in rows[keep:]:
+    with files.db.engine.connect() as c:
+        rows = c.execute(_BEYOND_KEEP, {"sid": files.space_id, "path": path,
+                                        "keep": files.settings.versions.keep}).all()
+    for row in rows:
         _erase_version(files, row)
 
 
