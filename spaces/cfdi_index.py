@@ -33,10 +33,17 @@ _IDENTITY = ("version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "fecha_ti
 
 
 
-def _years(settings: Settings, db: Database, space_id: int) -> int:
-    with db.engine.connect() as c:
-        tier = c.scalar(select(Space.tier).where(Space.id == space_id))
-    return retention.years_for(settings, str(tier))
+#: Every stored XML runs these: built once (building them cost more than running them).
+_SPACE = select(Space.tier, Space.name).where(Space.id == bindparam("sid"))
+#: The first document of a space with this category and UUID that is no duplicate.
+_FIRST = (select(CfdiDocument)
+          .where(CfdiDocument.space_id == bindparam("sid"),
+                 CfdiDocument.category == bindparam("category"),
+                 CfdiDocument.uuid == bindparam("uuid"),
+                 CfdiDocument.duplicate_of.is_(None))
+          .order_by(CfdiDocument.id).limit(1))
+_FORGET = delete(CfdiDocument).where(CfdiDocument.space_id == bindparam("space_id"),
+                                     CfdiDocument.path == bindparam("path"))
 
 
 def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: Path,
@@ -81,11 +88,12 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
     ingested = now
     if keep_ingest and keep_ingest.get("sha256") == finding.sha256:
         ingested = keep_ingest["ingested_at"]
-    years = _years(settings, db, space_id)
+    with db.engine.connect() as c:
+        tier, space_name = c.execute(_SPACE, {"sid": space_id}).one()
+    years = retention.years_for(settings, str(tier))
     f = finding.fields
     with db.session() as s:
-        s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id,
-                                             CfdiDocument.path == rel))
+        s.execute(_FORGET, {"space_id": space_id, "path": rel})
         doc = CfdiDocument(
             space_id=space_id, path=rel, category=finding.category,
             reason=finding.reason[:255] or None, size=finding.size, sha256=finding.sha256,
@@ -99,11 +107,8 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
         )
         if finding.category in retention.PROTECTED_CATEGORIES:
             doc.protected_until = retention.add_years(ingested, years)
-            first = s.scalar(select(CfdiDocument).where(
-                CfdiDocument.space_id == space_id,
-                CfdiDocument.category == finding.category,
-                CfdiDocument.uuid == doc.uuid,
-                CfdiDocument.duplicate_of.is_(None)).order_by(CfdiDocument.id))
+            first = s.scalar(_FIRST, {"sid": space_id, "category": finding.category,
+                                      "uuid": doc.uuid})
             if first is not None:
                 doc.duplicate_of = first.id
                 # The same document again (byte-identical, or only spelled differently,
@@ -115,17 +120,15 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
                 log.info("cfdi duplicate: space=%s uuid=%s path=%s conflict=%s", space_id,
                          doc.uuid, rel, doc.conflict)
             if finding.category == cfdi.ACUSE and doc.duplicate_of is None:
-                target = s.scalar(select(CfdiDocument).where(
-                    CfdiDocument.space_id == space_id, CfdiDocument.category == cfdi.INDEXED,
-                    CfdiDocument.uuid == doc.uuid, CfdiDocument.duplicate_of.is_(None)))
+                target = s.scalar(_FIRST, {"sid": space_id, "category": cfdi.INDEXED,
+                                           "uuid": doc.uuid})
                 if target is not None:
                     target.cancelled = True
                     if target.protected_until and target.protected_until > doc.protected_until:
                         doc.protected_until = target.protected_until
             elif finding.category == cfdi.INDEXED and doc.duplicate_of is None:
-                acuse = s.scalar(select(CfdiDocument).where(
-                    CfdiDocument.space_id == space_id, CfdiDocument.category == cfdi.ACUSE,
-                    CfdiDocument.uuid == doc.uuid, CfdiDocument.duplicate_of.is_(None)))
+                acuse = s.scalar(_FIRST, {"sid": space_id, "category": cfdi.ACUSE,
+                                          "uuid": doc.uuid})
                 if acuse is not None:
                     doc.cancelled = True
         s.add(doc)
@@ -134,17 +137,12 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
         until = doc.protected_until
     if newly_protected and until is not None:
         audit.record(db, space_id, audit.Action.CFDI_PROTECTED, actor=actor, path=rel,
-                     size=finding.size,
+                     size=finding.size, space_name=space_name,
                      detail=f"{finding.category} UUID {f.get('uuid') or '-'}; "
                             f"protegido hasta {until:%Y-%m-%d}")
     if finding.category == cfdi.INDEXED:
         log.info("cfdi indexed: space=%s uuid=%s path=%s", space_id, f.get("uuid"), rel)
     return finding
-
-
-#: Every delete and overwrite runs it: built once.
-_FORGET = delete(CfdiDocument).where(CfdiDocument.space_id == bindparam("space_id"),
-                                     CfdiDocument.path == bindparam("path"))
 
 
 def forget(db: Database, space_id: int, rels: list[str]) -> None:
