@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Engine,
     Integer,
+    Select,
     String,
     Update,
     bindparam,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     or_,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from spaces.settings import Settings
@@ -66,6 +68,51 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._prepared: dict[int, tuple[Select[Any], str, list[str] | None, list[Any]]] = {}
+
+    def first_row(self, stmt: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of ``stmt`` (a SELECT built once, with named bind
+        parameters), run through the DB-API cursor directly.
+
+        For the one query every drive request runs, the credential check:
+        SQLAlchemy's execution and result machinery took three times as long as
+        the database (40 us against 13 us). The statement is compiled once for
+        this engine's dialect, and each column goes through its type's own
+        result processor, so values come back as SQLAlchemy would give them
+        (dates as dates on SQLite too)."""
+        dialect = self.engine.dialect
+        prepared = self._prepared.get(id(stmt))
+        if prepared is None:
+            compiled = stmt.compile(dialect=dialect)
+            order = list(compiled.positiontup or []) if compiled.positional else None
+            convert = [c.type.dialect_impl(dialect).result_processor(dialect, None)
+                       for c in stmt.selected_columns]
+            # The statement is kept in the tuple so that its id() stays its own.
+            prepared = (stmt, compiled.string, order, convert)
+            self._prepared[id(stmt)] = prepared
+        _, sql, order, convert = prepared
+        args: Any = [params[k] for k in order] if order is not None else params
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql, args)
+                row = cursor.fetchone()
+            except dialect.loaded_dbapi.Error as exc:
+                # As SQLAlchemy would: a lost connection is not reused, and the
+                # caller sees SQLAlchemy's own error (a 503, never a 500).
+                gone = dialect.is_disconnect(exc, raw, cursor)
+                if gone:
+                    conn.invalidate(exc)
+                raise DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error,
+                                          connection_invalidated=gone,
+                                          dialect=dialect) from exc
+            finally:
+                with suppress(dialect.loaded_dbapi.Error):  # its connection may be gone
+                    cursor.close()
+        if row is None:
+            return None
+        return tuple(v if f is None else f(v) for f, v in zip(convert, row, strict=True))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

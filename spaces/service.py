@@ -325,9 +325,7 @@ def find_credential(db: Database, space_name: str, username: str) -> Credential 
     ``within_user_limit`` is False for the newest members beyond the tier's
     limit (after a downgrade): they cannot log in until others are removed.
     """
-    with db.engine.connect() as c:
-        row = c.execute(_CREDENTIAL, {"space_name": space_name, "username": username}
-                        ).one_or_none()
+    row = db.first_row(_CREDENTIAL, {"space_name": space_name, "username": username})
     if row is None:
         return None
     (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,

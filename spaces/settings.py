@@ -276,7 +276,13 @@ class Settings:
     # -- derived values ---------------------------------------------------
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir).resolve()
+        """``data_dir`` made absolute, symlinks resolved: once, since every
+        request asks (again only if ``data_dir`` changes)."""
+        known = self.__dict__.get("_data_path")
+        if known is None or known[0] != self.data_dir:
+            known = (self.data_dir, Path(self.data_dir).resolve())
+            self.__dict__["_data_path"] = known
+        return known[1]
 
     @property
     def database_url(self) -> str:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from spaces.settings import ConfigError, Settings, example_toml, load_settings
 
@@ -95,6 +96,46 @@ def test_migrated_database_matches_the_models(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_drive_credential_lookup_reads_what_the_orm_reads(backend, tmp_path, request):
+    """The credential check runs on every request straight through the DB-API
+    cursor (spaces.db.Database.first_row): its values, a date included, must be
+    the ones SQLAlchemy itself gives, on both databases."""
+    from datetime import date
+
+    from spaces import service
+    from spaces.db import open_database
+    from spaces.models import Space
+
+    url = (f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_database"))
+    settings = Settings(data_dir=str(tmp_path / "data"))
+    settings.database.url = url
+    db = open_database(settings)
+    try:
+        service.create_space(settings, db, "acme", "4G", owner_email="ana@acme.example.mx")
+        service.add_member(db, "acme", "ana", "secreto-ana-1", "admin")
+        with db.session() as s:
+            sp = s.query(Space).filter_by(name="acme").one()
+            sp.paid_until, sp.used_bytes, sp.used_files = date(2027, 1, 31), 1234, 5
+        with db.session() as s:
+            expected = service.SpaceInfo.of(s.query(Space).filter_by(name="acme").one())
+        cred = service.find_credential(db, "acme", "ana")
+        assert cred is not None
+        assert cred.space == expected and isinstance(cred.space.paid_until, date)
+        assert (cred.username, cred.role, cred.within_user_limit) == ("ana", "admin", True)
+        assert cred.password_hash.startswith("$argon2id$")
+        assert service.find_credential(db, "acme", "nadie") is None
+        assert service.find_credential(db, "otro", "ana") is None
+        # A database error comes out as SQLAlchemy's (the drive answers 503 for it).
+        with db.engine.begin() as c:
+            c.execute(text("ALTER TABLE members RENAME TO members_gone"))
+        with pytest.raises(DBAPIError):
+            service.find_credential(db, "acme", "ana")
+    finally:
+        db.dispose()
 
 
 def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path):
