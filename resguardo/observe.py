@@ -81,6 +81,9 @@ def configure_logging(settings: Settings, stream: Any) -> None:
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
     access_log.disabled = not settings.log.access
+    # Alembic announces each of its plugins at INFO on every start; the
+    # migrations it runs (alembic.runtime.migration) are still logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _json_response(start_response: StartResponse, status: str,
