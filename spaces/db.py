@@ -7,6 +7,7 @@ can share it; PostgreSQL is used as it is. The schema comes only from Alembic.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from spaces.settings import Settings
+from spaces.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,16 @@ class Database:
         self.engine.dispose()
 
 
+#: The drive's deletes and renames use UPDATE/DELETE ... RETURNING (SQLite 3.35).
+MIN_SQLITE = (3, 35)
+
+
 def make_engine(url: str, busy_timeout_ms: int = 5000) -> Engine:
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise ConfigError(
+                f"Resguardo necesita SQLite {'.'.join(map(str, MIN_SQLITE))} o posterior y este "
+                f"Python usa {sqlite3.sqlite_version}: use un Python más nuevo o PostgreSQL.")
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
