@@ -26,7 +26,7 @@ _PROPERTIES_OF = select(DeadProperty.path, DeadProperty.name, DeadProperty.value
     DeadProperty.path.in_(bindparam("keys", expanding=True)))
 
 
-#: Every DELETE runs it: built once.
+#: Every DELETE runs it, and a MOVE of a folder: built once.
 _REMOVE_AT_OR_BELOW = delete(DeadProperty).where(or_(
     DeadProperty.path == bindparam("key"),
     DeadProperty.path.like(bindparam("prefix"), escape="\\")))
@@ -34,8 +34,6 @@ _REMOVE_AT_OR_BELOW = delete(DeadProperty).where(or_(
 #: COPY and MOVE run these on every file: built once, and set-based (no row
 #: objects), since building and loading cost more than running them.
 _REMOVE_AT = delete(DeadProperty).where(DeadProperty.path == bindparam("key"))
-_REMOVE_BELOW = delete(DeadProperty).where(
-    DeadProperty.path.like(bindparam("prefix"), escape="\\"))
 _COPY = insert(DeadProperty).from_select(
     ["path", "name", "value"],
     select(cast(bindparam("dest", type_=String), String), DeadProperty.name,
@@ -115,9 +113,9 @@ class SqlPropertyManager:
                         environ: Any = None) -> None:
         src, dest = self._key(src_url), self._key(dest_url)
         with self.db.engine.begin() as c:
-            c.execute(_REMOVE_AT, {"key": dest})
             if with_children:
-                c.execute(_REMOVE_BELOW, {"prefix": like_prefix(dest)})
+                c.execute(_REMOVE_AT_OR_BELOW, {"key": dest, "prefix": like_prefix(dest)})
                 c.execute(_MOVE_TREE, path_move_params(src, dest))
             else:
+                c.execute(_REMOVE_AT, {"key": dest})
                 c.execute(_RENAME, {"src": src, "dest": dest})

@@ -830,7 +830,6 @@ def _trash_page(w: Who, status: int = 200) -> Any:
     items = trash.list_trash(w.files)
     return render_template("drive/trash.html", who=w, space=w.space, items=items,
                            usage=usage, days=st.settings.trash.days,
-                           trash_bytes=sum(i.size for i in items),
                            held=trash.held(st.db, w.space.id)), status
 
 
