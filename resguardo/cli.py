@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -504,7 +505,18 @@ def _audit(args: argparse.Namespace, db: object) -> int:
     return 0
 
 
+#: Bits no file or folder Resguardo creates may have: the database, the space
+#: folders and their files, the outbox's e-mails (set-password links) and
+#: backups belong to the service's user alone (systemd units set UMask=0077;
+#: this holds the same outside systemd).
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command (``serve`` included) with :data:`PRIVATE_UMASK` added to
+    the process's umask; an in-process caller gets its own umask back."""
+    old_umask = os.umask(0)
+    os.umask(old_umask | PRIVATE_UMASK)
     try:
         return run(argv)
     except (SpaceError, ConfigError) as exc:
@@ -517,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(old_umask)
 
 
 if __name__ == "__main__":
