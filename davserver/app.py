@@ -227,21 +227,38 @@ CONTENT_HEADERS = [("Content-Security-Policy", "sandbox; default-src 'none'; "
                    ("X-Content-Type-Options", "nosniff")]
 
 
+#: What a person reads for WsgiDAV's own success pages (a MKCOL, PUT, COPY or
+#: MOVE that created something; its page names its version and the server's time).
+SPANISH_SUCCESS = {200: "Listo.", 201: "Creado."}
+
+
+def _wsgidav_page(method: str, code: int, headers: list[tuple[str, str]]) -> bool:
+    """Whether a response is one of WsgiDAV's own HTML pages: any ``text/html``
+    error, or ``text/html`` answering a method other than GET/HEAD (those serve
+    a stored file, whose type is the file's own)."""
+    html = next((v for k, v in headers if k.lower() == "content-type"),
+                "").startswith("text/html")
+    return html and (code >= 400 or method not in ("GET", "HEAD"))
+
+
 def drive_responses(app: WSGIApp) -> WSGIApp:
-    """Every drive response gets :data:`CONTENT_HEADERS`; WsgiDAV's own HTML error
-    pages (status >= 400, ``text/html``) become one Spanish sentence in plain
-    text, same status and other headers. Our own refusals (plain text) and
-    WebDAV's XML error bodies pass untouched."""
+    """Every drive response gets :data:`CONTENT_HEADERS`; WsgiDAV's own HTML
+    pages (errors, and the "201 Created" pages of writes) become one Spanish
+    sentence in plain text, same status and other headers: they named
+    WsgiDAV's version and showed the server's clock. Our own refusals (plain
+    text), WebDAV's XML bodies and stored files pass untouched."""
 
     def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         replacement: list[bytes] = []
+        method = environ.get("REQUEST_METHOD", "")
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status[:3])
-            if code >= 400 and next((v for k, v in headers if k.lower() == "content-type"),
-                                    "").startswith("text/html"):
-                msg = SPANISH_ERRORS.get(code, SERVER_ERROR if code >= 500 else
-                                         f"No se pudo completar la operación ({code}).")
+            if _wsgidav_page(method, code, headers):
+                msg = SPANISH_ERRORS.get(code) or SPANISH_SUCCESS.get(code) or (
+                    SERVER_ERROR if code >= 500 else
+                    f"No se pudo completar la operación ({code})." if code >= 400 else
+                    "Listo.")
                 body = (msg + "\n").encode("utf-8")
                 replacement.append(body)
                 headers = [(k, v) for k, v in headers
