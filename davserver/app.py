@@ -40,13 +40,17 @@ from davserver.provider import (
 from spaces import statusfile
 from spaces.db import Database
 from spaces.errors import Forbidden
-from spaces.service import check_may_write
+from spaces.service import WRITER_ROLES, check_may_write
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"PUT", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK",
                            "UNLOCK", "POST"})
+#: What a read-only or suspended space still allows of the writes: releasing a
+#: lock changes no file, and a lock taken before the space became read-only
+#: would otherwise linger until it times out.
+RELEASES = frozenset({"UNLOCK"})
 #: Methods refused on the status file as a whole (COPY only reads its source).
 STATUS_FILE_REFUSED = WRITE_METHODS - {"COPY"}
 XML_BODY_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "MKCOL", "REPORT",
@@ -65,10 +69,13 @@ def plain_response(start_response: StartResponse, status: str, message: str,
 
 
 class RolePolicy(BaseMiddleware):
-    """After authentication: a ``reader`` may read, never write (403); and nobody
-    changes the status file. Its refusal is decided here, for the whole request,
-    because inside WsgiDAV a PROPPATCH would answer 207 with a 403 propstat and a
-    LOCK an English page; every client gets one 403 with the Spanish reason."""
+    """After authentication: a ``reader`` may read, never write (403); a
+    read-only space is written by nobody (UNLOCK aside, see :data:`RELEASES`);
+    and nobody changes the status file. Refusals are decided here, for the
+    whole request, because inside WsgiDAV a PROPPATCH would answer 207 with a
+    403 propstat and a LOCK an English page; every client gets one 403 with
+    the Spanish reason (:func:`spaces.service.check_may_write`, as the web
+    drive)."""
 
     def __init__(self, wsgidav_app: Any, next_app: WSGIApp, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
@@ -84,12 +91,14 @@ class RolePolicy(BaseMiddleware):
                      ctx.username, environ["REQUEST_METHOD"])
             return plain_response(start_response, "403 Forbidden",
                                   statusfile.READ_ONLY_MESSAGE)
-        if ctx is not None and environ["REQUEST_METHOD"] in WRITE_METHODS:
+        method = environ["REQUEST_METHOD"]
+        if ctx is not None and method in WRITE_METHODS and not (
+                method in RELEASES and ctx.role in WRITER_ROLES):
             try:
-                check_may_write(ctx.role, ctx.username)
+                check_may_write(ctx.role, ctx.username, ctx.space.status)
             except Forbidden as exc:
-                log.info("write refused (role %s): space=%s user=%s %s %s", ctx.role,
-                         ctx.space.name, ctx.username, environ["REQUEST_METHOD"],
+                log.info("write refused: space=%s status=%s user=%s role=%s %s %s",
+                         ctx.space.name, ctx.space.status, ctx.username, ctx.role, method,
                          environ.get("PATH_INFO"))
                 return plain_response(start_response, "403 Forbidden", str(exc))
         return self.next_app(environ, start_response)

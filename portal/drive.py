@@ -451,7 +451,7 @@ def _write_action(name: str, act: Any) -> Any:
     w = _require(name)
     folder = clean_rel(request.form.get("carpeta"))
     try:
-        service.check_may_write(w.role, w.username)
+        service.check_may_write(w.role, w.username, w.space.status)
         message = act(w, folder)
     except SpaceError as exc:
         log.info("web drive refused: space=%s user=%s action=%s: %s", w.space.name,
@@ -566,7 +566,7 @@ def upload(name: str) -> Any:
     upload_ = None
     remaining = length or 0
     try:
-        service.check_may_write(w.role, w.username)
+        service.check_may_write(w.role, w.username, w.space.status)
         n = unicodedata.normalize("NFC", (request.args.get("nombre") or "").strip())
         check_new_name(n)
         fe = w.files.entry(w.files.resolve(folder))
@@ -685,7 +685,7 @@ def share_create(name: str) -> Any:
     w = _require(name)
     folder = clean_rel(request.form.get("carpeta"))
     try:
-        service.check_may_write(w.role, w.username)
+        service.check_may_write(w.role, w.username, w.space.status)
         rel = _item()
         p = w.files.resolve(rel)
         e = w.files.entry(p)
@@ -846,7 +846,7 @@ def _trash_action(name: str, act: Any, *, admin: bool = False) -> Any:
         if admin and not w.is_admin:
             raise Forbidden(_("Sólo un administrador del espacio puede borrar definitivamente "
                               "lo que está en la papelera."))
-        service.check_may_write(w.role, w.username)
+        service.check_may_write(w.role, w.username, w.space.status)
         message = act(w)
     except SpaceError as exc:
         log.info("web drive trash refused: space=%s user=%s action=%s: %s", w.space.name,
@@ -966,7 +966,7 @@ def version_restore(name: str, version_id: int) -> Any:
     w = _require(name)
     rel = clean_rel(request.form.get("ruta"))
     try:
-        service.check_may_write(w.role, w.username)
+        service.check_may_write(w.role, w.username, w.space.status)
         path = versions.restore_version(w.files, version_id, by=w.username)
     except SpaceError as exc:
         log.info("web drive version restore refused: space=%s user=%s version=%s: %s",

@@ -32,6 +32,23 @@ class Forbidden(SpaceError):
     status = 403
 
 
+class ReadOnlySpace(Forbidden):
+    """The space is read-only (unpaid after its grace days, or set so by an
+    operator) or suspended: it may be read and downloaded, never changed."""
+
+    def __init__(self, status: str) -> None:
+        self.space_status = status
+        if status == "suspended":
+            super().__init__(
+                "El espacio está suspendido: no se puede guardar, cambiar, mover ni borrar "
+                "nada. Comuníquese con su proveedor del servicio.")
+        else:
+            super().__init__(
+                "El espacio está en modo de solo lectura: puede ver y descargar sus "
+                "archivos, pero no guardar, cambiar, mover ni borrar nada. Para volver a "
+                "escribir, renueve su plan en el portal.")
+
+
 class QuotaExceeded(SpaceError):
     """The write does not fit in the space."""
 

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database
-from spaces.errors import Forbidden, NotFound, QuotaExceeded, UsageUnavailable
+from spaces.errors import NotFound, QuotaExceeded, ReadOnlySpace, UsageUnavailable
 from spaces.models import Space
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,7 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
         status = _status(db, space_id)
         if status != "active":
             log.info("write refused: space=%s status=%s", space_name, status)
-            raise Forbidden(
-                f"El espacio '{space_name}' está en modo de solo lectura ({status}): "
-                "puede leer y descargar sus archivos, pero no guardar nuevos."
-            )
+            raise ReadOnlySpace(status)
         log.info(
             "quota refused: space=%s used=%d limit=%d requested=%d",
             space_name, now.used_bytes, now.quota_bytes, nbytes,

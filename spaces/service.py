@@ -15,7 +15,14 @@ from sqlalchemy.orm import aliased
 from spaces import audit, plans, retention, storage
 from spaces.audit import Action, Actor
 from spaces.db import Database
-from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, UserLimitReached
+from spaces.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidName,
+    NotFound,
+    ReadOnlySpace,
+    UserLimitReached,
+)
 from spaces.models import Member, Space
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.settings import Settings
@@ -31,11 +38,15 @@ def may_write(role: str) -> bool:
     return role in WRITER_ROLES
 
 
-def check_may_write(role: str, username: str) -> None:
-    """Raise Forbidden (403) with the Spanish reason unless ``role`` may write.
+def check_may_write(role: str, username: str, space_status: str) -> None:
+    """Raise Forbidden (403) with the Spanish reason unless ``role`` may write
+    in a space whose status is ``space_status``: a read-only or suspended space
+    (ReadOnlySpace) refuses every change, whoever asks.
 
     The one rule for every way into a space's files: the WebDAV drive refuses
     write methods with it and the web drive refuses its write actions."""
+    if space_status != "active":
+        raise ReadOnlySpace(space_status)
     if not may_write(role):
         raise Forbidden(
             f"Su usuario '{username}' tiene permiso solo de lectura en este espacio; "
