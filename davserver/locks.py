@@ -274,7 +274,7 @@ class LockBreaker(BaseMiddleware):
         token = environ["HTTP_LOCK_TOKEN"].strip().strip("<>")
         lm = getattr(self.wsgidav_app, "lock_manager", None)
         lock = lm.get_lock(token) if lm is not None else None
-        if lock is None or lock.get("principal") == ctx.username:
+        if lm is None or lock is None or lock.get("principal") == ctx.username:
             return self.next_app(environ, start_response)  # WsgiDAV's own answer
         # WsgiDAV has moved the share ("/dav") from PATH_INFO to SCRIPT_NAME; lock
         # roots are full (quoted) URL paths.
@@ -370,7 +370,8 @@ class RedisLockStorage:
         import redis
 
         self._redis_errors = (redis.RedisError, OSError)
-        self.client = redis.Redis.from_url(url, password=password, decode_responses=True,
+        # decode_responses: every answer is a str (redis-py's types say bytes | str).
+        self.client: Any = redis.Redis.from_url(url, password=password, decode_responses=True,
                                            socket_timeout=5, socket_connect_timeout=5)
         self.prefix = key_prefix
         self.index = key_prefix + "roots"

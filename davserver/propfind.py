@@ -238,7 +238,7 @@ class _Renderer:
 
     def props(self, m: _Member, mode: str, wanted: list[str]) -> list[tuple[str, str, str | None]]:
         """[(name, status, value XML or None)] in WsgiDAV's order."""
-        out = []
+        out: list[tuple[str, str, str | None]] = []
         dead = dict(self.dead.get(m.ref, ()))
         for name in (wanted if mode == "named" else self.names(m)):
             if mode == "name":

@@ -75,10 +75,9 @@ class _Mapped:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SpaceError):
             raise to_dav_error(exc) from exc
-        return False
 
 
 mapped = _Mapped()
@@ -381,8 +380,9 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
     def begin_write(self, *, content_type: str | None = None) -> _UploadWriter:
         declared, exact = _declared_length(self.environ)
         with mapped:
-            self._upload = self.ctx.files.open_upload(self.rel, declared, exact=exact)
-        return _UploadWriter(self._upload)
+            upload = self.ctx.files.open_upload(self.rel, declared, exact=exact)
+        self._upload = upload
+        return _UploadWriter(upload)
 
     def end_write(self, *, with_errors: bool) -> None:
         upload, self._upload = self._upload, None
@@ -422,7 +422,7 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
         dest.remove_all_properties(recursive=False)
         dest.remove_all_locks(recursive=False)
         self._move_props(dest_path, with_children=False)
-        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+        self.remove_all_locks(recursive=True)
         return True
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
@@ -496,10 +496,11 @@ class SpaceFolder(_SpaceResource, DAVCollection):
         return u.available_bytes if u else None
 
     def _members(self) -> dict[str, os.stat_result]:
-        if self._scan is None:
+        scan = self._scan
+        if scan is None:
             with mapped:
-                self._scan = dict(self.ctx.files.list_dir(self.fs_path))
-        return self._scan
+                self._scan = scan = dict(self.ctx.files.list_dir(self.fs_path))
+        return scan
 
     def get_member_names(self) -> list[str]:
         names = sorted(self._members())
@@ -584,6 +585,8 @@ class StatusFile(DAVNonCollection):
 
     def _content(self) -> bytes:
         if self._body is None:
+            custody: int | None
+            net: trash.Held | None
             try:
                 custody = cfdi_index.custody_count(self.ctx.files.db, self.ctx.space.id)
                 net = trash.held(self.ctx.files.db, self.ctx.space.id)

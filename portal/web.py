@@ -63,7 +63,7 @@ def current_account() -> accounts.AccountInfo | None:
                 g.account = accounts.get_account(state().db, int(account_id))
             except Exception:  # noqa: BLE001 - a stale session is just a logout
                 session.clear()
-    return g.account  # type: ignore[no-any-return]
+    return g.account
 
 
 def current_member() -> tuple[int, str, str] | None:

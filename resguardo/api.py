@@ -130,23 +130,23 @@ USAGE_SCHEMA = {"type": "object",
                                ("used_bytes", "used_files", "quota_bytes", "available_bytes")},
                 "additionalProperties": False}
 _NULLABLE_TEXT = {"type": "string", "nullable": True}
-CFDI_SCHEMA = {"type": "object",
-               "required": ["uuid", "version", "tipo", "emisor_rfc", "receptor_rfc", "fecha",
-                            "total", "moneda", "path", "size", "sha256", "ingested_at",
-                            "protected_until", "cancelled"],
-               "properties": {
-                   "uuid": _NULLABLE_TEXT, "version": _NULLABLE_TEXT, "tipo": _NULLABLE_TEXT,
-                   "emisor_rfc": _NULLABLE_TEXT, "receptor_rfc": _NULLABLE_TEXT,
-                   "fecha": _NULLABLE_TEXT,
-                   "total": {"type": "string", "nullable": True,
-                             "description": "importe decimal como texto, sin redondear"},
-                   "moneda": _NULLABLE_TEXT, "path": {"type": "string"},
-                   "size": {"type": "integer"}, "sha256": {"type": "string"},
-                   "ingested_at": {"type": "string", "format": "date-time"},
-                   "protected_until": {"type": "string", "format": "date-time",
-                                       "nullable": True},
-                   "cancelled": {"type": "boolean"}},
-               "additionalProperties": False}
+CFDI_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["uuid", "version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "total",
+                 "moneda", "path", "size", "sha256", "ingested_at", "protected_until",
+                 "cancelled"],
+    "properties": {
+        "uuid": _NULLABLE_TEXT, "version": _NULLABLE_TEXT, "tipo": _NULLABLE_TEXT,
+        "emisor_rfc": _NULLABLE_TEXT, "receptor_rfc": _NULLABLE_TEXT,
+        "fecha": _NULLABLE_TEXT,
+        "total": {"type": "string", "nullable": True,
+                  "description": "importe decimal como texto, sin redondear"},
+        "moneda": _NULLABLE_TEXT, "path": {"type": "string"},
+        "size": {"type": "integer"}, "sha256": {"type": "string"},
+        "ingested_at": {"type": "string", "format": "date-time"},
+        "protected_until": {"type": "string", "format": "date-time", "nullable": True},
+        "cancelled": {"type": "boolean"}},
+    "additionalProperties": False}
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "additionalProperties": False,
                 "properties": {"error": {
                     "type": "object", "required": ["code", "message"],
@@ -161,7 +161,7 @@ PAGE_PARAMS = {
     "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0,
                "description": "Cuántos saltar; la respuesta trae next_offset."},
 }
-CFDI_PARAMS = {
+CFDI_PARAMS: dict[str, dict[str, Any]] = {
     "uuid": {"type": "string", "pattern": r"^[0-9A-Fa-f-]{1,36}$",
              "description": "UUID del timbre (mayúsculas o minúsculas)."},
     "rfc": {"type": "string", "pattern": r"^[A-Za-z0-9&Ññ]{1,13}$",

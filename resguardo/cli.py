@@ -108,9 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("name")
     tk.add_parser("list", help="lista los tokens")
 
-    lp = sub.add_parser("lifecycle", help="vencimientos").add_subparsers(dest="action",
-                                                                         required=True)
-    lr = lp.add_parser("run", help="envía recordatorios y pasa a solo lectura los espacios "
+    lcp = sub.add_parser("lifecycle", help="vencimientos").add_subparsers(dest="action",
+                                                                          required=True)
+    lr = lcp.add_parser("run", help="envía recordatorios y pasa a solo lectura los espacios "
                        "vencidos tras la gracia (correr a diario o cada hora)")
     lr.add_argument("--today", help="fecha AAAA-MM-DD (para pruebas); hoy por omisión")
 
@@ -323,8 +323,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
 
         now = datetime.fromisoformat(args.now) if args.now else None
         actions = retention.sweep(settings, db, now=now)
-        for a in actions:
-            print(f"{a.space}\t{a.action}\t{a.uuid or ''}\t{a.path}")
+        for act in actions:
+            print(f"{act.space}\t{act.action}\t{act.uuid or ''}\t{act.path}")
         print(f"{len(actions)} acciones.")
         freed = trash.expire(settings, db, now=now)
         print(f"Papelera y versiones vencidas: {freed.items} elementos, {freed.bytes} bytes.")
@@ -364,13 +364,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             today = date.fromisoformat(args.today) if args.today else None
         except ValueError:
             raise SpaceError(f"Fecha no válida: {args.today} (use AAAA-MM-DD)") from None
-        report = lifecycle.run(settings, db, Mailer(settings),
-                               notices.Links(settings.base_url()), today)
-        for name, days in report.reminded:
+        due = lifecycle.run(settings, db, Mailer(settings),
+                            notices.Links(settings.base_url()), today)
+        for name, days in due.reminded:
             print(f"{name}: recordatorio enviado (vence en {days} días)")
-        for name in report.read_only:
+        for name in due.read_only:
             print(f"{name}: vencido, ahora en solo lectura")
-        if not report.reminded and not report.read_only:
+        if not due.reminded and not due.read_only:
             print("Nada que hacer.")
         return 0
     if args.command in ("backup", "restore"):

@@ -129,17 +129,17 @@ class _CountingInput:
     def read(self, *args: Any) -> bytes:
         data = self._raw.read(*args)
         self.count += len(data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def readline(self, *args: Any) -> bytes:
         data = self._raw.readline(*args)
         self.count += len(data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def readlines(self, *args: Any) -> list[bytes]:
         lines = self._raw.readlines(*args)
         self.count += sum(len(x) for x in lines)
-        return lines  # type: ignore[no-any-return]
+        return lines
 
     def __iter__(self) -> Iterator[bytes]:
         for line in self._raw:
@@ -168,7 +168,7 @@ def observe(settings: Settings, db: Database, app: WSGIApp) -> WSGIApp:
     m = settings.metrics
     allow = m.allowed_networks()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SpaceUsageCollector(db, m.top_spaces))  # type: ignore[arg-type]
+    registry.register(SpaceUsageCollector(db, m.top_spaces))
 
     def metrics(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         if not m.enabled or not _allowed(environ.get("REMOTE_ADDR", ""), allow):

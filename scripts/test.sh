@@ -74,9 +74,14 @@ ensure_redis
 # The two-node, backup and health tests use PostgreSQL on the SQLite pass too.
 ensure_postgres
 
-# Static check, security rules included (ruff's S = bandit's checks): a finding fails.
+# Static checks; a finding fails: ruff (bandit's security rules included), mypy on the
+# four packages, and the layer contracts of pyproject.toml (import-linter).
 echo "== ruff"
 .venv/bin/ruff check spaces davserver resguardo portal tests bench
+echo "== mypy"
+.venv/bin/mypy
+echo "== import-linter"
+.venv/bin/lint-imports --no-cache | tail -n 6
 
 export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
 # Most tests wait on a server of their own more than they compute: several at once

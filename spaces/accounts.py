@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spaces import audit, notices, plans, service, storage
-from spaces.db import Database
+from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
 from spaces.models import Account, Member, OneTimeToken, Space, utcnow
@@ -132,11 +132,11 @@ def _spend(s: Session, token: str, purpose: str) -> TokenInfo | None:
     t = s.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == _digest(token)))
     if t is None or t.purpose != purpose:
         return None
-    spent = s.execute(
+    spent = affected(s.execute(
         update(OneTimeToken).where(OneTimeToken.id == t.id)
         .where(OneTimeToken.used_at.is_(None)).where(OneTimeToken.expires_at > now)
         .values(used_at=now)
-    ).rowcount
+    ))
     if spent != 1:
         return None
     return TokenInfo(t.purpose, t.account_id, t.member_id, t.data)
@@ -413,12 +413,12 @@ def claim_free_space(settings: Settings, db: Database, mailer: Mailer, links: no
     """
     tier = plans.free_tier(settings)
     with db.session() as s:
-        won = s.execute(
+        won = affected(s.execute(
             update(Account).where(Account.id == account_id)
             .where(Account.ever_had_space.is_(False))
             .where(Account.email_confirmed_at.is_not(None))
             .values(ever_had_space=True)
-        ).rowcount == 1
+        )) == 1
         if not won:
             raise FreeSpaceUnavailable(
                 "El espacio gratuito es sólo para cuentas confirmadas que nunca han tenido "

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import Table, func, insert, or_, select, text
 
@@ -218,7 +218,7 @@ def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str) -> dict[str, dict[s
             ti.uname = ti.gname = ""
             with open(path, "rb") as fh:
                 hashing = _Hashing(fh)
-                tar.addfile(ti, hashing)  # type: ignore[arg-type]
+                tar.addfile(ti, hashing)
             files[rel] = {"size": ti.size, "sha256": hashing.h.hexdigest()}
     return files
 
@@ -251,7 +251,7 @@ def backup(settings: Settings, db: Database, dest: Path,
                     raise NotFound(f"El espacio '{n}' no existe.")
                 spaces.append(sp)
     revision = _schema_revision(db)
-    mode = "w:gz" if dest.name.endswith((".tar.gz", ".tgz")) else "w"
+    mode: Literal["w:gz", "w"] = "w:gz" if dest.name.endswith((".tar.gz", ".tgz")) else "w"
     partial = dest.with_name(dest.name + f".partial-{os.getpid()}")
     work = settings.data_path / f".backup-{uuid.uuid4().hex[:12]}"
     rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in _tables()}

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from spaces import accounts, audit, notices, plans, retention, service, storage
-from spaces.db import Database
+from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mailer, MailError
 from spaces.models import Account, CartItem, Member, Order, OrderItem, PaymentEvent, Space, utcnow
@@ -122,9 +122,9 @@ def change_cart_item(settings: Settings, db: Database, account_id: int, item_id:
                      tier: str, period: str) -> None:
     q = plans.quote(settings, tier, period)
     with db.session() as s:
-        n = s.execute(update(CartItem).where(CartItem.id == item_id)
-                      .where(CartItem.account_id == account_id)
-                      .values(tier=q.tier, period=period)).rowcount
+        n = affected(s.execute(update(CartItem).where(CartItem.id == item_id)
+                               .where(CartItem.account_id == account_id)
+                               .values(tier=q.tier, period=period)))
     if n != 1:
         raise NotFound("Ese artículo ya no está en su carrito.")
 
@@ -340,9 +340,9 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
                           ref, order.total_cents, order.currency, event.amount_cents,
                           event.currency)
                 return EventResult("rejected", ref)
-            won = s.execute(update(Order).where(Order.id == order.id)
-                            .where(Order.status == "pending")
-                            .values(status="paid", paid_at=utcnow())).rowcount == 1
+            won = affected(s.execute(update(Order).where(Order.id == order.id)
+                                     .where(Order.status == "pending")
+                                     .values(status="paid", paid_at=utcnow()))) == 1
             if not won:
                 log.info("payment for an order already paid: order=%s event=%s", ref,
                          event.event_id)

@@ -238,8 +238,8 @@ def _fields(root: Element) -> tuple[str, dict[str, Any]]:
         problems.append("total")
     if problems:
         raise _Rejected("flag-invalid", "campos no válidos: " + ", ".join(problems))
-    rec["uuid"] = rec["uuid"].upper()
-    rec["fecha"] = rec["fecha"][:19]
+    rec["uuid"] = str(rec["uuid"]).upper()  # both matched their patterns above
+    rec["fecha"] = str(rec["fecha"])[:19]
     del rec["pac_rfc"]
     return INDEXED, rec
 

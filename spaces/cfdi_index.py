@@ -124,7 +124,8 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
                                            "uuid": doc.uuid})
                 if target is not None:
                     target.cancelled = True
-                    if target.protected_until and target.protected_until > doc.protected_until:
+                    if target.protected_until and (doc.protected_until is None or
+                                                   target.protected_until > doc.protected_until):
                         doc.protected_until = target.protected_until
             elif finding.category == cfdi.INDEXED and doc.duplicate_of is None:
                 acuse = s.scalar(_FIRST, {"sid": space_id, "category": cfdi.ACUSE,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    CursorResult,
     Engine,
     Integer,
     Select,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     or_,
     update,
 )
+from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +37,13 @@ from spaces.settings import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning a
+    plain ``Result``; for these statements it is a ``CursorResult``."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def like_prefix(path: str) -> str:

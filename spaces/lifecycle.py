@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from spaces import audit, notices
-from spaces.db import Database
+from spaces.db import Database, affected
 from spaces.mail import Mail, Mailer, MailError
 from spaces.models import Account, ReminderSent, Space
 from spaces.settings import Settings
@@ -61,6 +61,7 @@ def run(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
             .outerjoin(Account, Account.id == Space.account_id)
             .where(Space.paid_until.is_not(None))).all()
     for space_id, name, tier, paid_until, status, account_email, owner_email in rows:
+        assert paid_until is not None  # selected above
         to = account_email or owner_email
         left = (paid_until - today).days
         if left > 0:
@@ -82,10 +83,10 @@ def run(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
                          paid_until, left)
         elif today > paid_until + grace and status == "active":
             with db.session() as s:
-                changed = s.execute(
+                changed = affected(s.execute(
                     update(Space).where(Space.id == space_id).where(Space.status == "active")
                     .where(Space.paid_until == paid_until)
-                    .values(status="readonly", status_reason="expired")).rowcount == 1
+                    .values(status="readonly", status_reason="expired"))) == 1
                 if changed:
                     audit.record(s, space_id, audit.Action.READ_ONLY, actor=audit.SYSTEM,
                                  space_name=name,

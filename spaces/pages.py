@@ -34,7 +34,7 @@ class Page(Generic[T]):
         return nxt if self.items and nxt < self.total else None
 
 
-def _count(db: Database, stmt: Select[tuple[int]]) -> int:
+def _count(db: Database, stmt: Select[int]) -> int:
     with db.engine.connect() as c:
         return int(c.scalar(stmt) or 0)
 

@@ -22,7 +22,7 @@ from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from spaces import audit, metrics, plans
-from spaces.db import Database, like_prefix, path_move_params, path_mover
+from spaces.db import Database, affected, like_prefix, path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
 from spaces.settings import Settings
@@ -80,7 +80,7 @@ def _covered(path: str, holds: list[str]) -> bool:
     return False
 
 
-def _protected_statement(*, whole_space: bool) -> Select[Any]:
+def _protected_statement(*, whole_space: bool) -> Select[*tuple[Any, ...]]:
     """Every write and delete asks this: built once, so SQLAlchemy reuses it."""
     doc = CfdiDocument
     where = doc.path.like("/%") if whole_space else or_(
@@ -178,7 +178,7 @@ def lift_hold(db: Database, space_name: str, path: str, by: str,
         result = s.execute(update(CfdiHold).where(
             CfdiHold.space_id == space.id, CfdiHold.path == "/" + path.strip("/"),
             CfdiHold.lifted_at.is_(None)).values(lifted_at=now_utc(), lifted_by=by))
-        n = int(result.rowcount or 0)
+        n = affected(result)
         if n:
             audit.record(s, space.id, audit.Action.HOLD_LIFTED,
                          actor=actor or audit.Actor(by), space_name=space.name,
@@ -345,8 +345,9 @@ def _sweep_documents(settings: Settings, db: Database, now: datetime) -> list[Sw
             if not to:
                 log.warning("retention purge postponed: space=%s has no e-mail to notify", name)
                 continue
-            when = max(now + (final_days if is_final else first_days),
-                       max(d.protected_until for d in group))  # type: ignore[type-var]
+            # every document here was selected with a protected_until
+            when = max([now + (final_days if is_final else first_days)]
+                       + [d.protected_until for d in group if d.protected_until])
             _notice(settings, to, name, group, when, is_final)
             column = "final_notice_at" if is_final else "first_notice_at"
             with db.session() as s:

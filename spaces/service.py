@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -232,7 +232,7 @@ def add_member(
                 raise NotFound(f"No existe el espacio '{space_name}'.")
             if db.is_sqlite:
                 # SQLite has no row locks: take the database write lock now.
-                s.execute(Space.__table__.update().where(Space.id == space.id)
+                s.execute(update(Space).where(Space.id == space.id)
                           .values(max_users=Space.max_users))
             count = s.scalar(select(func.count()).where(Member.space_id == space.id)) or 0
             if space.max_users is not None and count >= space.max_users:
@@ -308,7 +308,7 @@ class Credential:
     within_user_limit: bool
 
 
-def _credential_statement() -> Select[Any]:
+def _credential_statement() -> Select[*tuple[Any, ...]]:
     """One query for the member, its space and how many members are older: the
     drive runs it on every request, so it is built once and reused (SQLAlchemy
     then skips building and compiling it again)."""

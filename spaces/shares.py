@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from spaces.db import Database
+from spaces.db import Database, affected
 from spaces.errors import Forbidden, InvalidName, NotFound, SpaceError
 from spaces.models import ShareLink, Space, utcnow
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -129,7 +129,7 @@ def revoke(db: Database, space_id: int, link_id: int, *, created_by: str | None 
     if created_by is not None:
         q = q.where(ShareLink.created_by == created_by)
     with db.session() as s:
-        if s.execute(q.values(revoked_at=utcnow())).rowcount != 1:  # type: ignore[attr-defined]
+        if affected(s.execute(q.values(revoked_at=utcnow()))) != 1:
             raise NotFound("Ese enlace no existe o ya estaba revocado.")
         path = str(s.scalar(select(ShareLink.path).where(ShareLink.id == link_id)))
     log.info("share link revoked: space_id=%s link=%s", space_id, link_id)

@@ -310,7 +310,7 @@ def expire(settings: Settings, db: Database, now: datetime | None = None,
 # -- used by spaces.storage (under the space's guard) -----------------------------
 
 #: Built once: every delete runs it, and building it cost more than running it.
-_PUT = insert(TrashItem)
+_PUT = insert(TrashItem).returning(TrashItem.id)
 
 
 def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
@@ -326,7 +326,7 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
               "size": nbytes, "files": nfiles, "trashed_at": utcnow(),
               "trashed_by": files.actor_name}
     with files.db.engine.begin() as c:
-        item_id = c.execute(_PUT, values).inserted_primary_key[0]
+        item_id = c.execute(_PUT, values).scalar_one()
     row = TrashItem(id=item_id, **values)
     try:
         if p is None:

@@ -167,7 +167,7 @@ def _drop(files: SpaceFiles, version_id: int) -> None:
         s.execute(delete(FileVersion).where(FileVersion.id == version_id))
 
 
-def _erase_version(files: SpaceFiles, row: FileVersion | Row[Any]) -> Freed:
+def _erase_version(files: SpaceFiles, row: FileVersion | Row[*tuple[Any, ...]]) -> Freed:
     from spaces.trash import Freed
 
     nbytes, nfiles = files.erase(files.versions_root / row.token)
@@ -176,7 +176,7 @@ def _erase_version(files: SpaceFiles, row: FileVersion | Row[Any]) -> Freed:
 
 
 #: Every overwrite runs it: built once.
-_ADD = insert(FileVersion)
+_ADD = insert(FileVersion).returning(FileVersion.id)
 
 
 def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
@@ -186,7 +186,7 @@ def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
     values = {"space_id": files.space_id, "token": new_token(), "path": path, "size": e.size,
               "mtime": e.mtime, "created_at": utcnow(), "created_by": files.actor_name}
     with files.db.engine.begin() as c:
-        version_id = c.execute(_ADD, values).inserted_primary_key[0]
+        version_id = c.execute(_ADD, values).scalar_one()
     return FileVersion(id=version_id, **values)
 
 

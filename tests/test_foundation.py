@@ -172,15 +172,6 @@ def test_dependencies_point_one_way(module, forbidden):
     assert out == "False", f"{module} pulled in {forbidden}"
 
 
-def test_nothing_imports_the_composition_root():
-    for pkg in ("spaces", "davserver", "portal"):
-        for f in (ROOT / pkg).rglob("*.py"):
-            assert "resguardo" not in {
-                line.split()[1].split(".")[0] for line in f.read_text().splitlines()
-                if line.startswith(("import ", "from "))
-            }, f
-
-
 def _cli(tmp_path, *args, input=None):
     cfg = tmp_path / "c.toml"
     if not cfg.exists():
