@@ -50,7 +50,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
-from portal.web import current_member, state
+from portal.web import current_member, safe_next, state
 from spaces import audit, metrics, quota, service, statusfile
 from spaces.errors import (
     Forbidden,
@@ -383,10 +383,9 @@ def login() -> Any:
         session["member"] = [m.id, space, m.username]
         session.permanent = True
         log.info("web drive login: space=%s user=%s addr=%s", space, m.username, addr)
-        nxt = request.args.get("next") or ""
-        if nxt.startswith(f"/unidad/{space}/") and "\\" not in nxt:
-            return redirect(nxt)
-        return redirect(url_for("drive.browse", name=space))
+        home = url_for("drive.browse", name=space)
+        nxt = safe_next(request.args.get("next"), home)
+        return redirect(nxt if nxt.startswith(home) else home)
     return render_template("drive/login.html", form=form)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
 
@@ -123,7 +125,24 @@ def _t(text: str) -> str:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """Only local paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """Where to send the browser after a login or a language switch: ``target``
+    if it is a path of this site, else ``default``. The one check for every
+    redirect that a request chooses (never an open redirect, never a 500).
+
+    Browsers forgive a lot on the way from a ``Location`` header to a URL: they
+    drop tabs and newlines anywhere, trim control characters and spaces, and
+    read a backslash as a slash, so "/<tab>/evil.example" and "/<backslash>evil.example"
+    both mean "//evil.example", another host. So a target must be printable
+    (no control, format or space character at all, no backslash), start with
+    exactly one slash and have neither scheme nor host; non-ASCII letters are
+    percent-encoded.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if any(ch == "\\" or ch.isspace() or unicodedata.category(ch)[0] in "CZ"
+           for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return quote(target, safe="/?&=#%;:@+,$!*'()~-._")
