@@ -8,7 +8,6 @@ changes files, and the protection rules live in :mod:`spaces.retention`.
 
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from collections import OrderedDict
@@ -20,7 +19,7 @@ from flask_babel import gettext as _
 
 from portal.space import may_admin
 from portal.web import current_member, state
-from spaces import cfdi_index, service, storage
+from spaces import cfdi_index, csvexport, service, storage
 from spaces.errors import NotFound, SpaceError
 from spaces.models import CfdiDocument
 
@@ -102,13 +101,8 @@ def search(name: str) -> Any:
 
 
 def _csv(space: service.SpaceInfo, docs: list[CfdiDocument]) -> Response:
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(CSV_FIELDS)
-    for d in docs:
-        w.writerow(["" if getattr(d, k) is None else getattr(d, k) for k in CSV_FIELDS])
-    # A BOM so Excel opens the accents right.
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+    rows = ([getattr(d, k) for k in CSV_FIELDS] for d in docs)
+    return Response(csvexport.chunks(CSV_FIELDS, rows), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="cfdi-{space.name}.csv"'})
 

@@ -50,7 +50,6 @@ Actors
 
 from __future__ import annotations
 
-import csv
 import getpass
 import logging
 from collections.abc import Iterator
@@ -63,7 +62,7 @@ from prometheus_client import Counter
 from sqlalchemy import Connection, Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from spaces import plans
+from spaces import csvexport, plans
 from spaces.db import Database
 from spaces.models import AuditRecord, CfdiHold, Space, utcnow
 from spaces.settings import Settings
@@ -336,42 +335,20 @@ CSV_HEADER = ("fecha_utc", "espacio", "accion", "descripcion", "usuario", "direc
 
 
 def csv_row(e: Entry) -> list[str]:
-    def cell(v: str | None) -> str:
-        # A cell starting with = + - @ is a formula to Excel: neutralise it.
-        if v and v[0] in "=+-@\t\r":
-            return "'" + v
-        return v or ""
-
+    """A record as the export's cells (raw: :mod:`spaces.csvexport` makes them safe)."""
     return [e.at.strftime("%Y-%m-%dT%H:%M:%SZ"), e.space_name, e.action, e.label,
-            cell(e.user), cell(e.address), e.via or "", cell(e.path), cell(e.dest),
-            "" if e.size is None else str(e.size), cell(e.detail)]
+            e.user or "", e.address or "", e.via or "", e.path or "", e.dest or "",
+            "" if e.size is None else str(e.size), e.detail or ""]
 
 
 def export_csv(db: Database, f: Filter, out: TextIO) -> int:
     """Write every matching record (oldest first) as CSV to ``out``; returns rows."""
-    w = csv.writer(out)
-    w.writerow(CSV_HEADER)
-    n = 0
-    for e in iter_entries(db, f):
-        w.writerow(csv_row(e))
-        n += 1
-    return n
+    return csvexport.write(out, CSV_HEADER, (csv_row(e) for e in iter_entries(db, f)))
 
 
 def csv_lines(db: Database, f: Filter) -> Iterator[str]:
-    """The same CSV as :func:`export_csv`, line by line (for a streamed download)."""
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(CSV_HEADER)
-    for e in iter_entries(db, f):
-        w.writerow(csv_row(e))
-        if buf.tell() > 65536:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
+    """The same CSV as :func:`export_csv` with a BOM, in pieces (a streamed download)."""
+    return csvexport.chunks(CSV_HEADER, (csv_row(e) for e in iter_entries(db, f)))
 
 
 # -- expiry --------------------------------------------------------------------------

@@ -57,3 +57,79 @@ def test_next_never_leaves_the_site_and_never_fails(portal, door):  # noqa: F811
     # a real local target still works
     r = b.c.get("/idioma/es?next=/planes%3Ftier%3D4G")
     assert r.headers["Location"] in ("/planes?tier=4G", f"http://{HOST}/planes?tier=4G")
+
+
+# -- CSV exports: one writer, never a formula ---------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://evil.example","Factura")', "+cmd|' /C calc'!A0",
+            "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1",
+            "\n=1+1", "\uff1dHYPERLINK(\"http://evil.example\")", "\uff0b1+1", "\uff0d1+1",
+            "\uff20SUM(1)", "\ufe661+1", "\u22121+1"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_the_csv_writer_turns_every_formula_start_into_text(text):
+    from spaces import csvexport
+
+    out = "".join(csvexport.chunks(["a", "b"], [[text, "-12.50"]], bom=False))
+    import csv
+    import io
+
+    row = list(csv.reader(io.StringIO(out)))[1]
+    assert row == ["'" + text, "-12.50"]
+
+
+def test_only_the_one_csv_writer_writes_csv():
+    """Every export goes through spaces.csvexport: no other module of the product
+    builds CSV on its own (the CFDI export once did, and let formulas through)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    uses_csv = re.compile(r"^\s*(import csv|from csv import)\b", re.MULTILINE)
+    writers = [str(p.relative_to(root)) for pkg in ("spaces", "portal", "davserver",
+                                                     "resguardo")
+               for p in (root / pkg).rglob("*.py")
+               if uses_csv.search(p.read_text(encoding="utf-8"))]
+    assert writers == ["spaces/csvexport.py"]
+
+
+def _stamped_cfdi(tmp_path, emisor_nombre: str, receptor_nombre: str) -> bytes:
+    import re
+    from xml.sax.saxutils import quoteattr
+
+    from test_cfdi import one_cfdi
+
+    xml, _ = one_cfdi(tmp_path)
+    text = xml.decode("utf-8")
+    text, n = re.subn(r'(<cfdi:Emisor\b[^>]*\bNombre=)"[^"]*"',
+                      lambda m: m.group(1) + quoteattr(emisor_nombre), text, count=1)
+    text, k = re.subn(r'(<cfdi:Receptor\b[^>]*\bNombre=)"[^"]*"',
+                      lambda m: m.group(1) + quoteattr(receptor_nombre), text, count=1)
+    assert n == 1 and k == 1
+    return text.encode("utf-8")
+
+
+def test_cfdi_export_never_hands_a_formula_to_the_spreadsheet(portal, tmp_path):  # noqa: F811
+    import csv
+    import io
+
+    from portal_helpers import Browser
+
+    from spaces import cfdi_index, service, storage
+
+    st, db = portal.settings, portal.db
+    info = service.create_space(st, db, "acme", "4G")
+    service.add_member(db, "acme", "ana", "clave-de-ana-1", "admin")
+    root = storage.space_dir(st, "acme") / "files"
+    (root / "f.xml").write_bytes(_stamped_cfdi(tmp_path, FORMULAS[0], FORMULAS[7]))
+    cfdi_index.reindex(st, db, info.id, root)
+    b = Browser(portal.app)
+    b.post("/cuenta/entrar-unidad", {"space": "acme", "username": "ana",
+                                     "password": "clave-de-ana-1"},
+           form_page="/cuenta/entrar-unidad")
+    r = b.c.get("/espacios/acme/cfdi?formato=csv")
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
+    assert [(x["emisor_nombre"], x["receptor_nombre"]) for x in rows] == [
+        ("'" + FORMULAS[0], "'" + FORMULAS[7])]
