@@ -56,7 +56,12 @@ class AccountInfo:
 
 
 def normalize_account_username(name: str) -> str:
-    """Account usernames can name a space and a drive user: 2-63 of a-z 0-9 _ -."""
+    """Account usernames can name a space and a drive user: 2-63 of a-z 0-9 _ -,
+    not a reserved space name."""
+    return service.check_new_space_name(_username_shape(name))
+
+
+def _username_shape(name: str) -> str:
     try:
         return service.normalize_space_name(name)
     except InvalidName:
@@ -327,8 +332,9 @@ def confirm_email_change(db: Database, token: str) -> AccountInfo:
 
 
 def create_operator(db: Database, username: str, email: str, password: str) -> AccountInfo:
-    """A site-wide administrator (``resguardo admin create``); confirmed at once."""
-    u = normalize_account_username(username)
+    """A site-wide administrator (``resguardo admin create``); confirmed at once.
+    Its username names no space, so a reserved one ("root") is fine."""
+    u = _username_shape(username)
     e = normalize_email(email)
     service.check_password(password)
     try:
@@ -368,7 +374,7 @@ def create_owned_space(s: Session, settings: Settings, account: Account, name: s
     account's username as its first (admin) user. The user gets an unguessable
     password nobody knows; the owner sets a real one from the e-mailed link.
     Marks the account as having had a space. AlreadyExists if the name is taken."""
-    n = service.normalize_space_name(name)
+    n = service.check_new_space_name(name)
     t = plans.get_tier(settings, tier_name)
     if s.scalar(select(Space.id).where(Space.name == n)) is not None:
         raise AlreadyExists(f"Ya existe un espacio llamado «{n}».")

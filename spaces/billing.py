@@ -76,6 +76,7 @@ def _action(db: Database, account_id: int, space_name: str, tier: str) -> str:
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name))
         if space is None:
+            service.check_new_space_name(space_name)
             return "create"
         if space.account_id != account_id:
             raise AlreadyExists(f"El nombre «{space_name}» ya lo usa otro espacio. Elija el otro "

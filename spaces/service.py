@@ -88,6 +88,39 @@ def normalize_space_name(name: str) -> str:
     return n
 
 
+#: Names no space may take: every path segment of the server's own routes (a
+#: space called "entrar" would shadow /unidad/entrar, one called "healthz" the
+#: health check) and names that would pass for the service itself. Checked
+#: wherever a space is born or named (CLI, API, purchase, free space, and the
+#: account username, which names the free space: :func:`check_new_space_name`);
+#: spaces that already have such a name keep it. A test keeps the list in step
+#: with the portal's routes.
+RESERVED_SPACE_NAMES = frozenset({
+    # the server's dispatcher and operations
+    "api", "dav", "healthz", "metrics", "static", "webdav",
+    # the portal's routes, every segment
+    "acceso", "activar", "bitacora", "borrar", "cambiar", "cambiar-correo", "carpeta",
+    "carrito", "cfdi", "compartido", "confirmar", "crear", "cuenta", "descargar",
+    "eliminar", "enlaces", "entrar", "entrar-unidad", "espacio-gratis", "espacios",
+    "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos",
+    "papelera", "pedidos", "planes", "quitar", "recibo", "registro", "renombrar",
+    "restablecer", "restaurar", "revocar", "salir", "sandbox", "subir", "tokens",
+    "unidad", "usuarios", "vaciar", "versiones", "webhook",
+    # what would pass for the service or its staff
+    "admin", "administrador", "administrator", "ayuda", "help", "login", "logout",
+    "operator", "resguardo", "root", "sistema", "soporte", "support", "system", "www",
+})
+
+
+def check_new_space_name(name: str) -> str:
+    """The normalised name for a new space; InvalidName if it is malformed or
+    reserved (:data:`RESERVED_SPACE_NAMES`)."""
+    n = normalize_space_name(name)
+    if n in RESERVED_SPACE_NAMES:
+        raise InvalidName(f"El nombre «{n}» está reservado para el servicio; elija otro.")
+    return n
+
+
 def normalize_username(name: str) -> str:
     n = name.strip().lower()
     if not _USER_NAME.match(n):
@@ -109,8 +142,9 @@ def create_space(
     settings: Settings, db: Database, name: str, tier: str, owner_email: str | None = None,
     *, actor: Actor | None = None,
 ) -> SpaceInfo:
-    """Create a space of ``tier`` and its folders. AlreadyExists if the name is taken."""
-    n = normalize_space_name(name)
+    """Create a space of ``tier`` and its folders. AlreadyExists if the name is
+    taken, InvalidName if it is malformed or reserved."""
+    n = check_new_space_name(name)
     t = plans.get_tier(settings, tier)
     try:
         with db.session() as s:

@@ -133,3 +133,44 @@ def test_cfdi_export_never_hands_a_formula_to_the_spreadsheet(portal, tmp_path):
     rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
     assert [(x["emisor_nombre"], x["receptor_nombre"]) for x in rows] == [
         ("'" + FORMULAS[0], "'" + FORMULAS[7])]
+
+
+# -- reserved names --------------------------------------------------------------------------
+
+def test_every_route_segment_of_the_portal_and_server_is_a_reserved_space_name(portal):  # noqa: F811
+    import re
+
+    from spaces import service
+
+    valid = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
+    segments = {seg for rule in portal.app.url_map.iter_rules()
+                for seg in rule.rule.split("/") if seg and "<" not in seg}
+    segments |= {"api", "dav", "healthz", "metrics"}  # the dispatcher's own
+    missing = sorted(s for s in segments if valid.match(s)
+                     and s not in service.RESERVED_SPACE_NAMES)
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", ["entrar", " Healthz "])
+def test_api_cli_and_sign_up_refuse_a_reserved_space_name(make_server, name):
+    import requests
+
+    srv = make_server().start()
+    p = srv.cli("space", "create", name, "--tier", "4G", check=False)
+    assert p.returncode == 1 and "reservado" in p.stderr, p.stderr
+    token = srv.cli("admin", "token", "create", "ops").stdout.strip().splitlines()[-1]
+    r = requests.post(f"{srv.url}/api/v1/spaces", json={"name": name.strip().lower(),
+                                                        "tier": "4G"},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 400 and "reservado" in r.json()["error"]["message"], r.text
+    s = requests.Session()
+    page = s.get(f"{srv.url}/cuenta/registro", timeout=30).text
+    import re
+
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    r = s.post(f"{srv.url}/cuenta/registro", data={
+        "csrf_token": csrf, "username": name, "email": "x@empresa.mx", "password": PASSWORD},
+        timeout=30)
+    assert "reservado" in r.text and "Revise su correo" not in r.text
+    assert "reservado" not in srv.cli("space", "list").stdout
+    assert srv.cli("space", "list").stdout.strip() == ""
