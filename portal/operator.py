@@ -33,7 +33,8 @@ def dashboard() -> Any:
     st = state()
     q = (request.args.get("q") or "").strip()
     spaces = [sp for sp in service.list_spaces(st.db)
-              if not q or q.lower() in sp.name or q.lower() in (sp.owner_email or "").lower()]
+              if not q or q.lower() in sp.name or q.lower() in (sp.owner_email or "").lower()
+              or q.lstrip("#") == str(sp.id)]
     forms = {}
     for sp in spaces:
         f = OperatorSpaceForm(prefix=f"s{sp.id}", formdata=None)

@@ -182,7 +182,7 @@ def _read_password() -> str:
 
 def _space_dict(settings: Settings, info: service.SpaceInfo, users: int) -> dict[str, object]:
     return {
-        "name": info.name, "tier": info.tier, "quota_bytes": info.quota_bytes,
+        "name": info.name, "id": info.id, "tier": info.tier, "quota_bytes": info.quota_bytes,
         "used_bytes": info.used_bytes, "used_files": info.used_files,
         "max_users": info.max_users, "users": users, "status": info.status,
         "owner_email": info.owner_email,

@@ -2,7 +2,11 @@
 
 Counters are per process (each drive node is scraped on its own) and carry no
 space label: thousands of spaces would be thousands of series. The per-space
-gauges come from the database at scrape time, for the top spaces only.
+gauges come from the database at scrape time, for the top spaces only, and are
+labelled with the space's number (``space_id``), never its name: names are
+RFCs and company names (an RFC of a persona física is personal data), and
+metrics often go to monitoring outside the installation. ``resguardo space
+show NAME`` and the operator's page give a space's number.
 """
 
 from __future__ import annotations
@@ -64,9 +68,9 @@ class SpaceUsageCollector:
                                "1 if the database answered this scrape.")
         try:
             with self.db.engine.connect() as c:
-                top = c.execute(select(Space.name, Space.used_bytes, Space.quota_bytes,
+                top = c.execute(select(Space.id, Space.used_bytes, Space.quota_bytes,
                                        Space.used_files)
-                                .order_by(Space.used_bytes.desc(), Space.name)
+                                .order_by(Space.used_bytes.desc(), Space.id)
                                 .limit(self.top)).all()
                 totals = c.execute(select(func.count(), func.coalesce(func.sum(
                     Space.used_bytes), 0)).select_from(Space)).one()
@@ -84,17 +88,17 @@ class SpaceUsageCollector:
         yield up
         used = GaugeMetricFamily("resguardo_space_used_bytes",
                                  f"Bytes used, for the {self.top} fullest spaces.",
-                                 labels=["space"])
+                                 labels=["space_id"])
         quota = GaugeMetricFamily("resguardo_space_quota_bytes",
                                   f"Quota in bytes, for the {self.top} fullest spaces.",
-                                  labels=["space"])
+                                  labels=["space_id"])
         files = GaugeMetricFamily("resguardo_space_files",
                                   f"Files and folders, for the {self.top} fullest spaces.",
-                                  labels=["space"])
-        for name, nbytes, limit, nfiles in top:
-            used.add_metric([name], nbytes)
-            quota.add_metric([name], limit)
-            files.add_metric([name], nfiles)
+                                  labels=["space_id"])
+        for space_id, nbytes, limit, nfiles in top:
+            used.add_metric([str(space_id)], nbytes)
+            quota.add_metric([str(space_id)], limit)
+            files.add_metric([str(space_id)], nfiles)
         yield used
         yield quota
         yield files

@@ -112,8 +112,9 @@ def test_metrics_count_requests_bytes_refusals_and_failures(make_server):
     assert delta("resguardo_http_sent_bytes_total", side="drive") >= len(body)
     assert delta("resguardo_quota_refusals_total", reason="quota") == 1
     assert delta("resguardo_auth_failures_total", reason="password") == 1
-    assert metric(after, "resguardo_space_used_bytes", space="acme") == len(body)
-    assert metric(after, "resguardo_space_quota_bytes", space="acme") == 100 * 1024
+    sid = str(srv.show("acme")["id"])
+    assert metric(after, "resguardo_space_used_bytes", space_id=sid) == len(body)
+    assert metric(after, "resguardo_space_quota_bytes", space_id=sid) == 100 * 1024
     assert metric(after, "resguardo_spaces", status="active") == 1
     assert metric(after, "resguardo_database_up") == 1
     assert metric(after, "resguardo_http_request_duration_seconds_count", method="PUT") >= 2
@@ -128,8 +129,23 @@ def test_metrics_show_only_the_fullest_spaces(make_server):
         assert s.put(srv.dav(f"e{i}", "f.bin"), data=b"z" * size,
                      auth=("ana", "secreto-ana-1")).status_code == 201
     text = scrape(srv)
-    shown = set(re.findall(r'resguardo_space_used_bytes\{space="([^"]+)"\}', text))
-    assert shown == {"e1", "e2"}
+    shown = set(re.findall(r'resguardo_space_used_bytes\{space_id="([^"]+)"\}', text))
+    assert shown == {str(srv.show(f"e{i}")["id"]) for i in (1, 2)}
+
+
+def test_metrics_never_name_a_customer_space(make_server):
+    """Space names are RFCs and company names (personal data of a persona física),
+    and metrics often travel to outside monitoring: the per-space gauges carry
+    the space's number, which `resguardo space show` maps back."""
+    srv = make_server().start()
+    srv.create_space("gode561231gr8", "4G")
+    srv.add_user("gode561231gr8", "ana", "secreto-ana-1")
+    assert requests.put(srv.dav("gode561231gr8", "f.bin"), data=b"z" * 10,
+                        auth=("ana", "secreto-ana-1")).status_code == 201
+    text = scrape(srv)
+    sid = str(srv.show("gode561231gr8")["id"])
+    assert metric(text, "resguardo_space_used_bytes", space_id=sid) == 10
+    assert "gode561231gr8" not in text.lower()
 
 
 def test_retention_protections_are_counted(make_server, tmp_path):
