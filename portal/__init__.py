@@ -16,7 +16,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, g, render_template, request, session
+from flask import Flask, g, has_request_context, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -38,10 +39,22 @@ def _select_locale() -> str:
     return lang if lang in LOCALES else "es"
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie ``Secure`` whenever the
+    request came over HTTPS: directly, or through a trusted proxy that said so
+    (``X-Forwarded-Proto``, see ``[server] trusted_proxies``), even without a
+    ``public_url`` to tell from."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]
+                    or (has_request_context() and request.is_secure))
+
+
 def create_app(settings: Settings, db: Database | None = None) -> Flask:
     from portal.web import PortalState
 
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     if db is None:
         db = open_database(settings)
     secure = settings.base_url().startswith("https://")

@@ -380,3 +380,31 @@ def test_drive_and_portal_run_as_separate_processes(make_server):
     assert requests.get(drive.url + "/").status_code == 404
     r = requests.get(portal.url + "/")
     assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
+
+
+# -- the session cookie behind a TLS proxy ---------------------------------------------------
+
+def _session_cookie(set_cookie: str) -> str:
+    return next(c for c in set_cookie.split(", resguardo") if "sesion=" in c)
+
+
+def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(make_server):
+    """Without public_url the portal learns it is on HTTPS only from the trusted
+    proxy's X-Forwarded-Proto: the session cookie must then be Secure, or a
+    browser would send it over plain HTTP too. Plain HTTP (the demo) keeps a
+    cookie it can use."""
+    srv = make_server('[server]\ntrusted_proxies = "127.0.0.1"\n').start()
+    r = requests.get(srv.url + "/cuenta/entrar", headers={"X-Forwarded-Proto": "https"},
+                     timeout=30)
+    cookie = _session_cookie(r.headers["Set-Cookie"])
+    assert "Secure" in cookie and "HttpOnly" in cookie, cookie
+    r = requests.get(srv.url + "/cuenta/entrar", timeout=30)
+    assert "Secure" not in _session_cookie(r.headers["Set-Cookie"])
+
+
+def test_the_session_cookie_through_nginx_is_secure(behind_nginx):
+    _srv, s, base, _ = behind_nginx
+    r = s.get(base + "/cuenta/entrar")
+    assert r.status_code == 200
+    cookie = _session_cookie(r.headers["Set-Cookie"])
+    assert "Secure" in cookie, cookie
