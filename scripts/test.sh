@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, installing what it needs: the virtualenv, litmus and
-# chromium (Debian packages) and a PostgreSQL server. Runs on SQLite, then again on PostgreSQL.
-#   RESGUARDO_TEST_DBS="sqlite postgresql"  which databases (default: both)
+# chromium (Debian packages) and a PostgreSQL server. Static checks, then one pytest session
+# in which the tests marked `db` run on SQLite and on PostgreSQL and the rest once.
+#   RESGUARDO_TEST_DBS="sqlite postgresql"  the databases of the `db` tests (default: both)
 #   PYTEST_ARGS="-x -k quota"                extra pytest arguments
 #   RESGUARDO_TEST_WORKERS=1                 one test at a time (default 3 in parallel)
 set -euo pipefail
@@ -71,7 +72,8 @@ ensure_redis() {
     return 1
 }
 ensure_redis
-# The two-node, backup and health tests use PostgreSQL on the SQLite pass too.
+# Tests marked `db` run on PostgreSQL too; the two-node, backup and health tests need
+# it whatever the database.
 ensure_postgres
 
 # Static checks; a finding fails: ruff (bandit's security rules included), mypy on the
@@ -84,29 +86,28 @@ echo "== import-linter"
 .venv/bin/lint-imports --no-cache | tail -n 6
 
 export RESGUARDO_REQUIRE_LITMUS=1 RESGUARDO_REQUIRE_BROWSER=1
+# One pytest session covers both databases: a test marked `db` runs once on SQLite and
+# once on PostgreSQL (RESGUARDO_TEST_DBS narrows that), every other test once.
+export RESGUARDO_TEST_DBS=$dbs RESGUARDO_PG_ADMIN_URL=$pg_url
+unset RESGUARDO_TEST_DATABASE_URL
 # Most tests wait on a server of their own more than they compute: several at once
-# (pytest-xdist) roughly halve the time. Those marked `serial` (they stop the shared
-# PostgreSQL, share Redis, or compare timings) run afterwards, alone.
+# (pytest-xdist). Those marked `serial` (they compare timings) run afterwards, alone.
+# Coverage (branch, servers and CLI included: [tool.coverage] in pyproject.toml) is
+# combined over both parts and checked against its floor at the end.
 workers=${RESGUARDO_TEST_WORKERS:-3}
-suite() {
-    if [ "$workers" -le 1 ]; then .venv/bin/pytest -q ${PYTEST_ARGS:-}; return; fi
-    local rc=0 r
-    # Exit 5 is "no tests collected": a -k filter left that part empty.
-    .venv/bin/pytest -q -n "$workers" -m "not serial" ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || rc=1; }
-    .venv/bin/pytest -q -m serial ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || rc=1; }
-    return $rc
-}
+rm -f .coverage .coverage.*
+cov=(--cov --cov-report=)
+echo "== tests on ${dbs// / and } (${workers} at a time, then the serial ones)"
 status=0
-for db in $dbs; do
-    case "$db" in
-        sqlite)
-            echo "== test suite on SQLite"
-            (unset RESGUARDO_TEST_DATABASE_URL; suite) || status=1 ;;
-        postgresql)
-            ensure_postgres
-            echo "== test suite on PostgreSQL"
-            (export RESGUARDO_TEST_DATABASE_URL=$pg_url; suite) || status=1 ;;
-        *) echo "test: unknown database '$db'" >&2; exit 2 ;;
-    esac
-done
+run() {  # exit 5 is "no tests collected": a -k filter left that part empty
+    .venv/bin/pytest -q "${cov[@]}" "$@" ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || status=1; }
+}
+if [ "$workers" -le 1 ]; then
+    run
+else
+    run -n "$workers" -m "not serial"
+    run -m serial --cov-append
+fi
+echo "== coverage"
+.venv/bin/coverage report || status=1
 exit $status

@@ -6,10 +6,17 @@ own data folder and database, bound to port 0, and talks HTTP to it. The CLI
 installed command, ``resguardo.cli.main(argv)``, with its standard streams and
 exit code captured (as Flask's ``test_cli_runner`` does): a subprocess costs
 0.7 s of imports per call, the call itself 0.02 s. A few tests still run the
-installed ``resguardo`` command as a real process. Set
-``RESGUARDO_TEST_DATABASE_URL`` to a PostgreSQL server URL (for example
-``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) to run the whole
-suite against PostgreSQL: each server then gets a database of its own.
+installed ``resguardo`` command as a real process.
+
+Databases: a test marked ``db`` (its outcome depends on what SQL stores or how
+it orders concurrent changes: counters, paths, locks, rows) runs once on each
+database of ``RESGUARDO_TEST_DBS`` (default "sqlite postgresql"), as
+``test_x[sqlite]`` and ``test_x[postgresql]``; every other test runs once, on
+the first. On PostgreSQL each server gets a database of its own on
+``RESGUARDO_PG_ADMIN_URL`` (default the local server). Tests that need
+PostgreSQL or Redis whatever the database (``pg_database``, ``redis_url``) run
+once. ``RESGUARDO_TEST_DATABASE_URL`` (a PostgreSQL server URL) runs every test
+on that server instead.
 """
 
 from __future__ import annotations
@@ -33,22 +40,50 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-PG_URL = os.environ.get("RESGUARDO_TEST_DATABASE_URL", "")
+_ALL_ON_PG = os.environ.get("RESGUARDO_TEST_DATABASE_URL", "")
 
 GIB = 2**30
 
-
-#: Where tests that need PostgreSQL or Redis whatever the suite's database find them.
-PG_ADMIN_URL = PG_URL or os.environ.get(
+#: Where every PostgreSQL database of the tests is created.
+PG_ADMIN_URL = _ALL_ON_PG or os.environ.get(
     "RESGUARDO_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("RESGUARDO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+#: The databases tests marked ``db`` run on; the others run on the first.
+DATABASES: list[str] = (["postgresql"] if _ALL_ON_PG else
+                        os.environ.get("RESGUARDO_TEST_DBS", "sqlite postgresql").split())
+if not DATABASES or set(DATABASES) - {"sqlite", "postgresql"}:
+    raise pytest.UsageError(f"RESGUARDO_TEST_DBS: 'sqlite' and/or 'postgresql', not {DATABASES}")
+_current = {"database": DATABASES[0]}
+
+
+def on_postgresql() -> bool:
+    """Whether the running test's servers use PostgreSQL (see the ``database`` fixture)."""
+    return _current["database"] == "postgresql"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test that asks for ``pg_database`` is on PostgreSQL whatever it is marked: once.
+    if (metafunc.definition.get_closest_marker("db") and len(DATABASES) > 1
+            and "pg_database" not in metafunc.fixturenames):
+        # Module scope: a module's shared server is made once per database.
+        metafunc.parametrize("database", DATABASES, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database of this test's servers: its parameter for a test marked
+    ``db``, else the first of RESGUARDO_TEST_DBS."""
+    _current["database"] = getattr(request, "param", DATABASES[0])
+    yield _current["database"]
+    _current["database"] = DATABASES[0]
 
 
 def _pg_create_database(admin_url: str = "") -> tuple[str, str]:
     """Create an empty PostgreSQL database; returns (url, name)."""
     import sqlalchemy as sa
 
-    admin_url = admin_url or PG_URL
+    admin_url = admin_url or PG_ADMIN_URL
     name = f"rg_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -61,7 +96,7 @@ def _pg_create_database(admin_url: str = "") -> tuple[str, str]:
 def _pg_drop_database(name: str, admin_url: str = "") -> None:
     import sqlalchemy as sa
 
-    admin = sa.create_engine(admin_url or PG_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url or PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -113,7 +148,7 @@ class Server:
         self.db_url = f"sqlite:///{self.data / 'resguardo.db'}"
         if share_with or db_url:
             self.db_url = share_with.db_url if share_with else db_url
-        elif PG_URL:
+        elif on_postgresql():
             self.db_url, self._pg_name = _pg_create_database()
         if self.db_url.startswith("postgresql"):
             if "[database]" in extra_config:
@@ -239,6 +274,18 @@ def make_server(tmp_path: Path) -> Iterator[object]:
     yield factory
     for s in made:
         s.close()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database of the running test's kind (see ``database``):
+    a SQLite file, or a PostgreSQL database dropped afterwards."""
+    if not on_postgresql():
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url, name = _pg_create_database()
+    yield url
+    _pg_drop_database(name)
 
 
 @pytest.fixture

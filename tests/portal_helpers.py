@@ -11,7 +11,7 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
-from conftest import PG_URL, _pg_create_database, _pg_drop_database
+from conftest import _pg_create_database, _pg_drop_database, on_postgresql
 
 CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
 
@@ -69,7 +69,7 @@ def write_config(base: Path, extra: str = "") -> tuple[Path, str]:
     """A config file for a portal in ``base``; returns (path, pg database name or '')."""
     data = base / "data"
     db_line, pg_name = "", ""
-    if PG_URL:
+    if on_postgresql():
         url, pg_name = _pg_create_database()
         db_line = f'[database]\nurl = "{url}"\n'
     cfg = base / "resguardo.toml"

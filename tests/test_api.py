@@ -70,6 +70,7 @@ def test_requests_without_a_valid_token_get_401_in_json(api):
     assert "revocado" in srv.cli("admin", "token", "list").stdout
 
 
+@pytest.mark.db
 def test_operators_manage_spaces_members_and_read_usage_and_cfdi(api, tmp_path):
     srv, s, base = api
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()
@@ -203,6 +204,7 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
             conforms(spec, method, template, r)
 
 
+@pytest.mark.db
 def test_lists_are_pages_that_walk_every_space_member_and_cfdi_once(api, tmp_path):
     srv, s, base = api
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()

@@ -21,6 +21,9 @@ from test_portal import buy, link_in, portal, sign_up, smtp  # noqa: F401 - fixt
 from spaces import accounts, audit, retention, service
 from spaces.models import AuditRecord
 
+# Its outcome depends on the database: runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.db
+
 LOCK_BODY = ('<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
              "<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
              "<D:owner>oficina</D:owner></D:lockinfo>")

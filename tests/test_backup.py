@@ -13,6 +13,9 @@ import pytest
 import requests
 from test_cfdi import one_cfdi
 
+# Its outcome depends on the database: runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.db
+
 PROP = (b'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:R="urn:resguardo-test">'
         b"<D:set><D:prop><R:estado>revisado</R:estado></D:prop></D:set></D:propertyupdate>")
 GET_PROP = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:R="urn:resguardo-test">'

@@ -66,6 +66,7 @@ def put_tree(srv, s, root: Path, files: list[dict]):
         assert r.status_code == 201, (f["file"], r.status_code, r.text)
 
 
+@pytest.mark.db
 def test_valid_corpus_uploaded_over_webdav_matches_the_manifest_field_by_field(
         make_server, tmp_path):
     root, files = corpus(tmp_path, "--count", "40", "--with-pdf", "--with-acuse")
@@ -148,6 +149,7 @@ def test_hostile_corpus_gets_expected_categories_and_server_stays_responsive(
     assert d["used_bytes"] == on_disk
 
 
+@pytest.mark.db
 def test_protected_cfdi_refuses_delete_overwrite_proppatch_and_move_out(make_server, tmp_path):
     data, entry = one_cfdi(tmp_path)
     srv, s = setup(make_server)
@@ -174,6 +176,7 @@ def test_protected_cfdi_refuses_delete_overwrite_proppatch_and_move_out(make_ser
     assert s.get(url).content == data
 
 
+@pytest.mark.db
 def test_rename_and_move_inside_the_space_are_allowed_and_the_index_follows(
         make_server, tmp_path):
     data, entry = one_cfdi(tmp_path)
@@ -192,6 +195,7 @@ def test_rename_and_move_inside_the_space_are_allowed_and_the_index_follows(
     assert s.delete(srv.dav("acme", "archivo-2024/Factura A-1.xml")).status_code == 403
 
 
+@pytest.mark.db
 def test_folder_with_protected_cfdi_deletes_the_rest_and_names_what_was_kept(
         make_server, tmp_path):
     data, entry = one_cfdi(tmp_path)
@@ -217,6 +221,7 @@ def test_folder_with_protected_cfdi_deletes_the_rest_and_names_what_was_kept(
     assert "sin diferencias" in srv.cli("quota", "recount", "acme").stdout
 
 
+@pytest.mark.db
 def test_hold_keeps_a_document_past_its_period_and_the_sweep_releases_after_lift(
         make_server, tmp_path):
     data, _ = one_cfdi(tmp_path)
@@ -235,6 +240,7 @@ def test_hold_keeps_a_document_past_its_period_and_the_sweep_releases_after_lift
     assert s.delete(srv.dav("acme", "a/f.xml")).status_code == 204
 
 
+@pytest.mark.db
 def test_sweep_before_the_period_ends_releases_nothing(make_server, tmp_path):
     data, _ = one_cfdi(tmp_path)
     srv, s = setup(make_server)
@@ -244,6 +250,7 @@ def test_sweep_before_the_period_ends_releases_nothing(make_server, tmp_path):
     assert s.delete(srv.dav("acme", "f.xml")).status_code == 403
 
 
+@pytest.mark.db
 def test_upgrade_extends_the_period_and_a_downgrade_never_shortens_it(make_server, tmp_path):
     data, entry = one_cfdi(tmp_path)
     srv, s = setup(make_server, tier="1G")
@@ -263,6 +270,7 @@ def test_upgrade_extends_the_period_and_a_downgrade_never_shortens_it(make_serve
     assert "0 acciones" in srv.cli("retention", "sweep", "--now", sweep_after_one_year).stdout
 
 
+@pytest.mark.db
 def test_reindex_rebuilds_the_index_and_keeps_ingest_times(make_server, tmp_path):
     root, files = corpus(tmp_path, "--count", "6")
     srv, s = setup(make_server)
@@ -297,6 +305,7 @@ def test_an_interrupted_upload_is_never_indexed(
     assert s.get(srv.dav("acme", "cortado.xml")).status_code == 404
 
 
+@pytest.mark.db
 def test_purge_policy_notifies_30_and_7_days_ahead_then_deletes_through_the_delete_path(
         make_server, tmp_path):
     from datetime import timedelta
@@ -341,6 +350,7 @@ def test_purge_policy_notifies_30_and_7_days_ahead_then_deletes_through_the_dele
     assert "0 acciones" in sweep(until + timedelta(days=1))
 
 
+@pytest.mark.db
 def test_purge_never_happens_without_notices_even_long_after_the_period(make_server, tmp_path):
     from datetime import timedelta
 

@@ -151,6 +151,7 @@ def lock(srv, space: str, path: str, who: tuple[str, str]) -> str:
 
 # -- 1. cross-space ----------------------------------------------------------------
 
+@pytest.mark.db
 def test_credentials_of_one_space_get_401_for_every_method_in_another_and_change_nothing(
         make_server):
     srv = two_spaces(make_server)
@@ -381,6 +382,7 @@ def test_reader_can_read_but_every_write_gets_403_in_spanish_and_changes_nothing
 
 # -- 5. user limit -----------------------------------------------------------------
 
+@pytest.mark.db
 def test_second_user_in_the_1g_tier_is_refused_with_one_line_naming_the_limit(make_server):
     srv = make_server()
     srv.create_space("uno", "1G")
@@ -404,6 +406,7 @@ cfdi_years = 1
 """
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("contenders", [2, 5])
 def test_simultaneous_user_adds_for_the_last_free_slot_admit_exactly_one(
         make_server, contenders):
@@ -430,6 +433,7 @@ def test_simultaneous_user_adds_for_the_last_free_slot_admit_exactly_one(
     assert names[0] == "primero" and len(names) == 2
 
 
+@pytest.mark.db
 def test_after_a_downgrade_the_newest_extra_users_get_401_until_some_are_removed(
         make_server):
     srv = make_server(NO_THROTTLE).start()  # a long credential cache on purpose
@@ -457,6 +461,7 @@ def test_after_a_downgrade_the_newest_extra_users_get_401_until_some_are_removed
 
 # -- 6. credential cache -----------------------------------------------------------
 
+@pytest.mark.db
 def test_password_change_and_removal_take_effect_at_once_despite_the_cache(make_server):
     srv = make_server("[auth]\ncache_seconds = 3600\n").start()
     srv.create_space("cache", "4G")

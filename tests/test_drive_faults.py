@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from conftest import PG_URL
 
 MIB = 2**20
 
@@ -59,6 +58,7 @@ def test_disk_full_during_upload_returns_507_and_keeps_old_version(make_server):
         subprocess.run(["umount", "-l", str(spaces_dir)], check=False)
 
 
+@pytest.mark.db
 def test_sigkill_during_uploads_then_restart_cleans_temp_and_usage_equals_recount(make_server):
     srv = make_server().start()
     srv.create_space("acme", "4G")
@@ -105,7 +105,7 @@ def test_sigkill_during_uploads_then_restart_cleans_temp_and_usage_equals_recoun
 def _hold_write_lock(srv):
     """Hold the lock a usage update needs, from outside the server: SQLite's write
     lock, or on PostgreSQL the space's row lock. Returns a release function."""
-    if PG_URL:
+    if srv.db_url.startswith("postgresql"):
         import sqlalchemy as sa
 
         engine = sa.create_engine(srv.db_url)
@@ -129,6 +129,7 @@ def _hold_write_lock(srv):
     return release
 
 
+@pytest.mark.db
 def test_locked_database_refuses_writes_with_503_then_recovers(make_server):
     srv = make_server("[database]\nbusy_timeout_ms = 300\n").start()
     srv.create_space("acme", "4G")
@@ -149,11 +150,9 @@ def test_locked_database_refuses_writes_with_503_then_recovers(make_server):
 
 
 @pytest.mark.serial  # stops the PostgreSQL server every other test uses
-def test_postgresql_restart_refuses_cleanly_then_recovers(make_server):
+def test_postgresql_restart_refuses_cleanly_then_recovers(make_server, pg_database):
     """The database goes away for a moment: 503 with Retry-After (never a 500, never
     a 401 that would make Windows ask for the password again), then back to normal."""
-    if not PG_URL:
-        pytest.skip("runs in the PostgreSQL pass (RESGUARDO_TEST_DATABASE_URL)")
     import shutil
     from pathlib import Path
 
@@ -161,7 +160,7 @@ def test_postgresql_restart_refuses_cleanly_then_recovers(make_server):
     if not clusters or shutil.which("pg_ctlcluster") is None:
         pytest.skip("the PostgreSQL server is not a local Debian cluster this test can restart")
     version = clusters[-1].parent.name
-    srv = make_server().start()
+    srv = make_server(db_url=pg_database).start()
     srv.create_space("acme", "4G")
     srv.add_user("acme", "ana", "secreto-ana-1")
     s = _session()

@@ -25,6 +25,9 @@ from hypothesis.stateful import (  # noqa: E402
     rule,
 )
 
+# Its outcome depends on the database: runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.db
+
 QUOTA = 64 * 1024
 TIER = """
 [tiers.P64K]

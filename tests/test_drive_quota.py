@@ -8,7 +8,11 @@ import socket
 import threading
 from urllib.parse import urlparse
 
+import pytest
 import requests
+
+# Its outcome depends on the database: runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.db
 
 SMALL = """
 [tiers.T100K]

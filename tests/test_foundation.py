@@ -82,14 +82,15 @@ def test_config_file_from_environment_variable(tmp_path, monkeypatch):
     assert load_settings().data_dir == "/srv/x"
 
 
-def test_migrated_database_matches_the_models(tmp_path):
+@pytest.mark.db
+def test_migrated_database_matches_the_models(database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     from spaces.db import migrate
     from spaces.models import Base
 
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    url = database_url
     migrate(url)
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -98,8 +99,8 @@ def test_migrated_database_matches_the_models(tmp_path):
     assert diff == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_drive_credential_lookup_reads_what_the_orm_reads(backend, tmp_path, request):
+@pytest.mark.db
+def test_the_drive_credential_lookup_reads_what_the_orm_reads(database_url, tmp_path):
     """The credential check runs on every request straight through the DB-API
     cursor (spaces.db.Database.first_row): its values, a date included, must be
     the ones SQLAlchemy itself gives, on both databases."""
@@ -109,10 +110,8 @@ def test_the_drive_credential_lookup_reads_what_the_orm_reads(backend, tmp_path,
     from spaces.db import open_database
     from spaces.models import Space
 
-    url = (f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite"
-           else request.getfixturevalue("pg_database"))
     settings = Settings(data_dir=str(tmp_path / "data"))
-    settings.database.url = url
+    settings.database.url = database_url
     db = open_database(settings)
     try:
         service.create_space(settings, db, "acme", "4G", owner_email="ana@acme.example.mx")
@@ -138,13 +137,14 @@ def test_the_drive_credential_lookup_reads_what_the_orm_reads(backend, tmp_path,
         db.dispose()
 
 
-def test_upgrade_is_idempotent_and_downgrade_round_trips(tmp_path):
+@pytest.mark.db
+def test_upgrade_is_idempotent_and_downgrade_round_trips(database_url):
     from alembic import command
     from sqlalchemy import inspect
 
     from spaces.db import alembic_config, migrate
 
-    url = f"sqlite:///{tmp_path / 'db.db'}"
+    url = database_url
     migrate(url)
     migrate(url)
     command.downgrade(alembic_config(url), "base")

@@ -143,6 +143,7 @@ def test_malformed_headers_get_a_clear_answer_never_a_500(live, method, path, he
     assert s.get(live.dav("acme", "a.txt")).content in (b"contenido", b"x")
 
 
+@pytest.mark.db
 def test_fifty_clients_mixing_operations_cause_no_500_and_usage_equals_recount(live):
     """50 clients for a bounded time: uploads, listings, locks, moves, deletes."""
     s = requests.Session()
@@ -214,6 +215,7 @@ def test_fifty_clients_mixing_operations_cause_no_500_and_usage_equals_recount(l
     assert list((live.data / "spaces" / "acme" / "tmp").iterdir()) == []
 
 
+@pytest.mark.db
 def test_nfc_and_nfd_spellings_of_a_name_are_one_file(live):
     s = requests.Session()
     s.auth = (USER, PASSWORD)

@@ -14,6 +14,7 @@ from conftest import SHARED
 GATE = SHARED / "tools" / "run_litmus.sh"
 
 
+@pytest.mark.db
 def test_litmus_scores_104_with_no_failure_skip_or_warning(make_server):
     if not GATE.exists():
         pytest.skip(f"{GATE} is not here (it ships beside the repository, in ../shared)")

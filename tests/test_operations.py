@@ -120,6 +120,7 @@ def test_metrics_count_requests_bytes_refusals_and_failures(make_server):
     assert metric(after, "resguardo_http_request_duration_seconds_count", method="PUT") >= 2
 
 
+@pytest.mark.db
 def test_metrics_show_only_the_fullest_spaces(make_server):
     srv = make_server("[metrics]\ntop_spaces = 2\n").start()
     s = requests.Session()
@@ -148,6 +149,7 @@ def test_metrics_never_name_a_customer_space(make_server):
     assert "gode561231gr8" not in text.lower()
 
 
+@pytest.mark.db
 def test_retention_protections_are_counted(make_server, tmp_path):
     xml, _entry = one_cfdi(tmp_path)
     srv = make_server().start()

@@ -170,6 +170,7 @@ def test_plans_page_shows_the_breakdown_line_by_line(portal):
 
 # -- accounts -----------------------------------------------------------------------------
 
+@pytest.mark.db
 def test_sign_up_confirms_by_smtp_and_login_waits_for_the_confirmation(portal):
     b = sign_up(portal, confirm=False)
     body = portal.smtp.last("Confirme su correo", "ana@despacho.mx")
@@ -238,6 +239,7 @@ def test_bad_logins_look_the_same_and_are_throttled(portal):
     assert r.status_code == 429 and "Demasiados intentos" in b.text
 
 
+@pytest.mark.db
 def test_password_reset_by_one_time_link_and_no_enumeration(portal):
     sign_up(portal)
     b = portal.browser()
@@ -267,6 +269,7 @@ def test_a_forged_host_header_never_reaches_an_emailed_link(portal):
         assert links().drive("x") == "https://drive.example.mx/dav/x/"
 
 
+@pytest.mark.db
 def test_change_password_and_email_from_my_account(portal):
     b = sign_up(portal)
     b.post("/cuenta/", {"pw-current": "mala-clave-0", "pw-password": "otra-clave-33",
@@ -308,6 +311,7 @@ def test_session_cookie_is_http_only_and_same_site(portal):
 
 # -- the free space -------------------------------------------------------------------------
 
+@pytest.mark.db
 def test_free_space_is_created_at_once_with_its_drive_url_and_access_mail(portal):
     b = sign_up(portal)
     b.post("/espacio-gratis", {}, form_page="/")
@@ -321,6 +325,7 @@ def test_free_space_is_created_at_once_with_its_drive_url_and_access_mail(portal
     assert "comienza ahora" not in b.text
 
 
+@pytest.mark.db
 def test_free_space_only_once_even_with_simultaneous_clicks(portal):
     b = sign_up(portal)
     account = accounts.list_accounts(portal.db, "despacho")[0]
@@ -348,6 +353,7 @@ def test_free_space_only_once_even_with_simultaneous_clicks(portal):
         assert s.scalar(select(func.count()).select_from(Space)) == 1
 
 
+@pytest.mark.db
 def test_an_account_that_had_a_paid_space_cannot_claim_the_free_one(portal):
     b = sign_up(portal)
     buy(portal, b, "4G")
@@ -361,6 +367,7 @@ def test_an_account_that_had_a_paid_space_cannot_claim_the_free_one(portal):
 
 # -- cart, checkout, payment ---------------------------------------------------------------
 
+@pytest.mark.db
 def test_cart_holds_changes_and_removes_items_with_totals(portal):
     b = sign_up(portal, rfc="ABC680524P73")
     b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
@@ -389,6 +396,7 @@ def test_cart_holds_changes_and_removes_items_with_totals(portal):
     assert "Ya hay en su carrito" in b.text
 
 
+@pytest.mark.db
 def test_checkout_requires_the_current_contract_and_stores_its_version(portal):
     b = sign_up(portal)
     b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
@@ -408,6 +416,7 @@ def test_checkout_requires_the_current_contract_and_stores_its_version(portal):
     assert billing.cart(portal.settings, portal.db, order.account_id) == []
 
 
+@pytest.mark.db
 def test_declined_and_failing_cards_change_nothing_then_the_good_card_provisions(portal):
     b = sign_up(portal)
     ref = buy(portal, b, card="4000000000000002")
@@ -436,6 +445,7 @@ def _signed(portal: Portal, body: bytes) -> dict[str, str]:
     return portal.app.extensions["resguardo"].gateway.sign(body)
 
 
+@pytest.mark.db
 def test_webhook_is_verified_and_the_same_event_twice_provisions_once(portal):
     import json
 
@@ -471,6 +481,7 @@ def test_webhook_is_verified_and_the_same_event_twice_provisions_once(portal):
         assert s.scalar(select(func.count()).select_from(PaymentEvent)) == 2
 
 
+@pytest.mark.db
 def test_simultaneous_deliveries_of_one_event_provision_once(portal):
     import json
 
@@ -502,6 +513,7 @@ def test_simultaneous_deliveries_of_one_event_provision_once(portal):
     assert len(portal.smtp.find("Datos de acceso")) == 1
 
 
+@pytest.mark.db
 def test_paid_amount_that_differs_from_the_order_provisions_nothing(portal):
     import json
 
@@ -520,6 +532,7 @@ def test_paid_amount_that_differs_from_the_order_provisions_nothing(portal):
     assert billing.get_order(portal.db, order.reference).status == "pending"
 
 
+@pytest.mark.db
 def test_renewal_extends_paid_until_from_the_current_date(portal):
     b = sign_up(portal)
     buy(portal, b, "4G", "monthly")
@@ -546,6 +559,7 @@ def test_orders_page_and_printable_receipt_for_the_owner_only(portal):
 
 # -- space administration -----------------------------------------------------------------
 
+@pytest.mark.db
 def test_space_admin_manages_users_within_the_tier_limit(portal):
     b = sign_up(portal)
     b.post("/espacio-gratis", {}, form_page="/")
@@ -702,6 +716,7 @@ def test_without_smtp_mail_goes_to_the_outbox_one_eml_per_message(tmp_path):
     assert str(msg["Subject"]) in ("Prueba ñ", "Otra")
 
 
+@pytest.mark.db
 def test_smtp_down_does_not_undo_the_sign_up(tmp_path):
     from portal_helpers import free_port
 

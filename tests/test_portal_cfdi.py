@@ -9,6 +9,7 @@ import zipfile
 from collections import Counter
 from decimal import Decimal
 
+import pytest
 import requests
 from portal_helpers import Browser
 from test_cfdi import corpus, put_tree
@@ -41,6 +42,7 @@ def _login(app, space, user, password):
     return b
 
 
+@pytest.mark.db
 def test_cfdi_page_searches_by_rfc_and_uuid_and_exports_csv_and_zip(make_server, tmp_path):
     srv, files, app, db = _setup(make_server, tmp_path)
     try:
@@ -80,6 +82,7 @@ def test_cfdi_page_searches_by_rfc_and_uuid_and_exports_csv_and_zip(make_server,
         db.dispose()
 
 
+@pytest.mark.db
 def test_cfdi_page_is_sealed_per_space(make_server, tmp_path):
     srv, files, app, db = _setup(make_server, tmp_path)
     try:

@@ -67,6 +67,7 @@ def pay(settings, db, mailer, links, account_id, tier, period, today=None):
 AUTH = ("acme", "clave-acme-1")
 
 
+@pytest.mark.db
 def test_downgrade_below_usage_refuses_writes_deletes_nothing_and_upgrade_restores(shop):
     srv, settings, db, mailer, links, account_id = shop
     big = b"x" * (2 * 2**20)
@@ -84,6 +85,7 @@ def test_downgrade_below_usage_refuses_writes_deletes_nothing_and_upgrade_restor
     assert requests.get(srv.dav("acme", "grande.bin"), auth=AUTH, timeout=30).content == big
 
 
+@pytest.mark.db
 def test_reminders_once_then_read_only_after_grace_then_renewal_restores(shop, smtp):
     srv, settings, db, mailer, links, account_id = shop
     assert requests.put(srv.dav("acme", "a.txt"), data=b"datos", auth=AUTH,
@@ -125,6 +127,7 @@ def test_reminders_once_then_read_only_after_grace_then_renewal_restores(shop, s
                         timeout=30).status_code == 201
 
 
+@pytest.mark.db
 def test_the_free_space_never_expires(shop):
     srv, settings, db, mailer, links, account_id = shop
     with db.session() as s:
@@ -149,6 +152,7 @@ def test_lifecycle_command_runs_from_the_cli(shop):
     assert p.returncode == 1 and p.stderr.startswith("error: Fecha no válida")
 
 
+@pytest.mark.db
 def test_a_paid_upgrade_extends_the_protection_of_cfdi_already_kept(shop, tmp_path):
     """A customer on a 1-year plan who pays for a 5-year one gets 5 years for the
     CFDI already in the space, exactly as when an operator changes the tier."""

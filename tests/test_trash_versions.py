@@ -15,6 +15,9 @@ import requests
 from test_cfdi import one_cfdi
 from test_windows_clients import propfind
 
+# Its outcome depends on the database: runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.db
+
 SMALL = """
 [tiers.T100K]
 quota = "100K"

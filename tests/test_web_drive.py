@@ -119,6 +119,7 @@ def test_member_uploads_browses_and_downloads_with_the_real_utf8_name(make_serve
     assert all(r["usuario"] == "ana" and r["direccion"] == "127.0.0.1" for r in web_rows)
 
 
+@pytest.mark.db
 def test_folders_rename_move_and_delete_go_through_the_drive(make_server):
     srv, dav, web = setup(make_server)
     assert web.action("carpeta", nombre="Clientes").status_code == 200
@@ -143,6 +144,7 @@ def test_folders_rename_move_and_delete_go_through_the_drive(make_server):
     assert not list(srv.files_root("acme").iterdir())
 
 
+@pytest.mark.db
 def test_quota_refusal_is_the_same_on_the_web_and_on_webdav(make_server):
     srv, dav, web = setup(make_server, "T100K", SMALL)
     assert web.upload("/", "a.bin", b"a" * 60 * KIB).status_code == 201
@@ -199,6 +201,7 @@ def test_reader_is_refused_every_write_on_both_drives_with_the_same_reason(make_
                                                                         "balance.xlsx"]
 
 
+@pytest.mark.db
 def test_a_changed_role_or_a_removed_user_applies_at_once(make_server):
     srv, dav, web = setup(make_server)
     assert web.upload("/", "a.txt", b"a").status_code == 201
@@ -232,6 +235,7 @@ def _cfdi(tmp_path):
     return (out / entry["file"]).read_bytes()
 
 
+@pytest.mark.db
 def test_a_protected_cfdi_is_refused_on_the_web_as_on_webdav(make_server, tmp_path):
     xml = _cfdi(tmp_path)
     srv, dav, web = setup(make_server)
@@ -425,6 +429,7 @@ def test_share_links_are_off_until_an_admin_turns_them_on(make_server):
     assert requests.get(link, timeout=30).status_code == 200
 
 
+@pytest.mark.db
 def test_share_link_with_password_expiry_and_revocation(make_server):
     srv, dav, web = setup(make_server, role="admin")
     web.action("enlaces/activar", activar="1")
@@ -481,6 +486,7 @@ def test_share_link_with_password_expiry_and_revocation(make_server):
     db.dispose()
 
 
+@pytest.mark.db
 def test_shared_folder_lists_and_zips_only_what_is_below_it(make_server):
     srv, dav, web = setup(make_server, role="admin")
     web.action("enlaces/activar", activar="1")
@@ -511,6 +517,7 @@ def test_shared_folder_lists_and_zips_only_what_is_below_it(make_server):
 # -- trash and versions ------------------------------------------------------------------
 
 
+@pytest.mark.db
 def test_deleted_file_is_restored_from_the_trash_page(make_server):
     srv, dav, web = setup(make_server, role="admin")
     web.action("carpeta", nombre="Clientes")
@@ -540,6 +547,7 @@ def test_deleted_file_is_restored_from_the_trash_page(make_server):
     assert usage(srv)[0] == 0
 
 
+@pytest.mark.db
 def test_a_version_is_listed_downloaded_and_restored(make_server):
     srv, dav, web = setup(make_server)
     assert dav.put(srv.dav("acme", "poliza.txt"), data=b"version uno").status_code == 201
@@ -559,6 +567,7 @@ def test_a_version_is_listed_downloaded_and_restored(make_server):
     assert web.s.get(web.url(f"versiones/{vid}/descargar"), timeout=30).content == b"version dos"
 
 
+@pytest.mark.db
 def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
     """A full space: the admin frees room from the Papelera page; earlier versions go
     first, then the oldest trash; current files are never touched; others can't."""

@@ -271,6 +271,7 @@ def test_hrefs_are_percent_encoded_and_round_trip_for_unusual_names(space):
 
 # -- 4. the Win32 properties Windows PROPPATCHes -------------------------------------
 
+@pytest.mark.db
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_win32_properties_are_accepted_and_set_the_last_modified_time(space, kind):
     srv, _ = space
@@ -295,6 +296,7 @@ def test_win32_properties_are_accepted_and_set_the_last_modified_time(space, kin
 
 # -- 5. Windows' create sequence -------------------------------------------------------
 
+@pytest.mark.db
 def test_windows_create_sequence_stores_the_content_and_counts_one_file(space):
     srv, _ = space
     s = windows_session()
@@ -333,6 +335,7 @@ def test_windows_create_sequence_stores_the_content_and_counts_one_file(space):
     assert list((srv.data / "spaces" / "acme" / "tmp").iterdir()) == []
 
 
+@pytest.mark.db
 def test_a_locked_document_cannot_be_deleted_or_renamed_without_its_token(space):
     """Office keeps a LOCK on an open document: a colleague's Explorer must not
     delete or rename it from under them (423); the holder of the token can."""
@@ -362,6 +365,7 @@ def _listed_names(s: requests.Session, url: str) -> set[str]:
             for h in propfind(s, url, "1")} - {"acme"}
 
 
+@pytest.mark.db
 def test_word_save_by_rename_replaces_the_document_and_leaves_no_temporaries(space):
     srv, _ = space
     s = requests.Session()
@@ -386,6 +390,7 @@ def test_word_save_by_rename_replaces_the_document_and_leaves_no_temporaries(spa
     assert usage(srv) == stored(srv) == (len(new) + len(old), 2)
 
 
+@pytest.mark.db
 def test_excel_save_by_rename_over_the_existing_document_counts_it_once(space):
     srv, _ = space
     s = windows_session()
@@ -407,6 +412,7 @@ def test_excel_save_by_rename_over_the_existing_document_counts_it_once(space):
     assert usage(srv) == stored(srv) == (len(new) + len(old), 3)  # the old one as a version
 
 
+@pytest.mark.db
 def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
     """Word holds a LOCK on the open document and renames it away with the token;
     the lock must not stay behind at ``doc.docx`` (RFC 4918: locks never move
@@ -438,6 +444,7 @@ def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
     assert usage(srv) == stored(srv) == (len(b"v3 de otra persona") + 8 + 2, 3)
 
 
+@pytest.mark.db
 def test_moving_a_locked_folder_leaves_no_lock_at_its_old_name(space):
     srv, _ = space
     s = windows_session()
@@ -553,6 +560,7 @@ def test_status_file_refuses_every_change_with_403_and_a_spanish_reason(make_ser
 
 # -- 8. locks and dead properties outlive the process -----------------------------------
 
+@pytest.mark.db
 def test_locks_and_dead_properties_survive_a_restart(space):
     srv, _ = space
     s = windows_session()
