@@ -246,6 +246,19 @@ class Server:
         if self._pg_name:
             _pg_drop_database(self._pg_name)
 
+    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """Wait until a line of the server's log matches ``pattern`` (a regex): how a
+        test waits for something the server did, such as the access-log line of a
+        request it answered, instead of sleeping. Fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.log.read_text(encoding="utf-8", errors="replace"))
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line matching {pattern!r} in {timeout} s")
+            time.sleep(0.05)
+
     def dav(self, space: str, path: str = "") -> str:
         return f"{self.url}/dav/{space}/{path}"
 

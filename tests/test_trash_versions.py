@@ -221,16 +221,17 @@ def test_trash_purge_older_than_zero_days_erases_everything_in_the_trash(make_se
 def test_put_overwrite_keeps_previous_versions_up_to_the_configured_number(make_server):
     srv, s = open_space(make_server, "[versions]\nkeep = 3\n")
     d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
-    for i in range(6):
-        assert s.put(d("libro.xlsx"), data=f"contenido {i} ".encode() * 100).status_code in (
-            201, 204)
-    assert s.get(d("libro.xlsx")).content == b"contenido 5 " * 100
+    # Six saves of different sizes, so each version can be told from the others.
+    saves = [f"contenido {i} ".encode() * (100 + i) for i in range(6)]
+    for body in saves:
+        assert s.put(d("libro.xlsx"), data=body).status_code in (201, 204)
+    assert s.get(d("libro.xlsx")).content == saves[5]
+    # Newest first: saves 4, 3 and 2 are kept; 0 and 1 were pruned.
     vs = versions_of(srv, "/libro.xlsx")
-    assert [v["size"] for v in vs] == [1200] * 3
-    # Newest first: contents 4, 3, 2 (0 and 1 were pruned).
-    contents = [(srv.data / "spaces" / "acme" / "versions").glob("*")]
-    assert len(list(contents[0])) == 3
-    assert usage(srv) == (4 * 1200, 4)
+    assert [v["size"] for v in vs] == [len(saves[i]) for i in (4, 3, 2)]
+    on_disk = [p.read_bytes() for p in (srv.data / "spaces" / "acme" / "versions").iterdir()]
+    assert sorted(on_disk) == sorted(saves[i] for i in (4, 3, 2))
+    assert usage(srv) == (sum(len(saves[i]) for i in (5, 4, 3, 2)), 4)
     assert_usage_is_a_recount(srv)
 
 
