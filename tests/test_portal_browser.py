@@ -47,6 +47,9 @@ def browser():
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Every expectation waits as long as a page action may (Playwright's default is 5 s):
+    # a loaded machine must make a test slower, not red.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -60,7 +63,7 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     srv = make_server().start()
     outbox = srv.data / "outbox"
     page = browser.new_page(locale="es-MX")
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
 
     # 1. Sign up; the confirmation arrives in the outbox.
     page.goto(srv.url + "/")
@@ -69,7 +72,7 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     page.fill("#email", "contabilidad@lopez.example.mx")
     page.fill("#password", "una-clave-larga-1")
     page.get_by_role("button", name="Crear cuenta").click()
-    assert "Revise su correo" in page.inner_text("h1")
+    expect(page.locator("h1")).to_contain_text("Revise su correo")
     to, body = last_mail(outbox, "Confirme su correo")
     assert to == "contabilidad@lopez.example.mx"
     confirm_link = re.search(r"https?://\S+/cuenta/confirmar/\S+", body).group(0)
@@ -79,8 +82,8 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     # 2. The free space banner; activating it shows its drive URL and storage.
     expect(page.locator("body")).to_contain_text("Espacio 1G gratis — comienza ahora")
     page.click("#activar-gratis")
-    assert "despacho-lopez" in page.inner_text("#espacio")
-    assert page.inner_text("#unidad") == f"{srv.url}/dav/despacho-lopez/"
+    expect(page.locator("#espacio")).to_contain_text("despacho-lopez")
+    expect(page.locator("#unidad")).to_have_text(f"{srv.url}/dav/despacho-lopez/")
     expect(page.locator("body")).to_contain_text("1 GB")
     assert srv.show("despacho-lopez")["tier"] == "1G"
 
@@ -90,25 +93,25 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     page.select_option("#period", "monthly")
     page.check("input[name=naming][value=username]")
     page.click("#ver-precio")
-    breakdown = page.inner_text("table.breakdown")
+    breakdown = page.locator("table.breakdown")
     for expected in ('Servicio "@spacio 4G por un mes"', "$65.00", "Descuento (0%)", "$0.00",
                      "Subtotal", "Impuesto(s)", "$10.40", "Total", "$75.40"):
-        assert expected in breakdown, (expected, breakdown)
+        expect(breakdown).to_contain_text(expected)
     page.click("#agregar")
-    assert "$75.40" in page.inner_text("#total")
+    expect(page.locator("#total")).to_contain_text("$75.40")
 
     # 4. Checkout: accept the contract, pay with the sandbox's test card.
     page.click("#pagar")
     page.check("#accept")
     page.click("#continuar-pago")
-    assert "$75.40" in page.inner_text("#total")
+    expect(page.locator("#total")).to_contain_text("$75.40")
     page.fill("#number", "4242 4242 4242 4242")
     page.fill("#name", "Ana López")
     page.fill("#expiry", "12/30")
     page.fill("#cvc", "123")
     page.click("#pagar-tarjeta")
-    assert page.inner_text("#estado") == "Pago recibido"
-    assert "$75.40" in page.inner_text("#total")
+    expect(page.locator("#estado")).to_have_text("Pago recibido")
+    expect(page.locator("#total")).to_contain_text("$75.40")
 
     # 5. Provisioned at once; the e-mail carries the access data and a link.
     shown = srv.show("despacho-lopez")
@@ -126,11 +129,11 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     assert requests.request("PROPFIND", drive_url, auth=(user, "una-clave-larga-1"),
                             headers={"Depth": "0"}, timeout=10).status_code == 401
     page.goto(link)
-    assert page.inner_text("#usuario") == user
+    expect(page.locator("#usuario")).to_have_text(user)
     page.fill("#password", "clave-de-la-unidad-9")
     page.fill("#confirm", "clave-de-la-unidad-9")
     page.get_by_role("button", name="Guardar contraseña").click()
-    assert "Contraseña guardada" in page.inner_text("h1")
+    expect(page.locator("h1")).to_contain_text("Contraseña guardada")
 
     # 6. Upload and download over WebDAV at the e-mailed URL with those credentials.
     content = "Balanza de comprobación, enero\n".encode() * 100

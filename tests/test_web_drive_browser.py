@@ -51,7 +51,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     page.set_input_files("#archivos", str(big))
     page.wait_for_function("() => { const p = document.querySelector('#subidas progress');"
                            " return p && p.value === 100; }")
-    assert "100 %" in page.inner_text("#subidas")
+    expect(page.locator("#subidas")).to_contain_text("100 %")
     page.wait_for_selector('tr[data-name="Estados financieros 2025.bin"]')  # after the reload
     assert (srv.files_root("acme") / big.name).read_bytes() == data
     assert srv.show("acme")["used_bytes"] == len(data)
@@ -64,7 +64,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     page.wait_for_selector("#vacia")
     assert not (srv.files_root("acme") / big.name).exists()
     page.click("#ir-papelera")
-    assert "cuenta en el espacio usado" in page.inner_text("#nota-papelera")
+    expect(page.locator("#nota-papelera")).to_contain_text("cuenta en el espacio usado")
     page.locator('tr[data-name="Estados financieros 2025.bin"] .restaurar').click()
     expect(page.locator("body")).to_contain_text("Restaurado en /Estados financieros 2025.bin")
     assert (srv.files_root("acme") / big.name).read_bytes() == data
@@ -99,7 +99,7 @@ def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spani
     page.set_default_timeout(30_000)
     _login(page, srv, "acme", "rita", "secreto-rita-1")
     assert page.locator("#zona-subida").count() == 0
-    assert "sólo puede ver y descargar" in page.inner_text("#solo-lectura")
+    expect(page.locator("#solo-lectura")).to_contain_text("sólo puede ver y descargar")
 
     page2 = browser.new_page(locale="es-MX")
     page2.set_default_timeout(30_000)
@@ -108,7 +108,7 @@ def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spani
     too_big.write_bytes(b"x" * (2 * MIB))
     page2.set_input_files("#archivos", str(too_big))
     page2.wait_for_selector("#subidas .msg.error")
-    assert "Sin espacio" in page2.inner_text("#subidas")
+    expect(page2.locator("#subidas")).to_contain_text("Sin espacio")
     assert not (srv.files_root("acme") / "grande.bin").exists()
     # Without the page's own check (stale numbers), the server's 507 reaches the
     # browser with the drive's Spanish sentence, not a dropped connection.
@@ -117,7 +117,6 @@ def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spani
                    ".setAttribute('data-available', '')")
     page2.set_input_files("#archivos", str(too_big))
     page2.wait_for_selector("#subidas .msg.error")
-    text = page2.inner_text("#subidas")
-    assert "Sin espacio: Espacio insuficiente en 'acme'" in text, text
+    expect(page2.locator("#subidas")).to_contain_text("Sin espacio: Espacio insuficiente en 'acme'")
     assert not (srv.files_root("acme") / "grande.bin").exists()
     assert srv.show("acme")["used_bytes"] == 0
