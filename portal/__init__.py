@@ -131,6 +131,14 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
         return render_template("error.html", code=400,
                                message="csrf"), 400
 
+    @app.errorhandler(403)
+    @app.errorhandler(413)
+    def _refused(exc: Any) -> Any:
+        # The view's own Spanish sentence (abort(403, "...")), on the portal's page.
+        own = exc.description if exc.description != type(exc).description else None
+        return render_template("error.html", code=exc.code, message="refused",
+                               detail=own), exc.code
+
     @app.errorhandler(404)
     def _not_found(exc: Any) -> Any:
         return render_template("error.html", code=404, message="404"), 404
@@ -143,5 +151,6 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     @app.teardown_request
     def _teardown(exc: BaseException | None) -> None:
         g.pop("account", None)
+        g.pop("member", None)
 
     return app

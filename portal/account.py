@@ -18,7 +18,16 @@ from portal.forms import (
     NewPasswordForm,
     SignUpForm,
 )
-from portal.web import current_account, links, log_in, login_required, safe_next, state
+from portal.web import (
+    current_account,
+    links,
+    log_in,
+    log_in_member,
+    log_out,
+    login_required,
+    safe_next,
+    state,
+)
 from spaces import accounts
 from spaces.errors import SpaceError
 
@@ -91,7 +100,7 @@ def login() -> Any:
 def logout() -> Any:
     form = ButtonForm()
     if form.validate_on_submit():
-        session.clear()
+        log_out()  # every copy of this session ends too
         flash(_("Salió de su cuenta."), "ok")
     return redirect(url_for("public.home"))
 
@@ -138,8 +147,9 @@ def settings() -> Any:
     email_form = ChangeEmailForm(prefix="em")
     try:
         if pw_form.submit.data and pw_form.validate_on_submit():
-            accounts.change_password(st.db, account.id, pw_form.current.data or "",
-                                     pw_form.password.data or "")
+            version = accounts.change_password(st.db, account.id, pw_form.current.data or "",
+                                               pw_form.password.data or "")
+            session["account_v"] = version  # the other sessions end; this one goes on
             flash(_("Contraseña cambiada."), "ok")
             return redirect(url_for("account.settings"))
         if email_form.submit.data and email_form.validate_on_submit():
@@ -217,10 +227,8 @@ def member_login() -> Any:
                   "error")
             return render_template("account/member_login.html", form=form)
         st.logins.success(key)
-        session.clear()
-        space = (form.space.data or "").strip().lower()
-        session["member"] = [m.id, space, m.username]
-        return redirect(url_for("space.overview", name=space))
+        log_in_member(m)
+        return redirect(url_for("space.overview", name=m.space.name))
     return render_template("account/member_login.html", form=form)
 
 

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _
 
 from portal.space import may_admin
-from portal.web import current_member, state
+from portal.web import current_account, current_member, state
 from spaces import cfdi_index, csvexport, service, storage
 from spaces.errors import NotFound, SpaceError
 from spaces.models import CfdiDocument
@@ -35,13 +35,20 @@ MAX_ZIP_FILES = 5000
 
 def _space(name: str) -> service.SpaceInfo:
     m = current_member()
-    member_here = m is not None and m[1] == name.strip().lower()
+    member_here = m is not None and m.space_name == name.strip().lower()
     if not (member_here or may_admin(name)):
         abort(404)  # someone without access cannot tell it from a missing space
     try:
-        return service.get_space(state().db, name)
+        space = service.get_space(state().db, name)
     except NotFound:
         abort(404)
+    a = current_account()
+    if space.status == "suspended" and not (a is not None and a.is_operator):
+        # What it holds is out of reach while suspended, as on the drive; its users'
+        # sessions already ended, and the owner account reads it again once reactivated.
+        abort(403, _("El espacio está suspendido: sus documentos no se pueden consultar ni "
+                     "descargar. Escríbanos para reactivarlo."))
+    return space
 
 
 def _query() -> cfdi_index.Query:

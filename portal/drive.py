@@ -50,7 +50,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
-from portal.web import current_member, safe_next, state
+from portal.web import current_member, log_in_member, safe_next, state
 from spaces import audit, metrics, quota, service, statusfile
 from spaces.errors import (
     Forbidden,
@@ -108,18 +108,13 @@ def title_of(exc: SpaceError) -> str:
 
 def who(name: str) -> Who | None:
     """The logged-in member of space ``name``, or None."""
-    m = current_member()
-    if m is None or m[1] != name.strip().lower():
+    m = current_member()  # re-read: exists, its session version, plan's users, status
+    if m is None or m.space_name != name.strip().lower():
         return None
     st = state()
-    cred = service.find_credential(st.db, m[1], m[2])
-    if (cred is None or cred.member_id != m[0] or not cred.within_user_limit
-            or cred.space.status == "suspended"):
-        session.pop("member", None)
-        return None
-    actor = audit.Actor(cred.username, request.remote_addr, "web")
-    return Who(cred.space, cred.member_id, cred.username, cred.role,
-               SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name, actor=actor))
+    actor = audit.Actor(m.username, request.remote_addr, "web")
+    return Who(m.space, m.id, m.username, m.role,
+               SpaceFiles(st.settings, st.db, m.space.id, m.space.name, actor=actor))
 
 
 def _require(name: str) -> Who:
@@ -379,9 +374,7 @@ def login() -> Any:
             flash(_("Espacio, usuario o contraseña incorrectos."), "error")
             return render_template("drive/login.html", form=form), 200
         st.logins.success(key)
-        session.clear()  # a new session on login: no fixation
-        session["member"] = [m.id, space, m.username]
-        session.permanent = True
+        log_in_member(m)  # a new session on login: no fixation
         log.info("web drive login: space=%s user=%s addr=%s", space, m.username, addr)
         home = url_for("drive.browse", name=space)
         nxt = safe_next(request.args.get("next"), home)

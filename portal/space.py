@@ -22,10 +22,10 @@ def may_admin(name: str) -> bool:
     st = state()
     a = current_account()
     m = current_member()
-    if m is not None and m[1] != name.strip().lower():
+    if m is not None and m.space_name != name.strip().lower():
         m = None
     return accounts.can_admin(st.db, name, account_id=a.id if a else None,
-                              member_id=m[0] if m else None)
+                              member_id=m.id if m else None)
 
 
 def _space_or_404(name: str) -> service.SpaceInfo:
@@ -90,14 +90,14 @@ def member_action(name: str, member_id: int) -> Any:
     me = current_member()
     try:
         if form.action.data == "role":
-            if me and me[2] == user and form.role.data != "admin":
+            if me and me.username == user and form.role.data != "admin":
                 raise InvalidName(_("No puede quitarse a sí mismo el rol de "
                                             "administrador."))
             service.set_role(st.db, space.name, user, form.role.data or "",
                              actor=audit_actor())
             flash(_("Rol cambiado."), "ok")
         elif form.action.data == "remove":
-            if me and me[2] == user:
+            if me and me.username == user:
                 raise InvalidName(_("No puede eliminarse a sí mismo."))
             service.remove_member(st.db, space.name, user, actor=audit_actor())
             flash(_("Usuario eliminado. Sus archivos siguen en la unidad."), "ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from urllib.parse import quote, urlsplit
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
 
-from spaces import accounts, audit, notices
+from spaces import accounts, audit, notices, service
 from spaces.db import Database
+from spaces.errors import SpaceError
 from spaces.mail import Mailer
 from spaces.payments import PaymentGateway
 from spaces.settings import Settings
@@ -57,21 +59,65 @@ def links() -> notices.Links:
 
 
 def current_account() -> accounts.AccountInfo | None:
+    """The account logged in to this session, re-read on every request; None (and
+    the session ended) if it is gone or the session's version is not the
+    account's any more (a logout elsewhere, a password change or reset)."""
     if "account" not in g:
         g.account = None
         account_id = session.get("account_id")
         if account_id is not None:
             try:
-                g.account = accounts.get_account(state().db, int(account_id))
-            except Exception:  # noqa: BLE001 - a stale session is just a logout
+                a = accounts.get_account(state().db, int(account_id))
+            except (SpaceError, ValueError, TypeError):
+                a = None
+            if a is None or not _same_version(session.get("account_v"), a.session_version):
                 session.clear()
-    return g.account
+            else:
+                g.account = a
+    return g.account  # type: ignore[no-any-return]
 
 
-def current_member() -> tuple[int, str, str] | None:
-    """(member id, space, username) of a drive user logged in to the portal."""
-    m = session.get("member")
-    return (int(m[0]), str(m[1]), str(m[2])) if m else None
+@dataclass(frozen=True)
+class MemberSession:
+    """A drive user logged in to the portal (web drive, or a space admin without
+    an account), as the database says right now."""
+
+    id: int
+    space: service.SpaceInfo
+    username: str
+    role: str
+
+    @property
+    def space_name(self) -> str:
+        return self.space.name
+
+
+def current_member() -> MemberSession | None:
+    """The drive user logged in to this session, re-read from the database on
+    every request (one query, as the drive does): None, and the member part of
+    the session dropped, when the user was removed (even if added again), its
+    password changed, it logged out elsewhere, it is beyond its plan's users or
+    its space is suspended."""
+    if "member" not in g:
+        g.member = None
+        m = session.get("member")
+        if m:
+            try:
+                member_id, space, username, version = int(m[0]), str(m[1]), str(m[2]), m[3]
+                cred = service.find_credential(state().db, space, username)
+            except (IndexError, ValueError, TypeError):
+                cred = None
+            if (cred is None or cred.member_id != member_id
+                    or not _same_version(version, cred.session_version)
+                    or not cred.within_user_limit or cred.space.status == "suspended"):
+                session.pop("member", None)
+            else:
+                g.member = MemberSession(cred.member_id, cred.space, cred.username, cred.role)
+    return g.member  # type: ignore[no-any-return]
+
+
+def _same_version(held: object, current: str) -> bool:
+    return isinstance(held, str) and bool(current) and hmac.compare_digest(held, current)
 
 
 def audit_actor() -> audit.Actor:
@@ -83,7 +129,7 @@ def audit_actor() -> audit.Actor:
     if a is not None:
         who = f"{'operator' if a.is_operator else 'account'}:{a.username}"
     elif m is not None:
-        who = m[2]
+        who = m.username
     else:
         who = None
     return audit.Actor(who, request.remote_addr, "portal")
@@ -115,7 +161,32 @@ def operator_required(view: F) -> F:
 def log_in(account: accounts.AccountInfo) -> None:
     session.clear()  # a new session on login: no fixation
     session["account_id"] = account.id
+    session["account_v"] = account.session_version
     session.permanent = True
+    g.pop("account", None)
+
+
+def log_in_member(cred: service.Credential) -> None:
+    """Start a portal session for a drive user (web drive or space admin)."""
+    session.clear()  # a new session on login: no fixation
+    session["member"] = [cred.member_id, cred.space.name, cred.username,
+                         cred.session_version]
+    session.permanent = True
+    g.pop("member", None)
+
+
+def log_out() -> None:
+    """End this session and every copy of it: the account's (or drive user's)
+    session version is renewed, so a cookie taken before cannot come back."""
+    a = current_account()
+    m = current_member()
+    if a is not None:
+        accounts.end_account_sessions(state().db, a.id)
+    if m is not None:
+        accounts.end_member_sessions(state().db, m.id)
+    session.clear()
+    g.pop("account", None)
+    g.pop("member", None)
 
 
 def _t(text: str) -> str:

@@ -24,7 +24,7 @@ from spaces import audit, notices, plans, service, storage
 from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
-from spaces.models import Account, Member, OneTimeToken, Space, utcnow
+from spaces.models import Account, Member, OneTimeToken, Space, new_session_version, utcnow
 from spaces.passwords import hash_password, verify_password
 from spaces.rfc import is_valid_rfc
 from spaces.settings import Settings
@@ -48,11 +48,13 @@ class AccountInfo:
     ever_had_space: bool
     is_operator: bool
     created_at: datetime
+    #: What a portal session of this account must carry (Account.session_version).
+    session_version: str = ""
 
     @classmethod
     def of(cls, a: Account) -> AccountInfo:
         return cls(a.id, a.username, a.email, a.rfc, a.email_confirmed_at is not None,
-                   a.ever_had_space, a.is_operator, a.created_at)
+                   a.ever_had_space, a.is_operator, a.created_at, a.session_version)
 
 
 def normalize_account_username(name: str) -> str:
@@ -245,6 +247,23 @@ def get_account(db: Database, account_id: int) -> AccountInfo:
         return AccountInfo.of(a)
 
 
+def end_account_sessions(db: Database, account_id: int) -> None:
+    """Log the account out everywhere: every session made so far stops working."""
+    with db.session() as s:
+        s.execute(update(Account).where(Account.id == account_id)
+                  .values(session_version=new_session_version()))
+    log.info("account sessions ended: id=%s", account_id)
+
+
+def end_member_sessions(db: Database, member_id: int) -> None:
+    """Log a drive user out of the portal everywhere (the drive itself uses its
+    password on every request)."""
+    with db.session() as s:
+        s.execute(update(Member).where(Member.id == member_id)
+                  .values(session_version=new_session_version()))
+    log.info("member web sessions ended: id=%s", member_id)
+
+
 def request_password_reset(settings: Settings, db: Database, mailer: Mailer,
                            links: notices.Links, email: str) -> None:
     """E-mail a reset link if an account has ``email``; silently nothing otherwise."""
@@ -274,13 +293,16 @@ def reset_password(db: Database, token: str, password: str) -> AccountInfo:
         if a is None:
             raise Forbidden(_INVALID_LINK)
         a.password_hash = hashed
+        a.session_version = new_session_version()  # every older session ends
         # Receiving the link proves the address too.
         a.email_confirmed_at = a.email_confirmed_at or utcnow()
         s.flush()
         return AccountInfo.of(a)
 
 
-def change_password(db: Database, account_id: int, current: str, new: str) -> None:
+def change_password(db: Database, account_id: int, current: str, new: str) -> str:
+    """Change the password (Forbidden unless ``current`` is right). Every session
+    of the account ends; returns the new session version, for the caller's own."""
     with db.session() as s:
         a = s.get(Account, account_id)
         hashed = a.password_hash if a else None
@@ -288,10 +310,12 @@ def change_password(db: Database, account_id: int, current: str, new: str) -> No
         raise Forbidden("La contraseña actual no es correcta.")
     service.check_password(new)
     new_hash = hash_password(new)
+    version = new_session_version()  # every other session of the account ends
     with db.session() as s:
         s.execute(update(Account).where(Account.id == account_id)
-                  .values(password_hash=new_hash))
+                  .values(password_hash=new_hash, session_version=version))
     log.info("account password changed: id=%s", account_id)
+    return version
 
 
 def request_email_change(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
@@ -466,14 +490,17 @@ def can_admin(db: Database, space_name: str, *, account_id: int | None = None,
 
 
 def authenticate_member(db: Database, space_name: str, username: str,
-                        password: str) -> service.MemberInfo | None:
-    """A drive user logging in to the portal (for space admins who have no account)."""
+                        password: str) -> service.Credential | None:
+    """A drive user logging in to the portal (the web drive, or a space admin who
+    has no account): the credential if the password is right, the user is
+    within the plan's users and the space is not suspended; None otherwise, at
+    the same argon2 cost whether or not the user exists."""
     cred = service.find_credential(db, space_name.strip().lower(), username.strip().lower())
     if not verify_password(password, cred.password_hash if cred else None) or cred is None:
         return None
     if not cred.within_user_limit or cred.space.status == "suspended":
         return None
-    return service.MemberInfo(cred.member_id, cred.space.id, cred.username, cred.role)
+    return cred
 
 
 @dataclass(frozen=True)
@@ -555,6 +582,7 @@ def set_member_password(db: Database, token: str, password: str,
         if m is None:
             raise Forbidden(_INVALID_LINK)
         m.password_hash = hashed
+        m.session_version = new_session_version()  # its older web sessions end
         space = s.get(Space, m.space_id)
         assert space is not None
         link = MemberLink(space.name, m.username)

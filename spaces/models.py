@@ -3,6 +3,7 @@ migrations (``spaces/migrations``); ``Base.metadata`` is what they must match.""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
@@ -24,6 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_session_version() -> str:
+    """A fresh session version: renewing it ends every portal session made
+    under the old one (see ``Account.session_version``)."""
+    return secrets.token_hex(16)
 
 
 class Base(DeclarativeBase):
@@ -74,6 +81,12 @@ class Member(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     #: Where the portal sends this user's set-password links (optional).
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    #: The version its web sessions carry (see ``Account.session_version``): renewed
+    #: by logout, a password change and the space's suspension. Random, so a
+    #: member removed and added again never matches a session of the old one.
+    session_version: Mapped[str] = mapped_column(String(32), nullable=False,
+                                                 default=new_session_version,
+                                                 server_default="")
 
 
 class DeadProperty(Base):
@@ -189,6 +202,11 @@ class Account(Base):
     ever_had_space: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     is_operator: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    #: The version a portal session of this account carries; logout and a password
+    #: change or reset renew it, and a session whose version differs is over.
+    session_version: Mapped[str] = mapped_column(String(32), nullable=False,
+                                                 default=new_session_version,
+                                                 server_default="")
 
 
 class OneTimeToken(Base):

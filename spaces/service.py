@@ -23,7 +23,7 @@ from spaces.errors import (
     ReadOnlySpace,
     UserLimitReached,
 )
-from spaces.models import Member, Space
+from spaces.models import Member, ShareLink, Space, new_session_version, utcnow
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.settings import Settings
 
@@ -205,7 +205,8 @@ _STATUS_ACTIONS = {"active": Action.REACTIVATED, "readonly": Action.READ_ONLY,
 
 def set_status(db: Database, name: str, status: str, *, actor: Actor | None = None,
                reason: str | None = None) -> SpaceInfo:
-    """Set a space's status; a change is audited (suspended, reactivated, read-only)."""
+    """Set a space's status; a change is audited (suspended, reactivated, read-only).
+    Suspending also ends every web session of the space's users."""
     if status not in ("active", "readonly", "suspended"):
         raise InvalidName(f"Estado no válido: {status}")
     with db.session() as s:
@@ -215,6 +216,10 @@ def set_status(db: Database, name: str, status: str, *, actor: Actor | None = No
         old = space.status
         space.status = status
         s.flush()
+        if status == "suspended" and old != status:
+            # Every web session of its users ends, and stays ended after reactivation.
+            s.execute(update(Member).where(Member.space_id == space.id)
+                      .values(session_version=new_session_version()))
         if old != status:
             audit.record(s, space.id, _STATUS_ACTIONS[status], actor=actor,
                          space_name=space.name, detail=f"{old} -> {status}"
@@ -294,6 +299,7 @@ def set_password(db: Database, space_name: str, username: str, password: str,
     with db.session() as s:
         m = _member(s, space_name, username)
         m.password_hash = hashed
+        m.session_version = new_session_version()  # its web sessions end
         audit.record(s, m.space_id, Action.PASSWORD_CHANGED, actor=actor, detail=m.username)
 
 
@@ -311,10 +317,17 @@ def set_role(db: Database, space_name: str, username: str, role: str,
 
 def remove_member(db: Database, space_name: str, username: str,
                   *, actor: Actor | None = None) -> None:
+    """Remove a user: out at once through every door (its web sessions and the
+    share links it made end with it)."""
     with db.session() as s:
         m = _member(s, space_name, username)
         audit.record(s, m.space_id, Action.MEMBER_REMOVED, actor=actor,
                      detail=f"{m.username} ({m.role})")
+        # What a removed user shared stops opening with them (their web sessions
+        # end with the row: a session names the member's id and version).
+        s.execute(update(ShareLink).where(ShareLink.space_id == m.space_id)
+                  .where(ShareLink.created_by == m.username)
+                  .where(ShareLink.revoked_at.is_(None)).values(revoked_at=utcnow()))
         s.delete(m)
     log.info("member removed: space=%s user=%s", space_name, username)
 
@@ -340,6 +353,8 @@ class Credential:
     role: str
     password_hash: str
     within_user_limit: bool
+    #: What a portal session of this member must carry (Member.session_version).
+    session_version: str = ""
 
 
 def _credential_statement() -> Select[*tuple[Any, ...]]:
@@ -355,7 +370,7 @@ def _credential_statement() -> Select[*tuple[Any, ...]]:
     return (select(Space.id, Space.name, Space.tier, Space.quota_bytes, Space.max_users,
                    Space.used_bytes, Space.used_files, Space.status, Space.owner_email,
                    Space.paid_until, Member.id, Member.username, Member.role,
-                   Member.password_hash, older)
+                   Member.password_hash, older, Member.session_version)
             .join(Space, Space.id == Member.space_id)
             .where(Space.name == bindparam("space_name"))
             .where(Member.username == bindparam("username")))
@@ -374,8 +389,8 @@ def find_credential(db: Database, space_name: str, username: str) -> Credential 
     if row is None:
         return None
     (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,
-     paid_until, member_id, uname, role, password_hash, older) = row
+     paid_until, member_id, uname, role, password_hash, older, session_version) = row
     space = SpaceInfo(sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status,
                       owner_email, paid_until)
     within = max_users is None or (older or 0) < max_users
-    return Credential(space, member_id, uname, role, password_hash, within)
+    return Credential(space, member_id, uname, role, password_hash, within, session_version)

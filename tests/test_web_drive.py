@@ -611,3 +611,34 @@ def test_a_read_only_space_refuses_writes_on_both_and_a_suspended_one_logs_out(m
     r = web.browse("/")
     assert "/unidad/entrar" in r.url
     assert web.upload("/", "c.txt", b"c").status_code == 401
+
+
+def test_cli_and_api_revocations_end_old_web_sessions_at_once(make_server):
+    """Through the real doors an operator uses: `resguardo user passwd` ends the
+    user's web sessions (they once kept working for 12 hours and created
+    folders), and removing a user through the API ends its portal session (it
+    once still exported the space's CFDI ZIP)."""
+    srv, dav, web = setup(make_server)
+    srv.add_user("acme", "jefa", "secreto-jefa-1", role="admin")
+    jefa = requests.Session()
+    page = jefa.get(f"{srv.url}/cuenta/entrar-unidad", timeout=30).text
+    jefa.post(f"{srv.url}/cuenta/entrar-unidad", data={
+        "csrf_token": CSRF_RE.search(page).group(1), "space": "acme", "username": "jefa",
+        "password": "secreto-jefa-1"}, timeout=30)
+    assert jefa.get(f"{srv.url}/espacios/acme/cfdi?formato=zip", timeout=30).status_code == 200
+    csrf = web.csrf()
+    srv.cli("user", "passwd", "acme", "ana", "--password-stdin", input="clave-nueva-7\n")
+    r = web.s.post(web.url("carpeta"), data={"csrf_token": csrf, "carpeta": "/",
+                                             "nombre": "despues"}, timeout=30)
+    assert "/unidad/entrar" in r.url or r.status_code == 401
+    assert web.upload("/", "despues.txt", b"x").status_code == 401
+    assert "/unidad/entrar" in web.browse("/").url
+    token = srv.cli("admin", "token", "create", "ops").stdout.strip().splitlines()[-1]
+    r = requests.delete(f"{srv.url}/api/v1/spaces/acme/members/jefa", timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 204
+    for path in ("/espacios/acme/cfdi?formato=zip", "/espacios/acme/", "/unidad/acme/"):
+        r = jefa.get(srv.url + path, timeout=30, allow_redirects=False)
+        assert r.status_code in (302, 404), (path, r.status_code)
+    assert sorted(p.name for p in srv.files_root("acme").iterdir()) == []
+    WebDrive(srv, "acme", "ana", "clave-nueva-7")  # the new password logs in at once
