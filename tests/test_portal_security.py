@@ -264,6 +264,7 @@ REVOCATIONS = ["removed", "password changed (resguardo user passwd)",
                "space suspended, then reactivated", "beyond the plan's users after a downgrade"]
 
 
+@pytest.mark.db
 @pytest.mark.parametrize("why", REVOCATIONS)
 @pytest.mark.parametrize("user,door", [("jefa", "/cuenta/entrar-unidad"),
                                        ("ed", "/unidad/entrar")])
@@ -299,6 +300,7 @@ def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, use
     _locked_out(portal, b)
 
 
+@pytest.mark.db
 def test_logging_out_ends_every_copy_of_the_session(portal):  # noqa: F811
     _acme(portal)
     for user, door in (("jefa", "/cuenta/entrar-unidad"), ("ed", "/unidad/entrar")):
@@ -311,6 +313,7 @@ def test_logging_out_ends_every_copy_of_the_session(portal):  # noqa: F811
         assert again.c.get("/unidad/acme/").status_code == 200
 
 
+@pytest.mark.db
 def test_an_account_session_dies_with_logout_and_password_changes(portal):  # noqa: F811
     from test_portal import link_in
 
@@ -354,6 +357,7 @@ def test_an_account_session_dies_with_logout_and_password_changes(portal):  # no
     assert b2.c.get("/cuenta/").status_code == 200
 
 
+@pytest.mark.db
 def test_a_suspended_space_keeps_its_documents_even_from_its_owner_account(portal):  # noqa: F811
     from spaces import service
 

@@ -613,6 +613,7 @@ def test_a_read_only_space_refuses_writes_on_both_and_a_suspended_one_logs_out(m
     assert web.upload("/", "c.txt", b"c").status_code == 401
 
 
+@pytest.mark.db
 def test_cli_and_api_revocations_end_old_web_sessions_at_once(make_server):
     """Through the real doors an operator uses: `resguardo user passwd` ends the
     user's web sessions (they once kept working for 12 hours and created
