@@ -21,14 +21,18 @@ on that server instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -79,18 +83,46 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
     _current["database"] = DATABASES[0]
 
 
-def _pg_create_database(admin_url: str = "") -> tuple[str, str]:
-    """Create an empty PostgreSQL database; returns (url, name)."""
+def _pg_create_database(admin_url: str = "", template: str = "") -> tuple[str, str]:
+    """Create a PostgreSQL database, empty or a copy of ``template``; returns (url, name)."""
     import sqlalchemy as sa
 
     admin_url = admin_url or PG_ADMIN_URL
     name = f"rg_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'
+                          + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     base = admin_url.rsplit("/", 1)[0]
     return f"{base}/{name}", name
+
+
+#: Databases migrated to the latest schema, one of each kind per test process.
+_templates: dict[str, str] = {}
+
+
+def _migrated_template(kind: str) -> str:
+    """A database at the latest schema that new test databases are copies of: the
+    path of a SQLite file, or the name of a PostgreSQL template database. Migrating
+    from nothing costs a server about as much as its imports; the migrations
+    themselves are tested from an empty database in test_foundation."""
+    if kind not in _templates:
+        from spaces.db import migrate
+
+        if kind == "sqlite":
+            path = Path(tempfile.mkdtemp(prefix="rg-template-")) / "template.db"
+            migrate(f"sqlite:///{path}")
+            con = sqlite3.connect(path)  # one self-contained file to copy: no WAL beside it
+            con.execute("PRAGMA journal_mode=DELETE")
+            con.close()
+            _templates[kind] = str(path)
+        else:
+            url, name = _pg_create_database()
+            migrate(url)  # Alembic's engine has no pool: nothing stays connected to it
+            _templates[kind] = name
+            atexit.register(_pg_drop_database, name)
+    return _templates[kind]
 
 
 def _pg_drop_database(name: str, admin_url: str = "") -> None:
@@ -136,10 +168,13 @@ class Server:
     once started, its server process."""
 
     def __init__(self, base: Path, extra_config: str = "", *,
-                 share_with: Server | None = None, db_url: str = "") -> None:
+                 share_with: Server | None = None, db_url: str = "",
+                 migrated: bool = True) -> None:
         """``share_with``: another Server whose data folder and database this one
         uses (a second node of the same installation). ``db_url``: use this
-        database (owned by the caller, never dropped here)."""
+        database (owned by the caller, never dropped here). ``migrated``: start
+        from a copy of a database already at the latest schema; False leaves the
+        creation of the database to Resguardo itself."""
         self.base = base
         self.data = share_with.data if share_with else base / "data"
         self.config = base / "resguardo.toml"
@@ -149,7 +184,11 @@ class Server:
         if share_with or db_url:
             self.db_url = share_with.db_url if share_with else db_url
         elif on_postgresql():
-            self.db_url, self._pg_name = _pg_create_database()
+            self.db_url, self._pg_name = _pg_create_database(
+                template=_migrated_template("postgresql") if migrated else "")
+        elif migrated:
+            self.data.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_migrated_template("sqlite"), self.data / "resguardo.db")
         if self.db_url.startswith("postgresql"):
             if "[database]" in extra_config:
                 extra_config = extra_config.replace(
@@ -272,15 +311,17 @@ class Server:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[object]:
-    """Factory: ``make_server(extra_config="", share_with=None, db_url="")`` returns
-    a not-yet-started Server (see :class:`Server` for sharing an installation)."""
+    """Factory: ``make_server(extra_config="", share_with=None, db_url="",
+    migrated=True)`` returns a not-yet-started Server (see :class:`Server`)."""
     made: list[Server] = []
 
     def factory(extra_config: str = "", name: str = "srv", *,
-                share_with: Server | None = None, db_url: str = "") -> Server:
+                share_with: Server | None = None, db_url: str = "",
+                migrated: bool = True) -> Server:
         base = tmp_path / f"{name}{len(made)}"
         base.mkdir()
-        s = Server(base, extra_config, share_with=share_with, db_url=db_url)
+        s = Server(base, extra_config, share_with=share_with, db_url=db_url,
+                   migrated=migrated)
         made.append(s)
         return s
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import email
 import re
+import shutil
 import socket
 import threading
 from email import policy
 from pathlib import Path
 from typing import Any
 
-from conftest import _pg_create_database, _pg_drop_database, on_postgresql
+from conftest import _migrated_template, _pg_create_database, _pg_drop_database, on_postgresql
 
 CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
 
@@ -66,12 +67,16 @@ def link_in(body: str, path: str) -> str:
 
 
 def write_config(base: Path, extra: str = "") -> tuple[Path, str]:
-    """A config file for a portal in ``base``; returns (path, pg database name or '')."""
+    """A config file for a portal in ``base`` whose database is already at the latest
+    schema (see conftest); returns (path, pg database name or '')."""
     data = base / "data"
     db_line, pg_name = "", ""
     if on_postgresql():
-        url, pg_name = _pg_create_database()
+        url, pg_name = _pg_create_database(template=_migrated_template("postgresql"))
         db_line = f'[database]\nurl = "{url}"\n'
+    else:
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_template("sqlite"), data / "resguardo.db")
     cfg = base / "resguardo.toml"
     cfg.write_text(f'data_dir = "{data}"\n{extra}\n[demo]\ncreate = false\n{db_line}',
                    encoding="utf-8")

@@ -37,7 +37,7 @@ def test_database_spaces_outbox_and_backups_are_created_private_despite_a_loose_
         make_server, tmp_path, loose_umask):
     import sqlalchemy as sa
 
-    srv = make_server()
+    srv = make_server(migrated=False)  # the data folder and database made by Resguardo
     srv.cli("space", "create", "acme", "--tier", "4G", "--owner", "dueno@example.mx")
     srv.add_user("acme", "ana", "secreto-ana-1", "admin")
     srv.start()
