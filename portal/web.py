@@ -74,7 +74,7 @@ def current_account() -> accounts.AccountInfo | None:
                 session.clear()
             else:
                 g.account = a
-    return g.account  # type: ignore[no-any-return]
+    return g.account
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def current_member() -> MemberSession | None:
                 session.pop("member", None)
             else:
                 g.member = MemberSession(cred.member_id, cred.space, cred.username, cred.role)
-    return g.member  # type: ignore[no-any-return]
+    return g.member
 
 
 def _same_version(held: object, current: str) -> bool:
