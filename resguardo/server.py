@@ -17,6 +17,7 @@ from cheroot.server import HTTPConnection, HTTPRequest
 from davserver.app import make_app
 from portal import create_app
 from resguardo.api import make_api
+from resguardo.front import FrontLimits, FrontManager
 from resguardo.observe import observe
 from spaces import storage
 from spaces.db import Database, open_database
@@ -95,9 +96,12 @@ def make_dispatcher(settings: Settings, db: Database,
 
 
 class BoundedDrainRequest(HTTPRequest):
-    """cheroot reads a refused request's unread body into memory in one call to
-    keep the connection alive. Above ``max_drain`` bytes (or for a chunked body)
-    close the connection instead, so a refused 10 GB upload costs nothing."""
+    """cheroot's worker reads a refused request's unread body (into memory, in
+    one call) to keep the connection alive. Instead: above ``max_drain`` bytes
+    (or for a chunked body) the connection is closed, so a refused 10 GB upload
+    costs nothing; below it, the front reads past the rest once the worker is
+    done (:class:`resguardo.front.FrontManager`), so a client that trickles the
+    body of a refused request holds no worker."""
 
     max_drain = 1024 * 1024
 
@@ -108,6 +112,9 @@ class BoundedDrainRequest(HTTPRequest):
         remaining = getattr(self.rfile, "remaining", 0) or 0
         if remaining > self.max_drain or (self.chunked_read and status >= 400):
             self.close_connection = True
+        elif remaining > 0 and not self.close_connection and not self.chunked_read:
+            self.conn.resguardo_discard = remaining
+            self.rfile.remaining = 0  # cheroot's drain then reads nothing
         super().send_headers()
 
 
@@ -115,14 +122,25 @@ class _Connection(HTTPConnection):
     RequestHandlerClass = BoundedDrainRequest
 
 
+class FrontServer(wsgi.Server):
+    """cheroot's WSGI server with :class:`resguardo.front.FrontManager` in place
+    of its connection manager: no worker thread waits for a request head."""
+
+    front_limits = FrontLimits()
+
+    def prepare(self) -> None:
+        super().prepare()
+        self._connections._selector.close()
+        self._connections = FrontManager(self, self.front_limits)
+
+
 def make_server(settings: Settings, app: Callable[..., Iterable[bytes]]) -> wsgi.Server:
-    server = wsgi.Server((settings.server.host, settings.server.port), app,
+    limits = FrontLimits.of(settings.server)
+    server = FrontServer((settings.server.host, settings.server.port), app,
                          numthreads=settings.server.threads, server_name="Resguardo",
-                         timeout=60, request_queue_size=128)
+                         timeout=int(limits.idle_timeout), request_queue_size=128)
+    server.front_limits = limits
     server.ConnectionClass = _Connection
-    # Windows keeps a connection open per mapped drive and user; cheroot's default
-    # of 10 kept-alive connections closes the rest after every response.
-    server.keep_alive_conn_limit = max(64, 4 * settings.server.threads)
     BoundedDrainRequest.max_drain = settings.server.max_drained_body
     if settings.server.tls_cert:
         from cheroot.ssl.builtin import BuiltinSSLAdapter

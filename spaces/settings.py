@@ -65,6 +65,37 @@ class ServerSettings:
         "After an early refusal the server reads at most this many unread body bytes "
         "to keep the connection; a larger body closes it instead.",
     )
+    head_timeout: int = _f(
+        20,
+        "Seconds a client has to complete the TLS handshake and send its whole request "
+        "head (plus one second per min_rate bytes of a buffered body); slower: 408, closed. "
+        "Also how long a worker's transfer may stay below min_rate.",
+    )
+    idle_timeout: int = _f(
+        60, "Seconds a kept-alive connection may stay idle between requests."
+    )
+    max_request_line: int = _f(
+        8192, "Longest request line (method, address, version) in bytes; longer: 414."
+    )
+    max_header_bytes: int = _f(
+        32768, "Largest request head (request line and header fields) in bytes; larger: 431."
+    )
+    max_headers: int = _f(100, "Most header fields in one request; more: 431.")
+    buffered_body: int = _f(
+        65536,
+        "Request bodies up to this many bytes are received whole before a worker thread "
+        "takes the request (also the portal's largest form); larger ones stream to it.",
+    )
+    max_connections: int = _f(
+        512,
+        "Open client connections at most; a new one beyond it closes the one that has "
+        "waited longest (idle ones first).",
+    )
+    min_rate: int = _f(
+        1024,
+        "Slowest transfer (bytes per second) a worker waits for, uploads and downloads "
+        "alike, once head_timeout seconds of slack are used up; slower clients are cut.",
+    )
 
     def proxy_networks(self) -> list[Any]:
         """``trusted_proxies`` parsed (ValueError if an entry is not an address)."""
