@@ -68,7 +68,11 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
         SESSION_COOKIE_SECURE=secure,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead
-        MAX_CONTENT_LENGTH=1024 * 1024,
+        # No form is larger; and the server's front receives a body this size
+        # whole before a worker takes the request (see resguardo.front), so a
+        # client that trickles a form never holds a worker. Uploads read their
+        # raw body themselves, after checking who sends it.
+        MAX_CONTENT_LENGTH=settings.server.buffered_body,
         BABEL_DEFAULT_LOCALE="es",
         RESGUARDO_SETTINGS=settings,
     )

@@ -9,9 +9,10 @@ so quota (507), roles (403), CFDI protection (403 with the date) and the
 space's status apply identically on both. Every path goes through
 ``SpaceFiles.resolve`` (which refuses ``..`` and symlinks out of the space).
 
-Uploads cannot use a form (the portal caps form bodies at 1 MiB and would buffer
-them): the browser POSTs each file's bytes as the raw request body, which is
-streamed in blocks into ``SpaceFiles.open_upload(rel, length, exact=True)``.
+Uploads cannot use a form (the portal caps form bodies at ``[server]
+buffered_body`` and would buffer them): the browser POSTs each file's bytes as
+the raw request body, which is streamed in blocks into
+``SpaceFiles.open_upload(rel, length, exact=True)``.
 That view is exempt from the form CSRF hook (it would parse the body) and checks
 the ``X-CSRFToken`` header itself.
 """
