@@ -8,9 +8,7 @@ the Win32 last-modified time Windows PROPPATCHes applied to the file.
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -37,6 +35,7 @@ from davserver.provider import (
     is_status_file_path,
     request_context,
 )
+from davserver.xmlbody import XML_BODY_METHODS, XmlBodies
 from spaces import statusfile
 from spaces.db import Database
 from spaces.errors import Forbidden
@@ -53,8 +52,6 @@ WRITE_METHODS = frozenset({"PUT", "DELETE", "MKCOL", "COPY", "MOVE", "PROPPATCH"
 RELEASES = frozenset({"UNLOCK"})
 #: Methods refused on the status file as a whole (COPY only reads its source).
 STATUS_FILE_REFUSED = WRITE_METHODS - {"COPY"}
-XML_BODY_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "MKCOL", "REPORT",
-                              "SEARCH"})
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -106,7 +103,9 @@ class RolePolicy(BaseMiddleware):
 
 def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
     """Refuse XML request bodies (PROPFIND, PROPPATCH, LOCK...) above
-    ``max_xml_body`` with 413 before anything reads them into memory."""
+    ``max_xml_body`` with 413, and chunked ones with 411, before anything
+    reads them (the body itself is read and checked after authentication, by
+    :class:`davserver.xmlbody.XmlBodies`)."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") in XML_BODY_METHODS:
@@ -126,26 +125,9 @@ def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
                     start_response, "411 Length Required",
                     "Las peticiones XML deben indicar Content-Length.",
                     [("Connection", "close")])
-            if length > 0:
-                body = environ["wsgi.input"].read(length)
-                if _DTD_MARKERS.search(body):
-                    return plain_response(
-                        start_response, "400 Bad Request",
-                        "El XML de la petición trae una declaración DOCTYPE o ENTITY, "
-                        "que WebDAV no usa; se rechaza por seguridad.",
-                        [("Connection", "close")])
-                environ["wsgi.input"] = io.BytesIO(body)
         return app(environ, start_response)
 
     return guarded
-
-
-#: A DOCTYPE or ENTITY declaration in any encoding WebDAV clients send (UTF-8 or
-#: UTF-16): such a body is refused before any parser sees it (entity expansion,
-#: external entities).
-_DTD_MARKERS = re.compile(
-    rb"<!\s*(DOCTYPE|ENTITY)|<\x00!\x00(D\x00O\x00C|E\x00N\x00T)|\x00<\x00!\x00(D|E)",
-    re.IGNORECASE)
 
 
 _ENCODED_SEPARATORS = ("%2f", "%5c", "%00")
@@ -348,8 +330,9 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "re_encode_path_info": True,
             "unquote_path_info": False,
         },
-        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, LockBreaker,
-                             FastPropfind, RequestResolver],
+        "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, XmlBodies,
+                             LockBreaker, FastPropfind, RequestResolver],
+        XmlBodies.CONFIG_KEY: settings.server.buffered_body,
         "dir_browser": {"enable": False},
         "verbose": 2,
         "logging": {"enable": False, "enable_loggers": []},

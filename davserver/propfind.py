@@ -40,6 +40,7 @@ from davserver.provider import (
     _usage,
     request_context,
 )
+from davserver.xmlbody import stored_element
 from spaces import statusfile
 
 StartResponse = Callable[..., Any]
@@ -105,7 +106,7 @@ class _Renderer:
         self._rfc1123: dict[int, str] = {}
         self._rfc3339: dict[int, str] = {}
         self._mime: dict[str, str] = {}
-        self._dead_xml: dict[str, str] = {}
+        self._dead_xml: dict[str, str | None] = {}
         self._usage_done = False
         self._templates: dict[tuple[bool, str], str] = {}
         self._placeholders = False
@@ -154,14 +155,15 @@ class _Renderer:
             self._usage_done = True
         return self._used, self._available
 
-    def dead_xml(self, value: str) -> str:
+    def dead_xml(self, value: str) -> str | None:
         """A stored dead property as WsgiDAV puts it in the answer (parsed, then
-        serialised). Raises _Fallback-worthy errors to the caller."""
-        v = self._dead_xml.get(value)
-        if v is None:
-            el = xml_tools.string_to_xml(value)
-            v = self._dead_xml[value] = etree.tostring(el, encoding="unicode")
-        return v
+        serialised); None when the stored value is unreadable (it then reads
+        as not found, as in WsgiDAV's path: see SpaceFile.get_property_value)."""
+        if value not in self._dead_xml:
+            el = stored_element(value)
+            self._dead_xml[value] = (None if el is None
+                                     else etree.tostring(el, encoding="unicode"))
+        return self._dead_xml[value]
 
     # -- one property -----------------------------------------------------------------
     def live(self, m: _Member, name: str) -> tuple[str, str | None] | None:
@@ -247,8 +249,8 @@ class _Renderer:
             lv = self.live(m, name)
             if lv is not None:
                 out.append((name, lv[0], lv[1]))
-            elif name in dead:
-                out.append((name, _OK, self.dead_xml(dead[name])))
+            elif name in dead and (xml := self.dead_xml(dead[name])) is not None:
+                out.append((name, _OK, xml))
             else:
                 out.append((name, _NOT_FOUND, None))
         return out

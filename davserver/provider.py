@@ -27,10 +27,12 @@ from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
     HTTP_METHOD_NOT_ALLOWED,
+    HTTP_NOT_FOUND,
     DAVError,
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
+from davserver.xmlbody import stored_element
 from spaces import cfdi_index, metrics, quota, retention, statusfile, trash
 from spaces.db import Database
 from spaces.errors import (
@@ -221,7 +223,17 @@ class _SpaceResource:
     def get_property_value(self, name: str) -> Any:
         """WsgiDAV builds ``lockdiscovery`` by looking up each lock's root, and
         crashes (500) when a concurrent DELETE or MOVE removed it in between.
-        Such a lock went with its resource: report none instead."""
+        Such a lock went with its resource: report none instead. A dead
+        property whose stored value is not one well-formed, DTD-free element
+        reads as not found (404), never as a 500 (see
+        :func:`davserver.xmlbody.stored_element`)."""
+        pm = self.provider.prop_manager
+        if pm is not None and not name.startswith("{DAV:}"):
+            value = pm.get_property(self.get_ref_url(), name, self.environ)  # type: ignore[attr-defined]
+            el = stored_element(value) if value is not None else None
+            if el is None:
+                raise DAVError(HTTP_NOT_FOUND)
+            return el
         try:
             return super().get_property_value(name)  # type: ignore[misc]
         except AttributeError:
