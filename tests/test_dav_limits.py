@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from test_drive_access import ANA, LOCK_BODY, PROPPATCH_BODY, lock, raw, state, two_spaces
 from test_web_drive import WebDrive, _db
+
+pytestmark = pytest.mark.db  # statuses, properties, locks and counters live in SQL
 
 READ_ONLY = "solo lectura"
 
