@@ -24,11 +24,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -163,6 +166,86 @@ def run_cli(args: Sequence[str], input: str | None = None) -> subprocess.Complet
     return subprocess.CompletedProcess(["resguardo", *args], code, out.getvalue(), err.getvalue())
 
 
+class ForkedProcess:
+    """A server started by the fork server (tests/forkserver.py), seen as a
+    ``subprocess.Popen``: pid, stdout, poll, wait, send_signal, terminate, kill."""
+
+    def __init__(self, pid: int, stdout: io.TextIOWrapper, forks: _ForkServer) -> None:
+        self.pid, self.stdout, self._forks = pid, stdout, forks
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._pidfd], [], [], 0)[0]:
+            self._reap()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(["resguardo", str(self.pid)], timeout or 0)
+            self._reap()
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:  # not reaped: the pid is still this process's
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _reap(self) -> None:
+        self.returncode = int(self._forks.ask({"wait": self.pid})["returncode"])
+        os.close(self._pidfd)
+        self.stdout.close()
+
+
+class _ForkServer:
+    """This test process's fork server (tests/forkserver.py), started on first use."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | ForkedProcess | None = None
+        self.path = ""
+
+    def _ensure(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.path = os.path.join(tempfile.mkdtemp(prefix="rg-forks-"), "s")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forkserver.py"),
+                                      self.path], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("the test fork server did not start")
+        atexit.register(self.proc.kill)
+
+    def ask(self, request: dict[str, object], fds: Sequence[int] = ()) -> dict[str, object]:
+        self._ensure()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.path)
+            socket.send_fds(s, [json.dumps(request).encode()], list(fds))
+            s.shutdown(socket.SHUT_WR)
+            answer: dict[str, object] = json.loads(s.makefile("rb").read())
+        return answer
+
+    def spawn(self, argv: list[str], stderr: int) -> ForkedProcess:
+        """``resguardo ARGV`` in a forked child: stdout a pipe, stderr ``stderr``."""
+        read, write = os.pipe()
+        with open(os.devnull, "rb") as devnull:
+            pid = int(self.ask({"argv": argv, "env": dict(os.environ), "cwd": str(ROOT)},
+                               [devnull.fileno(), write, stderr])["pid"])
+        os.close(write)
+        return ForkedProcess(pid, open(read, encoding="utf-8"), self)  # noqa: SIM115
+
+
+_forks = _ForkServer()
+#: RESGUARDO_TEST_FORK=0 starts every server as a new interpreter instead.
+_FORK = os.environ.get("RESGUARDO_TEST_FORK", "1") != "0"
+
+
 class Server:
     """A Resguardo installation in a temporary folder: its config, its CLI and,
     once started, its server process."""
@@ -241,11 +324,13 @@ class Server:
     # -- server ------------------------------------------------------------------
     def start(self, timeout: float = 30) -> Server:
         logf = open(self.log, "a", encoding="utf-8")  # noqa: SIM115 - kept for the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "resguardo", "--config", str(self.config), "serve",
-             *self.serve_args],
-            stdout=subprocess.PIPE, stderr=logf, text=True, cwd=ROOT,
-        )
+        argv = ["--config", str(self.config), "serve", *self.serve_args]
+        if _FORK:
+            self.proc = _forks.spawn(argv, logf.fileno())
+        else:
+            self.proc = subprocess.Popen([sys.executable, "-m", "resguardo", *argv],
+                                         stdout=subprocess.PIPE, stderr=logf, text=True,
+                                         cwd=ROOT)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
