@@ -127,6 +127,7 @@ class FrontServer(wsgi.Server):
     of its connection manager: no worker thread waits for a request head."""
 
     front_limits = FrontLimits()
+    _connections: Any
 
     def prepare(self) -> None:
         super().prepare()
