@@ -21,7 +21,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
 from davserver.locks import (
+    LIMITS_KEY,
     LockBreaker,
+    LockPolicy,
     RedisLockStorage,
     SqlLockStorage,
     install_batch_lock_manager,
@@ -39,6 +41,7 @@ from davserver.xmlbody import XML_BODY_METHODS, XmlBodies
 from spaces import statusfile
 from spaces.db import Database
 from spaces.errors import Forbidden
+from spaces.locks import LockLimits
 from spaces.service import WRITER_ROLES, check_may_write
 from spaces.settings import Settings
 
@@ -284,10 +287,20 @@ def drive_responses(app: WSGIApp) -> WSGIApp:
 
 
 def _lock_storage(settings: Settings, db: Database) -> Any:
+    """The configured lock storage, with locks taken before today's limits
+    shortened to them."""
+    limits = LockLimits.of(settings)
+    storage: Any
     if settings.locks.backend == "redis":
-        return RedisLockStorage(settings.locks.redis_url, settings.redis_password,
-                                settings.locks.key_prefix)
-    return SqlLockStorage(db)
+        storage = RedisLockStorage(settings.locks.redis_url, settings.redis_password,
+                                   settings.locks.key_prefix, limits=limits)
+    else:
+        storage = SqlLockStorage(db, limits)
+    try:
+        storage.clamp()
+    except Exception as exc:  # noqa: BLE001 - the storage may be down at start-up
+        log.warning("could not shorten old locks to [locks] max_timeout: %s", exc)
+    return storage
 
 
 class _ExpectedRefusals(logging.Filter):
@@ -331,7 +344,8 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "unquote_path_info": False,
         },
         "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, XmlBodies,
-                             LockBreaker, FastPropfind, RequestResolver],
+                             LockPolicy, LockBreaker, FastPropfind, RequestResolver],
+        LIMITS_KEY: LockLimits.of(settings),
         XmlBodies.CONFIG_KEY: settings.server.buffered_body,
         "dir_browser": {"enable": False},
         "verbose": 2,

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import bindparam, delete, false, or_, select, update
+from sqlalchemy import bindparam, delete, false, insert, or_, select, text, update
 from wsgidav import util
 from wsgidav.dav_error import DAVErrorCondition, PRECONDITION_CODE_LockConflict
 from wsgidav.lock_man.lock_manager import LockManager
 from wsgidav.lock_man.lock_storage import (
-    LockStorageDict,
     generate_lock_token,
     normalize_lock_root,
     validate_lock,
@@ -28,8 +27,11 @@ from wsgidav.lock_man.lock_storage import (
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from spaces import audit
+from spaces import locks as domain
 from spaces.db import Database, like_prefix
+from spaces.errors import SpaceError
 from spaces.models import DavLock
+from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,33 @@ _LOCKS_AT_ROOTS = select(DavLock.__table__).where(
     DavLock.__table__.c.root.in_(bindparam("roots", expanding=True)))
 
 
-class SqlLockStorage:
-    LOCK_TIME_OUT_DEFAULT = LockStorageDict.LOCK_TIME_OUT_DEFAULT
-    LOCK_TIME_OUT_MAX = LockStorageDict.LOCK_TIME_OUT_MAX
+def _space_of(root: str) -> str | None:
+    """The space a lock root belongs to ("/dav/<space>/..."), None outside any."""
+    parts = root.split("/")
+    if len(parts) >= 3 and "/" + parts[1] == domain.DAV_MOUNT and parts[2]:
+        return parts[2]
+    return None
 
-    def __init__(self, db: Database) -> None:
+
+def _refused(exc: SpaceError) -> Exception:
+    from davserver.provider import to_dav_error
+
+    return to_dav_error(exc)
+
+
+#: First key of the PostgreSQL advisory locks that serialise lock counts per space.
+_COUNT_NAMESPACE = 0x52474C4B  # "RGLK"
+
+
+class SqlLockStorage:
+    """Locks in the ``dav_locks`` table, within ``[locks]`` limits (see
+    :mod:`spaces.locks`): each lock is inserted and the space's and the
+    user's live locks counted in one transaction, serialised per space, so
+    simultaneous LOCKs cannot pass the counts together."""
+
+    def __init__(self, db: Database, limits: domain.LockLimits) -> None:
         self.db = db
+        self.limits = limits
 
     def __repr__(self) -> str:
         return "SqlLockStorage"
@@ -106,29 +129,46 @@ class SqlLockStorage:
                 return None
             return _as_dict({f: getattr(row, f) for f in _FIELDS})
 
+    def clamp(self) -> None:
+        """Shorten locks taken before ``max_timeout`` applied (up to a week, or
+        forever) to at most ``max_timeout`` from now."""
+        cap = time.time() + self.limits.max_timeout
+        with self.db.engine.begin() as c:
+            c.execute(update(DavLock).where(or_(DavLock.expire < 0, DavLock.expire > cap))
+                      .values(expire=cap, timeout=self.limits.max_timeout))
+
     def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
         assert lock.get("token") is None
         assert lock.get("expire") is None, "Use timeout instead of expire"
         path = normalize_lock_root(path)
         lock["root"] = path
-        timeout = lock.get("timeout")
-        timeout = self.LOCK_TIME_OUT_DEFAULT if timeout is None else float(timeout)
-        if timeout < 0 or timeout > self.LOCK_TIME_OUT_MAX:
-            timeout = self.LOCK_TIME_OUT_MAX
+        timeout = self.limits.timeout(lock.get("timeout"))
         lock["timeout"] = timeout
         lock["expire"] = time.time() + timeout
         validate_lock(lock)
         lock["token"] = generate_lock_token()
-        with self.db.session() as s:
-            s.add(DavLock(token=lock["token"], root=path, principal=lock["principal"],
-                          owner=_owner_text(lock.get("owner")), scope=lock["scope"],
-                          type=lock["type"], depth=lock["depth"], timeout=timeout,
-                          expire=lock["expire"]))
+        space = _space_of(path)
+        try:
+            self.limits.check_owner(lock.get("owner"))
+            with self.db.engine.begin() as c:
+                if space is not None and not self.db.is_sqlite:
+                    c.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:space))"),
+                              {"ns": _COUNT_NAMESPACE, "space": space})
+                # SQLite: the insert takes the database's write lock first.
+                c.execute(insert(DavLock).values(
+                    token=lock["token"], root=path, principal=lock["principal"],
+                    owner=_owner_text(lock.get("owner")), scope=lock["scope"],
+                    type=lock["type"], depth=lock["depth"], timeout=timeout,
+                    expire=lock["expire"]))
+                if space is not None:
+                    self.limits.check_counts(*domain.sql_counts(c, space, lock["principal"]))
+        except SpaceError as exc:
+            log.info("lock refused: %s by %s: %s", path, lock["principal"], exc)
+            raise _refused(exc) from None
         return lock
 
     def refresh(self, token: str, *, timeout: float) -> dict[str, Any]:
-        if timeout < 0 or timeout > self.LOCK_TIME_OUT_MAX:
-            timeout = self.LOCK_TIME_OUT_MAX
+        timeout = self.limits.timeout(timeout)
         with self.db.engine.begin() as c:
             c.execute(update(DavLock).where(DavLock.token == token)
                       .values(timeout=timeout, expire=time.time() + timeout))
@@ -235,6 +275,68 @@ def install_batch_lock_manager(dav: Any) -> None:
         provider.set_lock_manager(lm)
 
 
+# -- what may be locked -----------------------------------------------------------------
+
+class LockPolicy(BaseMiddleware):
+    """Before WsgiDAV takes a new lock (a LOCK with a body; a refresh has none):
+    nobody locks the space's root, only a space admin locks a folder, the
+    body (``<owner>`` is nearly all of it) stays within ``max_owner_bytes``,
+    and the user and the space are below their lock counts (see
+    :mod:`spaces.locks`). Decided here, before WsgiDAV creates the empty file
+    a LOCK of a new name makes; the storage counts again, exactly, as it
+    inserts."""
+
+    #: What a LOCK body holds besides its owner (lockinfo, scope, type).
+    BODY_SLACK = 1024
+
+    def __init__(self, wsgidav_app: Any, next_app: Callable[..., Any],
+                 config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self.limits: domain.LockLimits = config[LIMITS_KEY]
+        self.settings: Settings = config["resguardo"].settings
+        self.db: Database = config["resguardo"].db
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        from davserver.provider import _split, plain_refusal, request_context
+
+        ctx = request_context(environ)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if environ.get("REQUEST_METHOD") != "LOCK" or ctx is None or length <= 0:
+            return self.next_app(environ, start_response)
+        rel = _split(environ.get("PATH_INFO", ""))[1]
+        try:
+            if length > self.limits.max_owner_bytes + self.BODY_SLACK:
+                self.limits.check_owner(b"x" * (length - self.BODY_SLACK))
+            try:
+                e = ctx.files.entry(ctx.files.resolve(rel))
+            except SpaceError:
+                e = None  # WsgiDAV gives the path its own answer
+            domain.check_lockable(is_space_root=rel.strip("/") == "",
+                                  is_folder=e is not None and e.is_dir, role=ctx.role)
+            space_count, user_count = self._counts(ctx.space.name, ctx.username)
+            self.limits.check_counts(space_count + 1, user_count + 1)
+        except SpaceError as exc:
+            log.info("lock refused: space=%s user=%s path=%s: %s", ctx.space.name,
+                     ctx.username, rel, exc)
+            return plain_refusal(start_response, exc)
+        return self.next_app(environ, start_response)
+
+    def _counts(self, space: str, principal: str) -> tuple[int, int]:
+        locks = domain.space_locks(self.settings, self.db, space)
+        return len(locks), sum(1 for lk in locks if lk.principal == principal)
+
+
+#: The WsgiDAV config key holding the :class:`spaces.locks.LockLimits`.
+LIMITS_KEY = "resguardo.lock_limits"
+
+
 # -- breaking another member's lock ---------------------------------------------------
 
 class LockBreaker(BaseMiddleware):
@@ -323,24 +425,8 @@ def _unavailable(exc: Exception) -> Exception:
     return HumanDAVError(503, _LOCKS_UNAVAILABLE, [("Retry-After", "5")])
 
 
-def _dump(lock: dict[str, Any]) -> str:
-    """JSON of a lock; WsgiDAV keeps ``owner`` as XML bytes."""
-    import json
-
-    data = dict(lock)
-    if isinstance(data.get("owner"), bytes):
-        data["owner"] = data["owner"].decode("utf-8")
-        data["owner_is_bytes"] = True
-    return json.dumps(data)
-
-
-def _parse(raw: str) -> dict[str, Any]:
-    import json
-
-    lock: dict[str, Any] = json.loads(raw)
-    if lock.pop("owner_is_bytes", False):
-        lock["owner"] = lock["owner"].encode("utf-8")
-    return lock
+_dump = domain.redis_dump
+_parse = domain.redis_parse
 
 
 def _is_below(child: str, parent: str) -> bool:
@@ -362,11 +448,9 @@ class RedisLockStorage:
     A Redis error is a 503 with a Spanish message: writes fail closed.
     """
 
-    LOCK_TIME_OUT_DEFAULT = LockStorageDict.LOCK_TIME_OUT_DEFAULT
-    LOCK_TIME_OUT_MAX = LockStorageDict.LOCK_TIME_OUT_MAX
-
     def __init__(self, url: str, password: str | None = None,
-                 key_prefix: str = "resguardo:locks:") -> None:
+                 key_prefix: str = "resguardo:locks:", *,
+                 limits: domain.LockLimits) -> None:
         import redis
 
         self._redis_errors = (redis.RedisError, OSError)
@@ -374,17 +458,30 @@ class RedisLockStorage:
         self.client: Any = redis.Redis.from_url(url, password=password, decode_responses=True,
                                            socket_timeout=5, socket_connect_timeout=5)
         self.prefix = key_prefix
-        self.index = key_prefix + "roots"
+        self.index = domain.redis_index(key_prefix)
+        self.limits = limits
 
     def __repr__(self) -> str:
         return "RedisLockStorage"
 
     def _key(self, token: str) -> str:
-        return f"{self.prefix}lock:{token}"
+        return domain.redis_key(self.prefix, token)
 
     @staticmethod
     def _member(root: str, token: str) -> str:
-        return f"{root}\x00{token}"
+        return domain.redis_member(root, token)
+
+    def clamp(self) -> None:
+        """Shorten locks taken before ``max_timeout`` applied (see SqlLockStorage.clamp)."""
+        cap = time.time() + self.limits.max_timeout
+        try:
+            for lock in self._prune(self.client.zrange(self.index, 0, -1)):
+                if lock["expire"] > cap:
+                    lock["expire"], lock["timeout"] = cap, self.limits.max_timeout
+                    self.client.set(self._key(lock["token"]), _dump(lock),
+                                    px=int(self.limits.max_timeout * 1000), xx=True)
+        except self._redis_errors as exc:
+            raise _unavailable(exc) from exc
 
     def open(self) -> None:
         pass
@@ -472,19 +569,30 @@ class RedisLockStorage:
         assert lock.get("expire") is None, "Use timeout instead of expire"
         path = normalize_lock_root(path)
         lock["root"] = path
-        timeout = lock.get("timeout")
-        timeout = self.LOCK_TIME_OUT_DEFAULT if timeout is None else float(timeout)
-        if timeout <= 0 or timeout > self.LOCK_TIME_OUT_MAX:
-            timeout = self.LOCK_TIME_OUT_MAX
+        timeout = self.limits.timeout(lock.get("timeout"))
         lock["timeout"] = timeout
         lock["expire"] = time.time() + timeout
         validate_lock(lock)
         lock["token"] = generate_lock_token()
+        space = _space_of(path)
+        try:
+            self.limits.check_owner(lock.get("owner"))
+        except SpaceError as exc:
+            raise _refused(exc) from None
         try:
             with self.client.lock(self.prefix + "mutex", timeout=10, blocking_timeout=10):
                 if self._conflicts(path, lock):
                     log.info("lock refused (taken on another node): %s", path)
                     raise DAVError(HTTP_LOCKED)
+                if space is not None:
+                    base = domain.lock_base(space)
+                    held = self._locks_at(base, include_root=True, include_children=True)
+                    mine = sum(1 for lk in held if lk["principal"] == lock["principal"])
+                    try:
+                        self.limits.check_counts(len(held) + 1, mine + 1)
+                    except SpaceError as exc:
+                        log.info("lock refused: %s by %s: %s", path, lock["principal"], exc)
+                        raise _refused(exc) from None
                 pipe = self.client.pipeline(transaction=True)
                 pipe.set(self._key(lock["token"]), _dump(lock),
                          px=max(int(timeout * 1000), 1))
@@ -495,8 +603,7 @@ class RedisLockStorage:
         return lock
 
     def refresh(self, token: str, *, timeout: float) -> dict[str, Any]:
-        if timeout <= 0 or timeout > self.LOCK_TIME_OUT_MAX:
-            timeout = self.LOCK_TIME_OUT_MAX
+        timeout = self.limits.timeout(timeout)
         try:
             lock = self._load(token)
             if lock is None:

@@ -71,6 +71,18 @@ def to_dav_error(exc: SpaceError) -> DAVError:
     return HumanDAVError(exc.status, str(exc), headers)
 
 
+def plain_refusal(start_response: Any, exc: SpaceError) -> list[bytes]:
+    """A domain refusal answered before WsgiDAV: its status and Spanish message
+    as plain text (a 503 with a retry hint)."""
+    metrics.count_refusal(exc)
+    body = (str(exc) + "\n").encode("utf-8")
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if exc.status == 503:
+        headers.append(("Retry-After", "5"))
+    start_response(util.get_http_status_string(exc.status), headers)
+    return [body]
+
+
 class _Mapped:
     """Context manager: domain errors out, DAVErrors in."""
 

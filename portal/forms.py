@@ -145,6 +145,11 @@ class MemberActionForm(FlaskForm):
     submit = SubmitField(_l("Aplicar"))
 
 
+class LockBreakForm(FlaskForm):
+    token = HiddenField(validators=[DataRequired(), Length(max=128)])
+    submit = SubmitField(_l("Quitar bloqueo"))
+
+
 class OperatorSpaceForm(FlaskForm):
     action = HiddenField(validators=[DataRequired()])
     tier = SelectField(_l("Plan"), validate_choice=False)

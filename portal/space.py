@@ -10,9 +10,9 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from portal.forms import AddMemberForm, MemberActionForm
+from portal.forms import AddMemberForm, LockBreakForm, MemberActionForm
 from portal.web import audit_actor, current_account, current_member, links, state
-from spaces import accounts, billing, quota, service
+from spaces import accounts, billing, locks, quota, service
 from spaces.errors import InvalidName, NotFound, SpaceError
 
 bp = Blueprint("space", __name__, url_prefix="/espacios")
@@ -54,10 +54,36 @@ def overview(name: str) -> Any:
         f.username.data, f.role.data = m.username, m.role
         actions[m.id] = f
     orders = billing.list_orders(st.db, space_name=space.name)
+    try:
+        active_locks: list[locks.LockInfo] | None = locks.space_locks(st.settings, st.db,
+                                                                      space.name)
+    except SpaceError:
+        active_locks = None
     return render_template("space/overview.html", space=space, usage=usage, members=members,
                            add_form=add_form, actions=actions, orders=orders,
+                           locks=active_locks, lock_form=LockBreakForm(formdata=None),
                            drive_url=links().drive(space.name),
                            https=links().base_url.startswith("https://"))
+
+
+@bp.post("/<name>/bloqueos/quitar")
+def break_lock(name: str) -> Any:
+    """A space admin removes any member's lock (Office left it behind on a
+    computer that crashed, or someone holds a document too long): recorded
+    as ``lock_stolen`` with who did it."""
+    st = state()
+    space = _space_or_404(name)
+    form = LockBreakForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        lock = locks.break_lock(st.settings, st.db, space.id, space.name, form.token.data or "",
+                                actor=audit_actor())
+        flash(_("Bloqueo quitado: %(path)s ya no está bloqueado por %(user)s.",
+                path=lock.path, user=lock.principal), "ok")
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("space.overview", name=space.name))
 
 
 @bp.post("/<name>/usuarios")

@@ -125,6 +125,16 @@ class LockSettings:
         "resguardo:locks:",
         "Prefix of every Redis key: give each installation sharing a Redis its own.",
     )
+    max_timeout: int = _f(
+        3600,
+        "Longest a lock lasts, in seconds: a client asking for more, for Infinite or for "
+        "nothing gets this (it refreshes the lock while the document stays open).",
+    )
+    max_owner_bytes: int = _f(
+        1024, "Largest <owner> a LOCK may carry, in bytes (it is sent back on every PROPFIND)."
+    )
+    max_per_user: int = _f(100, "Live locks one user may hold in a space.")
+    max_per_space: int = _f(1000, "Live locks a space may hold, all its users together.")
 
 
 @dataclass

@@ -5,6 +5,7 @@ bodies. Real server, real HTTP, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from test_drive_access import ANA, LOCK_BODY, PROPPATCH_BODY, lock, raw, state, two_spaces
@@ -170,3 +171,130 @@ def test_a_stored_property_that_is_not_xml_never_makes_a_propfind_fail(make_serv
     assert " 500 " not in r.body.decode(), r.body
     _all_props(srv, "/dav/alfa/f.txt")
     assert "/dav/alfa/f.txt" in _all_props(srv, "/dav/alfa/", "1")
+
+
+# -- 19.3 / 19.5: locks ----------------------------------------------------------------
+
+EDITOR = ("eva", "secreto-eva-1")
+LOCKS_SMALL = "[locks]\nmax_per_user = 4\nmax_per_space = 6\n"
+
+
+def _lock_space(make_server, extra: str = ""):
+    srv = make_server(extra).start()
+    srv.create_space("alfa", "4G")
+    srv.add_user("alfa", *ANA, role="admin")
+    srv.add_user("alfa", *EDITOR, role="editor")
+    assert raw(srv, "MKCOL", "/dav/alfa/carpeta/", auth=ANA).status == 201
+    assert raw(srv, "PUT", "/dav/alfa/carpeta/x.txt", auth=ANA, body=b"x").status == 201
+    assert raw(srv, "PUT", "/dav/alfa/doc.docx", auth=ANA, body=b"d").status == 201
+    return srv
+
+
+def _lock(srv, path: str, who, *, depth: str = "0", timeout: str | None = "Second-600",
+          owner: str = "<D:href>eva</D:href>"):
+    body = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+            f'</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner>'
+            '</D:lockinfo>')
+    headers = {"Depth": depth}
+    if timeout is not None:
+        headers["Timeout"] = timeout
+    return raw(srv, "LOCK", path, auth=who, headers=headers, body=body)
+
+
+def _seconds(reply) -> int:
+    m = re.search(r"<D:timeout>Second-(\d+)</D:timeout>", reply.body.decode())
+    assert m, reply.body
+    return int(m.group(1))
+
+
+def test_lock_timeouts_are_bounded_and_nobody_can_freeze_the_space(make_server):
+    """An editor's LOCK of the space root with Depth: infinity and Timeout:
+    Infinite froze every write for 28 days. Now: nobody locks the space root,
+    only an admin locks a folder, and every lock lasts an hour at most
+    (Infinite, absurd or missing timeouts included; refreshes too)."""
+    srv = _lock_space(make_server)
+    for who in (EDITOR, ANA):
+        for depth in ("infinity", "0"):
+            r = _lock(srv, "/dav/alfa/", who, depth=depth, timeout="Infinite")
+            assert r.status == 403 and "raíz" in r.body.decode(), (who, depth, r)
+    r = _lock(srv, "/dav/alfa/carpeta/", EDITOR, depth="infinity")
+    assert r.status == 403 and "administrador" in r.body.decode(), r
+    assert _lock(srv, "/dav/alfa/carpeta/", EDITOR, depth="0").status == 403
+    assert raw(srv, "PUT", "/dav/alfa/carpeta/y.txt", auth=EDITOR, body=b"y").status == 201
+    for timeout in ("Infinite", "Second-4100000000", "Second-99999", None, "Infinite, Second-5"):
+        r = _lock(srv, "/dav/alfa/doc.docx", EDITOR, timeout=timeout)
+        assert r.status == 200, (timeout, r)
+        assert 3590 <= _seconds(r) <= 3600, (timeout, r.body)
+        token = r.header("Lock-Token")
+        refreshed = raw(srv, "LOCK", "/dav/alfa/doc.docx", auth=EDITOR,
+                        headers={"If": f"({token})", "Timeout": "Infinite"})
+        assert refreshed.status == 200 and _seconds(refreshed) <= 3600, refreshed
+        assert raw(srv, "UNLOCK", "/dav/alfa/doc.docx", auth=EDITOR,
+                   headers={"Lock-Token": token}).status == 204
+    r = _lock(srv, "/dav/alfa/carpeta/", ANA, depth="infinity", timeout="Infinite")
+    assert r.status == 200 and _seconds(r) <= 3600, r
+
+
+@pytest.fixture(params=["database", "redis"])
+def lock_backend(request) -> Iterator[str]:
+    """[locks] for each backend; on Redis under a prefix of its own (the
+    machine's Redis is shared), whose keys are removed afterwards."""
+    if request.param == "database":
+        yield ""
+        return
+    import uuid
+
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    prefix = f"resguardo:test-{uuid.uuid4().hex[:12]}:"
+    yield f'backend = "redis"\nredis_url = "{url}"\nkey_prefix = "{prefix}"\n'
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+
+
+def test_lock_owners_and_the_number_of_locks_are_bounded(make_server, lock_backend):
+    srv = _lock_space(make_server, LOCKS_SMALL + lock_backend)
+    before = state(srv, "alfa")
+    r = _lock(srv, "/dav/alfa/nuevo.docx", EDITOR, owner="<D:href>" + "o" * 900_000 + "</D:href>")
+    assert r.status == 400 and "owner" in r.body.decode(), r
+    assert state(srv, "alfa") == before  # no empty file left behind
+    tokens = []
+    for i in range(4):
+        r = _lock(srv, f"/dav/alfa/e{i}.docx", EDITOR)
+        assert r.status == 201, r
+        tokens.append(r.header("Lock-Token"))
+    r = _lock(srv, "/dav/alfa/e9.docx", EDITOR)
+    assert r.status == 403 and "bloqueos" in r.body.decode(), r
+    assert raw(srv, "GET", "/dav/alfa/e9.docx", auth=EDITOR).status == 404
+    assert _lock(srv, "/dav/alfa/a0.docx", ANA).status == 201
+    assert _lock(srv, "/dav/alfa/a1.docx", ANA).status == 201
+    r = _lock(srv, "/dav/alfa/a2.docx", ANA)  # six live locks in the space: the limit
+    assert r.status == 403 and "espacio" in r.body.decode(), r
+    assert raw(srv, "UNLOCK", "/dav/alfa/e0.docx", auth=EDITOR,
+               headers={"Lock-Token": tokens[0]}).status == 204
+    assert _lock(srv, "/dav/alfa/e9.docx", EDITOR).status == 201
+
+
+def test_a_space_admin_sees_every_lock_in_the_portal_and_breaks_one(make_server, lock_backend):
+    srv = _lock_space(make_server, "[locks]\n" + lock_backend)
+    r = _lock(srv, "/dav/alfa/doc.docx", EDITOR, timeout="Second-3000")
+    assert r.status == 200
+    assert raw(srv, "PUT", "/dav/alfa/doc.docx", auth=ANA, body=b"v2").status == 423
+    web = WebDrive(srv, "alfa", *ANA)
+    page = web.s.get(f"{srv.url}/espacios/alfa/", timeout=30).text
+    assert "/doc.docx" in page and "eva" in page, page
+    token = re.search(r'name="token" type="hidden" value="([^"]+)"', page).group(1)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    r = web.s.post(f"{srv.url}/espacios/alfa/bloqueos/quitar",
+                   data={"csrf_token": csrf, "token": token}, timeout=30)
+    assert r.status_code == 200 and "Bloqueo quitado" in r.text, r.text[-2000:]
+    assert "Nada está bloqueado" in r.text.split('id="bloqueos"', 1)[1]
+    assert raw(srv, "PUT", "/dav/alfa/doc.docx", auth=ANA, body=b"v2").status == 204
+    rows = srv.cli("audit", "list", "--space", "alfa", "--action", "lock_stolen").stdout
+    assert "/doc.docx" in rows and "eva" in rows and "ana" in rows, rows
+    # Nobody else: an editor of the space cannot open the page at all.
+    other = WebDrive(srv, "alfa", *EDITOR)
+    assert other.s.get(f"{srv.url}/espacios/alfa/", timeout=30).status_code == 404

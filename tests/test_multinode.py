@@ -50,7 +50,7 @@ def nodes(make_server, pg_database, redis_url):
     assert a.url != b.url
     space = f"mn{uuid.uuid4().hex[:10]}"
     a.create_space(space, "T100K")
-    a.add_user(space, "ana", PASSWORD)
+    a.add_user(space, "ana", PASSWORD, role="admin")  # an admin: the tests lock folders too
     return a, b, space
 
 

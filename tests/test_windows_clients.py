@@ -447,7 +447,8 @@ def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
 @pytest.mark.db
 def test_moving_a_locked_folder_leaves_no_lock_at_its_old_name(space):
     srv, _ = space
-    s = windows_session()
+    srv.add_user("acme", "adela", "secreto-adela-1", role="admin")  # folders: admins lock
+    s = windows_session("adela", "secreto-adela-1")
     d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
     assert s.request("MKCOL", d("Clientes") + "/").status_code == 201
     assert s.put(d("Clientes/lista.xlsx"), data=b"x" * 10).status_code == 201
