@@ -23,14 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dc.base_dc import BaseDomainController
 
 from davserver.provider import CTX_KEY, HumanDAVError, RequestContext, SpacesProvider
-from spaces import metrics
+from spaces import metrics, throttle
 from spaces.audit import Actor
 from spaces.db import Database
 from spaces.passwords import verify_password
-from spaces.service import find_credential
+from spaces.service import find_credential, login_name
 from spaces.settings import Settings
 from spaces.storage import SpaceFiles
-from spaces.throttle import Throttle
+from spaces.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,8 @@ class AuthState:
         self.settings = settings
         self.db = db
         self.cache = CredentialCache(settings.secret_key, a.cache_seconds)
-        self.users = Throttle(a.max_failures, a.failure_window_seconds, a.max_block_seconds)
-        self.addresses = Throttle(4 * a.max_failures, a.failure_window_seconds,
-                                  a.max_block_seconds)
+        #: Shared with every other door, process and node through the database.
+        self.throttle = LoginThrottle.from_settings(settings, db)
 
 
 def realm_of(path_info: str) -> str:
@@ -133,18 +132,16 @@ class SpacesDomainController(BaseDomainController):
         self, realm: str, user_name: str, password: str, environ: dict[str, Any]
     ) -> bool:
         st = self.state
-        user = user_name.strip().lower()
-        # Windows sends "DOMAIN\\user" or "user@host" forms: accept "space\\user".
-        if "\\" in user:
-            user = user.rsplit("\\", 1)[1]
+        # Windows sends "DOMAIN\\user": every door spells a name the same way.
+        user = login_name(user_name)
         addr = environ.get("REMOTE_ADDR", "?")
-        user_key, addr_key = f"{realm}\x00{user}", addr
-        if st.users.blocked(user_key) or st.addresses.blocked(addr_key):
-            log.warning("auth throttled: space=%s user=%s addr=%s", realm, user, addr)
-            metrics.AUTH_FAILURES.labels("throttled").inc()
-            return False
+        subjects = (throttle.member(realm, user), throttle.address(addr))
         try:
-            cred = find_credential(st.db, realm, user)
+            # The pause of this user or address, from any door: read with the
+            # credential (an unknown user costs a query of its own).
+            cred = find_credential(st.db, realm, user,
+                                   pauses=(subjects[0].digest, subjects[1].digest))
+            paused = cred.paused if cred is not None else st.throttle.blocked(*subjects)
         except SQLAlchemyError as exc:
             # Not a wrong password: a 401 would make Windows ask for it again.
             log.error("auth unavailable: %s", exc)
@@ -152,8 +149,16 @@ class SpacesDomainController(BaseDomainController):
             raise HumanDAVError(
                 503, "El servicio no puede verificar su acceso en este momento; intente de "
                 "nuevo en unos segundos.", [("Retry-After", "5")]) from None
+        if paused:
+            log.warning("auth throttled: space=%s user=%s addr=%s", realm, user, addr)
+            metrics.AUTH_FAILURES.labels("throttled").inc()
+            return False
+
+        checked: list[bool] = []  # whether argon2 ran for this request
+
         def check(stored: str | None) -> bool:
             metrics.PASSWORD_CHECKS.inc()
+            checked.append(True)
             return verify_password(password, stored)
 
         if cred is None:
@@ -163,8 +168,7 @@ class SpacesDomainController(BaseDomainController):
             ok = st.cache.verified(st.cache.key(realm, user, password), stored,
                                    lambda: check(stored))
         if not ok or cred is None:
-            st.users.failure(user_key)
-            st.addresses.failure(addr_key)
+            _count_failure(st.throttle, subjects)
             log.info("auth failed: space=%s user=%s addr=%s", realm, user, addr)
             metrics.AUTH_FAILURES.labels("password").inc()
             return False
@@ -176,7 +180,8 @@ class SpacesDomainController(BaseDomainController):
             log.info("auth refused (suspended): space=%s user=%s", realm, user)
             metrics.AUTH_FAILURES.labels("suspended").inc()
             return False
-        st.users.success(user_key)
+        if checked:  # a password typed again: its earlier failures are forgotten
+            _count_success(st.throttle, subjects[0])
         environ[CTX_KEY] = RequestContext(
             space=cred.space, username=cred.username, role=cred.role,
             files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name,
@@ -185,3 +190,19 @@ class SpacesDomainController(BaseDomainController):
         environ["wsgidav.auth.user_name"] = cred.username
         environ["wsgidav.auth.roles"] = (cred.role,)
         return True
+
+
+def _count_failure(t: LoginThrottle, subjects: tuple[throttle.Subject, ...]) -> None:
+    """Count a bad password; the answer is a 401 either way, so a database that
+    fails just now costs the count, not the answer."""
+    try:
+        t.failure(*subjects)
+    except SQLAlchemyError as exc:
+        log.error("auth: failure not counted: %s", exc.__class__.__name__)
+
+
+def _count_success(t: LoginThrottle, subject: throttle.Subject) -> None:
+    try:
+        t.success(subject)
+    except SQLAlchemyError as exc:
+        log.error("auth: success not recorded: %s", exc.__class__.__name__)

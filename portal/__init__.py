@@ -26,7 +26,7 @@ from spaces.db import Database, open_database
 from spaces.mail import Mailer
 from spaces.payments import make_gateway
 from spaces.settings import Settings
-from spaces.throttle import Throttle
+from spaces.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,9 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     if not settings.server.public_url:
         log.warning("[server] public_url is not set: e-mailed links use this machine's "
                     "address; set it to the URL customers use")
-    p = settings.portal
     app.extensions["resguardo"] = PortalState(
         settings=settings, db=db, mailer=Mailer(settings), gateway=make_gateway(settings),
-        logins=Throttle(p.max_login_failures, p.login_window_seconds,
-                        p.max_login_block_seconds),
-        login_addresses=Throttle(4 * p.max_login_failures, p.login_window_seconds,
-                                 p.max_login_block_seconds),
+        throttle=LoginThrottle.from_settings(settings, db),
     )
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)

@@ -28,7 +28,7 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts
+from spaces import accounts, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
@@ -75,18 +75,18 @@ def login() -> Any:
     form = LoginForm()
     st = state()
     if form.validate_on_submit():
-        login_key = (form.login.data or "").strip().lower()
-        addr = request.remote_addr or "?"
-        if st.logins.blocked(login_key) or st.login_addresses.blocked(addr):
+        login = form.login.data or ""
+        # One subject per account whether it is named by username or e-mail.
+        who, addr = accounts.login_subject(st.db, login), throttle.address(request.remote_addr)
+        if st.throttle.blocked(who, addr):
             flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
             return render_template("account/login.html", form=form), 429
-        account = accounts.authenticate(st.db, login_key, form.password.data or "")
+        account = accounts.authenticate(st.db, login, form.password.data or "")
         if account is None:
-            st.logins.failure(login_key)
-            st.login_addresses.failure(addr)
+            st.throttle.failure(who, addr)
             flash(_("Usuario o contraseña incorrectos."), "error")
             return render_template("account/login.html", form=form), 200
-        st.logins.success(login_key)
+        st.throttle.success(who)
         if not account.confirmed:
             accounts.send_confirmation(st.settings, st.db, st.mailer, links(), account)
             flash(_("Confirme su correo para entrar: le enviamos de nuevo el enlace."), "info")
@@ -212,21 +212,21 @@ def member_login() -> Any:
     form = MemberLoginForm()
     st = state()
     if form.validate_on_submit():
-        key = f"{(form.space.data or '').lower()}\x00{(form.username.data or '').lower()}"
-        addr = request.remote_addr or "?"
-        if st.logins.blocked(key) or st.login_addresses.blocked(addr):
+        # The drive user's pause, whichever door (the drive's too) earned it.
+        who = throttle.member(form.space.data or "", form.username.data or "")
+        addr = throttle.address(request.remote_addr)
+        if st.throttle.blocked(who, addr):
             flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
             return render_template("account/member_login.html", form=form), 429
         m = accounts.authenticate_member(st.db, form.space.data or "", form.username.data or "",
                                          form.password.data or "")
         if m is None or m.role != "admin":
             if m is None:
-                st.logins.failure(key)
-                st.login_addresses.failure(addr)
+                st.throttle.failure(who, addr)
             flash(_("Datos incorrectos, o el usuario no es administrador del espacio."),
                   "error")
             return render_template("account/member_login.html", form=form)
-        st.logins.success(key)
+        st.throttle.success(who)
         log_in_member(m)
         return redirect(url_for("space.overview", name=m.space.name))
     return render_template("account/member_login.html", form=form)

@@ -52,7 +52,7 @@ from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
 from portal.web import current_member, log_in_member, safe_next, state
-from spaces import audit, metrics, quota, service, statusfile
+from spaces import audit, metrics, quota, service, statusfile, throttle
 from spaces.errors import (
     Forbidden,
     InvalidName,
@@ -361,20 +361,20 @@ def login() -> Any:
     if form.validate_on_submit():
         from spaces import accounts
 
-        space = (form.space.data or "").strip().lower()
-        key = f"{space}\x00{(form.username.data or '').strip().lower()}"
+        space = service.login_name(form.space.data or "")
+        # The drive user's pause, whichever door (the drive's too) earned it.
+        who = throttle.member(space, form.username.data or "")
         addr = request.remote_addr or "?"
-        if st.logins.blocked(key) or st.login_addresses.blocked(addr):
+        if st.throttle.blocked(who, throttle.address(addr)):
             flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
             return render_template("drive/login.html", form=form), 429
         m = accounts.authenticate_member(st.db, space, form.username.data or "",
                                          form.password.data or "")
         if m is None:
-            st.logins.failure(key)
-            st.login_addresses.failure(addr)
+            st.throttle.failure(who, throttle.address(addr))
             flash(_("Espacio, usuario o contraseña incorrectos."), "error")
             return render_template("drive/login.html", form=form), 200
-        st.logins.success(key)
+        st.throttle.success(who)
         log_in_member(m)  # a new session on login: no fixation
         log.info("web drive login: space=%s user=%s addr=%s", space, m.username, addr)
         home = url_for("drive.browse", name=space)
@@ -750,19 +750,17 @@ def view_link(token: str) -> Any:
     ok: list[int] = list(session.get(_SHARES_OK, []))
     if link.has_password and link.id not in ok:
         st = state()
-        key = f"share\x00{link.id}"
-        addr = request.remote_addr or "?"
+        who, addr = throttle.share(link.id), throttle.address(request.remote_addr)
         if request.method == "POST":
-            if st.logins.blocked(key) or st.login_addresses.blocked(addr):
+            if st.throttle.blocked(who, addr):
                 flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
                 return render_template("drive/share_password.html", token=token), 429
             if shares.check_password(opened, request.form.get("clave") or ""):
-                st.logins.success(key)
+                st.throttle.success(who)
                 session[_SHARES_OK] = (ok + [link.id])[-20:]
                 return redirect(url_for("share.view_link", token=token,
                                         ruta=request.args.get("ruta")))
-            st.logins.failure(key)
-            st.login_addresses.failure(addr)
+            st.throttle.failure(who, addr)
             flash(_("Contraseña incorrecta."), "error")
             return render_template("drive/share_password.html", token=token), 403
         return render_template("drive/share_password.html", token=token), 401

@@ -18,7 +18,7 @@ from spaces.errors import SpaceError
 from spaces.mail import Mailer
 from spaces.payments import PaymentGateway
 from spaces.settings import Settings
-from spaces.throttle import Throttle
+from spaces.throttle import LoginThrottle
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,8 +29,8 @@ class PortalState:
     db: Database
     mailer: Mailer
     gateway: PaymentGateway
-    logins: Throttle
-    login_addresses: Throttle
+    #: Every login door's pause, shared with the drive through the database.
+    throttle: LoginThrottle
 
 
 def state() -> PortalState:

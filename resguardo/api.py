@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from spaces import apitokens, pages, plans, quota, service
+from spaces import apitokens, pages, plans, quota, service, throttle
 from spaces.audit import Actor
 from spaces.db import Database
 from spaces.errors import (
@@ -38,6 +38,7 @@ from spaces.errors import (
 )
 from spaces.passwords import MIN_PASSWORD_LENGTH
 from spaces.settings import Settings
+from spaces.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class ApiError(Exception):
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
             401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-            415: "Unsupported Media Type", 500: "Internal Server Error",
+            415: "Unsupported Media Type", 429: "Too Many Requests",
+            500: "Internal Server Error",
             503: "Service Unavailable"}
 _DESCRIPTIONS = {400: "Petición no válida (cuerpo, campo o parámetro)",
                  401: "Falta el token o no es válido",
@@ -66,6 +68,8 @@ _DESCRIPTIONS = {400: "Petición no válida (cuerpo, campo o parámetro)",
                  404: "No existe el espacio, el usuario o la dirección",
                  409: "Ya existe", 413: "Cuerpo de más de 64 KiB",
                  415: "El cuerpo no es application/json",
+                 429: "Demasiados tokens no válidos desde esta dirección: espere "
+                      "(Retry-After)",
                  503: "La base de datos no responde; reintente (Retry-After)"}
 
 
@@ -453,7 +457,8 @@ class Route:
         body = (413, 415) if self.request else ()
         path = (404,) if "{" in self.template else ()
         # 400 everywhere: any operation refuses an unknown query parameter.
-        return tuple(sorted({self.ok, *self.errors, *body, *path, 400, 401, 503}))
+        # 429 everywhere: a client that kept sending bad tokens is paused (its address).
+        return tuple(sorted({self.ok, *self.errors, *body, *path, 400, 401, 429, 503}))
 
 
 def routes(settings: Settings) -> tuple[Route, ...]:
@@ -534,7 +539,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
                 resp["content"] = {"application/json": {"schema": schema}}
             if status == 401:
                 resp["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-            if status == 503:
+            if status in (429, 503):
                 resp["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
             if status == r.ok and r.creates:
                 resp["links"] = _links(r, table)
@@ -577,16 +582,26 @@ def make_api(settings: Settings, db: Database) -> Callable[..., Iterable[bytes]]
     """The WSGI app answering ``/api/v1/...``."""
     table = routes(settings)
     spec = json.dumps(openapi(settings), ensure_ascii=False, indent=1).encode()
+    # The same pauses as every login door: a client that keeps sending bad tokens
+    # is paused by its address (here and on the drive and the portal).
+    pauses = LoginThrottle.from_settings(settings, db)
+    retry_after = str(settings.auth.max_block_seconds)
 
     def answer(environ: dict[str, Any], method: str, path: str | None
                ) -> tuple[int, Any, list[tuple[str, str]], str | None]:
         """(status, body, extra headers, token name) for one request."""
         who = None
         try:
+            addr = throttle.address(environ.get("REMOTE_ADDR"))
+            if pauses.blocked(addr):
+                raise ApiError(429, "too_many_attempts",
+                               "Demasiados intentos con tokens no válidos desde esta "
+                               "dirección; espere un minuto.", [("Retry-After", retry_after)])
             auth = environ.get("HTTP_AUTHORIZATION", "")
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
             who = apitokens.verify(db, token) if token else None
             if who is None:
+                pauses.failure(addr)
                 raise ApiError(401, "unauthorized",
                                "Falta un token válido: 'Authorization: Bearer <token>'.",
                                [("WWW-Authenticate", 'Bearer realm="resguardo"')])

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from spaces import audit, notices, plans, service, storage
+from spaces import audit, notices, plans, service, storage, throttle
 from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
@@ -230,6 +230,18 @@ def authenticate(db: Database, login: str, password: str) -> AccountInfo | None:
     if not verify_password(password, hashed):
         return None
     return info
+
+
+def login_subject(db: Database, login: str) -> throttle.Subject:
+    """The brute-force subject of a portal login: the account it names (by
+    username or e-mail alike, so both spellings share one pause), or the login
+    as typed when it names none."""
+    key = login.strip()
+    with db.session() as s:
+        account_id = s.scalar(select(Account.id).where(
+            (Account.username == key.lower()) | (Account.email == _email_key(key))))
+    return throttle.account(f"id:{account_id}" if account_id is not None
+                            else f"login:{key.lower()}")
 
 
 def _email_key(text: str) -> str:
@@ -495,7 +507,8 @@ def authenticate_member(db: Database, space_name: str, username: str,
     has no account): the credential if the password is right, the user is
     within the plan's users and the space is not suspended; None otherwise, at
     the same argon2 cost whether or not the user exists."""
-    cred = service.find_credential(db, space_name.strip().lower(), username.strip().lower())
+    cred = service.find_credential(db, service.login_name(space_name),
+                                   service.login_name(username))
     if not verify_password(password, cred.password_hash if cred else None) or cred is None:
         return None
     if not cred.within_user_limit or cred.space.status == "suspended":

@@ -465,3 +465,16 @@ class ShareLink(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class LoginFailure(Base):
+    """Recent bad passwords of one subject (a drive user, an account, a share link,
+    an address) and how long it is paused: see :mod:`spaces.throttle`. Only a
+    SHA-256 of the subject is stored; times are seconds since the epoch."""
+
+    __tablename__ = "login_failures"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_at: Mapped[float] = mapped_column(Float, nullable=False)
+    blocked_until: Mapped[float] = mapped_column(Float, nullable=False, index=True)

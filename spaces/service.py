@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Float, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -23,7 +24,14 @@ from spaces.errors import (
     ReadOnlySpace,
     UserLimitReached,
 )
-from spaces.models import Member, ShareLink, Space, new_session_version, utcnow
+from spaces.models import (
+    LoginFailure,
+    Member,
+    ShareLink,
+    Space,
+    new_session_version,
+    utcnow,
+)
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.settings import Settings
 
@@ -118,6 +126,16 @@ def check_new_space_name(name: str) -> str:
     n = normalize_space_name(name)
     if n in RESERVED_SPACE_NAMES:
         raise InvalidName(f"El nombre «{n}» está reservado para el servicio; elija otro.")
+    return n
+
+
+def login_name(typed: str) -> str:
+    """A space or user name as typed at a login, the way every door looks it up
+    (and counts its failures: :mod:`spaces.throttle`): trimmed, lower case, and
+    without the ``DOMAIN\\`` Windows puts before a user name."""
+    n = typed.strip().lower()
+    if "\\" in n:
+        n = n.rsplit("\\", 1)[1].strip()
     return n
 
 
@@ -355,10 +373,13 @@ class Credential:
     within_user_limit: bool
     #: What a portal session of this member must carry (Member.session_version).
     session_version: str = ""
+    #: Whether a login pause holds the user or its address (see find_credential).
+    paused: bool = False
 
 
 def _credential_statement() -> Select[*tuple[Any, ...]]:
-    """One query for the member, its space and how many members are older: the
+    """One query for the member, its space, how many members are older and
+    whether a login pause holds it: the
     drive runs it on every request, so it is built once and reused (SQLAlchemy
     then skips building and compiling it again)."""
     other = aliased(Member)
@@ -367,10 +388,16 @@ def _credential_statement() -> Select[*tuple[Any, ...]]:
              .where((other.created_at < Member.created_at)
                     | ((other.created_at == Member.created_at) & (other.id < Member.id)))
              .correlate(Member).scalar_subquery())
+    # Whether the brute-force pause (spaces.throttle) holds this user or address:
+    # asked in the same query, so the drive pays no second round trip for it.
+    paused = (select(func.count()).select_from(LoginFailure)
+              .where(LoginFailure.subject.in_([bindparam("pause_a"), bindparam("pause_b")]),
+                     LoginFailure.blocked_until > bindparam("now", type_=Float))
+              .scalar_subquery())
     return (select(Space.id, Space.name, Space.tier, Space.quota_bytes, Space.max_users,
                    Space.used_bytes, Space.used_files, Space.status, Space.owner_email,
                    Space.paid_until, Member.id, Member.username, Member.role,
-                   Member.password_hash, older, Member.session_version)
+                   Member.password_hash, older, Member.session_version, paused)
             .join(Space, Space.id == Member.space_id)
             .where(Space.name == bindparam("space_name"))
             .where(Member.username == bindparam("username")))
@@ -379,18 +406,26 @@ def _credential_statement() -> Select[*tuple[Any, ...]]:
 _CREDENTIAL = _credential_statement()
 
 
-def find_credential(db: Database, space_name: str, username: str) -> Credential | None:
+def find_credential(db: Database, space_name: str, username: str, *,
+                    pauses: tuple[str, str] = ("", ""), now: float | None = None
+                    ) -> Credential | None:
     """The member ``username`` of ``space_name`` with its space, or None.
 
     ``within_user_limit`` is False for the newest members beyond the tier's
     limit (after a downgrade): they cannot log in until others are removed.
+    ``paused`` says whether either of the ``pauses`` (digests of
+    :class:`spaces.throttle.Subject`: the user and its address) is paused at
+    ``now`` (epoch seconds, default the clock).
     """
-    row = db.first_row(_CREDENTIAL, {"space_name": space_name, "username": username})
+    row = db.first_row(_CREDENTIAL, {"space_name": space_name, "username": username,
+                                     "pause_a": pauses[0], "pause_b": pauses[1],
+                                     "now": time.time() if now is None else now})
     if row is None:
         return None
     (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,
-     paid_until, member_id, uname, role, password_hash, older, session_version) = row
+     paid_until, member_id, uname, role, password_hash, older, session_version, paused) = row
     space = SpaceInfo(sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status,
                       owner_email, paid_until)
     within = max_users is None or (older or 0) < max_users
-    return Credential(space, member_id, uname, role, password_hash, within, session_version)
+    return Credential(space, member_id, uname, role, password_hash, within, session_version,
+                      bool(paused))

@@ -334,3 +334,26 @@ def test_operators_create_and_revoke_tokens_in_the_portal_shown_once(make_server
     web.get(f"{srv.url}/idioma/en?next=/operador/tokens")
     page = web.get(f"{srv.url}/operador/tokens").text
     assert "API tokens" in page and "cli-token" in page
+
+
+@pytest.mark.db
+def test_guessing_tokens_pauses_the_address_at_the_api_and_every_other_door(make_server):
+    """Tokens are too long to guess, but a client that keeps trying is paused
+    like a password guesser: by its address, on every door at once."""
+    srv = make_server("[auth]\nmax_failures = 2\nmax_block_seconds = 60\n" + SMALL).start()
+    srv.create_space("acme", "T100K")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    token = srv.cli("admin", "token", "create", "ops").stdout.strip().splitlines()[-1]
+    base = f"{srv.url}/api/v1"
+    spec = requests.get(f"{base}/openapi.json", timeout=10).json()
+    for i in range(8):  # an address allows 4 x max_failures
+        r = requests.get(f"{base}/spaces", headers={"Authorization": f"Bearer rgapi_{i}"},
+                         timeout=10)
+        assert r.status_code == 401
+    r = requests.get(f"{base}/spaces", headers={"Authorization": f"Bearer {token}"},
+                     timeout=10)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
+    assert int(r.headers["Retry-After"]) > 0
+    conforms(spec, "GET", "/api/v1/spaces", r)
+    assert requests.request("PROPFIND", srv.dav("acme", ""), auth=("ana", "secreto-ana-1"),
+                            headers={"Depth": "0"}, timeout=10).status_code == 401

@@ -21,8 +21,13 @@ from test_api import SMALL
 EXAMPLES = 12
 
 
+#: The fuzzer sends bad tokens on purpose (its ignored_auth check): it must not be
+#: paused like a token guesser (tests/test_api.py checks the pause).
+PATIENT = "[auth]\nmax_failures = 100000\n"
+
+
 def test_every_operation_answers_as_the_openapi_document_says(make_server):
-    srv = make_server(SMALL).start()
+    srv = make_server(SMALL + PATIENT).start()
     assert srv.url.startswith("http://127.0.0.1:")
     token = srv.cli("admin", "token", "create", "schemathesis").stdout.strip().splitlines()[-1]
     # A real space with a member, so generated requests also reach existing rows
@@ -63,7 +68,7 @@ def test_every_operation_answers_as_the_openapi_document_says(make_server):
     # on a server of their own. Hypothesis replays choices and insists that the same
     # choices draw the same data, so what a sequence sees must not depend on what
     # earlier sequences left behind: every space it creates gets a fresh name.
-    srv2 = make_server(SMALL).start()
+    srv2 = make_server(SMALL + PATIENT).start()
     token2 = srv2.cli("admin", "token", "create", "stateful").stdout.strip().splitlines()[-1]
     schema = schemathesis.openapi.from_url(f"{srv2.url}/api/v1/openapi.json", timeout=10)
     schema.config.update(base_url=srv2.url)

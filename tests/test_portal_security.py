@@ -372,3 +372,18 @@ def test_a_suspended_space_keeps_its_documents_even_from_its_owner_account(porta
     assert b.c.get("/espacios/despacho/").status_code == 200  # the owner sees its state
     service.set_status(portal.db, "despacho", "active")
     assert b.c.get("/espacios/despacho/cfdi?formato=zip").status_code == 200
+
+
+@pytest.mark.db
+def test_an_account_is_paused_whether_named_by_username_or_email(portal):  # noqa: F811
+    sign_up(portal)
+    b = portal.browser()
+    for login in ("despacho", "ana@DESPACHO.MX", " Despacho ", "ana@despacho.mx",
+                  "DESPACHO"):  # [portal] max_login_failures = 5
+        r = b.post("/cuenta/entrar", {"login": login, "password": "mala-clave-0"},
+                   form_page="/cuenta/entrar")
+        assert r.status_code == 200
+    for login in ("ana@despacho.mx", "despacho"):
+        r = b.post("/cuenta/entrar", {"login": login, "password": PASSWORD},
+                   form_page="/cuenta/entrar")
+        assert r.status_code == 429 and "Demasiados intentos" in b.text

@@ -643,3 +643,70 @@ def test_cli_and_api_revocations_end_old_web_sessions_at_once(make_server):
         assert r.status_code in (302, 404), (path, r.status_code)
     assert sorted(p.name for p in srv.files_root("acme").iterdir()) == []
     WebDrive(srv, "acme", "ana", "clave-nueva-7")  # the new password logs in at once
+
+
+# -- one brute-force pause for every door ------------------------------------------------------
+
+PAUSE = """
+[auth]
+max_failures = 2
+failure_window_seconds = 300
+max_block_seconds = 60
+[portal]
+max_login_failures = 2
+login_window_seconds = 300
+max_login_block_seconds = 60
+"""
+
+
+def _member_login(srv, door: str, space: str, user: str, password: str) -> int:
+    s = requests.Session()
+    page = s.get(f"{srv.url}{door}", timeout=30).text
+    r = s.post(f"{srv.url}{door}", data={"csrf_token": CSRF_RE.search(page).group(1),
+                                         "space": space, "username": user,
+                                         "password": password},
+               timeout=30, allow_redirects=False)
+    return r.status_code
+
+
+def _dav(srv, user: str, password: str) -> int:
+    return requests.request("PROPFIND", srv.dav("acme", ""), auth=(user, password),
+                            headers={"Depth": "0"}, timeout=30).status_code
+
+
+@pytest.mark.db
+def test_a_pause_earned_at_one_door_holds_at_every_door_and_spelling(make_server):
+    srv = make_server(PAUSE).start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    srv.add_user("acme", "beto", "secreto-beto-1", role="admin")
+    # bad passwords through the drive, spelt three ways: one user
+    assert [_dav(srv, u, "mala-clave-1") for u in ("ANA", " ana", "dominio\\Ana")] == [401] * 3
+    assert _dav(srv, "ana", "secreto-ana-1") == 401
+    for door in ("/unidad/entrar", "/cuenta/entrar-unidad"):
+        for space, user in (("acme", "ana"), (" ACME ", "Ana "), ("acme", "acme\\ana")):
+            assert _member_login(srv, door, space, user, "secreto-ana-1") == 429, (door, user)
+    assert _dav(srv, "beto", "secreto-beto-1") == 207  # another user is not paused
+    # and the other way round: bad passwords on the web pause the drive
+    for door in ("/unidad/entrar", "/cuenta/entrar-unidad"):
+        assert _member_login(srv, door, "acme", " BETO", "mala-clave-1") == 200
+    assert _dav(srv, "beto", "secreto-beto-1") == 401
+    assert _member_login(srv, "/unidad/entrar", "acme", "beto", "secreto-beto-1") == 429
+
+
+@pytest.mark.db
+def test_the_pause_holds_across_separate_drive_and_portal_processes(make_server):
+    """The drive and the portal as separate processes (or nodes) on one database:
+    failures counted by either pause both."""
+    drive = make_server(PAUSE)
+    drive.create_space("acme", "4G")
+    drive.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    drive.serve_args = ["--only", "drive"]
+    portal = make_server(PAUSE, share_with=drive)
+    from portal_helpers import free_port
+
+    portal.serve_args = ["--only", "portal", "--port", str(free_port())]
+    drive.start()
+    portal.start()
+    assert [_dav(drive, "ana", "mala-clave-1") for _ in range(3)] == [401] * 3
+    assert _member_login(portal, "/unidad/entrar", "acme", "ana", "secreto-ana-1") == 429
