@@ -107,7 +107,7 @@ RESERVED_SPACE_NAMES = frozenset({
     # the server's dispatcher and operations
     "api", "dav", "healthz", "metrics", "static", "webdav",
     # the portal's routes, every segment
-    "acceso", "activar", "bitacora", "borrar", "cambiar", "cambiar-correo", "carpeta",
+    "acceso", "activar", "bitacora", "bloqueos", "borrar", "cambiar", "cambiar-correo", "carpeta",
     "carrito", "cfdi", "compartido", "confirmar", "crear", "cuenta", "descargar",
     "eliminar", "enlaces", "entrar", "entrar-unidad", "espacio-gratis", "espacios",
     "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos",
