@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -172,10 +173,14 @@ def test_dependencies_point_one_way(module, forbidden):
     assert out == "False", f"{module} pulled in {forbidden}"
 
 
-def _cli(tmp_path, *args, input=None):
+def _cli(tmp_path, *args, input=None, process=False):
+    """``resguardo --config ... ARGS`` in this process, or with ``process`` as the
+    real command in a new interpreter (what an operator's shell runs)."""
     cfg = tmp_path / "c.toml"
     if not cfg.exists():
         cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    if not process:
+        return run_cli(["--config", str(cfg), *args], input=input)
     return subprocess.run([sys.executable, "-m", "resguardo", "--config", str(cfg), *args],
                           capture_output=True, text=True, cwd=ROOT, input=input, timeout=120)
 
@@ -183,7 +188,7 @@ def _cli(tmp_path, *args, input=None):
 def test_cli_errors_are_one_line_and_exit_non_zero(tmp_path):
     for args in (("space", "show", "nadie"), ("space", "create", "x y", "--tier", "4G"),
                  ("space", "create", "okname", "--tier", "7G")):
-        p = _cli(tmp_path, *args)
+        p = _cli(tmp_path, *args, process=True)
         assert p.returncode != 0
         assert p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
     bad = tmp_path / "bad.toml"
