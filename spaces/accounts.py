@@ -3,8 +3,10 @@ free space (once per account, ever) and the space admin's user management.
 
 Functions that send e-mail take a :class:`~spaces.mail.Mailer` and the
 :class:`~spaces.notices.Links` to put in it. Nothing here says whether an
-account exists to someone who does not already know it: sign-up with a known
-e-mail, reset for an unknown one and a bad login all answer the same way.
+account, a username or a space exists to someone who does not already know it:
+sign-up with a known e-mail or a taken username, reset for an unknown e-mail and
+a bad login all answer the same way after the same work; the e-mail, read only
+by the mailbox's owner, says which it was.
 """
 
 from __future__ import annotations
@@ -158,44 +160,54 @@ def sign_up(settings: Settings, db: Database, mailer: Mailer, links: notices.Lin
             username: str, email: str, password: str, rfc: str = "") -> AccountInfo | None:
     """Open an account and e-mail its confirmation link.
 
-    Returns the new account, or None when the e-mail already has one: then that
-    address gets a "you already have an account" message instead, and the
-    caller shows the same "check your e-mail" page (no enumeration by e-mail).
-    AlreadyExists when the username is taken (usernames name spaces: public).
+    Answers alike whatever already exists, after the same work, so that an
+    anonymous visitor learns nothing (the caller shows one "check your e-mail"
+    page): the password is always hashed (argon2) and exactly one message goes
+    to ``email``. It confirms the new account; or, when the e-mail already has
+    an account, says so; or, when the username is taken by an account or a
+    space (those the command line made included), says that no account was
+    made. Returns the new account or None. Only what is wrong with the input
+    itself (a malformed or reserved username, a bad e-mail, RFC or password)
+    is an error, raised before anything is looked up.
     """
     u = normalize_account_username(username)
     e = normalize_email(email)
     r = normalize_rfc(rfc)
     service.check_password(password)
-    with db.session() as s:
-        if s.scalar(select(Account.id).where(Account.email == e)) is not None:
-            existing = True
-        else:
-            existing = False
-    if existing:
+    hashed = hash_password(password)  # always: the same cost on every path
+    taken = "email"
+    info: AccountInfo | None = None
+    try:
+        with db.session() as s:
+            if s.scalar(select(Account.id).where(Account.email == e)) is not None:
+                taken = "email"
+            elif (s.scalar(select(Account.id).where(Account.username == u)) is not None
+                  or s.scalar(select(Space.id).where(Space.name == u)) is not None):
+                taken = "username"
+            else:
+                a = Account(username=u, email=e, password_hash=hashed, rfc=r,
+                            ever_had_space=False, is_operator=False)
+                s.add(a)
+                s.flush()
+                info = AccountInfo.of(a)
+    except IntegrityError:
+        # Lost a race for the e-mail or the username: answer as if it had been seen.
+        with db.session() as s:
+            taken = ("email" if s.scalar(select(Account.id).where(Account.email == e))
+                     is not None else "username")
+        info = None
+    if info is not None:
+        log.info("account created: user=%s", u)
+        send_confirmation(settings, db, mailer, links, info)
+        return info
+    if taken == "email":
         log.info("sign-up with a registered e-mail: %s", e)
         _send(mailer, notices.already_registered(e, links.home() + "cuenta/entrar",
                                                  links.home() + "cuenta/olvide"))
-        return None
-    hashed = hash_password(password)
-    try:
-        with db.session() as s:
-            if s.scalar(select(Space.id).where(Space.name == u)) is not None:
-                raise AlreadyExists(f"El usuario «{u}» ya está en uso; elija otro.")
-            a = Account(username=u, email=e, password_hash=hashed, rfc=r,
-                        ever_had_space=False, is_operator=False)
-            s.add(a)
-            s.flush()
-            info = AccountInfo.of(a)
-    except IntegrityError:
-        # Lost a race on the e-mail or the username: say only what is public.
-        with db.session() as s:
-            if s.scalar(select(Account.id).where(Account.username == u)) is not None:
-                raise AlreadyExists(f"El usuario «{u}» ya está en uso; elija otro.") from None
-        return None
-    log.info("account created: user=%s", u)
-    send_confirmation(settings, db, mailer, links, info)
-    return info
+    else:
+        log.info("sign-up with a username in use: user=%s", u)
+        _send(mailer, notices.username_taken(e, u, links.home() + "cuenta/registro"))
+    return None
 
 
 def send_confirmation(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
@@ -278,7 +290,8 @@ def end_member_sessions(db: Database, member_id: int) -> None:
 
 def request_password_reset(settings: Settings, db: Database, mailer: Mailer,
                            links: notices.Links, email: str) -> None:
-    """E-mail a reset link if an account has ``email``; silently nothing otherwise."""
+    """E-mail a reset link if an account has ``email``; otherwise a message saying no
+    account uses it (a malformed address gets nothing: the form refuses it)."""
     try:
         e = normalize_email(email)
     except InvalidName:
@@ -287,7 +300,10 @@ def request_password_reset(settings: Settings, db: Database, mailer: Mailer,
         a = s.scalar(select(Account).where(Account.email == e))
         info = AccountInfo.of(a) if a else None
     if info is None:
+        # The same work as for an account (one message), so the answer's time does
+        # not tell whether the address has one; only its owner reads which it was.
         log.info("password reset for an unknown e-mail")
+        _send(mailer, notices.no_account(e, links.home() + "cuenta/registro"))
         return
     token = issue_token(db, settings, "reset", account_id=info.id)
     _send(mailer, notices.reset_password(info.email, info.username, links.reset(token),

@@ -68,6 +68,22 @@ def already_registered(to: str, login_link: str, reset_link: str) -> Mail:
         f"restablézcala aquí:\n\n{reset_link}" + SIGNATURE))
 
 
+def username_taken(to: str, username: str, signup_link: str) -> Mail:
+    return Mail(to, f"El usuario «{username}» no está disponible en Resguardo", (
+        f"Alguien (quizás usted) intentó abrir una cuenta con este correo y el usuario "
+        f"«{username}», que ya está en uso. No se creó ninguna cuenta. Puede registrarse "
+        f"con otro usuario (también nombrará su espacio) aquí:\n\n{signup_link}"
+        + SIGNATURE))
+
+
+def no_account(to: str, signup_link: str) -> Mail:
+    return Mail(to, "Restablecer su contraseña de Resguardo", (
+        "Alguien (quizás usted) pidió restablecer la contraseña de la cuenta de este "
+        "correo, pero ninguna cuenta de Resguardo lo usa. Si tiene una con otro correo, "
+        f"pida el enlace con ese. Para abrir una cuenta:\n\n{signup_link}\n\n"
+        "Si usted no lo pidió, ignore este mensaje." + SIGNATURE))
+
+
 def reset_password(to: str, username: str, link: str, hours: int) -> Mail:
     return Mail(to, "Restablecer su contraseña de Resguardo", (
         f"Hola, {username}:\n\nPara elegir una contraseña nueva abra este enlace (funciona "

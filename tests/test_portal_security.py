@@ -387,3 +387,79 @@ def test_an_account_is_paused_whether_named_by_username_or_email(portal):  # noq
         r = b.post("/cuenta/entrar", {"login": login, "password": PASSWORD},
                    form_page="/cuenta/entrar")
         assert r.status_code == 429 and "Demasiados intentos" in b.text
+
+
+# -- anonymous enumeration: sign-up and password reset -------------------------------------
+
+def _answer(b) -> str:
+    """The page without the e-mail address and the CSRF token (which differ)."""
+    import re
+
+    text = re.sub(r'value="[^"]*"', "", b.text)
+    return re.sub(r"[\w.+-]+@[\w.-]+", "CORREO", text)
+
+
+def _median_ms(fn, n: int) -> float:
+    import statistics
+    import time
+
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+@pytest.mark.db
+def test_sign_up_answers_alike_and_costs_alike_whatever_exists(portal):  # noqa: F811
+    """A username taken by an account or by a space made with the CLI, and an
+    e-mail that already has an account, get the page a new sign-up gets, after
+    the same work (argon2 always runs; one e-mail always goes out): only the
+    mailbox owner learns which it was."""
+    from spaces import service
+
+    sign_up(portal)  # account 'despacho' with ana@despacho.mx
+    service.create_space(portal.settings, portal.db, "beta", "4G")  # made by the CLI
+    b = portal.browser()
+
+    def attempt(username: str, email: str) -> str:
+        b.post("/cuenta/registro", {"username": username, "email": email,
+                                    "password": PASSWORD}, form_page="/cuenta/registro")
+        return _answer(b)
+
+    new = attempt("nuevo", "nuevo@x.mx")
+    assert "Revise su correo" in new
+    assert attempt("beta", "alguien@x.mx") == new  # a space made by the CLI
+    assert attempt("despacho", "otro@x.mx") == new  # an account's username
+    assert attempt("intruso", "ana@despacho.mx") == new  # a registered e-mail
+    assert portal.smtp.find("no está disponible", "alguien@x.mx")
+    assert portal.smtp.find("no está disponible", "otro@x.mx")
+    assert portal.smtp.find("Ya tiene una cuenta", "ana@despacho.mx")
+    from spaces import accounts
+
+    assert {a.username for a in accounts.list_accounts(portal.db)} == {"despacho", "nuevo"}
+    # the same work: medians of many tries, a generous margin (argon2 dominates)
+    n = 9
+    fresh = _median_ms(lambda i: attempt(f"fresco{i}", f"fresco{i}@x.mx"), n)
+    taken_space = _median_ms(lambda i: attempt("beta", f"otro{i}@x.mx"), n)
+    taken_user = _median_ms(lambda i: attempt("despacho", f"mas{i}@x.mx"), n)
+    known_email = _median_ms(lambda i: attempt(f"otro{i}", "ana@despacho.mx"), n)
+    for other in (taken_space, taken_user, known_email):
+        assert 0.5 < other / fresh < 2.0, (fresh, taken_space, taken_user, known_email)
+
+
+@pytest.mark.db
+def test_password_reset_answers_alike_and_costs_alike_for_unknown_addresses(portal):  # noqa: F811
+    sign_up(portal)
+    b = portal.browser()
+
+    def ask(email: str) -> str:
+        b.post("/cuenta/olvide", {"email": email}, form_page="/cuenta/olvide")
+        return _answer(b)
+
+    assert ask("nadie@x.mx") == ask("ana@despacho.mx")
+    n = 9
+    unknown = _median_ms(lambda i: ask(f"nadie{i}@x.mx"), n)
+    known = _median_ms(lambda i: ask("ana@despacho.mx"), n)
+    assert 0.5 < unknown / known < 2.0, (unknown, known)
