@@ -689,7 +689,8 @@ def share_create(name: str) -> Any:
         except ValueError:
             raise InvalidName(_("Vigencia no válida.")) from None
         token, info = shares.create(state().db, w.space.id, w.files.index_path(p),
-                                    is_dir=e.is_dir, created_by=w.username, days=days,
+                                    is_dir=e.is_dir, inode=e.inode, created_by=w.username,
+                                    days=days,
                                     password=request.form.get("clave") or "")
     except SpaceError as exc:
         flash(f"{title_of(exc)}: {exc}", "error")
@@ -720,18 +721,26 @@ def share_revoke(name: str, link_id: int) -> Any:
 
 def _opened(token: str) -> tuple[Any, SpaceFiles]:
     """The opened link and its space's files; aborts with the Spanish page: 404
-    for an unknown token, 410 for an expired, revoked or switched-off link."""
+    for an unknown token, 410 for an expired, revoked or switched-off link, or
+    one whose object was deleted or replaced (the link serves only what it was
+    made for, wherever that object now is)."""
     from spaces import shares
 
     st = state()
     try:
         opened = shares.open_link(st.db, token)
+        info = service.get_space(st.db, opened.space_name)
+        files = SpaceFiles(st.settings, st.db, info.id, info.name)
+        try:
+            e = files.entry(files.resolve(opened.link.path))
+        except SpaceError:
+            e = None
+        shares.check_object(st.db, opened.link, e.inode if e is not None else None)
     except shares.Gone as exc:
         abort(make_response(render_template("drive/share_gone.html", message=str(exc)), 410))
     except NotFound:
         abort(make_response(render_template("drive/share_gone.html", message=None), 404))
-    info = service.get_space(st.db, opened.space_name)
-    return opened, SpaceFiles(st.settings, st.db, info.id, info.name)
+    return opened, files
 
 
 def _share_rel(root: str, sub: str | None) -> str:

@@ -448,7 +448,7 @@ class ShareLink(Base):
     Only the SHA-256 of the token is stored (the link is shown once, when it is
     created); the optional password is an argon2 hash like members'. A link
     stops working when it expires, is revoked, its space turns share links off
-    or what it points at is gone."""
+    or what it was made for is gone (deleted or replaced: see ``inode``)."""
 
     __tablename__ = "share_links"
 
@@ -465,6 +465,14 @@ class ShareLink(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     downloads: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: The shared object's identity: its inode, which a rename or a move keeps and a
+    #: replacement (a new upload, a copy over it) changes. ``path`` follows the
+    #: object's renames; a link whose path holds another inode serves nothing.
+    #: None for links made before identities were kept: bound at their next opening.
+    inode: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: When the object was deleted: the link is over, even if it comes back from
+    #: the trash.
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class LoginFailure(Base):

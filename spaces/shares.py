@@ -10,6 +10,15 @@ off is :class:`Gone` (410); one that never existed is NotFound (404).
 Links only read: whoever opens one downloads the file, or browses and
 downloads (ZIP) the folder, through the same ``SpaceFiles.resolve`` and
 listing functions as the web drive, confined to the shared path.
+
+A link is bound to the object it was made for, not to a path: its ``path``
+follows the object's renames and moves (:func:`moved`, called by
+``SpaceFiles.move`` like the versions' and the CFDI index's), and it keeps the
+object's inode, which a rename keeps and a replacement changes. When the
+object is deleted the link is over (:func:`deleted`, from ``SpaceFiles.delete``),
+even if the object comes back from the trash; and a link whose path holds
+another object (a new upload over the file, a folder swapped in by any means)
+serves nothing (:func:`check_object`): Gone, 410.
 """
 
 from __future__ import annotations
@@ -20,9 +29,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from spaces.db import Database, affected
+from spaces.db import Database, affected, path_move_params, path_mover
 from spaces.errors import Forbidden, InvalidName, NotFound, SpaceError
 from spaces.models import ShareLink, Space, utcnow
 from spaces.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -52,15 +61,19 @@ class ShareInfo:
     expires_at: datetime
     revoked_at: datetime | None
     downloads: int
+    inode: int | None = None
+    gone_at: datetime | None = None
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None and self.expires_at > utcnow()
+        return (self.revoked_at is None and self.gone_at is None
+                and self.expires_at > utcnow())
 
     @classmethod
     def of(cls, s: ShareLink) -> ShareInfo:
         return cls(s.id, s.space_id, s.path, s.is_dir, s.password_hash is not None,
-                   s.created_by, s.created_at, s.expires_at, s.revoked_at, s.downloads)
+                   s.created_by, s.created_at, s.expires_at, s.revoked_at, s.downloads,
+                   s.inode, s.gone_at)
 
 
 def _digest(token: str) -> str:
@@ -82,10 +95,11 @@ def set_enabled(db: Database, space_id: int, on: bool) -> None:
 
 
 def create(db: Database, space_id: int, path: str, *, is_dir: bool, created_by: str,
-           days: int = DEFAULT_DAYS, password: str = "") -> tuple[str, ShareInfo]:
-    """A new link to ``path`` ('/a/b', already resolved by the caller) for ``days``
-    days. Returns (token, info): the token is shown once and never stored.
-    Forbidden when the space has links turned off."""
+           inode: int, days: int = DEFAULT_DAYS, password: str = "") -> tuple[str, ShareInfo]:
+    """A new link to the object at ``path`` ('/a/b', already resolved by the
+    caller; ``inode`` is that object's) for ``days`` days. Returns (token,
+    info): the token is shown once and never stored. Forbidden when the space
+    has links turned off."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidName(f"La vigencia debe ser de 1 a {MAX_DAYS} días.")
     if password and len(password) < MIN_PASSWORD_LENGTH:
@@ -99,8 +113,9 @@ def create(db: Database, space_id: int, path: str, *, is_dir: bool, created_by: 
     token = secrets.token_urlsafe(24)
     with db.session() as s:
         link = ShareLink(space_id=space_id, token_hash=_digest(token), path=path,
-                         is_dir=is_dir, password_hash=hash_password(password) if password
-                         else None, created_by=created_by,
+                         is_dir=is_dir, inode=inode,
+                         password_hash=hash_password(password) if password else None,
+                         created_by=created_by,
                          expires_at=utcnow() + timedelta(days=days), downloads=0)
         s.add(link)
         s.flush()
@@ -159,11 +174,64 @@ def open_link(db: Database, token: str) -> Opened:
         pw = link.password_hash
     if info.revoked_at is not None:
         raise Gone("Este enlace fue revocado por quien lo compartió.")
+    if info.gone_at is not None:
+        raise Gone(GONE_OBJECT)
     if info.expires_at <= utcnow():
         raise Gone(f"Este enlace venció el {info.expires_at:%d/%m/%Y a las %H:%M} (UTC).")
     if not on or status == "suspended":
         raise Gone("Este espacio ya no permite abrir enlaces compartidos.")
     return Opened(info, name, status, pw)
+
+
+GONE_OBJECT = "Lo compartido ya no existe: se borró o se reemplazó."
+
+
+def check_object(db: Database, link: ShareInfo, inode: int | None) -> None:
+    """Gone unless ``inode`` (what is at the link's path now, None for nothing)
+    is the object the link was made for. A link made before identities were
+    kept is bound to what it finds the first time."""
+    if inode is None:
+        raise Gone(GONE_OBJECT)
+    if link.inode is None:
+        with db.session() as s:
+            s.execute(update(ShareLink).where(ShareLink.id == link.id)
+                      .where(ShareLink.inode.is_(None)).values(inode=inode))
+        return
+    if link.inode != inode:
+        log.info("share link refused: link=%s path=%s holds another object", link.id,
+                 link.path)
+        raise Gone(GONE_OBJECT)
+
+
+#: Every MOVE runs it: built once.
+_MOVE_LINKS = path_mover(ShareLink, ShareLink.space_id == bindparam("sid"))
+
+
+def moved(db: Database, space_id: int, src: str, dst: str) -> None:
+    """The object at ``src`` (and everything below it) is now at ``dst``: the links
+    made for them follow (exact path comparisons, as everywhere)."""
+    with db.engine.begin() as c:
+        c.execute(_MOVE_LINKS, {"sid": space_id, **path_move_params(src, dst)})
+
+
+def deleted(db: Database, space_id: int, path: str, keep: frozenset[str] = frozenset()
+            ) -> None:
+    """The object at ``path`` and what is below it were deleted, except the paths
+    in ``keep`` (protected CFDI that stay, and the folders that lead to them):
+    their links are over for good."""
+    below = path.rstrip("/") + "/"
+    with db.session() as s:
+        rows = s.execute(select(ShareLink.id, ShareLink.path)
+                         .where(ShareLink.space_id == space_id)
+                         .where(ShareLink.gone_at.is_(None))).all()
+        ids = [i for i, p in rows
+               if (p == path or p.startswith(below)) and p not in keep]
+        if ids:
+            s.execute(update(ShareLink).where(ShareLink.id.in_(ids))
+                      .values(gone_at=utcnow()))
+    if ids:
+        log.info("share links over with their object: space_id=%s path=%s links=%s",
+                 space_id, path, ids)
 
 
 def check_password(opened: Opened, password: str) -> bool:

@@ -40,7 +40,17 @@ from typing import Any, BinaryIO
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import audit, cfdi, cfdi_index, metrics, quota, retention, trash, versions
+from spaces import (
+    audit,
+    cfdi,
+    cfdi_index,
+    metrics,
+    quota,
+    retention,
+    shares,
+    trash,
+    versions,
+)
 from spaces.audit import Actor
 from spaces.db import Database
 from spaces.errors import (
@@ -485,12 +495,14 @@ class SpaceFiles:
                 if origin is not None:
                     versions.keep_renamed_away(self, p, e, origin)
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
+                    shares.deleted(self.db, self.space_id, index_rel)
                     self.record_event(audit.Action.DELETE, index_rel, size=e.size,
                                 detail=f"versión de {origin}")
                     return DeleteResult(e.size, 1, [])
             if not protections:
                 nbytes, nfiles = (e.size, 1) if not e.is_dir else self.tree_size(p)
                 trash.put(self, p, index_rel, e.is_dir, nbytes, nfiles)
+                shares.deleted(self.db, self.space_id, index_rel)
                 if e.is_dir:
                     cfdi_index.forget_tree(self.db, self.space_id, index_rel, set())
                 else:
@@ -498,6 +510,8 @@ class SpaceFiles:
             else:
                 nbytes, nfiles = self._trash_around(p, index_rel, protections)
                 kept = protections
+                shares.deleted(self.db, self.space_id, index_rel, _with_parents(
+                    {pr.path for pr in protections}, index_rel))
                 metrics.RETENTION_PROTECTIONS.inc(len(kept))
                 cfdi_index.forget_tree(self.db, self.space_id, index_rel,
                                        {pr.path for pr in protections})
@@ -647,6 +661,7 @@ class SpaceFiles:
                     raise AlreadyExists("El destino ya existe.")
                 retention.check_writable(self.db, self.space_id, dst_index)
                 versions.replace_keeping(self, src, dst, de)
+                shares.deleted(self.db, self.space_id, dst_index)  # replaced: over
                 cfdi_index.forget(self.db, self.space_id, [dst_index])
                 replaced = True
             else:
@@ -659,6 +674,7 @@ class SpaceFiles:
                 versions.leave_trail(self, dst_index, src_index)
             else:
                 versions.moved(self, src_index, dst_index)
+            shares.moved(self.db, self.space_id, src_index, dst_index)
         self.record_event(audit.Action.MOVE, src_index, dest=dst_index, size=se.size,
                     detail="reemplaza al destino (queda como versión)" if replaced else None)
 
@@ -883,6 +899,17 @@ class Upload:
         except FileNotFoundError:
             pass
         self._release()
+
+
+def _with_parents(paths: set[str], top: str) -> frozenset[str]:
+    """``paths`` and every folder above them up to ``top`` (included)."""
+    out = set(paths)
+    for path in paths:
+        d = path.rsplit("/", 1)[0]
+        while len(d) >= len(top) and d:
+            out.add(d)
+            d = d.rsplit("/", 1)[0]
+    return frozenset(out)
 
 
 def _orphaned(p: Path) -> bool:

@@ -710,3 +710,81 @@ def test_the_pause_holds_across_separate_drive_and_portal_processes(make_server)
     portal.start()
     assert [_dav(drive, "ana", "mala-clave-1") for _ in range(3)] == [401] * 3
     assert _member_login(portal, "/unidad/entrar", "acme", "ana", "secreto-ana-1") == 429
+
+
+# -- a share link is bound to the object it was made for ----------------------------------------
+
+def _mv(dav, srv, src: str, dst: str) -> None:
+    r = dav.request("MOVE", srv.dav("acme", src), headers={"Destination": srv.dav("acme", dst)})
+    assert r.status_code in (201, 204), (src, dst, r.status_code)
+
+
+@pytest.mark.db
+def test_a_share_link_follows_its_own_object_and_never_serves_another(make_server):
+    """Swapping two folders once made a link serve the other folder. A link now
+    follows what it was made for (renames and moves, through WebDAV and the web
+    drive) and dies with it: deleted, or replaced by something else at its path."""
+    srv, dav, web = setup(make_server, role="admin")
+    web.action("enlaces/activar", activar="1")
+    for folder, content in (("Publico", b"para todos"), ("Privado", b"secreto")):
+        web.action("carpeta", nombre=folder)
+        web.upload(f"/{folder}", "f.txt", content)
+    _, folder_link = _share(web, "/Publico")
+    _, file_link = _share(web, "/Publico/f.txt")
+    v = requests.Session()
+
+    def served(link: str, ruta: str | None = None) -> tuple[int, bytes]:
+        r = v.get(link + "/descargar", params={"ruta": ruta} if ruta else None, timeout=30)
+        return r.status_code, r.content
+
+    assert served(folder_link, "/f.txt") == (200, b"para todos")
+    # swap the folders through WebDAV: the link follows Publico, now named Privado
+    _mv(dav, srv, "Publico/", "tmp/")
+    _mv(dav, srv, "Privado/", "Publico/")
+    _mv(dav, srv, "tmp/", "Privado/")
+    assert served(folder_link, "/f.txt") == (200, b"para todos")
+    assert served(file_link) == (200, b"para todos")
+    # and through the web drive: rename, move into another folder
+    web.action("renombrar", ruta="/Privado", nombre="Compartida")
+    web.action("carpeta", nombre="Archivo")
+    web.action("mover", ruta="/Compartida", destino="/Archivo")
+    assert served(folder_link, "/f.txt") == (200, b"para todos")
+    assert served(file_link) == (200, b"para todos")
+    page = web.s.get(web.url("enlaces"), timeout=30).text
+    assert "/Archivo/Compartida" in page
+    # the file replaced by another one at the same path: the file's link dies
+    assert dav.put(srv.dav("acme", "Archivo/Compartida/f.txt"), data=b"otro").status_code == 204
+    assert served(file_link)[0] == 410
+    assert served(folder_link, "/f.txt") == (200, b"otro")  # the folder is the same one
+    # the folder deleted, then a new one of the same name: the folder's link dies
+    assert dav.delete(srv.dav("acme", "Archivo/Compartida/")).status_code == 204
+    web.action("carpeta", carpeta="/Archivo", nombre="Compartida")
+    web.upload("/Archivo/Compartida", "f.txt", b"nuevo secreto")
+    assert served(folder_link, "/f.txt")[0] == 410
+    assert requests.get(folder_link, timeout=30).status_code == 410
+    # restored from the trash it stays dead: a deleted object's link does not come back
+    from spaces import service, trash
+    from spaces.settings import load_settings
+    from spaces.storage import SpaceFiles
+
+    db = _db(srv)
+    info = service.get_space(db, "acme")
+    files = SpaceFiles(load_settings(srv.config), db, info.id, info.name)
+    item = next(t for t in trash.list_trash(files) if t.path == "/Archivo/Compartida")
+    trash.restore_from_trash(files, item.id)
+    db.dispose()
+    assert requests.get(folder_link, timeout=30).status_code == 410
+
+
+@pytest.mark.db
+def test_removing_a_user_stops_the_links_it_made(make_server):
+    srv, dav, web = setup(make_server, role="admin")
+    web.action("enlaces/activar", activar="1")
+    web.upload("/", "a.txt", b"a")
+    srv.add_user("acme", "eva", "secreto-eva-1", role="editor")
+    eva = WebDrive(srv, "acme", "eva", "secreto-eva-1")
+    _, link = _share(eva, "/a.txt")
+    assert requests.get(link + "/descargar", timeout=30).content == b"a"
+    srv.cli("user", "remove", "acme", "eva")
+    r = requests.get(link + "/descargar", timeout=30)
+    assert r.status_code == 410 and b"a" != r.content
