@@ -185,7 +185,7 @@ class _Renderer:
         if local == "resourcetype":
             if m.is_dir:
                 return _OK, "<D:resourcetype><D:collection/></D:resourcetype>"
-            return _OK, "<D:resourcetype></D:resourcetype>"
+            return _OK, "<D:resourcetype/>"  # a file: an empty element, 17 bytes less
         if local in ("quota-used-bytes", "quota-available-bytes"):
             if not m.is_dir:
                 return _OK, None  # WsgiDAV answers None: an empty element, 200

@@ -33,7 +33,7 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from davserver.xmlbody import stored_element
-from spaces import cfdi_index, metrics, quota, retention, statusfile, trash
+from spaces import cfdi_index, listings, metrics, quota, retention, statusfile, trash
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -616,8 +616,10 @@ class StatusFile(DAVNonCollection):
                 net = trash.held(self.ctx.files.db, self.ctx.space.id)
             except SQLAlchemyError:
                 custody = net = None
+            big = listings.oversized_folders_cached(self.ctx.space.name, self.ctx.files.root)
             self._body = statusfile.render(self.ctx.space, _usage(self.environ),
-                                           cfdi_count=custody, held=net).encode("utf-8")
+                                           cfdi_count=custody, held=net,
+                                           oversized=big).encode("utf-8")
         return self._body
 
     def get_content_length(self) -> int:

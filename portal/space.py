@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from portal.forms import AddMemberForm, LockBreakForm, MemberActionForm
 from portal.web import audit_actor, current_account, current_member, links, state
-from spaces import accounts, billing, locks, quota, service
+from spaces import accounts, billing, listings, locks, quota, service, storage
 from spaces.errors import InvalidName, NotFound, SpaceError
 
 bp = Blueprint("space", __name__, url_prefix="/espacios")
@@ -59,7 +59,11 @@ def overview(name: str) -> Any:
                                                                       space.name)
     except SpaceError:
         active_locks = None
+    oversized = listings.oversized_folders_cached(space.name,
+                                                  storage.space_dir(st.settings, space.name)
+                                                  / "files")
     return render_template("space/overview.html", space=space, usage=usage, members=members,
+                           oversized=oversized,
                            add_form=add_form, actions=actions, orders=orders,
                            locks=active_locks, lock_form=LockBreakForm(formdata=None),
                            drive_url=links().drive(space.name),
@@ -139,8 +143,9 @@ def member_action(name: str, member_id: int) -> Any:
 
 @bp.get("/<name>/resguardo-windows.reg")
 def windows_helper(name: str) -> Any:
-    """Registry values the Windows WebDAV client needs: files up to 4 GB, and Basic
-    authentication over HTTP only when the service is not on HTTPS."""
+    """Registry values the Windows WebDAV client needs: files up to 4 GB, listings of
+    large folders, and Basic authentication over HTTP only when the service is not
+    on HTTPS."""
     space = _space_or_404(name)
     https = links().base_url.startswith("https://")
     level = 1 if https else 2
@@ -150,10 +155,13 @@ def windows_helper(name: str) -> Any:
         f"; Resguardo: unidad {links().drive(space.name)}",
         "; Permite archivos de hasta 4 GB en la unidad de red WebDAV"
         + ("." if https else " y la autenticación Básica por HTTP (sólo pruebas)."),
+        "; FileAttributesLimitInBytes: el Explorador lista carpetas de miles de archivos "
+        "(sin él, una carpeta de más de unos 1,200 se ve vacía).",
         "; Después de importarlo reinicie el servicio WebClient o el equipo.",
         "",
         r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\WebClient\Parameters]",
         '"FileSizeLimitInBytes"=dword:ffffffff',
+        f'"FileAttributesLimitInBytes"=dword:{listings.WINDOWS_MAX_LIMIT:08x}',
         f'"BasicAuthLevel"=dword:{level:08x}',
         "",
     ])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from spaces.listings import OversizedFolder
 from spaces.plans import format_bytes
 from spaces.quota import Usage
 from spaces.service import SpaceInfo
@@ -27,7 +28,8 @@ _STATUS_ES = {
 
 
 def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
-           cfdi_count: int | None = None, held: Held | None = None) -> str:
+           cfdi_count: int | None = None, held: Held | None = None,
+           oversized: list[OversizedFolder] | None = None) -> str:
     """The file's text (Spanish, Windows line endings so Notepad shows it well).
     ``held``: what the trash and the earlier versions hold (they count in the
     usage; a customer who deleted files to make room must learn why it is not free)."""
@@ -61,5 +63,14 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
         lines.append(f"CFDI en resguardo: {cfdi_count}")
     paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"
     lines.append(f"Pagado hasta: {paid}")
+    if oversized:
+        lines += ["", "ATENCIÓN: con su configuración original, el Explorador de Windows muestra "
+                  "vacías (o no abre) estas carpetas, aunque sus archivos siguen aquí:"]
+        lines += [f"  {f.path} ({f.entries} archivos y carpetas)" for f in oversized[:20]]
+        if len(oversized) > 20:
+            lines.append(f"  … y {len(oversized) - 20} carpetas más")
+        lines.append("Solución: importe en cada equipo el archivo .reg de la página del espacio "
+                     "en el portal (fija FileAttributesLimitInBytes en su máximo) y reinicie el "
+                     "servicio WebClient, o reparta los archivos en subcarpetas por año o mes.")
     lines += ["", "1 GB = 1024 MB = 1 073 741 824 bytes, como los muestra Windows."]
     return "\r\n".join(lines) + "\r\n"

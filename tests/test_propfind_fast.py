@@ -68,7 +68,7 @@ class App:
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         self.db = open_database(self.settings)
         create_space(self.settings, self.db, "acme", "4G")
-        add_member(self.db, "acme", "ana", "secreto-ana-1", "editor")
+        add_member(self.db, "acme", "ana", "secreto-ana-1", "admin")  # admins lock folders
         self.app = make_app(self.settings, self.db)
         self.root = self.settings.data_path / "spaces" / "acme" / "files"
 
