@@ -23,6 +23,7 @@ from davserver.auth import STATE_KEY, AuthState, SpacesDomainController
 from davserver.locks import (
     LIMITS_KEY,
     LockBreaker,
+    LockPlaceholders,
     LockPolicy,
     RedisLockStorage,
     SqlLockStorage,
@@ -344,7 +345,8 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "unquote_path_info": False,
         },
         "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, XmlBodies,
-                             LockPolicy, LockBreaker, FastPropfind, RequestResolver],
+                             LockPolicy, LockBreaker, LockPlaceholders, FastPropfind,
+                             RequestResolver],
         LIMITS_KEY: LockLimits.of(settings),
         XmlBodies.CONFIG_KEY: settings.server.buffered_body,
         "dir_browser": {"enable": False},

@@ -10,10 +10,11 @@ holder.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import bindparam, delete, false, insert, or_, select, text, update
 from wsgidav import util
@@ -637,3 +638,146 @@ class RedisLockStorage:
         except self._redis_errors as exc:
             raise _unavailable(exc) from exc
         return [lk["token"] for lk in locks] if token_only else locks
+
+
+# -- the empty files LOCK creates on new names ---------------------------------------
+
+#: environ key: the relative path of the placeholder this request's LOCK created.
+PLACEHOLDER_KEY = "resguardo.placeholder"
+
+
+class LockPlaceholders(BaseMiddleware):
+    """A LOCK on a name that does not exist creates an empty file there (RFC
+    4918 §9.10.4; see spaces.storage.SpaceFiles.create_empty). If no write
+    follows, it must not stay behind (davfs2 copying a file that does not fit:
+    LOCK, PUT → 507, UNLOCK; Office likewise). It goes away when:
+
+    - its first write is refused or fails (the domain's upload path);
+    - the LOCK that created it fails afterwards (WsgiDAV creates the file before
+      it checks the locks above it: 423);
+    - its last lock ends without a write: UNLOCK, or expiry, found by a sweep
+      that the next drive request runs (at most every ``SWEEP_SECONDS``, on any
+      node; a placeholder younger than ``GRACE_SECONDS`` is left to its LOCK).
+
+    An UNLOCK of a lock whose placeholder is already gone releases the lock
+    and answers 204, as if the file were there (WsgiDAV would answer 404).
+    """
+
+    SWEEP_SECONDS = 5.0
+    GRACE_SECONDS = 30.0
+
+    def __init__(self, wsgidav_app: Any, next_app: Callable[..., Any],
+                 config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self._next_sweep = 0.0
+        self._sweeping = threading.Lock()
+
+    def is_disabled(self) -> bool:
+        return False
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        from davserver.provider import request_context
+
+        ctx = request_context(environ)
+        if ctx is not None:
+            self._maybe_sweep(ctx.files)
+        method = environ.get("REQUEST_METHOD")
+        if ctx is None or method not in ("LOCK", "UNLOCK"):
+            return self.next_app(environ, start_response)
+        share = environ.get("SCRIPT_NAME", "").rstrip("/")
+        path = environ.get("PATH_INFO", "")
+        seg, _, rest = path.lstrip("/").partition("/")
+        if seg.lower() != ctx.space.name or not rest.strip("/"):
+            return self.next_app(environ, start_response)
+        rel = "/" + rest.rstrip("/")
+        root = normalize_lock_root(quote(share + path))
+        lm = getattr(self.wsgidav_app, "lock_manager", None)
+        if method == "UNLOCK" and lm is not None:
+            gone = self._unlock_gone(environ, start_response, ctx, rel, root, lm)
+            if gone is not None:
+                return gone
+        status: list[str] = []
+
+        def start(s: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(s)
+            return start_response(s, headers, exc_info)
+
+        try:
+            body = list(self.next_app(environ, start))  # LOCK and UNLOCK answers are small
+        except BaseException:
+            # WsgiDAV raises its refusals (a LOCK refused with 423 by a lock above
+            # the new name, after it created the placeholder): answered outside.
+            if method == "LOCK" and environ.get(PLACEHOLDER_KEY):
+                self._drop(ctx.files, rel, root)
+            raise
+        code = int(status[0][:3]) if status and status[0][:3].isdigit() else 500
+        if method == "LOCK" and environ.get(PLACEHOLDER_KEY) and code >= 300:
+            self._drop(ctx.files, rel, root)
+        elif method == "UNLOCK" and code == 204 and lm is not None and not \
+                lm.storage.get_lock_list(root, include_root=True, include_children=False,
+                                         token_only=True):
+            self._drop(ctx.files, rel, root)
+        return body
+
+    def _unlock_gone(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                     ctx: Any, rel: str, root: str, lm: Any) -> list[bytes] | None:
+        """204 for the UNLOCK of a lock rooted here, held by this user, when
+        nothing is at the path any more; None to let WsgiDAV answer."""
+        from spaces.errors import SpaceError
+
+        token = environ.get("HTTP_LOCK_TOKEN", "").strip().strip("<>")
+        try:
+            if not token or ctx.files.entry(ctx.files.resolve(rel)) is not None:
+                return None
+        except SpaceError:
+            return None
+        lock = lm.get_lock(token)
+        if lock is None or lock.get("principal") != ctx.username or \
+                unquote(str(lock["root"])).rstrip("/") != unquote(root).rstrip("/"):
+            return None
+        lm.release(token)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+
+    def _drop(self, files: Any, rel: str, root: str) -> None:
+        if files.drop_placeholder(rel):
+            pm = getattr(self.wsgidav_app, "prop_manager", None)
+            if pm is not None:
+                pm.remove_properties(root)
+
+    def _maybe_sweep(self, files: Any) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweeping.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + self.SWEEP_SECONDS
+            self.sweep(files.settings, files.db)
+        except Exception as exc:  # noqa: BLE001 - a sweep never fails a request
+            log.warning("lock placeholder sweep failed: %s", exc)
+        finally:
+            self._sweeping.release()
+
+    def sweep(self, settings: Any, db: Database) -> int:
+        """Remove the placeholders whose locks have all ended (expired, or gone
+        without their UNLOCK reaching us). Returns how many files were removed."""
+        from datetime import timedelta
+
+        from spaces.models import utcnow
+        from spaces.storage import SpaceFiles, lock_placeholders
+
+        lm = getattr(self.wsgidav_app, "lock_manager", None)
+        if lm is None:
+            return 0
+        removed = 0
+        for ph in lock_placeholders(db, utcnow() - timedelta(seconds=self.GRACE_SECONDS)):
+            if lm.storage.get_lock_list(ph.lock_root, include_root=True,
+                                        include_children=False, token_only=True):
+                continue
+            files = SpaceFiles(settings, db, ph.space_id, ph.space_name)
+            if files.drop_placeholder(ph.path):
+                removed += 1
+                pm = getattr(self.wsgidav_app, "prop_manager", None)
+                if pm is not None:
+                    pm.remove_properties(ph.lock_root)
+        return removed

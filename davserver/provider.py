@@ -32,8 +32,9 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
+from davserver.locks import PLACEHOLDER_KEY
 from davserver.xmlbody import stored_element
-from spaces import cfdi_index, listings, metrics, quota, retention, statusfile, trash
+from spaces import cfdi_index, listings, metrics, quota, retention, statusfile
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
@@ -168,7 +169,11 @@ class SpacesProvider(DAVProvider):
             # space than the one the user logged into: never cross spaces.
             raise HumanDAVError(HTTP_FORBIDDEN, "No tiene acceso a esa ubicación.")
         if is_status_file_path(path):
-            return StatusFile(path, environ, ctx)
+            # Windows' redirector alone sees it; for every other client the
+            # (reserved) name maps to nothing.
+            if statusfile.shown_to(environ.get("HTTP_USER_AGENT")):
+                return StatusFile(path, environ, ctx)
+            return None
         with mapped:
             p = ctx.files.resolve(rel)
             e = ctx.files.entry(p)
@@ -403,8 +408,12 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
 
     def begin_write(self, *, content_type: str | None = None) -> _UploadWriter:
         declared, exact = _declared_length(self.environ)
-        with mapped:
-            upload = self.ctx.files.open_upload(self.rel, declared, exact=exact)
+        try:
+            with mapped:
+                upload = self.ctx.files.open_upload(self.rel, declared, exact=exact)
+        except DAVError:
+            self._forget_if_gone()
+            raise
         self._upload = upload
         return _UploadWriter(upload)
 
@@ -414,10 +423,19 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
             return
         if with_errors:
             upload.abort()
+            self._forget_if_gone()
             return
         with mapped:
             upload.commit()
             self.entry = self.ctx.files.entry(self.fs_path)
+
+    def _forget_if_gone(self) -> None:
+        """After a failed write: a LOCK's placeholder the write was refused on
+        is gone (spaces.storage.SpaceFiles.drop_placeholder); its properties go
+        with it, so a later file of that name does not inherit them."""
+        if self.entry is not None and self.entry.size == 0 and \
+                self.ctx.files.entry(self.fs_path) is None:
+            self.remove_all_properties(recursive=False)
 
     def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
         dest_rel = self._dest_rel(dest_path)
@@ -530,13 +548,14 @@ class SpaceFolder(_SpaceResource, DAVCollection):
         names = sorted(self._members())
         if self.is_space_root:
             names = [n for n in names if n != statusfile.STATUS_FILE_NAME]
-            names.insert(0, statusfile.STATUS_FILE_NAME)
+            if statusfile.shown_to(self.environ.get("HTTP_USER_AGENT")):
+                names.insert(0, statusfile.STATUS_FILE_NAME)
         return names
 
     def get_member(self, name: str) -> Any:
         path = util.join_uri(self.path, name)
         if self.is_space_root and name == statusfile.STATUS_FILE_NAME:
-            return StatusFile(path, self.environ, self.ctx)
+            return self.provider.get_resource_inst(path, self.environ)
         st = self._members().get(name)
         if st is None:
             return self.provider.get_resource_inst(path, self.environ)
@@ -553,15 +572,19 @@ class SpaceFolder(_SpaceResource, DAVCollection):
 
     def create_empty_resource(self, name: str) -> SpaceFile:
         """PUT to a new name: nothing is created until the body has arrived and
-        fits (see SpaceFile.end_write). LOCK on a new name: an empty file."""
+        fits (see SpaceFile.end_write). LOCK on a new name: an empty file, a
+        placeholder until its first write (see davserver.locks.LockPlaceholders)."""
         self._check_reserved(name)
         path = util.join_uri(self.path, name)
         rel = _split(path)[1]
         with mapped:
             fp = self.ctx.files.resolve(rel)
             if self.environ.get("REQUEST_METHOD") != "PUT":
-                self.ctx.files.create_empty(rel)
-                return SpaceFile(path, self.environ, self.ctx, fp, self.ctx.files.entry(fp))
+                res = SpaceFile(path, self.environ, self.ctx, fp, None)
+                self.ctx.files.create_empty(rel, res.get_ref_url())
+                self.environ[PLACEHOLDER_KEY] = rel
+                res.entry = self.ctx.files.entry(fp)
+                return res
         return SpaceFile(path, self.environ, self.ctx, fp, None)
 
     def create_collection(self, name: str) -> None:
@@ -599,8 +622,9 @@ class SpaceFolder(_SpaceResource, DAVCollection):
 
 class StatusFile(DAVNonCollection):
     """The read-only text file at each space's root that states, in Spanish, the
-    used and available space, the tier and the paid-until date (Windows Explorer
-    cannot show RFC 4331 quota)."""
+    used and available space, the reserve, the tier and the paid-until date
+    (Windows Explorer cannot show RFC 4331 quota). Only Windows' redirector
+    sees it (see spaces.statusfile.shown_to)."""
 
     def __init__(self, path: str, environ: dict[str, Any], ctx: RequestContext) -> None:
         super().__init__(path, environ)
@@ -610,15 +634,13 @@ class StatusFile(DAVNonCollection):
     def _content(self) -> bytes:
         if self._body is None:
             custody: int | None
-            net: trash.Held | None
             try:
                 custody = cfdi_index.custody_count(self.ctx.files.db, self.ctx.space.id)
-                net = trash.held(self.ctx.files.db, self.ctx.space.id)
             except SQLAlchemyError:
-                custody = net = None
+                custody = None
             big = listings.oversized_folders_cached(self.ctx.space.name, self.ctx.files.root)
             self._body = statusfile.render(self.ctx.space, _usage(self.environ),
-                                           cfdi_count=custody, held=net,
+                                           cfdi_count=custody,
                                            oversized=big).encode("utf-8")
         return self._body
 

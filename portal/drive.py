@@ -835,8 +835,8 @@ def _trash_page(w: Who, status: int = 200) -> Any:
 
 @bp.get("/<name>/papelera")
 def trash_page(name: str) -> Any:
-    """What was deleted, restorable until the sweep erases it (it counts toward
-    the quota; the page says so)."""
+    """What was deleted, restorable until the sweep (or a full reserve) erases
+    it; it lives in the reserve, outside the plan, and the page says so."""
     return _trash_page(_require(name))
 
 

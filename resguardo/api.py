@@ -110,14 +110,24 @@ STATUS = {"type": "string", "enum": list(STATUSES)}
 DATE = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
         "description": "AAAA-MM-DD"}
 
-SPACE_SCHEMA = {"type": "object", "required": ["name", "tier", "status", "quota_bytes",
-                                                "used_bytes", "used_files", "max_users",
-                                                "owner_email", "paid_until", "drive_url"],
+#: The counters of a space, as every door names them (see spaces.quota.as_dict).
+_USAGE_FIELDS = {
+    "used_bytes": "bytes de los archivos actuales (lo que cuenta el plan)",
+    "used_files": "archivos y carpetas actuales",
+    "quota_bytes": "el plan",
+    "available_bytes": "lo que queda del plan",
+    "reserve_bytes": "la reserva para papelera y versiones, fuera del plan",
+    "reserve_used_bytes": "bytes en la papelera y en versiones anteriores",
+    "reserve_used_files": "elementos en la papelera y versiones anteriores",
+}
+SPACE_SCHEMA = {"type": "object", "required": ["name", "tier", "status", *_USAGE_FIELDS,
+                                                "max_users", "owner_email", "paid_until",
+                                                "drive_url"],
                 "properties": {
                     "name": {"type": "string"}, "tier": {"type": "string"},
                     "status": STATUS,
-                    "quota_bytes": {"type": "integer"}, "used_bytes": {"type": "integer"},
-                    "used_files": {"type": "integer"},
+                    **{k: {"type": "integer", "description": d}
+                       for k, d in _USAGE_FIELDS.items()},
                     "max_users": {"type": "integer", "nullable": True,
                                   "description": "null: sin límite de usuarios"},
                     "owner_email": {"type": "string", "nullable": True},
@@ -129,9 +139,9 @@ MEMBER_SCHEMA = {"type": "object", "required": ["username", "role"],
                  "properties": {"username": {"type": "string"}, "role": ROLE},
                  "additionalProperties": False}
 USAGE_SCHEMA = {"type": "object",
-                "required": ["used_bytes", "used_files", "quota_bytes", "available_bytes"],
-                "properties": {k: {"type": "integer"} for k in
-                               ("used_bytes", "used_files", "quota_bytes", "available_bytes")},
+                "required": list(_USAGE_FIELDS),
+                "properties": {k: {"type": "integer", "description": d}
+                               for k, d in _USAGE_FIELDS.items()},
                 "additionalProperties": False}
 _NULLABLE_TEXT = {"type": "string", "nullable": True}
 CFDI_SCHEMA: dict[str, Any] = {
@@ -333,8 +343,7 @@ class Ctx:
 
 def _space(settings: Settings, info: service.SpaceInfo) -> dict[str, Any]:
     return {"name": info.name, "tier": info.tier, "status": info.status,
-            "quota_bytes": info.quota_bytes, "used_bytes": info.used_bytes,
-            "used_files": info.used_files, "max_users": info.max_users,
+            **quota.as_dict(info.usage), "max_users": info.max_users,
             "owner_email": info.owner_email,
             "paid_until": info.paid_until.isoformat() if info.paid_until else None,
             "drive_url": f"{settings.base_url()}/dav/{info.name}/"}
@@ -381,9 +390,7 @@ def change_space(c: Ctx) -> tuple[int, Any]:
 
 def usage(c: Ctx) -> tuple[int, Any]:
     info = service.get_space(c.db, c.params["space"])
-    u = quota.usage(c.db, info.id)
-    return 200, {"used_bytes": u.used_bytes, "used_files": u.used_files,
-                 "quota_bytes": u.quota_bytes, "available_bytes": u.available_bytes}
+    return 200, quota.as_dict(quota.usage(c.db, info.id))
 
 
 def list_members(c: Ctx) -> tuple[int, Any]:

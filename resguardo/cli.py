@@ -182,8 +182,7 @@ def _read_password() -> str:
 
 def _space_dict(settings: Settings, info: service.SpaceInfo, users: int) -> dict[str, object]:
     return {
-        "name": info.name, "id": info.id, "tier": info.tier, "quota_bytes": info.quota_bytes,
-        "used_bytes": info.used_bytes, "used_files": info.used_files,
+        "name": info.name, "id": info.id, "tier": info.tier, **quota.as_dict(info.usage),
         "max_users": info.max_users, "users": users, "status": info.status,
         "owner_email": info.owner_email,
         "paid_until": info.paid_until.isoformat() if info.paid_until else None,
@@ -397,13 +396,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             root = storage.space_dir(settings, info.name) / "files"
             with storage.space_guard(settings, db, info.id):
                 drift = quota.recount(db, info.id, info.name, root)
-            if drift.bytes or drift.files:
+            if drift.any:
                 print(f"{info.name}: corregido {drift.before_bytes} -> {drift.after_bytes} bytes "
                       f"({drift.bytes:+d}), {drift.before_files} -> {drift.after_files} "
-                      f"archivos ({drift.files:+d})")
+                      f"archivos ({drift.files:+d}); papelera y versiones "
+                      f"{drift.before_held_bytes} -> {drift.after_held_bytes} bytes "
+                      f"({drift.held_bytes:+d}), {drift.before_held_files} -> "
+                      f"{drift.after_held_files} ({drift.held_files:+d})")
             else:
                 print(f"{info.name}: sin diferencias ({drift.after_bytes} bytes, "
-                      f"{drift.after_files} archivos)")
+                      f"{drift.after_files} archivos; papelera y versiones "
+                      f"{drift.after_held_bytes} bytes, {drift.after_held_files})")
         return 0
     raise SpaceError("Orden no reconocida.")  # pragma: no cover - argparse prevents it
 

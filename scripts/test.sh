@@ -22,8 +22,9 @@ if ! command -v litmus >/dev/null; then
     apt_install litmus
 fi
 
-# What tests/test_deploy.py checks the files of config/ and systemd/ with.
-for tool in nginx:nginx-light caddy:caddy openssl:openssl systemd-analyze:systemd; do
+# What tests/test_deploy.py checks the files of config/ and systemd/ with, and the
+# real rclone that tests/test_quota_plan.py syncs the drive with.
+for tool in nginx:nginx-light caddy:caddy openssl:openssl systemd-analyze:systemd rclone:rclone; do
     if ! command -v "${tool%%:*}" >/dev/null && [ ! -x "/usr/sbin/${tool%%:*}" ]; then
         echo "test: installing ${tool#*:} (Debian package)"
         apt_install "${tool#*:}"

@@ -431,6 +431,7 @@ def create_owned_space(s: Session, settings: Settings, account: Account, name: s
     if s.scalar(select(Space.id).where(Space.name == n)) is not None:
         raise AlreadyExists(f"Ya existe un espacio llamado «{n}».")
     space = Space(name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
+                  reserve_bytes=t.reserve_bytes,
                   used_bytes=0, used_files=0, status="active", owner_email=account.email,
                   account_id=account.id)
     s.add(space)

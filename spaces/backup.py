@@ -5,7 +5,7 @@ The archive is a tar file (``.tar.gz`` compresses) holding:
 
 - ``files/<space>/...``: every file and folder of each space, with its mtime;
 - ``trash/<space>/...`` and ``versions/<space>/...``: its trash bin and the
-  earlier versions of its files (they count toward its usage, and their rows
+  earlier versions of its files (its reserve, outside the plan; their rows
   are in the database part);
 - ``db/<table>.jsonl``: the rows, one JSON object per line, typed by the schema;
 - ``manifest.json`` (last): format, schema revision, and for each space its
@@ -59,17 +59,17 @@ log = logging.getLogger(__name__)
 
 FORMAT = "resguardo-backup"
 VERSION = 1
-#: Transient: a restored lock would be held by nobody.
-SKIPPED_TABLES = frozenset({"dav_locks"})
+#: Transient: a restored lock would be held by nobody (nor would its placeholder).
+SKIPPED_TABLES = frozenset({"dav_locks", "lock_placeholders"})
 
 
 class BackupError(SpaceError):
     """The archive is not a Resguardo backup, is damaged, or cannot be restored here."""
 
 
-#: What is archived of each space: its files, and beside them what counts toward
-#: its usage too (the trash and the earlier versions).
-AREAS = ("files", *quota.COUNTED_AREAS)
+#: What is archived of each space: its files, and beside them its safety net
+#: (the trash and the earlier versions).
+AREAS = ("files", *quota.HELD_AREAS)
 
 
 @dataclass
@@ -123,6 +123,12 @@ def _load_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
             elif pt is bytes:
                 v = base64.b64decode(v)
         out[col.name] = v
+    if table.name == "spaces" and "reserve_bytes" not in row and "quota_bytes" in row:
+        # A backup from before the reserve (schema 0010): its tier's default one;
+        # its counters are recounted after the restore.
+        from spaces.plans import reserve_for
+
+        out["reserve_bytes"] = reserve_for(int(row["quota_bytes"]))
     return out
 
 

@@ -392,6 +392,7 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
         return None
     old_tier = space.tier
     space.tier, space.quota_bytes, space.max_users = tier.name, tier.quota_bytes, tier.max_users
+    space.reserve_bytes = tier.reserve_bytes
     space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
     who = audit.Actor(f"account:{account.username}", None, "portal")
     if space.status == "readonly" and space.status_reason == "expired":

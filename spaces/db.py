@@ -180,16 +180,18 @@ def make_engine(url: str, busy_timeout_ms: int = 5000) -> Engine:
                          connect_args={"options": f"-c lock_timeout={int(busy_timeout_ms)}"})
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str, settings: Settings | None = None) -> Any:
+    """Alembic's configuration for ``url``; ``settings`` reach the migrations
+    that need the installation (its data folder, its tiers)."""
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config(attributes={"settings": settings} if settings is not None else None)
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "head", settings: Settings | None = None) -> None:
     """Bring the database at ``url`` to ``revision`` (creating it if needed)."""
     from alembic import command
 
@@ -197,12 +199,12 @@ def migrate(url: str, revision: str = "head") -> None:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, settings), revision)
 
 
 def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
     """Open the configured database, migrating it to the latest schema first."""
     url = settings.database_url
     if upgrade:
-        migrate(url)
+        migrate(url, settings=settings)
     return Database(make_engine(url, settings.database.busy_timeout_ms))

@@ -50,21 +50,29 @@ class ReadOnlySpace(Forbidden):
 
 
 class QuotaExceeded(SpaceError):
-    """The write does not fit in the space."""
+    """The write does not fit in the space's plan.
+
+    The message states the real figures: what the file (or the copy, or the
+    restored item) needs in all, and what the plan has available for it
+    (free room, plus what it replaces, minus nothing the write itself holds)."""
 
     status = 507
     #: The label of ``resguardo_quota_refusals_total`` (``disk``: the server's disk).
     reason = "quota"
 
-    def __init__(self, space: str, used: int, quota: int, requested: int) -> None:
-        self.space, self.used, self.quota, self.requested = space, used, quota, requested
+    def __init__(self, space: str, needed: int, available: int, quota: int, *,
+                 at_least: bool = False) -> None:
+        self.space, self.needed, self.quota = space, needed, quota
+        self.available = max(available, 0)
         from spaces.plans import format_bytes
 
-        available = max(quota - used, 0)
+        need = ("al menos " if at_least else "") + format_bytes(needed)
+        figures = (f"el archivo necesita {need} y el plan tiene "
+                   f"{format_bytes(self.available)} disponibles de {format_bytes(quota)}"
+                   if needed > 0 else f"el plan de {format_bytes(quota)} está lleno")
         super().__init__(
-            f"Espacio insuficiente en '{space}': se necesitan {format_bytes(requested)} "
-            f"y quedan {format_bytes(available)} libres de {format_bytes(quota)}. "
-            "Libere espacio o cambie a un plan mayor."
+            f"Espacio insuficiente en '{space}': {figures}. Borre lo que ya no necesite "
+            "(lo borrado deja de contar al instante) o cambie a un plan mayor."
         )
 
 

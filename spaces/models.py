@@ -38,8 +38,10 @@ class Base(DeclarativeBase):
 
 
 class Space(Base):
-    """A customer's drive. ``used_bytes``/``used_files`` change only through
-    :mod:`spaces.quota` (SQL deltas)."""
+    """A customer's drive. ``used_bytes``/``used_files`` (its current files,
+    what the plan counts) and ``held_bytes``/``held_files`` (its trash and
+    earlier versions, kept within ``reserve_bytes``, outside the plan) change
+    only through :mod:`spaces.quota` (SQL deltas)."""
 
     __tablename__ = "spaces"
 
@@ -50,6 +52,13 @@ class Space(Base):
     max_users: Mapped[int | None] = mapped_column(Integer, nullable=True)
     used_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     used_files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    #: The safety reserve for the trash and earlier versions (set with the tier).
+    reserve_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
+                                               server_default="0")
+    held_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
+                                            server_default="0")
+    held_files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
+                                            server_default="0")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     owner_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     paid_until: Mapped[date | None] = mapped_column(Date, nullable=True)
@@ -439,6 +448,26 @@ class RenameTrail(Base):
     )
     path: Mapped[str] = mapped_column(String(2048), nullable=False)
     origin: Mapped[str] = mapped_column(String(2048), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class LockPlaceholder(Base):
+    """An empty file a WebDAV LOCK created on a name that did not exist (RFC
+    4918 §9.10.4), until its first write: a refused write or the end of its
+    lock (UNLOCK, expiry) without a write removes it, so a refused copy
+    (davfs2, Office) leaves nothing behind. ``inode`` tells the placeholder
+    from a file written there since (a write replaces the inode)."""
+
+    __tablename__ = "lock_placeholders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    inode: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: How the drive names the lock's root (its URL path, as the client sent it).
+    lock_root: Mapped[str] = mapped_column(String(2048), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 

@@ -23,6 +23,20 @@ class Tier:
     cfdi_years: int
     monthly_price: Decimal
     free: bool
+    #: The safety reserve for the trash and earlier versions, outside the plan.
+    reserve_bytes: int
+
+
+#: The smallest default reserve (the default is 25 % of the quota, at least this).
+MIN_DEFAULT_RESERVE = 256 * 2**20
+
+
+def reserve_for(quota_bytes: int, configured: str = "") -> int:
+    """A tier's reserve: ``configured`` ("1G", "0") or, when empty, 25 % of its
+    quota and at least 256 MiB."""
+    if configured.strip():
+        return parse_size(configured)
+    return max(quota_bytes // 4, MIN_DEFAULT_RESERVE)
 
 
 def get_tier(settings: Settings, name: str) -> Tier:
@@ -36,6 +50,7 @@ def get_tier(settings: Settings, name: str) -> Tier:
                 cfdi_years=t.cfdi_years,
                 monthly_price=Decimal(t.monthly_price),
                 free=t.free,
+                reserve_bytes=reserve_for(parse_size(t.quota), t.reserve),
             )
     names = ", ".join(settings.tiers)
     raise NotFound(f"No existe el plan '{name}'. Planes disponibles: {names}.")

@@ -1,9 +1,20 @@
 """The one writer of a space's usage counters.
 
+Two pairs of counters per space:
+
+- ``used_bytes``/``used_files``: the space's current files (and the uploads
+  in flight into them): what the plan counts, what RFC 4331's
+  ``quota-used-bytes`` reports. A delete frees it at once; an overwrite is
+  credited with the size of what it replaces.
+- ``held_bytes``/``held_files``: what the safety net holds (the trash and the
+  earlier versions), kept within the space's ``reserve_bytes``, outside the
+  plan (see :func:`spaces.trash.make_room`). They change only under the
+  space's guard, so the reserve needs no conditional SQL.
+
 Every change is an SQL delta (``used = used + :delta``), never a
 read-modify-write, so concurrent requests on several threads or several drive
-processes cannot lose updates. A delta that grows usage is *conditional*: it
-applies only if the result stays within the quota, so two uploads that each
+processes cannot lose updates. A delta that grows ``used`` is *conditional*:
+it applies only if the result stays within the quota, so two uploads that each
 fit alone but not together cannot both succeed. :func:`recount` is the only
 absolute write: it walks the files and sets the counters to what is there.
 
@@ -18,8 +29,9 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database
@@ -34,94 +46,124 @@ MAX_DELTA = 2**50
 
 @dataclass(frozen=True)
 class Usage:
+    """A space's counters: its files against its plan, and its safety net
+    (trash and earlier versions) against its reserve."""
+
     used_bytes: int
     used_files: int
     quota_bytes: int
+    held_bytes: int = 0
+    held_files: int = 0
+    reserve_bytes: int = 0
 
     @property
     def available_bytes(self) -> int:
         return max(self.quota_bytes - self.used_bytes, 0)
 
 
+_USAGE = select(Space.used_bytes, Space.used_files, Space.quota_bytes, Space.held_bytes,
+                Space.held_files, Space.reserve_bytes).where(Space.id == bindparam("space_id"))
+
+
 def usage(db: Database, space_id: int) -> Usage:
     """Current counters of a space. Raises UsageUnavailable if they can't be read."""
     try:
         with db.engine.connect() as conn:
-            row = conn.execute(
-                select(Space.used_bytes, Space.used_files, Space.quota_bytes).where(
-                    Space.id == space_id
-                )
-            ).one_or_none()
+            row = conn.execute(_USAGE, {"space_id": space_id}).one_or_none()
     except SQLAlchemyError as exc:
         log.error("usage unavailable for space %s: %s", space_id, exc)
         raise UsageUnavailable(str(exc)) from exc
     if row is None:
         raise NotFound("El espacio no existe.")
-    return Usage(int(row[0]), int(row[1]), int(row[2]))
+    return Usage(*(int(v) for v in row))
 
 
 # Every write runs these: built once, so SQLAlchemy reuses their compiled form.
+_DELTAS = {"used_bytes": Space.used_bytes + bindparam("nbytes"),
+           "used_files": Space.used_files + bindparam("nfiles"),
+           "held_bytes": Space.held_bytes + bindparam("held_bytes"),
+           "held_files": Space.held_files + bindparam("held_files")}
 _RESERVE = (update(Space)
             .where(Space.id == bindparam("space_id"))
             .where(Space.used_bytes + bindparam("nbytes") <= Space.quota_bytes)
             .where(Space.status == "active")
-            .values(used_bytes=Space.used_bytes + bindparam("nbytes"),
-                    used_files=Space.used_files + bindparam("nfiles")))
+            .values(**_DELTAS))
 _APPLY = (update(Space)
           .where(Space.id == bindparam("space_id"))
-          .values(used_bytes=Space.used_bytes + bindparam("nbytes"),
-                  used_files=Space.used_files + bindparam("nfiles")))
+          .values(**_DELTAS))
 
 
-def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: int = 0) -> None:
-    """Add ``nbytes``/``nfiles`` to the space only if it stays within its quota.
+def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: int = 0, *,
+            held_bytes: int = 0, held_files: int = 0, needed: int | None = None,
+            room: int = 0, at_least: bool = False) -> None:
+    """Add ``nbytes``/``nfiles`` to the space's files only if they stay within its
+    quota (and, in the same statement, ``held_bytes``/``held_files`` to its
+    safety net: an overwrite whose old content becomes a version).
 
     ``nbytes`` may be 0 (an empty file or a folder): it is still refused when the
     space is already over its quota, because writes into a full space get 507.
-    Raises QuotaExceeded (nothing changed) or UsageUnavailable.
+    Raises QuotaExceeded (nothing changed) or UsageUnavailable. The refusal's
+    message states what the file needs in all (``needed``, by default
+    ``nbytes``; ``at_least`` when its end is not known yet) and what the plan
+    has for it: the free room plus ``room``, the bytes the write already has
+    on its side (its own reservation, the size of the file it replaces).
     """
     nbytes = max(int(nbytes), 0)
     if nbytes > MAX_DELTA:
         # No space holds this much; an absurd declared length must not reach
         # the database (its integers stop at 2**63).
-        now = usage(db, space_id)
-        raise QuotaExceeded(space_name, now.used_bytes, now.quota_bytes, nbytes)
+        _refuse(db, space_id, space_name, nbytes, needed, room, at_least)
     try:
         with db.engine.begin() as conn:
             result = conn.execute(_RESERVE, {"space_id": space_id, "nbytes": nbytes,
-                                             "nfiles": int(nfiles)})
+                                             "nfiles": int(nfiles), "held_bytes": held_bytes,
+                                             "held_files": held_files})
             applied = result.rowcount == 1
     except SQLAlchemyError as exc:
         log.error("quota reserve failed for %s: %s", space_name, exc)
         raise UsageUnavailable(str(exc)) from exc
     if not applied:
-        now = usage(db, space_id)
         status = _status(db, space_id)
         if status != "active":
             log.info("write refused: space=%s status=%s", space_name, status)
             raise ReadOnlySpace(status)
-        log.info(
-            "quota refused: space=%s used=%d limit=%d requested=%d",
-            space_name, now.used_bytes, now.quota_bytes, nbytes,
-        )
-        raise QuotaExceeded(space_name, now.used_bytes, now.quota_bytes, nbytes)
+        _refuse(db, space_id, space_name, nbytes, needed, room, at_least)
 
 
-def apply(db: Database, space_id: int, nbytes: int, nfiles: int = 0) -> None:
-    """Apply an unconditional delta (frees, credits, releases of reservations).
+def _refuse(db: Database, space_id: int, space_name: str, nbytes: int, needed: int | None,
+            room: int, at_least: bool) -> None:
+    now = usage(db, space_id)
+    log.info("quota refused: space=%s used=%d limit=%d requested=%d needed=%s room=%d",
+             space_name, now.used_bytes, now.quota_bytes, nbytes, needed, room)
+    raise QuotaExceeded(space_name, nbytes if needed is None else needed,
+                        now.available_bytes + room, now.quota_bytes, at_least=at_least)
+
+
+def apply(db: Database, space_id: int, nbytes: int, nfiles: int = 0, *,
+          held_bytes: int = 0, held_files: int = 0) -> None:
+    """Apply an unconditional delta (frees, credits, releases of reservations,
+    moves between the files and the safety net).
 
     Never raises for a database error: it is logged, because the bytes are
     already gone from disk and a later recount repairs the counters.
     """
-    if nbytes == 0 and nfiles == 0:
+    if not (nbytes or nfiles or held_bytes or held_files):
         return
     try:
         with db.engine.begin() as conn:
-            conn.execute(_APPLY, {"space_id": space_id, "nbytes": int(nbytes),
-                                  "nfiles": int(nfiles)})
+            apply_in(conn, space_id, nbytes, nfiles, held_bytes=held_bytes,
+                     held_files=held_files)
     except SQLAlchemyError as exc:  # pragma: no cover - needs a failing database
-        log.error("quota delta lost for space %s (%+d bytes, %+d files): %s — run "
-                  "'resguardo quota recount'", space_id, nbytes, nfiles, exc)
+        log.error("quota delta lost for space %s (%+d bytes, %+d files, %+d held bytes, "
+                  "%+d held files): %s — run 'resguardo quota recount'", space_id, nbytes,
+                  nfiles, held_bytes, held_files, exc)
+
+
+def apply_in(conn: Connection, space_id: int, nbytes: int, nfiles: int = 0, *,
+             held_bytes: int = 0, held_files: int = 0) -> None:
+    """:func:`apply` inside the caller's transaction (with the row that says why)."""
+    conn.execute(_APPLY, {"space_id": space_id, "nbytes": int(nbytes), "nfiles": int(nfiles),
+                          "held_bytes": int(held_bytes), "held_files": int(held_files)})
 
 
 def _status(db: Database, space_id: int) -> str:
@@ -139,6 +181,11 @@ class Drift:
     before_files: int
     after_bytes: int
     after_files: int
+    #: The same for the safety net (trash and earlier versions).
+    before_held_bytes: int = 0
+    before_held_files: int = 0
+    after_held_bytes: int = 0
+    after_held_files: int = 0
 
     @property
     def bytes(self) -> int:
@@ -147,6 +194,18 @@ class Drift:
     @property
     def files(self) -> int:
         return self.after_files - self.before_files
+
+    @property
+    def held_bytes(self) -> int:
+        return self.after_held_bytes - self.before_held_bytes
+
+    @property
+    def held_files(self) -> int:
+        return self.after_held_files - self.before_held_files
+
+    @property
+    def any(self) -> bool:
+        return bool(self.bytes or self.files or self.held_bytes or self.held_files)
 
 
 def measure_tree(root: Path) -> tuple[int, int]:
@@ -175,32 +234,49 @@ def measure_tree(root: Path) -> tuple[int, int]:
     return total, count
 
 
-#: Folders beside a space's ``files`` whose content counts toward its usage:
-#: deleted items and earlier versions (see spaces.trash, spaces.versions).
-COUNTED_AREAS = ("trash", "versions")
+#: Folders beside a space's ``files`` that hold its safety net (deleted items
+#: and earlier versions, see spaces.trash, spaces.versions): counted in ``held``.
+HELD_AREAS = ("trash", "versions")
+
+
+def measure_space(files_root: Path) -> tuple[int, int, int, int]:
+    """(used bytes, used entries, held bytes, held entries) on disk: the tree
+    under ``files_root`` and the trees of its sibling HELD_AREAS."""
+    nbytes, nfiles = measure_tree(files_root)
+    held_bytes = held_files = 0
+    for area in HELD_AREAS:
+        more_bytes, more_files = measure_tree(files_root.parent / area)
+        held_bytes += more_bytes
+        held_files += more_files
+    return nbytes, nfiles, held_bytes, held_files
 
 
 def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> Drift:
-    """Walk the space's files — and its trash and versions, the siblings of
-    ``files_root`` that count toward usage too — and set its counters to what
-    is on disk.
+    """Walk the space's files (``used``) and its trash and versions, the siblings
+    of ``files_root`` (``held``), and set its counters to what is on disk.
 
     The only absolute write of the counters. Call it with the space idle (or
     under the space's write lock in the drive process), since a write in flight
     holds a reservation the walk cannot see.
     """
     before = usage(db, space_id)
-    nbytes, nfiles = measure_tree(files_root)
-    for area in COUNTED_AREAS:
-        more_bytes, more_files = measure_tree(files_root.parent / area)
-        nbytes += more_bytes
-        nfiles += more_files
+    nbytes, nfiles, held_bytes, held_files = measure_space(files_root)
     with db.engine.begin() as conn:
-        conn.execute(
-            update(Space).where(Space.id == space_id).values(used_bytes=nbytes, used_files=nfiles)
-        )
-    drift = Drift(space_name, before.used_bytes, before.used_files, nbytes, nfiles)
-    if drift.bytes or drift.files:
-        log.warning("quota recount: space=%s drift=%+d bytes %+d files",
-                    space_name, drift.bytes, drift.files)
+        conn.execute(update(Space).where(Space.id == space_id).values(
+            used_bytes=nbytes, used_files=nfiles, held_bytes=held_bytes,
+            held_files=held_files))
+    drift = Drift(space_name, before.used_bytes, before.used_files, nbytes, nfiles,
+                  before.held_bytes, before.held_files, held_bytes, held_files)
+    if drift.any:
+        log.warning("quota recount: space=%s drift=%+d bytes %+d files, held %+d bytes "
+                    "%+d files", space_name, drift.bytes, drift.files, drift.held_bytes,
+                    drift.held_files)
     return drift
+
+
+def as_dict(u: Usage) -> dict[str, Any]:
+    """The counters as the API, the CLI and the portal name them."""
+    return {"used_bytes": u.used_bytes, "used_files": u.used_files,
+            "quota_bytes": u.quota_bytes, "available_bytes": u.available_bytes,
+            "reserve_bytes": u.reserve_bytes, "reserve_used_bytes": u.held_bytes,
+            "reserve_used_files": u.held_files}

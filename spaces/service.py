@@ -13,7 +13,7 @@ from sqlalchemy import Float, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from spaces import audit, plans, retention, storage
+from spaces import audit, plans, quota, retention, storage
 from spaces.audit import Action, Actor
 from spaces.db import Database
 from spaces.errors import (
@@ -78,11 +78,23 @@ class SpaceInfo:
     status: str
     owner_email: str | None
     paid_until: date | None
+    #: The safety reserve (trash and earlier versions, outside the plan) and
+    #: what it holds.
+    reserve_bytes: int = 0
+    held_bytes: int = 0
+    held_files: int = 0
+
+    @property
+    def usage(self) -> quota.Usage:
+        """Its counters as of this snapshot."""
+        return quota.Usage(self.used_bytes, self.used_files, self.quota_bytes,
+                           self.held_bytes, self.held_files, self.reserve_bytes)
 
     @classmethod
     def of(cls, s: Space) -> SpaceInfo:
         return cls(s.id, s.name, s.tier, s.quota_bytes, s.max_users, s.used_bytes,
-                   s.used_files, s.status, s.owner_email, s.paid_until)
+                   s.used_files, s.status, s.owner_email, s.paid_until, s.reserve_bytes,
+                   s.held_bytes, s.held_files)
 
 
 def normalize_space_name(name: str) -> str:
@@ -168,7 +180,8 @@ def create_space(
         with db.session() as s:
             space = Space(
                 name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
-                used_bytes=0, used_files=0, status="active", owner_email=owner_email,
+                reserve_bytes=t.reserve_bytes, used_bytes=0, used_files=0, status="active",
+                owner_email=owner_email,
             )
             s.add(space)
             s.flush()
@@ -197,8 +210,10 @@ def list_spaces(db: Database) -> list[SpaceInfo]:
 
 def change_tier(settings: Settings, db: Database, name: str, tier: str,
                 *, actor: Actor | None = None) -> SpaceInfo:
-    """Change a space's tier. Nothing is deleted: a space left above its new quota
-    refuses writes (507) until usage fits; extra users beyond the new limit cannot
+    """Change a space's tier (quota, reserve, users). Nothing is deleted: a space
+    left above its new quota refuses writes (507) until usage fits, and a trash
+    or versions above its new reserve are trimmed by the next delete or
+    overwrite; extra users beyond the new limit cannot
     log in (newest first) until some are removed."""
     t = plans.get_tier(settings, tier)
     with db.session() as s:
@@ -207,6 +222,7 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str,
             raise NotFound(f"No existe el espacio '{name}'.")
         old = space.tier
         space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
+        space.reserve_bytes = t.reserve_bytes
         s.flush()
         info = SpaceInfo.of(space)
         if old != t.name:
@@ -396,7 +412,8 @@ def _credential_statement() -> Select[*tuple[Any, ...]]:
               .scalar_subquery())
     return (select(Space.id, Space.name, Space.tier, Space.quota_bytes, Space.max_users,
                    Space.used_bytes, Space.used_files, Space.status, Space.owner_email,
-                   Space.paid_until, Member.id, Member.username, Member.role,
+                   Space.paid_until, Space.reserve_bytes, Space.held_bytes,
+                   Space.held_files, Member.id, Member.username, Member.role,
                    Member.password_hash, older, Member.session_version, paused)
             .join(Space, Space.id == Member.space_id)
             .where(Space.name == bindparam("space_name"))
@@ -423,9 +440,10 @@ def find_credential(db: Database, space_name: str, username: str, *,
     if row is None:
         return None
     (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,
-     paid_until, member_id, uname, role, password_hash, older, session_version, paused) = row
+     paid_until, reserve_bytes, held_bytes, held_files, member_id, uname, role, password_hash,
+     older, session_version, paused) = row
     space = SpaceInfo(sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status,
-                      owner_email, paid_until)
+                      owner_email, paid_until, reserve_bytes, held_bytes, held_files)
     within = max_users is None or (older or 0) < max_users
     return Credential(space, member_id, uname, role, password_hash, within, session_version,
                       bool(paused))

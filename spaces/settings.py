@@ -239,6 +239,10 @@ class TierSettings:
     cfdi_years: int = _f(1, "Years each stamped CFDI is kept write-once.")
     monthly_price: str = _f("0.00", "Price per month in MXN before IVA (Decimal text).")
     free: bool = _f(False, "The free tier: claimable once per account.")
+    reserve: str = _f(
+        "", "Safety reserve for the space's trash and earlier versions, outside the plan "
+        "(K, M or G; \"0\" keeps neither); empty: 25 % of the quota, at least 256M. When it "
+        "is full, the oldest versions and then the oldest trash items are erased at once.")
 
 
 DEFAULT_TIERS: dict[str, dict[str, Any]] = {
@@ -279,15 +283,16 @@ class RetentionSettings:
 class TrashSettings:
     days: int = _f(
         30, "Days a deleted file or folder stays in the space's trash (restorable) before "
-        "the daily sweep erases it; 0 erases it at the next sweep. The trash counts "
-        "toward the space's quota.")
+        "the daily sweep erases it; 0 erases it at the next sweep. The trash lives in the "
+        "tier's reserve, outside the plan.")
 
 
 @dataclass
 class VersionSettings:
     keep: int = _f(
         10, "Earlier versions kept per file when it is overwritten (PUT, COPY/MOVE onto it, "
-        "Office's save-by-rename); 0 keeps none. Versions count toward the quota.")
+        "Office's save-by-rename); 0 keeps none. Versions live in the tier's reserve, outside "
+        "the plan.")
     max_days: int = _f(30, "Days an earlier version is kept before the daily sweep erases it.")
 
 
@@ -496,6 +501,13 @@ def _validate(settings: Settings, source: str) -> None:
         except InvalidOperation:
             raise ConfigError(f"{source}: tiers.{name}.monthly_price debe ser un número "
                               "decimal entre comillas, por ejemplo \"65.00\"") from None
+        if tier.reserve:
+            try:
+                parse_size(tier.reserve)
+            except ValueError:
+                raise ConfigError(f"{source}: tiers.{name}.reserve no válido: {tier.reserve!r} "
+                                  "(use por ejemplo \"1G\" o \"300M\"; vacío: 25 % de la "
+                                  "cuota, al menos 256M)") from None
         if size <= 0 or tier.max_users < 0 or tier.cfdi_years <= 0 or price < 0:
             raise ConfigError(f"{source}: valores inválidos en [tiers.{name}]")
 

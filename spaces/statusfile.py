@@ -1,7 +1,10 @@
-"""The virtual, read-only text file at every space's root.
+"""The virtual, read-only text file at every space's root, for Windows.
 
 Windows Explorer cannot show RFC 4331 quota (Microsoft KB2386902), so the drive
-tells the customer in a file what it would otherwise never see.
+tells the customer in a file what it would otherwise never see. Only Windows'
+WebDAV redirector is shown it (:func:`shown_to`): every other client reads
+the quota properties, and a file it can neither delete nor copy back would
+break a sync (``rclone sync`` would exit 1 and ``rclone check`` list it).
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from spaces.listings import OversizedFolder
 from spaces.plans import format_bytes
 from spaces.quota import Usage
 from spaces.service import SpaceInfo
-from spaces.trash import Held
 
 STATUS_FILE_NAME = "Espacio disponible - LEEME.txt"
 READ_ONLY_MESSAGE = (
     "Este archivo lo genera Resguardo para informarle del espacio de su unidad; "
     "es de solo lectura y no se puede modificar, mover ni borrar."
 )
+#: What Windows' WebDAV redirector (Explorer's network drives) sends as its User-Agent.
+WINDOWS_REDIRECTOR = "Microsoft-WebDAV-MiniRedir"
+#: The one sentence that explains the reserve, wherever usage is shown.
+RESERVE_SENTENCE = ("Lo que borra y las versiones anteriores de sus archivos se guardan en una "
+                    "reserva aparte, fuera de su plan: no ocupan su espacio, y cuando la "
+                    "reserva se llena lo más antiguo se elimina solo.")
 
 _STATUS_ES = {
     "active": "activo",
@@ -27,12 +35,17 @@ _STATUS_ES = {
 }
 
 
+def shown_to(user_agent: str | None) -> bool:
+    """Whether a client sees the status file: Windows' WebDAV redirector only."""
+    return WINDOWS_REDIRECTOR.lower() in (user_agent or "").lower()
+
+
 def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
-           cfdi_count: int | None = None, held: Held | None = None,
+           cfdi_count: int | None = None,
            oversized: list[OversizedFolder] | None = None) -> str:
-    """The file's text (Spanish, Windows line endings so Notepad shows it well).
-    ``held``: what the trash and the earlier versions hold (they count in the
-    usage; a customer who deleted files to make room must learn why it is not free)."""
+    """The file's text (Spanish, Windows line endings so Notepad shows it well):
+    the plan (current files only) and, apart, the reserve for the trash and
+    earlier versions; the folders Explorer would show empty, if any."""
     now = now or datetime.now(UTC)
     lines = [
         f"Resguardo — estado del espacio «{space.name}»",
@@ -51,14 +64,12 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
             f"{format_bytes(usage.quota_bytes)} ({pct_text} %)",
             f"Espacio disponible: {format_bytes(usage.available_bytes)}",
             f"Archivos y carpetas: {usage.used_files}",
+            f"Papelera y versiones: {format_bytes(usage.held_bytes)} de "
+            f"{format_bytes(usage.reserve_bytes)} de reserva; lo más antiguo se elimina solo.",
         ]
-        if held is not None and held.bytes:
-            lines.append(f"En la papelera y en versiones anteriores: {format_bytes(held.bytes)} "
-                         "(cuentan en el espacio usado hasta que vencen; un administrador "
-                         "puede liberarlos desde la unidad web)")
         if usage.used_bytes > usage.quota_bytes:
-            lines.append("ATENCIÓN: el espacio está lleno; puede leer y borrar, pero no guardar. "
-                         "Lo borrado sigue contando mientras esté en la papelera.")
+            lines.append("ATENCIÓN: el espacio está lleno; puede leer, mover y borrar, pero no "
+                         "guardar. Lo que borra deja de contar al instante.")
     if cfdi_count is not None:
         lines.append(f"CFDI en resguardo: {cfdi_count}")
     paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"
@@ -72,5 +83,6 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
         lines.append("Solución: importe en cada equipo el archivo .reg de la página del espacio "
                      "en el portal (fija FileAttributesLimitInBytes en su máximo) y reinicie el "
                      "servicio WebClient, o reparta los archivos en subcarpetas por año o mes.")
-    lines += ["", "1 GB = 1024 MB = 1 073 741 824 bytes, como los muestra Windows."]
+    lines += ["", RESERVE_SENTENCE,
+              "1 GB = 1024 MB = 1 073 741 824 bytes, como los muestra Windows."]
     return "\r\n".join(lines) + "\r\n"

@@ -9,9 +9,12 @@ folder rather than next to the target so that listings never show them and a
 restart clears them without walking the whole tree.) ``trash`` and
 ``versions``, siblings too, hold deleted items and earlier contents of files
 (see :mod:`spaces.trash` and :mod:`spaces.versions`): a delete is a rename into
-``trash``, an overwrite keeps the old content in ``versions``, and both count
-toward the space's usage. :meth:`SpaceFiles.erase` is the one function that
-destroys stored content for good (trash expiry, emptying, version pruning).
+``trash``, an overwrite keeps the old content in ``versions``. The plan counts
+current files only (a delete frees it at once, an overwrite is credited with
+the old size); the trash and versions live in the space's reserve, outside the
+plan, trimmed oldest first when full (:func:`spaces.trash.make_room`).
+:meth:`SpaceFiles.erase` is the one function that destroys stored content for
+good (trash expiry, emptying, version pruning, a full reserve).
 
 Every operation that changes what is stored goes through :class:`SpaceFiles`,
 which keeps the usage counters in step through :mod:`spaces.quota`. The WebDAV
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces import (
@@ -59,11 +62,20 @@ from spaces.errors import (
     InvalidName,
     NotFound,
     QuotaExceeded,
+    SpaceError,
     UsageUnavailable,
 )
+from spaces.models import LockPlaceholder, Space, TrashItem, utcnow
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Built once: a LOCK on a new name records its placeholder, a failed write takes it.
+_ADD_PLACEHOLDER = insert(LockPlaceholder)
+_TAKE_PLACEHOLDERS = (delete(LockPlaceholder)
+                      .where(LockPlaceholder.space_id == bindparam("space_id"),
+                             LockPlaceholder.path == bindparam("path"))
+                      .returning(LockPlaceholder.inode))
 
 #: Reservation growth step for uploads of unknown length (chunked bodies).
 RESERVE_STEP = 4 * 2**20
@@ -265,7 +277,7 @@ class DiskFull(QuotaExceeded):
             "El servidor no tiene espacio en disco para guardar este archivo; no se "
             "modificó nada. Avise a su proveedor del servicio.",
         )
-        self.space, self.used, self.quota, self.requested = space, 0, 0, 0
+        self.space, self.needed, self.available, self.quota = space, 0, 0, 0
 
 
 class IncompleteUpload(InvalidName):
@@ -422,10 +434,17 @@ class SpaceFiles:
             raise Forbidden("No se puede escribir sobre la raíz del espacio.")
         check_new_name(target.name)
         retention.check_writable(self.db, self.space_id, self.index_path(target))
-        return Upload(self, target, declared, exact=exact)
+        try:
+            return Upload(self, target, declared, exact=exact)
+        except SpaceError:
+            self.drop_placeholder(rel)  # a LOCK's empty file, refused its first write
+            raise
 
-    def create_empty(self, rel: str) -> None:
-        """Create an empty file (a LOCK on a new name): counts as one file."""
+    def create_empty(self, rel: str, lock_root: str) -> None:
+        """Create an empty file for a LOCK on a new name (counts as one file): a
+        placeholder (:class:`~spaces.models.LockPlaceholder`) until its first
+        write, removed by :meth:`drop_placeholder` when none comes.
+        ``lock_root``: how the drive names the lock it is for."""
         p = self.resolve(rel)
         check_new_name(p.name)
         with self.guard():
@@ -434,12 +453,44 @@ class SpaceFiles:
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                inode = os.fstat(fd).st_ino
                 os.close(fd)
             except OSError as exc:
                 quota.apply(self.db, self.space_id, 0, -1)
                 if _is_disk_full(exc):
                     raise DiskFull(self.space_name) from exc
                 raise
+            with self.db.engine.begin() as c:
+                c.execute(_ADD_PLACEHOLDER, {"space_id": self.space_id,
+                                             "path": self.index_path(p), "inode": inode,
+                                             "lock_root": lock_root,
+                                             "created_at": utcnow()})
+
+    def drop_placeholder(self, rel: str) -> bool:
+        """Remove the empty file a LOCK created at ``rel`` if it was never
+        written (same inode, still empty): its write was refused or its lock
+        ended. Returns True if a file was removed. Forgets the placeholder
+        either way. Never raises for a path that is gone or not a placeholder."""
+        try:
+            p = self.resolve(rel)
+            index_rel = self.index_path(p)
+            with self.guard():
+                with self.db.engine.begin() as c:
+                    rows = c.execute(_TAKE_PLACEHOLDERS, {"space_id": self.space_id,
+                                                          "path": index_rel}).all()
+                e = self.entry(p) if rows else None
+                if e is None or e.is_dir or e.size != 0 or e.inode not in {r[0] for r in rows}:
+                    return False  # none, or written (or replaced) since: a real file now
+                os.unlink(p)
+                quota.apply(self.db, self.space_id, 0, -1)
+        except (SpaceError, SQLAlchemyError, OSError) as exc:
+            # Called on failure paths: never turn their answer into another error.
+            log.warning("lock placeholder not removed: space=%s path=%s: %s",
+                        self.space_name, rel, exc)
+            return False
+        log.info("lock placeholder removed (never written): space=%s path=%s",
+                 self.space_name, index_rel)
+        return True
 
     def make_folder(self, rel: str) -> None:
         """MKCOL: a folder counts as one file."""
@@ -469,16 +520,20 @@ class SpaceFiles:
         (listed in the result's ``kept``).
 
         What is deleted is renamed (atomically, same filesystem) into the
-        space's trash with a :class:`~spaces.models.TrashItem` row, and still
-        counts toward usage until the trash is emptied or expires. One
-        exception: a file an editor renamed away to a temporary name during a
-        save-by-rename (see :meth:`move`) becomes a version of the document
-        whose place it left, when that document exists again.
+        space's trash with a :class:`~spaces.models.TrashItem` row: it leaves
+        the plan at once and enters the reserve (trash and versions, outside
+        the plan), whose oldest content is erased to make room
+        (:func:`spaces.trash.make_room`); what is larger than the whole reserve
+        is erased at once instead of kept. One exception: a file an editor
+        renamed away to a temporary name during a save-by-rename (see
+        :meth:`move`) becomes a version of the document whose place it left,
+        when that document exists again.
         """
         p = self.resolve(rel)
         if p == self.root:
             raise Forbidden("No se puede borrar la raíz del espacio.")
         kept: list[retention.Protection] = []
+        kept_in_trash = True
         with self.guard():
             e = self.entry(p)
             if e is None:
@@ -492,7 +547,7 @@ class SpaceFiles:
                 raise Forbidden(protections[0].message())
             if not e.is_dir:
                 origin = versions.take_trail(self, index_rel)
-                if origin is not None:
+                if origin is not None and trash.make_room(self, e.size):
                     versions.keep_renamed_away(self, p, e, origin)
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
                     shares.deleted(self.db, self.space_id, index_rel)
@@ -501,35 +556,48 @@ class SpaceFiles:
                     return DeleteResult(e.size, 1, [])
             if not protections:
                 nbytes, nfiles = (e.size, 1) if not e.is_dir else self.tree_size(p)
-                trash.put(self, p, index_rel, e.is_dir, nbytes, nfiles)
+                kept_in_trash = trash.make_room(self, nbytes)
+                item = trash.put(self, p, index_rel, e.is_dir, nbytes, nfiles)
                 shares.deleted(self.db, self.space_id, index_rel)
                 if e.is_dir:
                     cfdi_index.forget_tree(self.db, self.space_id, index_rel, set())
                 else:
                     cfdi_index.forget(self.db, self.space_id, [index_rel])
             else:
-                nbytes, nfiles = self._trash_around(p, index_rel, protections)
+                item, nbytes, nfiles = self._trash_around(p, index_rel, protections)
                 kept = protections
                 shares.deleted(self.db, self.space_id, index_rel, _with_parents(
                     {pr.path for pr in protections}, index_rel))
                 metrics.RETENTION_PROTECTIONS.inc(len(kept))
                 cfdi_index.forget_tree(self.db, self.space_id, index_rel,
                                        {pr.path for pr in protections})
+                # Already in the safety net: make room around it, or erase it.
+                kept_in_trash = trash.make_room(self, nbytes, leaving=nbytes,
+                                                spare_item=item.id)
+            if not kept_in_trash:
+                trash.erase_item(self, item)
             if e.is_dir:  # a file's trail was taken above
                 versions.forget_trails(self, index_rel)
-        self.record_event(audit.Action.DELETE, index_rel, size=nbytes,
-                    detail=f"a la papelera; {len(kept)} CFDI protegidos se quedan" if kept
-                    else "a la papelera")
-        log.info("deleted into trash: space=%s path=%s bytes=%d files=%d kept=%d",
-                 self.space_name, rel, nbytes, nfiles, len(kept))
+        if kept_in_trash:
+            detail = (f"a la papelera; {len(kept)} CFDI protegidos se quedan" if kept
+                      else "a la papelera")
+        else:
+            detail = ("eliminado definitivamente: es más grande que toda la reserva de "
+                      "papelera y versiones" + (f"; {len(kept)} CFDI protegidos se quedan"
+                                                if kept else ""))
+        self.record_event(audit.Action.DELETE, index_rel, size=nbytes, detail=detail)
+        log.info("deleted: space=%s path=%s bytes=%d files=%d kept=%d trash=%s",
+                 self.space_name, rel, nbytes, nfiles, len(kept), kept_in_trash)
         return DeleteResult(nbytes, nfiles, kept)
 
     def _trash_around(self, p: Path, index_rel: str,
-                      protections: list[retention.Protection]) -> tuple[int, int]:
+                      protections: list[retention.Protection]
+                      ) -> tuple[TrashItem, int, int]:
         """Trash a folder that holds protected CFDI: everything else moves, one
         rename per entry, into a mirror of the folder in the trash; the
         protected files and the folders leading to them stay. The mirror's
-        folders are new entries (counted). Returns (bytes, entries) trashed."""
+        folders are new held entries. Returns (item, bytes, entries) trashed;
+        the caller then makes room for them in the reserve."""
         keep_files = {os.path.join(str(self.root), pr.path.lstrip("/")) for pr in protections}
         keep_dirs: set[str] = set()
         for kf in keep_files:
@@ -566,15 +634,19 @@ class SpaceFiles:
                     moved_bytes += nbytes
                     moved_files += count
         finally:
-            # The mirror's folders are new entries; what moved was already counted.
-            quota.apply(self.db, self.space_id, 0, made_dirs)
+            # What moved left the plan for the safety net; the mirror's folders
+            # (but the first, counted by trash.put) are new held entries.
+            quota.apply(self.db, self.space_id, -moved_bytes, -moved_files,
+                        held_bytes=moved_bytes, held_files=moved_files + made_dirs - 1)
             trash.set_size(self, item.id, moved_bytes, moved_files + made_dirs)
-        return moved_bytes, moved_files + made_dirs
+        item.size, item.files = moved_bytes, moved_files + made_dirs
+        return item, moved_bytes, moved_files + made_dirs
 
     def erase(self, p: Path) -> tuple[int, int]:
         """Destroy ``p`` (a file or a whole tree under ``trash`` or ``versions``)
-        for good and credit the space: the one path by which stored content
-        leaves a space (trash expiry and emptying, version pruning, reclaim).
+        for good and credit the space's safety net: the one path by which stored
+        content leaves a space (trash expiry and emptying, version pruning,
+        reclaim, a full reserve).
         Call it under :meth:`guard`. Returns (bytes, entries) freed; whatever
         was removed before an error is still credited."""
         real = os.path.realpath(p)
@@ -608,7 +680,8 @@ class SpaceFiles:
                 os.rmdir(p)
                 freed_files += 1
         finally:
-            quota.apply(self.db, self.space_id, -freed_bytes, -freed_files)
+            quota.apply(self.db, self.space_id, 0, 0, held_bytes=-freed_bytes,
+                        held_files=-freed_files)
         log.info("erased: space=%s item=%s freed=%d bytes %d files", self.space_name,
                  p.relative_to(p.parent.parent), freed_bytes, freed_files)
         return freed_bytes, freed_files
@@ -705,16 +778,17 @@ class SpaceFiles:
 
     def copy_fits(self, src_rel: str, dst_rel: str) -> None:
         """Refuse (QuotaExceeded) a COPY whose whole source tree does not fit in
-        the space's free room, before copying anything (what it replaces stays
-        counted: as a version or in the trash)."""
-        nbytes, nfiles = self.tree_size(self.resolve(src_rel))
-        # What the copy replaces is not freed: it becomes a version or goes to the trash.
-        need = nbytes
+        the space's plan, before copying anything. What it replaces leaves the
+        plan (into the trash, or as a version), so its size is credited."""
+        nbytes, _ = self.tree_size(self.resolve(src_rel))
+        replaced, _ = self.tree_size(self.resolve(dst_rel))
         now = quota.usage(self.db, self.space_id)
-        if need > now.available_bytes or now.used_bytes > now.quota_bytes:
-            log.info("quota refused: space=%s used=%d limit=%d requested=%d (copy)",
-                     self.space_name, now.used_bytes, now.quota_bytes, need)
-            raise QuotaExceeded(self.space_name, now.used_bytes, now.quota_bytes, max(need, 0))
+        if nbytes - replaced > now.available_bytes or now.used_bytes > now.quota_bytes:
+            log.info("quota refused: space=%s used=%d limit=%d requested=%d replaced=%d "
+                     "(copy)", self.space_name, now.used_bytes, now.quota_bytes, nbytes,
+                     replaced)
+            raise QuotaExceeded(self.space_name, nbytes, now.available_bytes + replaced,
+                                now.quota_bytes)
 
 
 class Upload:
@@ -740,15 +814,17 @@ class Upload:
         if existing is not None and existing.is_dir:
             raise Forbidden("Ya existe una carpeta con ese nombre.")
         self.old_size = existing.size if existing else 0
-        #: Bytes of the replaced content the new one may reuse: none when the
-        #: old content is kept as a version (it stays counted).
-        self.credit = 0 if files.keeps_version_of(self.old_size) else self.old_size
+        #: Bytes of the replaced content the new one may reuse: all of them, since
+        #: the old content leaves the plan (as a version, into the reserve).
+        self.credit = self.old_size
         if declared is not None and declared < 0:
             raise InvalidName("Longitud de contenido no válida.")
+        self.declared = declared
         # Reserve what the declared length adds (0 still checks the space is writable).
         growth = max((declared or 0) - self.credit, 0)
         new = int(existing is None)
-        quota.reserve(files.db, files.space_id, files.space_name, growth, new)
+        quota.reserve(files.db, files.space_id, files.space_name, growth, new,
+                      needed=declared or 0, room=self.credit)
         self.reserved, self.reserved_files = growth, new
         try:
             files.tmp.mkdir(parents=True, exist_ok=True)
@@ -776,7 +852,13 @@ class Upload:
                 quota.reserve(f.db, f.space_id, f.space_name, max(need, RESERVE_STEP))
                 self.reserved += max(need, RESERVE_STEP)
             except QuotaExceeded:
-                quota.reserve(f.db, f.space_id, f.space_name, need)
+                # The refusal states the real figures: all the file needs so far
+                # (at least) against the free room plus what this upload holds.
+                so_far = self.written + n
+                quota.reserve(f.db, f.space_id, f.space_name, need,
+                              needed=max(so_far, self.declared or 0),
+                              room=self.reserved + self.credit,
+                              at_least=self.expected is None and so_far >= (self.declared or 0))
                 self.reserved += need
         if len(self.head) < cfdi_index.SNIFF_BYTES:
             self.head += data[: cfdi_index.SNIFF_BYTES - len(self.head)]
@@ -835,28 +917,31 @@ class Upload:
                 new_file = existing is None
                 if existing is not None:  # it may have become a protected CFDI meanwhile
                     retention.check_writable(f.db, f.space_id, f.index_path(self.target))
-                # The old content, if kept as a version, stays counted (+1 entry).
-                keep = existing is not None and f.keeps_version_of(old_now)
-                credit = 0 if keep else old_now
-                nfiles = int(new_file) + int(keep)
-                extra = (self.written - credit) - self.reserved
-                more_files = nfiles - self.reserved_files
+                # The plan counts the new content instead of the old one.
+                extra = (self.written - old_now) - self.reserved
+                more_files = int(new_file) - self.reserved_files
                 if extra > 0:
-                    quota.reserve(f.db, f.space_id, f.space_name, extra, more_files)
+                    quota.reserve(f.db, f.space_id, f.space_name, extra, more_files,
+                                  needed=self.written, room=self.reserved + old_now)
                 else:
                     quota.apply(f.db, f.space_id, extra, more_files)
-                accounted = self.reserved + extra
+                accounted, counted_files = self.reserved + extra, self.reserved_files + more_files
                 self.reserved = self.reserved_files = 0
-                kept = None
+                keep, kept = False, None
                 try:
+                    # The old content goes to the reserve as a version, if it fits there.
+                    keep = (existing is not None and f.keeps_version_of(old_now)
+                            and trash.make_room(f, old_now))
                     if keep and existing is not None:
                         kept = versions.link_current(f, self.target, existing)
                     os.replace(self.tmp_path, self.target)
                 except BaseException:
-                    quota.apply(f.db, f.space_id, -accounted, -nfiles)
+                    quota.apply(f.db, f.space_id, -accounted, -counted_files)
                     if kept is not None:
                         versions.unlink_kept(f, kept)
                     raise
+                if keep:
+                    quota.apply(f.db, f.space_id, 0, 0, held_bytes=old_now, held_files=1)
                 self._index(new_file)
                 if keep:
                     versions.prune(f, f.index_path(self.target))
@@ -899,6 +984,31 @@ class Upload:
         except FileNotFoundError:
             pass
         self._release()
+        # A LOCK's empty file whose first write failed does not stay behind.
+        self.files.drop_placeholder(self.files.index_path(self.target))
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A LOCK's empty file, not yet written (see SpaceFiles.create_empty)."""
+
+    space_id: int
+    space_name: str
+    path: str
+    lock_root: str
+    created_at: Any
+
+
+_PLACEHOLDERS = (select(LockPlaceholder.space_id, Space.name, LockPlaceholder.path,
+                        LockPlaceholder.lock_root, LockPlaceholder.created_at)
+                 .join(Space, Space.id == LockPlaceholder.space_id)
+                 .where(LockPlaceholder.created_at < bindparam("before")))
+
+
+def lock_placeholders(db: Database, before: Any) -> list[Placeholder]:
+    """Every space's lock placeholders created before ``before`` (UTC, naive)."""
+    with db.engine.connect() as c:
+        return [Placeholder(*r) for r in c.execute(_PLACEHOLDERS, {"before": before}).all()]
 
 
 def _with_parents(paths: set[str], top: str) -> frozenset[str]:

@@ -5,13 +5,15 @@ Layout: ``<data_dir>/spaces/<name>/trash/<token>`` is one deleted file or folder
 a :class:`spaces.models.TrashItem` row saying where it was, when, by whom and
 what it holds. The trash sits outside ``files/``, so the drive never lists it.
 
-Accounting: what is in the trash still counts toward the space's usage (bytes
-and entries), exactly like the file it was; a delete into the trash changes no
-counter, and only erasing it (expiry, "empty trash", :func:`reclaim`) frees
-room. ``resguardo quota recount`` measures ``files`` + ``trash`` + ``versions``.
-A write that does not fit gets 507: the trash is never emptied to make room
-behind the user's back; an admin frees space on purpose (:func:`reclaim`,
-:func:`empty_trash`).
+Accounting: the plan counts current files only. A delete into the trash moves
+the item's bytes and entries from the space's ``used`` counters to its
+``held`` ones (the safety net: trash and earlier versions), which live in the
+space's *reserve*, outside the plan. Before anything enters the safety net,
+:func:`make_room` erases the oldest versions and then the oldest trash items
+until it fits in the reserve; what is larger than the whole reserve is not
+kept at all. So a write never fails because of the trash, and a space's disk
+use never passes its quota plus its reserve. ``resguardo quota recount``
+measures ``files`` (used) and ``trash`` + ``versions`` (held).
 
 CFDI: a protected CFDI never reaches the trash (its delete is refused, or it
 stays in place when its folder is deleted), so nothing here can destroy one.
@@ -30,9 +32,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from spaces import audit, cfdi, cfdi_index
+from spaces import audit, cfdi, cfdi_index, quota
 from spaces.db import Database
 from spaces.errors import NotFound
 from spaces.models import FileVersion, Space, TrashItem, utcnow
@@ -83,7 +85,8 @@ class Freed:
 
 @dataclass(frozen=True)
 class Held:
-    """What a space's safety net holds (it counts toward the space's usage)."""
+    """What a space's safety net holds, by kind (from its rows; the counters
+    ``Space.held_bytes``/``held_files`` hold the total)."""
 
     trash_bytes: int
     trash_items: int
@@ -139,9 +142,9 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
 
     If that name is taken, the item comes back as "nombre (restaurado).ext"
     ("nombre (restaurado 2).ext", ...). Missing parent folders are created again
-    (each counts as one entry; they are refused with 507 only if the space is
-    over its quota). Restoring changes no byte counter (the item was counted in
-    the trash). Raises NotFound if the item is not in this space's trash.
+    (each counts as one entry). The item leaves the reserve and counts in the
+    plan again: refused with QuotaExceeded (507, nothing changed) when it does
+    not fit. Raises NotFound if the item is not in this space's trash.
     """
     from spaces.storage import check_new_name
 
@@ -152,10 +155,17 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
             _drop(files.db, row.id)
             raise NotFound("Ese elemento ya no está en la papelera.")
         target = files.resolve(row.path)
-        files.ensure_parents(target)
-        target = _free_name(files, target)
-        check_new_name(target.name)
-        os.rename(src, target)
+        quota.reserve(files.db, files.space_id, files.space_name, row.size, row.files,
+                      held_bytes=-row.size, held_files=-row.files)
+        try:
+            files.ensure_parents(target)
+            target = _free_name(files, target)
+            check_new_name(target.name)
+            os.rename(src, target)
+        except BaseException:
+            quota.apply(files.db, files.space_id, -row.size, -row.files,
+                        held_bytes=row.size, held_files=row.files)
+            raise
         _drop(files.db, row.id)
         rel = files.index_path(target)
         _reindex(files, target)
@@ -203,14 +213,14 @@ def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) ->
     """Erase one trash item for good (an admin's choice); returns what was freed."""
     with files.guard():
         row = _row(files, item_id)
-        freed = _erase_item(files, row)
+        freed = erase_item(files, row)
     files.record_event(audit.Action.TRASH_PURGE, row.path, size=freed.bytes,
                  detail=f"eliminado por {by or files.actor_name or 'el sistema'}")
     return freed
 
 
-def _erase_item(files: SpaceFiles, row: TrashItem) -> Freed:
-    """Erase one trash item (under the guard): files first, then its row."""
+def erase_item(files: SpaceFiles, row: TrashItem) -> Freed:
+    """Erase one trash item for good (under the guard): files first, then its row."""
     nbytes, nfiles = files.erase(files.trash_root / row.token)
     _drop(files.db, row.id)
     return Freed(nbytes, nfiles, 1)
@@ -229,7 +239,7 @@ def empty_trash(files: SpaceFiles, by: str | None = None) -> Freed:
             rows = list(s.scalars(select(TrashItem)
                                   .where(TrashItem.space_id == files.space_id)))
         for row in rows:
-            total = total + _erase_item(files, row)
+            total = total + erase_item(files, row)
     if total.items:
         files.record_event(audit.Action.TRASH_PURGE, "/", size=total.bytes,
                      detail=f"papelera vaciada: {total.items} elementos")
@@ -260,7 +270,7 @@ def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
         for t in trows:
             if total.bytes >= nbytes:
                 break
-            total = total + _erase_item(files, t)
+            total = total + erase_item(files, t)
     if total.items:
         files.record_event(audit.Action.TRASH_PURGE, "/", size=total.bytes,
                      detail=f"espacio liberado: {total.items} versiones y elementos de la "
@@ -268,6 +278,67 @@ def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
     log.info("reclaimed: space=%s asked=%d freed=%d items=%d by=%s", files.space_name,
              nbytes, total.bytes, total.items, by or files.actor_name)
     return total
+
+
+def make_room(files: SpaceFiles, nbytes: int, *, leaving: int = 0,
+              spare_version: int | None = None, spare_item: int | None = None) -> bool:
+    """Make room in the space's reserve for ``nbytes`` about to enter its safety
+    net (a deleted item, a replaced content), under the space's guard: the
+    oldest versions are erased first, then the oldest trash items, until the
+    safety net fits in the reserve (``leaving``: bytes leaving it in the same
+    step, e.g. the version being restored; ``spare_*``: rows never erased).
+
+    Returns False, erasing nothing, when ``nbytes`` alone is larger than the
+    whole reserve: the caller then does not keep it. Never refuses a write.
+    """
+    from spaces import versions
+
+    now = quota.usage(files.db, files.space_id)
+    if nbytes > now.reserve_bytes:
+        log.info("too large for the reserve: space=%s bytes=%d reserve=%d", files.space_name,
+                 nbytes, now.reserve_bytes)
+        return False
+    excess = now.held_bytes - leaving + nbytes - now.reserve_bytes
+    if excess <= 0:
+        return True
+    freed = 0
+    with files.db.engine.connect() as c:
+        vrows = c.execute(_OLDEST_VERSIONS, {"sid": files.space_id}).all()
+    for v in vrows:
+        if freed >= excess:
+            break
+        if v.id == spare_version:
+            continue
+        freed += versions._erase_version(files, v).bytes
+        files.record_event(audit.Action.VERSION_PURGE, v.path, size=v.size,
+                           detail=RESERVE_FULL)
+    if freed < excess:
+        with files.db.engine.connect() as c:
+            trows = c.execute(_OLDEST_ITEMS, {"sid": files.space_id}).all()
+        for t in trows:
+            if freed >= excess:
+                break
+            if t.id == spare_item:
+                continue
+            nbytes_t, _ = files.erase(files.trash_root / t.token)
+            _drop(files.db, t.id)
+            freed += nbytes_t
+            files.record_event(audit.Action.TRASH_PURGE, t.path, size=t.size,
+                               detail=RESERVE_FULL)
+    log.info("reserve made room: space=%s needed=%d freed=%d", files.space_name, excess, freed)
+    return freed >= excess
+
+
+#: The audit log's reason when the reserve erases its oldest content.
+RESERVE_FULL = "la reserva de papelera y versiones se llenó: lo más antiguo se elimina solo"
+
+_OLDEST_VERSIONS = (select(FileVersion.id, FileVersion.token, FileVersion.path,
+                           FileVersion.size)
+                    .where(FileVersion.space_id == bindparam("sid"))
+                    .order_by(FileVersion.created_at, FileVersion.id))
+_OLDEST_ITEMS = (select(TrashItem.id, TrashItem.token, TrashItem.path, TrashItem.size)
+                 .where(TrashItem.space_id == bindparam("sid"))
+                 .order_by(TrashItem.trashed_at, TrashItem.id))
 
 
 def expire(settings: Settings, db: Database, now: datetime | None = None,
@@ -299,7 +370,7 @@ def expire(settings: Settings, db: Database, now: datetime | None = None,
                              detail="vencida")
                 total = total + freed
             for t in (t for t in trows if t.space_id == space_id):
-                freed = _erase_item(files, t)
+                freed = erase_item(files, t)
                 files.record_event(audit.Action.TRASH_PURGE, t.path, size=freed.bytes,
                              detail="vencido en la papelera")
                 total = total + freed
@@ -315,18 +386,23 @@ _PUT = insert(TrashItem).returning(TrashItem.id)
 
 def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
         nfiles: int) -> TrashItem:
-    """Move ``p`` into the trash: its row first, then one atomic rename (a crash
-    in between leaves a row without an item, which start-up drops). With
-    ``p`` None, an empty folder is made in the trash instead (the caller
-    fills it and sets its size)."""
+    """Move ``p`` into the trash: its row, and its ``nbytes``/``nfiles`` moved
+    from the space's files to its safety net, in one transaction; then one
+    atomic rename (a crash in between leaves a row without an item, which
+    start-up drops, recounting the space). The caller made room for it
+    (:func:`make_room`). With ``p`` None, an empty folder is made in the trash
+    instead (one new held entry; the caller fills it and sets its size)."""
     from spaces.storage import new_token
 
     files.trash_root.mkdir(parents=True, exist_ok=True)
     values = {"space_id": files.space_id, "token": new_token(), "path": rel, "is_dir": is_dir,
               "size": nbytes, "files": nfiles, "trashed_at": utcnow(),
               "trashed_by": files.actor_name}
+    moved = (0, 0, 0, 1) if p is None else (-nbytes, -nfiles, nbytes, nfiles)
     with files.db.engine.begin() as c:
         item_id = c.execute(_PUT, values).scalar_one()
+        quota.apply_in(c, files.space_id, moved[0], moved[1], held_bytes=moved[2],
+                       held_files=moved[3])
     row = TrashItem(id=item_id, **values)
     try:
         if p is None:
@@ -334,7 +410,10 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
         else:
             os.rename(p, files.trash_root / row.token)
     except BaseException:
-        _drop(files.db, row.id)
+        with files.db.engine.begin() as c:
+            c.execute(delete(TrashItem).where(TrashItem.id == row.id))
+            quota.apply_in(c, files.space_id, -moved[0], -moved[1], held_bytes=-moved[2],
+                           held_files=-moved[3])
         raise
     return row
 
@@ -349,8 +428,6 @@ def reconcile(files: SpaceFiles) -> int:
     """At start-up, under the guard: drop rows whose item is gone, and give a
     row to anything in ``trash`` that has none (so it can be restored, never
     silently lost). Returns how many things were repaired."""
-    from spaces import quota
-
     repaired = 0
     on_disk = set(os.listdir(files.trash_root)) if files.trash_root.is_dir() else set()
     with files.db.session() as s:

@@ -8,10 +8,13 @@ renamed into place, the temporary deleted) — the previous content is kept in
 ``[versions] keep`` versions per file are kept, none older than
 ``[versions] max_days``; empty files leave no version.
 
-Versions count toward the space's usage; an overwrite therefore needs room
-for the whole new content (507 otherwise, the old content untouched). They are
-the first thing :func:`spaces.trash.reclaim` erases when an admin frees space.
-A version follows its file when the file is renamed or moved.
+Versions live in the space's reserve with the trash, outside the plan: an
+overwrite needs room in the plan only for what the new content adds to the
+old. Before a version is kept, :func:`spaces.trash.make_room` erases the
+oldest versions (then the oldest trash items) until it fits in the reserve; a
+content larger than the whole reserve is not kept. Versions are also the first
+thing :func:`spaces.trash.reclaim` erases when an admin frees space. A
+version follows its file when the file is renamed or moved.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import Row, bindparam, delete, insert, select
 
-from spaces import audit, cfdi, cfdi_index, quota, retention
+from spaces import audit, cfdi, cfdi_index, quota, retention, trash
 from spaces.db import path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound
 from spaces.models import FileVersion, RenameTrail, utcnow
@@ -97,9 +100,11 @@ def open_version(files: SpaceFiles, version_id: int) -> tuple[VersionEntry, Bina
 def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -> str:
     """Make the version the current content of its file again and return the
     file's path. The current content is kept as a version first (restoring is
-    itself undoable). It is one rename each way, so usage does not change and
-    it never needs free room. A missing file is recreated (missing folders
-    too). Forbidden if the current file is a protected CFDI or a folder."""
+    itself undoable), in the reserve like any version. The plan then counts
+    the restored content instead of the current one: QuotaExceeded (507,
+    nothing changed) if it grows beyond the plan. A missing file is recreated
+    (missing folders too). Forbidden if the current file is a protected CFDI
+    or a folder."""
     with files.guard():
         row = _row(files, version_id)
         src = files.versions_root / row.token
@@ -110,23 +115,35 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         e = files.entry(target)
         if e is not None and e.is_dir:
             raise Forbidden("Ahora hay una carpeta con ese nombre; no se restauró la versión.")
-        if e is None:
-            files.ensure_parents(target)
-        else:
+        if e is not None:
             retention.check_writable(files.db, files.space_id, row.path)
-        kept = link_current(files, target, e) if e is not None and files.keeps_version_of(
-            e.size) else None
+        current = e.size if e is not None else 0
+        # The plan: the version's content instead of the current one (one more
+        # entry when the file is recreated); the reserve: the version leaves it.
+        growth, new_entry = row.size - current, int(e is None)
+        if growth > 0 or new_entry:
+            quota.reserve(files.db, files.space_id, files.space_name, max(growth, 0),
+                          new_entry, held_bytes=-row.size, held_files=-1,
+                          needed=row.size, room=current)
+        else:
+            quota.apply(files.db, files.space_id, growth, held_bytes=-row.size, held_files=-1)
+        kept = None
         try:
+            if e is None:
+                files.ensure_parents(target)
+            elif files.keeps_version_of(e.size) and trash.make_room(
+                    files, e.size, spare_version=row.id):
+                kept = link_current(files, target, e)
             os.replace(src, target)
         except BaseException:
             if kept is not None:
                 unlink_kept(files, kept)
+            quota.apply(files.db, files.space_id, -growth, -new_entry, held_bytes=row.size,
+                        held_files=1)
             raise
         _drop(files, row.id)
-        # Usage: the version's file became the current one and the current one a
-        # version (both still counted), unless the current one was not kept.
-        if e is not None and kept is None:
-            quota.apply(files.db, files.space_id, -e.size, -1)
+        if kept is not None:
+            quota.apply(files.db, files.space_id, 0, 0, held_bytes=current, held_files=1)
         _index(files, target)
         prune(files, row.path)
     files.record_event(audit.Action.VERSION_RESTORE, row.path, size=row.size,
@@ -193,7 +210,8 @@ def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
 def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
     """Keep the current content of ``target`` as a version: a hard link in
     ``versions`` (the file stays in place; its replacement then gets a new
-    inode). The caller accounts for it (+size, +1 entry)."""
+    inode). The caller made room for it in the reserve and accounts for it
+    (held +size, +1 entry)."""
     row = _add_row(files, files.index_path(target), e)
     kept = files.versions_root / row.token
     try:
@@ -237,16 +255,18 @@ def unlink_kept(files: SpaceFiles, row: FileVersion) -> None:
 
 def replace_keeping(files: SpaceFiles, src: Path, dst: Path, de: Entry) -> None:
     """Rename file ``src`` over file ``dst``, keeping ``dst``'s content as a
-    version (or erasing it when versions are off or it is empty)."""
-    if files.keeps_version_of(de.size):
+    version (or erasing it when versions are off, it is empty or it is larger
+    than the whole reserve). Either way ``dst``'s content leaves the plan."""
+    if files.keeps_version_of(de.size) and trash.make_room(files, de.size):
         kept = link_current(files, dst, de)
         try:
             os.replace(src, dst)
         except BaseException:
             unlink_kept(files, kept)
             raise
+        quota.apply(files.db, files.space_id, -de.size, -1, held_bytes=de.size, held_files=1)
         prune(files, files.index_path(dst))
-        return  # the old content moved to versions, the new one from src: usage unchanged
+        return
     os.replace(src, dst)
     quota.apply(files.db, files.space_id, -de.size, -1)
 
@@ -325,13 +345,14 @@ def take_trail(files: SpaceFiles, path: str) -> str | None:
 
 def keep_renamed_away(files: SpaceFiles, p: Path, e: Entry, origin: str) -> None:
     """Make the file ``p`` (being deleted) a version of ``origin``: one rename
-    into ``versions``; usage does not change."""
+    into ``versions``, from the plan into the reserve (the caller made room)."""
     row = _add_row(files, origin, e)
     try:
         os.rename(p, files.versions_root / row.token)
     except BaseException:
         _drop(files, row.id)
         raise
+    quota.apply(files.db, files.space_id, -e.size, -1, held_bytes=e.size, held_files=1)
     prune(files, origin)
     log.info("save-by-rename: space=%s %s kept as a version of %s", files.space_name,
              files.index_path(p), origin)

@@ -120,9 +120,10 @@ def test_https_serves_webdav_with_the_configured_certificate(https_server):
     r = s.put(srv.dav("acme", "grande.bin"), data=b"g" * (50 * 1024))
     assert r.status_code == 507 and "Espacio insuficiente" in r.text
     assert s.delete(srv.dav("acme", "Contabilidad")).status_code == 204
-    assert srv.show("acme")["used_bytes"] > 0  # in the trash, which counts until emptied
+    assert srv.show("acme")["used_bytes"] == 0  # in the trash, outside the plan
+    assert srv.show("acme")["reserve_used_bytes"] > 0
     srv.cli("trash", "empty", "acme")
-    assert srv.show("acme")["used_bytes"] == 0
+    assert srv.show("acme")["reserve_used_bytes"] == 0
 
 
 def test_https_refuses_a_wrong_password_and_unknown_certificates(https_server):

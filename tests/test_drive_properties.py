@@ -1,9 +1,10 @@
 """Property-based: random sequences of WebDAV operations against one live space.
 
-After every step: the space's usage equals what is on disk — its files plus
-its trash and earlier versions, which count toward the quota — it never
-exceeds the quota, every refusal is the one the usage before the request
-predicts, and a model of the tree kept by the test matches what PROPFIND lists.
+After every step: the space's usage equals what is on disk — its files (what
+the plan counts), and apart its trash and earlier versions (the reserve) — it
+never exceeds the quota, every refusal is the one the usage before the request
+predicts (what a write replaces is credited), and a model of the tree kept by
+the test matches what PROPFIND lists.
 """
 
 from __future__ import annotations
@@ -95,6 +96,18 @@ class DriveMachine(RuleBasedStateMachine):
             return tuple(c.execute(sa.text(
                 "SELECT used_bytes, used_files FROM spaces WHERE name = 'prop'")).one())
 
+    def _held(self) -> tuple[int, int, int]:
+        with self.engine.connect() as c:
+            return tuple(c.execute(sa.text(
+                "SELECT held_bytes, held_files, reserve_bytes FROM spaces "
+                "WHERE name = 'prop'")).one())
+
+    def _replaced(self, path: str) -> int:
+        """Bytes of what a write at ``path`` replaces (a file, or a folder's tree):
+        it leaves the plan (as a version, or into the trash)."""
+        return sum(v or 0 for k, v in self.model.items()
+                   if k == path or k.startswith(path.rstrip("/") + "/"))
+
     def teardown(self):
         self.engine.dispose()
 
@@ -102,15 +115,15 @@ class DriveMachine(RuleBasedStateMachine):
         parent = path.rstrip("/").rpartition("/")[0]
         return parent == "" or (parent + "/") in self.model
 
-    def _fits(self, size: int) -> bool:
-        """Whether ``size`` new bytes fit: what a file replaces is kept as a
-        version (or in the trash), so it frees nothing."""
-        return self._stored()[0] + size <= QUOTA
+    def _fits(self, size: int, path: str) -> bool:
+        """Whether ``size`` bytes written at ``path`` fit: what they replace is
+        credited (it leaves the plan for the reserve)."""
+        return self._stored()[0] + size - self._replaced(path) <= QUOTA
 
     @rule(folder=FOLDERS, name=NAMES, size=SIZES)
     def put(self, folder, name, size):
         path = folder + name
-        fits = self._fits(size)
+        fits = self._fits(size, path)
         r = self.s.put(self.srv.dav("prop", path), data=b"p" * size)
         if not self._parent_exists(path) or (path + "/") in self.model:
             assert r.status_code in (405, 409), r.status_code
@@ -148,7 +161,7 @@ class DriveMachine(RuleBasedStateMachine):
     @rule(src=NAMES, dst=NAMES, folder=FOLDERS, copy=st.booleans())
     def move_or_copy(self, src, dst, folder, copy):
         dst_path = folder + dst
-        fits = self._fits(self.model.get(src) or 0)
+        fits = self._fits(self.model.get(src) or 0, dst_path)
         r = self.s.request("COPY" if copy else "MOVE", self.srv.dav("prop", src),
                            headers={"Destination": self.srv.dav("prop", dst_path),
                                     "Overwrite": "T"})
@@ -176,10 +189,15 @@ class DriveMachine(RuleBasedStateMachine):
         used, entries = self._stored()
         assert used <= QUOTA
         root = self.srv.files_root("prop")
-        stored = [p for area in (root, root.parent / "trash", root.parent / "versions")
-                  for p in area.rglob("*")]
+        stored = list(root.rglob("*"))
         assert (used, entries) == (sum(p.stat().st_size for p in stored if p.is_file()),
                                    len(stored)), self.model
+        held, held_entries, reserve = self._held()
+        kept = [p for area in (root.parent / "trash", root.parent / "versions")
+                for p in area.rglob("*")]
+        assert (held, held_entries) == (sum(p.stat().st_size for p in kept if p.is_file()),
+                                        len(kept))
+        assert held <= reserve
         files = {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")
                  if p.is_file()}
         assert files == {k: v for k, v in self.model.items() if v is not None}

@@ -1,5 +1,7 @@
-"""Quota on the live drive: refused writes get 507, leave nothing behind and
-never push usage above the quota; the RFC 4331 properties are the space's own."""
+"""Quota on the live drive: refused writes get 507 with the real figures, leave
+nothing behind and never push usage above the quota; the plan counts current
+files only (a delete frees it at once, an overwrite is credited with the old
+size); the RFC 4331 properties are the space's own."""
 
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ cfdi_years = 1
 KIB = 1024
 
 
-#: Versions off: the tests that measure how an overwrite is credited (with
-#: versions on, the old content stays counted: tests/test_trash_versions.py).
+#: Versions off: an overwrite is credited the same way with or without them.
 NO_VERSIONS = """
 [versions]
 keep = 0
@@ -43,6 +44,12 @@ def small_space(make_server, name="tiny", extra=""):
 def usage(srv, space="tiny"):
     d = srv.show(space)
     return d["used_bytes"], d["used_files"]
+
+
+def held(srv, space="tiny"):
+    """What the space's trash and versions hold, in its reserve (outside the plan)."""
+    d = srv.show(space)
+    return d["reserve_used_bytes"], d["reserve_used_files"]
 
 
 def leftovers(srv, space="tiny"):
@@ -155,10 +162,12 @@ def test_many_concurrent_uploads_never_push_usage_above_quota(make_server):
     assert on_disk == used
 
 
-def test_overwrite_without_versions_is_credited_with_the_old_size(make_server):
-    srv, s = small_space(make_server, extra=NO_VERSIONS)
+@pytest.mark.parametrize("extra", ["", NO_VERSIONS], ids=["versions", "no-versions"])
+def test_overwrite_is_credited_with_the_old_size(make_server, extra):
+    srv, s = small_space(make_server, extra=extra)
     assert s.put(srv.dav("tiny", "a.bin"), data=b"1" * (80 * KIB)).status_code == 201
-    # 90 KiB would not fit next to the old 80 KiB, but it replaces it.
+    # 90 KiB would not fit next to the old 80 KiB, but it replaces it (the old
+    # content, if kept as a version, goes to the reserve, outside the plan).
     assert s.put(srv.dav("tiny", "a.bin"), data=b"2" * (90 * KIB)).status_code == 204
     assert usage(srv) == (90 * KIB, 1)
 
@@ -186,9 +195,9 @@ def test_copy_that_fits_is_counted(make_server):
     assert usage(srv) == (20 * KIB, 4)
 
 
-def test_move_onto_existing_destination_without_versions_credits_what_it_replaces(
-        make_server):
-    srv, s = small_space(make_server, extra=NO_VERSIONS)
+@pytest.mark.parametrize("extra", ["", NO_VERSIONS], ids=["versions", "no-versions"])
+def test_move_onto_existing_destination_credits_what_it_replaces(make_server, extra):
+    srv, s = small_space(make_server, extra=extra)
     s.put(srv.dav("tiny", "a.bin"), data=b"a" * (30 * KIB))
     s.put(srv.dav("tiny", "b.bin"), data=b"b" * (40 * KIB))
     r = s.request("MOVE", srv.dav("tiny", "a.bin"),
@@ -198,8 +207,7 @@ def test_move_onto_existing_destination_without_versions_credits_what_it_replace
     assert usage(srv) == (30 * KIB, 1)
 
 
-def test_delete_then_emptying_the_trash_frees_space_and_mkcol_and_lock_created_files_count(
-        make_server):
+def test_delete_frees_the_plan_at_once_and_mkcol_and_lock_created_files_count(make_server):
     srv, s = small_space(make_server)
     assert s.request("MKCOL", srv.dav("tiny", "carpeta/")).status_code == 201
     lock_body = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope>'
@@ -210,13 +218,16 @@ def test_delete_then_emptying_the_trash_frees_space_and_mkcol_and_lock_created_f
     assert r.status_code == 201
     assert usage(srv) == (0, 2)
     token = r.headers["Lock-Token"]
+    assert s.put(srv.dav("tiny", "carpeta/nuevo.docx"), data=b"doc",
+                 headers={"If": f"({token})"}).status_code == 204
     s.request("UNLOCK", srv.dav("tiny", "carpeta/nuevo.docx"), headers={"Lock-Token": token})
     s.put(srv.dav("tiny", "carpeta/x.bin"), data=b"x" * 5000)
-    assert usage(srv) == (5000, 3)
+    assert usage(srv) == (5003, 3)
     assert s.delete(srv.dav("tiny", "carpeta/")).status_code == 204
-    assert usage(srv) == (5000, 3)  # in the trash, still counted
+    assert usage(srv) == (0, 0)  # in the trash: outside the plan
+    assert held(srv) == (5003, 3)
     srv.cli("trash", "empty", "tiny")
-    assert usage(srv) == (0, 0)
+    assert usage(srv) == (0, 0) and held(srv) == (0, 0)
 
 
 def _quota_props(s, url):
@@ -239,11 +250,16 @@ def test_quota_properties_exact_after_uploads_overwrites_and_deletes(make_server
     assert _quota_props(s, srv.dav("tiny")) == (5555, q - 5555)
     assert _quota_props(s, srv.dav("tiny", "sub/")) == (5555, q - 5555)
     s.put(srv.dav("tiny", "a.bin"), data=b"a" * 100)  # the old 1234 bytes: a version
-    assert _quota_props(s, srv.dav("tiny")) == (5655, q - 5655)
+    assert _quota_props(s, srv.dav("tiny")) == (4421, q - 4421)
     s.delete(srv.dav("tiny", "sub/b.bin"))  # into the trash
-    assert _quota_props(s, srv.dav("tiny")) == (5655, q - 5655)
+    assert _quota_props(s, srv.dav("tiny")) == (100, q - 100)
+    assert held(srv) == (1234 + 4321, 2)
     srv.cli("trash", "reclaim", "tiny", "100K")  # versions, then the trash
     assert _quota_props(s, srv.dav("tiny")) == (100, q - 100)
+    assert held(srv) == (0, 0)
+    s.delete(srv.dav("tiny", "a.bin"))
+    s.delete(srv.dav("tiny", "sub/"))
+    assert _quota_props(s, srv.dav("tiny")) == (0, q)  # deleting everything: 0
 
 
 def test_over_quota_space_still_reads_deletes_and_moves_but_refuses_writes(make_server):
@@ -259,10 +275,9 @@ def test_over_quota_space_still_reads_deletes_and_moves_but_refuses_writes(make_
                   headers={"Destination": srv.dav("tiny", "e.bin")})
     assert r.status_code == 201
     assert s.delete(srv.dav("tiny", "a.bin")).status_code == 204
-    # In the trash it still counts: writes stay refused until an admin empties it.
-    assert s.put(srv.dav("tiny", "c.bin"), data=b"c").status_code == 507
-    srv.cli("trash", "empty", "tiny")
+    # Deleting frees the plan at once: writes work again, nobody empties anything.
     assert s.put(srv.dav("tiny", "c.bin"), data=b"c").status_code == 201
+    assert usage(srv) == (11, 2) and held(srv) == (150 * KIB, 1)
 
 
 def test_quota_recount_repairs_a_drift_and_reports_it(make_server):

@@ -68,11 +68,12 @@ def lock(s: requests.Session, url: str, depth: str = "0") -> str:
     return r.headers["Lock-Token"].strip("<>")
 
 
-def on_disk(root: Path) -> tuple[int, int]:
-    """(bytes, files and folders) actually stored for a space: its files, and its
-    trash and earlier versions beside them (they count toward usage too)."""
+def on_disk(root: Path, *, reserve: bool = False) -> tuple[int, int]:
+    """(bytes, files and folders) actually stored for a space: its files (what
+    the plan counts) or, with ``reserve``, its trash and earlier versions."""
     nbytes = count = 0
-    for area in (root, root.parent / "trash", root.parent / "versions"):
+    areas = (root.parent / "trash", root.parent / "versions") if reserve else (root,)
+    for area in areas:
         for dirpath, dirnames, filenames in os.walk(area):
             count += len(dirnames) + len(filenames)
             nbytes += sum(os.lstat(os.path.join(dirpath, f)).st_size for f in filenames)
@@ -246,6 +247,8 @@ def test_concurrent_overwrites_of_one_file_through_both_nodes_keep_counters_exac
         info = a.show(space)
         assert (info["used_bytes"], info["used_files"]) == on_disk(a.files_root(space)), \
             f"round {round_}"
+        assert (info["reserve_used_bytes"], info["reserve_used_files"]) == on_disk(
+            a.files_root(space), reserve=True), f"round {round_}"
 
 
 def test_file_written_through_a_is_listed_and_readable_through_b_at_once(nodes):

@@ -1,7 +1,8 @@
 """Trash bin and file versions on the live drive: a delete goes to the space's
 trash and can be brought back, an overwrite keeps the previous content as a
-version (Office's save-by-rename included), both count toward the quota and
-always equal a recount, and a protected CFDI never reaches either."""
+version (Office's save-by-rename included); both live in the space's reserve,
+outside the plan, and their counters always equal a recount; a protected CFDI
+never reaches either."""
 
 from __future__ import annotations
 
@@ -37,8 +38,15 @@ def open_space(make_server, config: str = "", tier: str = "4G"):
 
 
 def usage(srv) -> tuple[int, int]:
+    """What the plan counts: the current files."""
     d = srv.show("acme")
     return int(d["used_bytes"]), int(d["used_files"])
+
+
+def held(srv) -> tuple[int, int]:
+    """What the reserve holds: the trash and the earlier versions."""
+    d = srv.show("acme")
+    return int(d["reserve_used_bytes"]), int(d["reserve_used_files"])
 
 
 def on_disk(srv, area: str) -> tuple[int, int]:
@@ -47,13 +55,14 @@ def on_disk(srv, area: str) -> tuple[int, int]:
     return sum(p.stat().st_size for p in entries if p.is_file()), len(entries)
 
 
-def everything(srv) -> tuple[int, int]:
-    parts = [on_disk(srv, a) for a in ("files", "trash", "versions")]
+def safety_net(srv) -> tuple[int, int]:
+    parts = [on_disk(srv, a) for a in ("trash", "versions")]
     return sum(b for b, _ in parts), sum(n for _, n in parts)
 
 
 def assert_usage_is_a_recount(srv) -> None:
-    assert usage(srv) == everything(srv)
+    assert usage(srv) == on_disk(srv, "files")
+    assert held(srv) == safety_net(srv)
     out = srv.cli("quota", "recount", "acme").stdout
     assert "sin diferencias" in out, out
 
@@ -84,9 +93,9 @@ def test_delete_moves_a_file_to_the_trash_and_restore_puts_it_back(make_server):
 
     assert s.delete(d("Clientes/balanza.xlsx")).status_code == 204
     assert s.get(d("Clientes/balanza.xlsx")).status_code == 404
-    # The trash lives outside the drive: no listing shows it, and usage is unchanged.
+    # The trash lives outside the drive (no listing shows it) and outside the plan.
     assert "trash" not in listed(s, srv.dav("acme")) | listed(s, d("Clientes") + "/")
-    assert usage(srv) == before
+    assert usage(srv) == (0, 1) and held(srv) == (5000, 1)
     (item,) = trash_list(srv)
     assert (item["path"], item["size"], item["files"], item["is_dir"]) == \
         ("/Clientes/balanza.xlsx", 5000, 1, False)
@@ -97,7 +106,7 @@ def test_delete_moves_a_file_to_the_trash_and_restore_puts_it_back(make_server):
     assert "/Clientes/balanza.xlsx" in out
     assert s.get(d("Clientes/balanza.xlsx")).content == b"b" * 5000
     assert trash_list(srv) == []
-    assert usage(srv) == before
+    assert usage(srv) == before and held(srv) == (0, 0)
     assert_usage_is_a_recount(srv)
 
 
@@ -135,7 +144,7 @@ def test_a_deleted_folder_is_one_trash_item_and_comes_back_whole(make_server):
     (item,) = trash_list(srv)
     assert (item["path"], item["is_dir"], item["size"], item["files"]) == \
         ("/Cierre 2025", True, 1000, 4)
-    assert usage(srv) == before
+    assert usage(srv) == (0, 0) and held(srv) == before
     srv.cli("trash", "restore", "acme", str(item["id"]))
     assert s.get(d("Cierre 2025/Nómina/recibo.pdf")).content == b"p" * 700
     assert_usage_is_a_recount(srv)
@@ -155,29 +164,34 @@ def test_restoring_a_file_whose_folder_is_gone_recreates_the_folder(make_server)
     assert_usage_is_a_recount(srv)
 
 
-def test_trash_counts_toward_the_quota_and_a_write_that_does_not_fit_gets_507(make_server):
+def test_the_trash_is_outside_the_plan_and_a_write_never_fails_because_of_it(make_server):
     srv, s = open_space(make_server, tier="T100K")
     d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
     assert s.put(d("a.bin"), data=b"a" * (70 * KIB)).status_code == 201
     assert s.delete(d("a.bin")).status_code == 204
-    assert usage(srv) == (70 * KIB, 1)
-    # 40 KiB would fit in an empty space, not beside 70 KiB of trash: refused,
-    # and the trash is never emptied behind the user's back.
-    r = s.put(d("b.bin"), data=b"b" * (40 * KIB))
-    assert r.status_code == 507
-    assert "Espacio insuficiente" in r.text
+    assert usage(srv) == (0, 0) and held(srv) == (70 * KIB, 1)
+    # 40 KiB fit: the deleted 70 KiB are in the reserve, not in the plan, and
+    # nothing had to be erased to make room.
+    assert s.put(d("b.bin"), data=b"b" * (40 * KIB)).status_code == 201
     assert [i["path"] for i in trash_list(srv)] == ["/a.bin"]
-    assert usage(srv) == (70 * KIB, 1)
-    # The RFC 4331 properties report the total (files + trash).
+    # The RFC 4331 properties report the plan: current files only.
     body = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
             "<D:quota-used-bytes/><D:quota-available-bytes/></D:prop></D:propfind>")
     (props,) = propfind(s, srv.dav("acme"), "0", body).values()
-    assert props["{DAV:}quota-used-bytes"][1].text == str(70 * KIB)
-    assert props["{DAV:}quota-available-bytes"][1].text == str(30 * KIB)
-    # An admin empties the trash: now it fits.
-    assert "71680 bytes" in srv.cli("trash", "empty", "acme").stdout
-    assert usage(srv) == (0, 0)
-    assert s.put(d("b.bin"), data=b"b" * (40 * KIB)).status_code == 201
+    assert props["{DAV:}quota-used-bytes"][1].text == str(40 * KIB)
+    assert props["{DAV:}quota-available-bytes"][1].text == str(60 * KIB)
+    # Restoring brings it back into the plan, only if it fits there.
+    (item,) = trash_list(srv)
+    r = srv.cli("trash", "restore", "acme", str(item["id"]), check=False)
+    assert r.returncode != 0 and "Espacio insuficiente" in r.stderr, r.stderr
+    assert "70 KB" in r.stderr and "60 KB disponibles" in r.stderr
+    assert usage(srv) == (40 * KIB, 1) and held(srv) == (70 * KIB, 1)
+    assert s.delete(d("b.bin")).status_code == 204
+    srv.cli("trash", "restore", "acme", str(item["id"]))
+    assert s.get(d("a.bin")).content == b"a" * (70 * KIB)
+    assert usage(srv) == (70 * KIB, 1) and held(srv) == (40 * KIB, 1)
+    assert "40960 bytes" in srv.cli("trash", "empty", "acme").stdout
+    assert held(srv) == (0, 0)
     assert_usage_is_a_recount(srv)
 
 
@@ -198,7 +212,7 @@ def test_the_sweep_purges_trash_older_than_its_days_and_frees_the_space(make_ser
     out = srv.cli("retention", "sweep", "--now", later).stdout
     assert "1 elementos, 1000 bytes" in out
     assert trash_list(srv) == []
-    assert usage(srv) == (0, 0)
+    assert usage(srv) == (0, 0) and held(srv) == (0, 0)
     assert list((srv.data / "spaces" / "acme" / "trash").iterdir()) == []
     # Running it twice does nothing more.
     assert "0 elementos" in srv.cli("retention", "sweep", "--now", later).stdout
@@ -211,8 +225,9 @@ def test_trash_purge_older_than_zero_days_erases_everything_in_the_trash(make_se
     s.put(d("uno.txt"), data=b"1" * 10)
     s.put(d("dos.txt"), data=b"2" * 20)
     s.delete(d("uno.txt"))
+    assert usage(srv) == (20, 1) and held(srv) == (10, 1)
     assert "1 elementos, 10 bytes" in srv.cli("trash", "purge", "--older-than", "0").stdout
-    assert usage(srv) == (20, 1)
+    assert usage(srv) == (20, 1) and held(srv) == (0, 0)
     assert_usage_is_a_recount(srv)
 
 
@@ -231,7 +246,8 @@ def test_put_overwrite_keeps_previous_versions_up_to_the_configured_number(make_
     assert [v["size"] for v in vs] == [len(saves[i]) for i in (4, 3, 2)]
     on_disk = [p.read_bytes() for p in (srv.data / "spaces" / "acme" / "versions").iterdir()]
     assert sorted(on_disk) == sorted(saves[i] for i in (4, 3, 2))
-    assert usage(srv) == (sum(len(saves[i]) for i in (5, 4, 3, 2)), 4)
+    assert usage(srv) == (len(saves[5]), 1)
+    assert held(srv) == (sum(len(saves[i]) for i in (4, 3, 2)), 3)
     assert_usage_is_a_recount(srv)
 
 
@@ -241,36 +257,43 @@ def test_restoring_a_version_keeps_the_current_content_as_a_version(make_server)
     s.put(d("contrato.docx"), data=b"v1" * 500)
     s.put(d("contrato.docx"), data=b"v2" * 800)
     (v1,) = versions_of(srv, "/contrato.docx")
-    before = usage(srv)
+    assert usage(srv) == (1600, 1) and held(srv) == (1000, 1)
     srv.cli("versions", "restore", "acme", str(v1["id"]))
     assert s.get(d("contrato.docx")).content == b"v1" * 500
     (v2,) = versions_of(srv, "/contrato.docx")
     assert v2["size"] == 1600
-    assert usage(srv) == before  # one rename each way: no room needed
+    # The plan counts the restored content; the reserve the one it replaced.
+    assert usage(srv) == (1000, 1) and held(srv) == (1600, 1)
     srv.cli("versions", "restore", "acme", str(v2["id"]))
     assert s.get(d("contrato.docx")).content == b"v2" * 800
     assert_usage_is_a_recount(srv)
 
 
-def test_an_overwrite_needs_room_for_the_new_content_and_a_refusal_keeps_the_old(make_server):
+def test_an_overwrite_needs_room_only_for_what_it_adds_and_a_refusal_keeps_the_old(
+        make_server):
     srv, s = open_space(make_server, tier="T100K")
     d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
     assert s.put(d("a.bin"), data=b"a" * (60 * KIB)).status_code == 201
-    r = s.put(d("a.bin"), data=b"b" * (50 * KIB))
+    assert s.put(d("b.bin"), data=b"b" * (30 * KIB)).status_code == 201
+    # 75 KiB over 60 KiB with 10 KiB free: 15 KiB more than the plan has.
+    r = s.put(d("a.bin"), data=b"x" * (75 * KIB))
     assert r.status_code == 507
+    assert "necesita 75 KB y el plan tiene 70 KB disponibles" in r.text, r.text
     assert s.get(d("a.bin")).content == b"a" * (60 * KIB)
     assert versions_of(srv, "/a.bin") == []
-    # Reclaim frees versions first, then the trash; current files are never touched.
+    assert usage(srv) == (90 * KIB, 2) and held(srv) == (0, 0)
+    # 50 KiB over it fits (the old 60 KiB leave the plan, as a version).
+    assert s.delete(d("b.bin")).status_code == 204
     assert s.put(d("a.bin"), data=b"c" * (30 * KIB)).status_code == 204
-    assert usage(srv) == (90 * KIB, 2)
-    s.put(d("t.bin"), data=b"t" * (5 * KIB))
-    s.delete(d("t.bin"))
+    assert usage(srv) == (30 * KIB, 1) and held(srv) == (90 * KIB, 2)
+    # Reclaim frees versions first, then the trash; current files are never touched.
     out = srv.cli("trash", "reclaim", "acme", "1K").stdout
     assert f"Liberados {60 * KIB} bytes (1 elementos)" in out
     assert versions_of(srv, "/a.bin") == []
     assert len(trash_list(srv)) == 1
-    assert "Liberados 5120 bytes" in srv.cli("trash", "reclaim", "acme", "1K").stdout
+    assert f"Liberados {30 * KIB} bytes" in srv.cli("trash", "reclaim", "acme", "1K").stdout
     assert s.get(d("a.bin")).content == b"c" * (30 * KIB)
+    assert usage(srv) == (30 * KIB, 1) and held(srv) == (0, 0)
     assert_usage_is_a_recount(srv)
 
 
@@ -291,7 +314,7 @@ def test_word_save_by_rename_keeps_the_old_document_as_a_version_not_in_the_tras
     assert trash_list(srv) == []
     (v,) = versions_of(srv, "/doc.docx")
     assert v["size"] == len(old)
-    assert usage(srv) == (len(old) + len(new), 2)
+    assert usage(srv) == (len(new), 1) and held(srv) == (len(old), 1)
     srv.cli("versions", "restore", "acme", str(v["id"]))
     assert s.get(d("doc.docx")).content == old
     assert_usage_is_a_recount(srv)
@@ -326,7 +349,7 @@ def test_excel_save_by_rename_over_the_document_keeps_it_as_a_version(make_serve
     assert listed(s, d("Nómina") + "/") == {"Nómina", "libro.xlsx"}
     assert [v["size"] for v in versions_of(srv, "/Nómina/libro.xlsx")] == [len(old)]
     assert trash_list(srv) == []
-    assert usage(srv) == (len(old) + len(new), 3)
+    assert usage(srv) == (len(new), 2) and held(srv) == (len(old), 1)
     assert_usage_is_a_recount(srv)
 
 
@@ -483,7 +506,8 @@ def test_start_up_gives_a_trash_row_to_anything_left_without_one(make_server):
     srv.start()
     paths = sorted(i["path"] for i in trash_list(srv))
     assert paths[0] == "/a.txt" and len(paths) == 3
-    assert usage(srv) == everything(srv) == (50 + 8 + 8, 3)
+    assert usage(srv) == on_disk(srv, "files") == (0, 0)
+    assert held(srv) == safety_net(srv) == (50 + 8 + 8, 3)
 
 
 # -- audit ---------------------------------------------------------------------------
@@ -590,6 +614,7 @@ def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monke
         assert fh.read() == b"primera version"
     assert (files.root / "libro.xlsx").read_bytes() == b"segunda version"
     u = service.get_space(db, "acme")
-    assert (u.used_bytes, u.used_files) == (len(b"primera version") + len(b"segunda version"), 2)
+    assert (u.used_bytes, u.used_files) == (len(b"segunda version"), 1)
+    assert (u.held_bytes, u.held_files) == (len(b"primera version"), 1)
     assert not os.listdir(files.root.parent / "tmp")
     db.dispose()

@@ -108,7 +108,7 @@ def test_member_uploads_browses_and_downloads_with_the_real_utf8_name(make_serve
     r = web.upload("/", "Balanza de comprobación ñ.xlsx", b"nuevo")
     assert r.status_code == 200
     assert web.download("/Balanza de comprobación ñ.xlsx").content == b"nuevo"
-    assert usage(srv)[0] in (5, len(data) + 5)  # the old content may be kept as a version
+    assert usage(srv) == (5, 1)  # the old content, a version, is in the reserve
     assert not list((srv.data / "spaces" / "acme" / "tmp").iterdir())
     # Audited like the drive's changes: who, from where, through the web.
     import json
@@ -521,9 +521,9 @@ def test_deleted_file_is_restored_from_the_trash_page(make_server):
     used = usage(srv)
     assert web.action("borrar", carpeta="/Clientes", ruta="/Clientes/libro.xlsx"
                       ).status_code == 200
-    assert usage(srv) == used  # the trash counts toward the quota...
+    assert usage(srv) == (used[0] - 5, used[1] - 1)  # the trash is outside the plan...
     page = web.s.get(web.url("papelera"), timeout=30).text
-    assert "libro.xlsx" in page and "cuenta en el espacio usado" in page  # ...and says so
+    assert "libro.xlsx" in page and "No cuenta en su plan" in page  # ...and says so
     item = re.search(r"/papelera/(\d+)/restaurar", page).group(1)
     # A reader sees the trash but cannot restore.
     srv.add_user("acme", "rita", "secreto-rita-1", role="reader")
@@ -540,7 +540,7 @@ def test_deleted_file_is_restored_from_the_trash_page(make_server):
     web.page = web.s.get(web.url("papelera"), timeout=30).text
     r = web.action("papelera/vaciar")
     assert r.status_code == 200 and "Papelera vaciada" in r.text
-    assert usage(srv)[0] == 0
+    assert usage(srv)[0] == 0 and srv.show("acme")["reserve_used_bytes"] == 0
 
 
 @pytest.mark.db
@@ -565,8 +565,9 @@ def test_a_version_is_listed_downloaded_and_restored(make_server):
 
 @pytest.mark.db
 def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
-    """A full space: the admin frees room from the Papelera page; earlier versions go
-    first, then the oldest trash; current files are never touched; others can't."""
+    """The admin frees reserve room from the Papelera page (versions and trash live
+    outside the plan): earlier versions go first, then the oldest trash; current
+    files are never touched; others can't."""
     srv, dav, web = setup(make_server, tier="T100K", role="admin",
                           config='[tiers.T100K]\nquota = "100K"\nmax_users = 3\ncfdi_years = 1\n')
     srv.add_user("acme", "edi", "secreto-edi-1", role="editor")
@@ -574,8 +575,9 @@ def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
     assert dav.put(srv.dav("acme", "libro.xlsx"), data=b"b" * 30 * KIB).status_code == 204
     assert dav.put(srv.dav("acme", "viejo.pdf"), data=b"v" * 30 * KIB).status_code == 201
     assert dav.delete(srv.dav("acme", "viejo.pdf")).status_code == 204
-    r = dav.put(srv.dav("acme", "nuevo.pdf"), data=b"n" * 30 * KIB)
-    assert r.status_code == 507  # 90 KiB held: versions and trash count
+    # 60 KiB held in the reserve, outside the plan: the plan has 70 KiB free.
+    assert dav.put(srv.dav("acme", "nuevo.pdf"), data=b"n" * 30 * KIB).status_code == 201
+    assert srv.show("acme")["reserve_used_bytes"] == 60 * KIB
     page = web.s.get(web.url("papelera"), timeout=30).text
     assert "Liberar espacio" in page and "versiones anteriores" in page
     web.page = page
@@ -590,7 +592,7 @@ def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
     assert srv.cli("versions", "list", "acme", "libro.xlsx").stdout.strip() == ""
     assert "viejo.pdf" in srv.cli("trash", "list", "acme").stdout
     assert dav.get(srv.dav("acme", "libro.xlsx")).content == b"b" * 30 * KIB
-    assert dav.put(srv.dav("acme", "nuevo.pdf"), data=b"n" * 30 * KIB).status_code == 201
+    assert srv.show("acme")["reserve_used_bytes"] == 30 * KIB
     assert "sin diferencias" in srv.cli("quota", "recount", "acme").stdout
 
 

@@ -123,11 +123,20 @@ def live(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untype
 
 
 def stored(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    """(bytes, files and folders) the space stores and its usage must equal: its
-    files, its trash and the earlier versions of its files."""
-    entries = [p for area in ("files", "trash", "versions")
+    """(bytes, files and folders) the plan counts and its usage must equal: the
+    current files (the trash and earlier versions live in the reserve)."""
+    return live(srv, space)
+
+
+def held(srv, space: str = "acme") -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(bytes, entries) in the space's reserve: its trash and earlier versions,
+    on disk, which the reserve counters must equal."""
+    d = srv.show(space)
+    entries = [p for area in ("trash", "versions")
                for p in (srv.data / "spaces" / space / area).rglob("*")]
-    return sum(p.stat().st_size for p in entries if p.is_file()), len(entries)
+    on_disk = sum(p.stat().st_size for p in entries if p.is_file()), len(entries)
+    assert (int(d["reserve_used_bytes"]), int(d["reserve_used_files"])) == on_disk
+    return on_disk
 
 
 def http_date_to_epoch(text: str) -> int:
@@ -210,8 +219,9 @@ def test_folder_urls_without_trailing_slash_are_answered_directly_never_redirect
     assert r.status_code == 201, r.text
     assert s.get(srv.dav("acme", "otra/nota.txt")).content == b"hola"
     assert s.delete(base + "/otra", allow_redirects=False).status_code == 204
-    # Gone from the drive; in the trash (restorable, still counted) until emptied.
-    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (4, 2)
+    # Gone from the drive and from the plan; in the trash (restorable, in the reserve).
+    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (0, 0)
+    assert held(srv) == (4, 2)
 
 
 # -- 3. names with spaces, accents and URL-reserved characters -----------------------
@@ -352,7 +362,8 @@ def test_a_locked_document_cannot_be_deleted_or_renamed_without_its_token(space)
     assert usage(srv) == stored(srv) == (6, 1)
 
     assert s.delete(url, headers={"If": f"({token})"}).status_code == 204
-    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (6, 1)  # in the trash
+    assert live(srv) == (0, 0) and usage(srv) == stored(srv) == (0, 0)
+    assert held(srv) == (6, 1)  # in the trash, outside the plan
     # The lock went with the file: a new one under that name is free to write.
     assert colleague.put(url, data=b"nuevo").status_code == 201
     assert lock_tokens(s, url) == []
@@ -385,9 +396,11 @@ def test_word_save_by_rename_replaces_the_document_and_leaves_no_temporaries(spa
     assert s.get(d("doc.docx")).content == new
     assert _listed_names(s, srv.dav("acme")) == {STATUS_FILE_NAME, "doc.docx"}
     assert {p.name for p in srv.files_root("acme").iterdir()} == {"doc.docx"}
-    # The old document is kept as a version of doc.docx (counted), not as an orphan.
+    # The old document is kept as a version of doc.docx (in the reserve), not as
+    # an orphan: the plan counts the new document only.
     assert live(srv) == (len(new), 1)
-    assert usage(srv) == stored(srv) == (len(new) + len(old), 2)
+    assert usage(srv) == stored(srv) == (len(new), 1)
+    assert held(srv) == (len(old), 1)
 
 
 @pytest.mark.db
@@ -409,7 +422,8 @@ def test_excel_save_by_rename_over_the_existing_document_counts_it_once(space):
     assert _listed_names(s, d("Nómina") + "/") == {"Nómina", "libro.xlsx"}
     assert {p.name for p in (srv.files_root("acme") / "Nómina").iterdir()} == {"libro.xlsx"}
     assert live(srv) == (len(new), 2)
-    assert usage(srv) == stored(srv) == (len(new) + len(old), 3)  # the old one as a version
+    assert usage(srv) == stored(srv) == (len(new), 2)
+    assert held(srv) == (len(old), 1)  # the old one as a version
 
 
 @pytest.mark.db
@@ -441,7 +455,8 @@ def test_save_by_rename_of_a_locked_document_leaves_no_lock_at_its_name(space):
                              headers={"Lock-Token": colleague_token}).status_code == 204
     assert live(srv) == (len(b"v3 de otra persona"), 1)
     # v1 (save-by-rename) and "v2 nueva" (the colleague's overwrite) are versions.
-    assert usage(srv) == stored(srv) == (len(b"v3 de otra persona") + 8 + 2, 3)
+    assert usage(srv) == stored(srv) == (len(b"v3 de otra persona"), 1)
+    assert held(srv) == (8 + 2, 2)
 
 
 @pytest.mark.db
@@ -507,14 +522,15 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in after
     assert f"Espacio disponible: {format_bytes(quota_bytes - size)}" in after
     assert "Plan: T1M" in after
-    assert "papelera" not in after  # nothing deleted yet: no line about it
+    assert "Papelera y versiones: 0 bytes de 256 MB de reserva" in after
 
-    # What is deleted still counts while it is in the trash: the file says so.
+    # What is deleted leaves the plan at once, into the reserve: the file says so.
     assert s.delete(srv.dav("acme", "datos.bin")).status_code == 204
     deleted = s.get(status_url).content.decode("utf-8")
-    assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in deleted
-    assert f"En la papelera y en versiones anteriores: {format_bytes(size)}" in deleted
-    assert "unidad web" in deleted
+    assert f"Espacio usado: {format_bytes(0)} de {format_bytes(quota_bytes)}" in deleted
+    assert f"Papelera y versiones: {format_bytes(size)} de 256 MB de reserva; lo más " \
+        "antiguo se elimina solo." in deleted
+    assert "reserva aparte, fuera de su plan" in deleted
 
 
 def test_status_file_is_not_counted_in_usage(make_server):
