@@ -27,6 +27,9 @@ from test_windows_clients import LOCK_BODY, lock, propfind, windows_session
 
 from spaces.statusfile import STATUS_FILE_NAME
 
+#: Counters and their migration live in SQL: every test runs on SQLite and PostgreSQL.
+pytestmark = pytest.mark.db
+
 KIB, MIB = 1024, 2**20
 
 TIERS = """
@@ -458,10 +461,18 @@ def test_the_portal_shows_the_reserve_apart_from_the_plan(make_server):
 
 # -- 3. the migration of existing spaces --------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def _fresh_pg_database(request) -> str:
+    """An empty PostgreSQL database (dropped afterwards)."""
+    from conftest import _pg_create_database, _pg_drop_database
+
+    url, name = _pg_create_database()
+    request.addfinalizer(lambda: _pg_drop_database(name))
+    return url
+
+
 @pytest.mark.parametrize("with_settings", [True, False], ids=["recounted", "moved"])
 def test_migration_moves_trash_and_versions_out_of_the_plan_of_existing_spaces(
-        backend, with_settings, tmp_path, request):
+        database, with_settings, tmp_path, request):
     """A space from before the reserve (schema 0009) whose usage counted its
     trash and versions: migrated, its plan counts its files only and its
     reserve holds the rest (recounted from disk when the migration has the
@@ -471,8 +482,8 @@ def test_migration_moves_trash_and_versions_out_of_the_plan_of_existing_spaces(
     from spaces.db import migrate
     from spaces.settings import Settings
 
-    url = (f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite"
-           else request.getfixturevalue("pg_database"))
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite"
+           else _fresh_pg_database(request))
     settings = Settings(data_dir=str(tmp_path / "data"))
     settings.database.url = url
     migrate(url, "0009")
