@@ -814,18 +814,33 @@ class Upload:
         if existing is not None and existing.is_dir:
             raise Forbidden("Ya existe una carpeta con ese nombre.")
         self.old_size = existing.size if existing else 0
-        #: Bytes of the replaced content the new one may reuse: all of them, since
-        #: the old content leaves the plan (as a version, into the reserve).
-        self.credit = self.old_size
         if declared is not None and declared < 0:
             raise InvalidName("Longitud de contenido no válida.")
         self.declared = declared
-        # Reserve what the declared length adds (0 still checks the space is writable).
-        growth = max((declared or 0) - self.credit, 0)
+        #: Bytes of the replaced content the new one may reuse (the overwrite's
+        #: credit): the old content leaves the plan for the reserve as soon as
+        #: the upload starts, since both are on disk until the commit. None when
+        #: it is larger than the whole reserve: then the plan holds both.
+        self.credit = 0
         new = int(existing is None)
-        quota.reserve(files.db, files.space_id, files.space_name, growth, new,
-                      needed=declared or 0, room=self.credit)
-        self.reserved, self.reserved_files = growth, new
+        if self.old_size > 0:
+            with files.guard():
+                fits = self.old_size <= quota.usage(files.db, files.space_id).reserve_bytes
+                credit = self.old_size if fits else 0
+                # Reserve what the declared length adds (and move the old content's
+                # bytes from the plan to the reserve), then make room there.
+                growth = max((declared or 0) - credit, 0)
+                quota.reserve(files.db, files.space_id, files.space_name, growth, new,
+                              held_bytes=credit, needed=declared or 0, room=credit)
+                self.reserved, self.reserved_files, self.credit = growth, new, credit
+                if credit:
+                    trash.make_room(files, credit, leaving=credit)
+        else:
+            # Reserve what the declared length adds (0 still checks the space is writable).
+            growth = max(declared or 0, 0)
+            quota.reserve(files.db, files.space_id, files.space_name, growth, new,
+                          needed=declared or 0)
+            self.reserved, self.reserved_files = growth, new
         try:
             files.tmp.mkdir(parents=True, exist_ok=True)
             self.tmp_path = files.tmp / f"up-{NODE}-{os.getpid()}-{os.urandom(8).hex()}"
@@ -838,10 +853,10 @@ class Upload:
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)
 
     def _release(self) -> None:
-        if self.reserved or self.reserved_files:
+        if self.reserved or self.reserved_files or self.credit:
             quota.apply(self.files.db, self.files.space_id, -self.reserved,
-                        -self.reserved_files)
-            self.reserved = self.reserved_files = 0
+                        -self.reserved_files, held_bytes=-self.credit)
+            self.reserved = self.reserved_files = self.credit = 0
 
     def write(self, data: bytes) -> int:
         n = len(data)
@@ -917,16 +932,18 @@ class Upload:
                 new_file = existing is None
                 if existing is not None:  # it may have become a protected CFDI meanwhile
                     retention.check_writable(f.db, f.space_id, f.index_path(self.target))
-                # The plan counts the new content instead of the old one.
+                # The plan counts the new content instead of the old one; the
+                # reserve lets go of the old content's bytes it held meanwhile.
                 extra = (self.written - old_now) - self.reserved
                 more_files = int(new_file) - self.reserved_files
                 if extra > 0:
                     quota.reserve(f.db, f.space_id, f.space_name, extra, more_files,
-                                  needed=self.written, room=self.reserved + old_now)
+                                  held_bytes=-self.credit, needed=self.written,
+                                  room=self.reserved + old_now)
                 else:
-                    quota.apply(f.db, f.space_id, extra, more_files)
+                    quota.apply(f.db, f.space_id, extra, more_files, held_bytes=-self.credit)
                 accounted, counted_files = self.reserved + extra, self.reserved_files + more_files
-                self.reserved = self.reserved_files = 0
+                self.reserved = self.reserved_files = self.credit = 0
                 keep, kept = False, None
                 try:
                     # The old content goes to the reserve as a version, if it fits there.
