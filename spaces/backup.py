@@ -124,7 +124,7 @@ def _load_row(table: Table, row: dict[str, Any]) -> dict[str, Any]:
                 v = base64.b64decode(v)
         out[col.name] = v
     if table.name == "spaces" and "reserve_bytes" not in row and "quota_bytes" in row:
-        # A backup from before the reserve (schema 0010): its tier's default one;
+        # A backup from before the reserve (schema 0012): its tier's default one;
         # its counters are recounted after the restore.
         from spaces.plans import reserve_for
 

@@ -499,7 +499,7 @@ def _fresh_pg_database(request) -> str:
 @pytest.mark.parametrize("with_settings", [True, False], ids=["recounted", "moved"])
 def test_migration_moves_trash_and_versions_out_of_the_plan_of_existing_spaces(
         database, with_settings, tmp_path, request):
-    """A space from before the reserve (schema 0009) whose usage counted its
+    """A space from before the reserve (schema 0011) whose usage counted its
     trash and versions: migrated, its plan counts its files only and its
     reserve holds the rest (recounted from disk when the migration has the
     installation's settings, else moved by the rows), with its tier's reserve."""
@@ -512,7 +512,7 @@ def test_migration_moves_trash_and_versions_out_of_the_plan_of_existing_spaces(
            else _fresh_pg_database(request))
     settings = Settings(data_dir=str(tmp_path / "data"))
     settings.database.url = url
-    migrate(url, "0009")
+    migrate(url, "0011")
     base = settings.data_path / "spaces" / "viejo"
     for area in ("files", "tmp", "trash", "versions"):
         (base / area).mkdir(parents=True)

@@ -8,8 +8,8 @@ installation's settings (``resguardo migrate``, ``resguardo serve``), else
 moved by the trash and version rows. Adds ``lock_placeholders``: the empty
 files a LOCK created on a new name, removed when no write follows.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
