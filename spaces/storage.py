@@ -834,7 +834,11 @@ class Upload:
                               held_bytes=credit, needed=declared or 0, room=credit)
                 self.reserved, self.reserved_files, self.credit = growth, new, credit
                 if credit:
-                    trash.make_room(files, credit, leaving=credit)
+                    try:
+                        trash.make_room(files, credit, leaving=credit)
+                    except BaseException:
+                        self._release()  # no upload, no reservation
+                        raise
         else:
             # Reserve what the declared length adds (0 still checks the space is writable).
             growth = max(declared or 0, 0)
