@@ -21,7 +21,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from spaces import plans
+from spaces import plans, rfc_claims
 from spaces.db import Database, open_database
 from spaces.mail import Mailer
 from spaces.payments import make_gateway
@@ -86,6 +86,16 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
         settings=settings, db=db, mailer=Mailer(settings), gateway=make_gateway(settings),
         throttle=LoginThrottle.from_settings(settings, db),
     )
+    @app.before_request
+    def _document_forms() -> None:
+        # Before the CSRF hook reads the form: the one form that carries a document
+        # (the Constancia de Situación Fiscal) may be larger, for a logged-in account.
+        if request.endpoint == "account.rfc_submit" and request.method == "POST":
+            from portal.web import current_account
+
+            if current_account() is not None:
+                request.max_content_length = rfc_claims.MAX_DOCUMENT_BYTES + 16 * 1024
+
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
 

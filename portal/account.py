@@ -16,6 +16,7 @@ from portal.forms import (
     LoginForm,
     MemberLoginForm,
     NewPasswordForm,
+    RfcForm,
     SignUpForm,
 )
 from portal.web import (
@@ -28,7 +29,7 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts, throttle
+from spaces import accounts, rfc_claims, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
@@ -161,8 +162,41 @@ def settings() -> Any:
             return redirect(url_for("account.settings"))
     except SpaceError as exc:
         flash(str(exc), "error")
-    return render_template("account/settings.html", account=account, pw_form=pw_form,
-                           email_form=email_form)
+    return _settings_page(account, pw_form=pw_form, email_form=email_form)
+
+
+def _settings_page(account: accounts.AccountInfo, **forms: Any) -> Any:
+    forms.setdefault("pw_form", ChangePasswordForm(prefix="pw", formdata=None))
+    forms.setdefault("email_form", ChangeEmailForm(prefix="em", formdata=None))
+    if "rfc_form" not in forms:
+        forms["rfc_form"] = RfcForm(formdata=None)
+        forms["rfc_form"].rfc.data = account.rfc or ""
+    return render_template("account/settings.html", account=account, **forms)
+
+
+@bp.post("/cuenta/rfc")
+@login_required
+def rfc_submit() -> Any:
+    """The account's RFC and its Constancia de Situación Fiscal, for an operator to
+    verify: only a verified RFC names a space (see spaces.rfc_claims)."""
+    st = state()
+    account = current_account()
+    assert account is not None
+    form = RfcForm()
+    if form.validate_on_submit():
+        try:
+            pdf = form.constancia.data.read(rfc_claims.MAX_DOCUMENT_BYTES + 1)
+            r = rfc_claims.submit(st.settings, st.db, account.id, form.rfc.data or "", pdf)
+        except SpaceError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("Recibimos su constancia del RFC %(rfc)s: la revisaremos y le avisaremos "
+                    "aquí.", rfc=r), "ok")
+            return redirect(url_for("account.settings"))
+    else:
+        flash(_("Escriba el RFC y elija el PDF de su Constancia de Situación Fiscal."),
+              "error")
+    return _settings_page(account, rfc_form=form)
 
 
 @bp.route("/cuenta/cambiar-correo/<token>", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
@@ -80,6 +81,19 @@ class ChangeEmailForm(FlaskForm):
     current = PasswordField(_l("Contraseña actual"), validators=[DataRequired()])
     email = EmailField(_l("Correo nuevo"), validators=[DataRequired(), Length(max=254)])
     submit = SubmitField(_l("Cambiar correo"))
+
+
+class RfcForm(FlaskForm):
+    rfc = StringField(_l("RFC"), validators=[DataRequired(), Length(max=14)],
+                      description=_l("12 caracteres (persona moral) o 13 (persona física)."))
+    constancia = FileField(_l("Constancia de Situación Fiscal (PDF del SAT)"),
+                           validators=[FileRequired()])
+    submit = SubmitField(_l("Enviar a revisión"))
+
+
+class ReviewForm(FlaskForm):
+    motivo = StringField(_l("Motivo (si la rechaza)"), validators=[Length(max=300)])
+    submit = SubmitField(_l("Aplicar"))
 
 
 class ButtonForm(FlaskForm):

@@ -8,13 +8,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal.forms import ApiTokenForm, OperatorSpaceForm, RevokeApiTokenForm
+from portal.forms import ApiTokenForm, OperatorSpaceForm, ReviewForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
-from spaces import accounts, apitokens, billing, plans, service
+from spaces import accounts, apitokens, billing, plans, rfc_claims, service
 from spaces.errors import SpaceError
 from spaces.models import Account, Space
 
@@ -42,6 +51,7 @@ def dashboard() -> Any:
         f.tier.data = sp.tier
         forms[sp.id] = f
     return render_template("operator/dashboard.html", q=q, spaces=spaces, forms=forms,
+                           rfc_pending=len(rfc_claims.pending(st.db)),
                            owners=_owners(), accounts=accounts.list_accounts(st.db, q),
                            orders=billing.list_orders(st.db, search=q, limit=200),
                            events=billing.list_events(st.db, q, limit=200))
@@ -132,3 +142,54 @@ def revoke_token() -> Any:
                                          operator.username if operator else "?")
         flash(_("Token «%(name)s» revocado: la API ya no lo acepta.", name=name), "ok")
     return redirect(url_for("operator.tokens"))
+
+
+# -- RFC ownership: the constancias waiting for an operator ---------------------------------
+
+
+@bp.get("/rfc")
+@operator_required
+def rfc_claims_page() -> Any:
+    """Constancias de Situación Fiscal to compare with the RFC and the account that
+    sent them; approving one is what lets an RFC name a space (spaces.rfc_claims)."""
+    st = state()
+    return render_template("operator/rfc.html", claims=rfc_claims.pending(st.db),
+                           form=ReviewForm(formdata=None))
+
+
+@bp.get("/rfc/<int:account_id>/constancia.pdf")
+@operator_required
+def rfc_document(account_id: int) -> Any:
+    st = state()
+    try:
+        path = rfc_claims.document(st.settings, st.db, account_id)
+    except SpaceError:
+        abort(404)
+    resp = send_file(path, mimetype="application/pdf", as_attachment=True,
+                     download_name=f"constancia-{account_id}.pdf", max_age=0)
+    # A PDF from a customer is opened, never run as the portal.
+    resp.headers["Content-Security-Policy"] = "sandbox"
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.post("/rfc/<int:account_id>/aprobar", defaults={"action": "aprobar"})
+@bp.post("/rfc/<int:account_id>/rechazar", defaults={"action": "rechazar"})
+@operator_required
+def rfc_review(account_id: int, action: str) -> Any:
+    st = state()
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        abort(400)
+    operator = current_account()
+    by = f"operator:{operator.username if operator else '?'}"
+    try:
+        if action == "aprobar":
+            r = rfc_claims.approve(st.db, account_id, by)
+            flash(_("RFC %(rfc)s verificado.", rfc=r), "ok")
+        else:
+            rfc_claims.reject(st.db, account_id, by, form.motivo.data or "")
+            flash(_("Constancia rechazada; la cuenta ve el motivo."), "ok")
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("operator.rfc_claims_page"))

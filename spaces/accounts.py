@@ -22,13 +22,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from spaces import audit, notices, plans, service, storage, throttle
+from spaces import audit, notices, plans, rfc_claims, service, storage, throttle
 from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
 from spaces.models import Account, Member, OneTimeToken, Space, new_session_version, utcnow
 from spaces.passwords import hash_password, verify_password
-from spaces.rfc import is_valid_rfc
+from spaces.rfc import is_valid_rfc, looks_like_rfc
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,17 +52,31 @@ class AccountInfo:
     created_at: datetime
     #: What a portal session of this account must carry (Account.session_version).
     session_version: str = ""
+    #: ``rfc`` proven by a constancia an operator verified (see spaces.rfc_claims).
+    rfc_verified: bool = False
+    #: "none", "review" (a constancia waits for an operator), "verified", "rejected".
+    rfc_status: str = "none"
+    rfc_review_note: str | None = None
 
     @classmethod
     def of(cls, a: Account) -> AccountInfo:
+        status = ("verified" if a.rfc_verified_at else "rejected" if a.rfc_review_note
+                  else "review" if a.rfc_document else "none")
         return cls(a.id, a.username, a.email, a.rfc, a.email_confirmed_at is not None,
-                   a.ever_had_space, a.is_operator, a.created_at, a.session_version)
+                   a.ever_had_space, a.is_operator, a.created_at, a.session_version,
+                   a.rfc_verified_at is not None, status, a.rfc_review_note)
 
 
 def normalize_account_username(name: str) -> str:
     """Account usernames can name a space and a drive user: 2-63 of a-z 0-9 _ -,
-    not a reserved space name."""
-    return service.check_new_space_name(_username_shape(name))
+    not a reserved space name, and not shaped like an RFC (the free space takes
+    the username: an RFC names a space only once proven, see spaces.rfc_claims)."""
+    n = service.check_new_space_name(_username_shape(name))
+    if looks_like_rfc(n):
+        raise InvalidName("El usuario no puede tener la forma de un RFC. Para que su espacio "
+                          "lleve su RFC, regístrese con otro usuario y verifique su RFC en "
+                          "«Mi cuenta».")
+    return n
 
 
 def _username_shape(name: str) -> str:
@@ -484,6 +498,9 @@ def claim_free_space(settings: Settings, db: Database, mailer: Mailer, links: no
                 "un espacio. Puede contratar un plan en «Actualizar modalidad».")
         account = s.get(Account, account_id)
         assert account is not None
+        # An RFC-shaped username (from before they were refused) names no space unproven.
+        rfc_claims.check_may_name(account.rfc, account.rfc_verified_at is not None,
+                                  account.username)
         try:
             space, member = create_owned_space(s, settings, account, account.username,
                                                tier.name)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from spaces import accounts, audit, notices, plans, retention, service, storage
+from spaces import accounts, audit, notices, plans, retention, rfc_claims, service, storage
 from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mailer, MailError
@@ -35,12 +35,15 @@ NAMINGS = ("username", "rfc")
 # -- cart ----------------------------------------------------------------------------
 
 def target_space_name(account: accounts.AccountInfo, naming: str) -> str:
-    """The space a purchase is for: named after the account's username or its RFC."""
+    """The space a purchase is for: named after the account's username or its RFC
+    (only once an operator verified it: spaces.rfc_claims)."""
     if naming == "rfc":
         if not account.rfc:
             raise InvalidName("Su cuenta no tiene RFC: agréguelo en «Mi cuenta» o elija el "
                               "nombre de usuario.")
-        return service.normalize_space_name(account.rfc)
+        name = service.normalize_space_name(account.rfc)
+        rfc_claims.check_may_name(account.rfc, account.rfc_verified, name)
+        return name
     if naming == "username":
         return account.username
     raise InvalidName("Elija si el espacio lleva su RFC o su nombre de usuario.")
@@ -91,6 +94,7 @@ def add_to_cart(settings: Settings, db: Database, account_id: int, tier: str, pe
         raise Forbidden("Confirme su correo antes de contratar.")
     q = plans.quote(settings, tier, period)
     name = target_space_name(account, naming)
+    rfc_claims.check_may_name(account.rfc, account.rfc_verified, name)
     action = _action(db, account_id, name, q.tier)
     with db.session() as s:
         if s.scalar(select(CartItem.id).where(CartItem.account_id == account_id)
@@ -107,14 +111,18 @@ def cart(settings: Settings, db: Database, account_id: int) -> list[CartLine]:
     with db.session() as s:
         items = list(s.scalars(select(CartItem).where(CartItem.account_id == account_id)
                                .order_by(CartItem.id)))
+    account = accounts.get_account(db, account_id)
     lines = []
     for it in items:
         try:
+            # A name that was the account's verified RFC may not be any more.
+            rfc_claims.check_may_name(account.rfc, account.rfc_verified, it.space_name)
             action = _action(db, account_id, it.space_name, it.tier)
             lines.append(CartLine(it.id, it.space_name, action,
                                   plans.quote(settings, it.tier, it.period)))
-        except (NotFound, AlreadyExists):
-            # The tier left the catalogue or the name was taken meanwhile.
+        except (NotFound, AlreadyExists, Forbidden):
+            # The tier left the catalogue, the name was taken meanwhile or is an RFC
+            # the account no longer holds.
             remove_cart_item(db, account_id, it.id)
     return lines
 
@@ -376,6 +384,14 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
     tier = plans.get_tier(settings, item.tier)
     space = s.scalar(select(Space).where(Space.name == item.space_name))
     if space is None:
+        try:
+            rfc_claims.check_may_name(account.rfc, account.rfc_verified_at is not None,
+                                      item.space_name)
+        except Forbidden:
+            item.outcome = "error: el RFC del nombre no está verificado para esta cuenta"
+            log.error("cannot provision: space=%s is an RFC account %s does not hold",
+                      item.space_name, account.id)
+            return None
         space, member = accounts.create_owned_space(s, settings, account, item.space_name,
                                                     tier.name)
         space.paid_until = plans.extend_paid_until(None, item.months, today)

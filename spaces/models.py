@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -216,6 +217,22 @@ class Account(Base):
     session_version: Mapped[str] = mapped_column(String(32), nullable=False,
                                                  default=new_session_version,
                                                  server_default="")
+    #: ``rfc`` is what the customer states; it names a space only once an operator
+    #: verified it against the Constancia de Situación Fiscal the customer uploaded
+    #: (see spaces.rfc_claims). One account at most holds a verified RFC (index).
+    rfc_verified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    rfc_verified_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    #: The uploaded constancia's file name under data_dir/rfc/, and when it came.
+    rfc_document: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    rfc_document_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: Why an operator turned the constancia down (shown to the customer).
+    rfc_review_note: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+    __table_args__ = (
+        Index("uq_accounts_verified_rfc", "rfc", unique=True,
+              sqlite_where=text("rfc_verified_at IS NOT NULL"),
+              postgresql_where=text("rfc_verified_at IS NOT NULL")),
+    )
 
 
 class OneTimeToken(Base):

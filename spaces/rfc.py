@@ -13,6 +13,17 @@ _RFC_RE = re.compile(
 _CHARSET = "0123456789ABCDEFGHIJKLMN&OPQRSTUVWXYZ Ñ"
 
 
+#: The shape of an RFC, without judging the date or the check digit: what must
+#: not name a space unless its owner proved it holds that RFC.
+_RFC_SHAPE = re.compile(r"^[A-Z&Ñ]{3,4}[0-9]{6}[A-Z0-9]{3}$")
+
+
+def looks_like_rfc(name: str) -> bool:
+    """Whether ``name`` (any case) has the shape of an RFC (12 or 13 characters:
+    letters, a six-digit date, three more), valid check digit or not."""
+    return bool(_RFC_SHAPE.match(name.strip().upper()))
+
+
 def check_digit(first: str) -> str:
     """The modulo-11 check digit for the first 11 (persona moral) or 12 (persona
     física) characters of an RFC."""

@@ -119,12 +119,12 @@ RESERVED_SPACE_NAMES = frozenset({
     # the server's dispatcher and operations
     "api", "dav", "healthz", "metrics", "static", "webdav",
     # the portal's routes, every segment
-    "acceso", "activar", "bitacora", "bloqueos", "borrar", "cambiar", "cambiar-correo", "carpeta",
-    "carrito", "cfdi", "compartido", "confirmar", "crear", "cuenta", "descargar",
-    "eliminar", "enlaces", "entrar", "entrar-unidad", "espacio-gratis", "espacios",
-    "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos",
-    "papelera", "pedidos", "planes", "quitar", "recibo", "registro", "renombrar",
-    "restablecer", "restaurar", "revocar", "salir", "sandbox", "subir", "tokens",
+    "acceso", "activar", "aprobar", "bitacora", "bloqueos", "borrar", "cambiar",
+    "cambiar-correo", "carpeta", "carrito", "cfdi", "compartido", "confirmar", "crear",
+    "cuenta", "descargar", "eliminar", "enlaces", "entrar", "entrar-unidad", "espacio-gratis",
+    "espacios", "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos",
+    "papelera", "pedidos", "planes", "quitar", "rechazar", "recibo", "registro", "renombrar",
+    "restablecer", "restaurar", "revocar", "rfc", "salir", "sandbox", "subir", "tokens",
     "unidad", "usuarios", "vaciar", "versiones", "webhook",
     # what would pass for the service or its staff
     "admin", "administrador", "administrator", "ayuda", "help", "login", "logout",

@@ -370,7 +370,12 @@ def test_an_account_that_had_a_paid_space_cannot_claim_the_free_one(portal):
 
 @pytest.mark.db
 def test_cart_holds_changes_and_removes_items_with_totals(portal):
+    from spaces import rfc_claims
+
     b = sign_up(portal, rfc="ABC680524P73")
+    # naming a space by RFC needs the RFC verified (tests/test_portal_security.py)
+    rfc_claims.submit(portal.settings, portal.db, 1, "ABC680524P73", b"%PDF-1.4\n")
+    rfc_claims.approve(portal.db, 1, "operator:prueba")
     b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
            form_page="/planes")
     b.post("/planes", {"tier": "10G", "period": "annual", "naming": "rfc"},
