@@ -29,7 +29,7 @@ from davserver.locks import (
     SqlLockStorage,
     install_batch_lock_manager,
 )
-from davserver.properties import SqlPropertyManager
+from davserver.properties import PropPatchTransaction, SqlPropertyManager
 from davserver.propfind import FastPropfind
 from davserver.provider import (
     HumanDAVError,
@@ -335,7 +335,7 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "trusted_auth_header": None,
         },
         STATE_KEY: AuthState(settings, db),
-        "property_manager": SqlPropertyManager(db),
+        "property_manager": SqlPropertyManager(db, settings.properties),
         "lock_storage": _lock_storage(settings, db),
         "block_size": settings.server.block_size,
         "add_header_MS_Author_Via": True,
@@ -345,7 +345,8 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
             "unquote_path_info": False,
         },
         "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RolePolicy, XmlBodies,
-                             LockPolicy, LockBreaker, LockPlaceholders, FastPropfind,
+                             LockPolicy, LockBreaker, LockPlaceholders, PropPatchTransaction,
+                             FastPropfind,
                              RequestResolver],
         LIMITS_KEY: LockLimits.of(settings),
         XmlBodies.CONFIG_KEY: settings.server.buffered_body,

@@ -47,6 +47,8 @@ from spaces.storage import Entry, SpaceFiles, Upload
 log = logging.getLogger(__name__)
 
 CTX_KEY = "resguardo.ctx"
+#: Files whose properties this request may change (retention checked once each).
+_WRITABLE_KEY = "resguardo.props_writable"
 USAGE_KEY = "resguardo.usage"
 
 
@@ -289,8 +291,10 @@ class _SpaceResource:
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         dest_rel = self._dest_rel(dest_path)
+        pm = self.provider.prop_manager
+        props = pm.bytes_at_or_below(self.get_ref_url()) if pm else 0  # type: ignore[attr-defined]
         with mapped:
-            self.ctx.files.copy_fits(self.rel, dest_rel)
+            self.ctx.files.copy_fits(self.rel, dest_rel, extra_bytes=props)
         return False  # let WsgiDAV walk the tree; each item is quota-checked again
 
     def handle_move(self, dest_path: str) -> bool:
@@ -373,9 +377,12 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
         """A protected CFDI's properties are part of the evidence: only the Win32
         timestamps and attributes Windows sets on every copy are accepted."""
         if not name.startswith("{urn:schemas-microsoft-com:}"):
-            with mapped:
-                retention.check_writable(self.ctx.files.db, self.ctx.space.id,
-                                         self.ctx.files.index_path(self.fs_path))
+            checked = self.environ.setdefault(_WRITABLE_KEY, set())
+            if self.fs_path not in checked:  # once per request, not once per property
+                with mapped:
+                    retention.check_writable(self.ctx.files.db, self.ctx.space.id,
+                                             self.ctx.files.index_path(self.fs_path))
+                checked.add(self.fs_path)
         return super().set_property_value(name, value, dry_run=dry_run)
 
     def get_content_length(self) -> int:

@@ -30,14 +30,10 @@ from sqlalchemy.engine import Connection
 from spaces import audit
 from spaces.db import Database, like_prefix
 from spaces.errors import Forbidden, InvalidName, NotFound, SpaceError
-from spaces.models import DavLock
+from spaces.models import DAV_MOUNT, DavLock
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: Where the drive is mounted: a lock's root is "/dav/<space>/<URL-quoted path>".
-DAV_MOUNT = "/dav"
-
 
 class LocksUnavailable(SpaceError):
     """The lock storage (database or Redis) does not answer: nothing changed."""

@@ -99,8 +99,13 @@ class Member(Base):
                                                  server_default="")
 
 
+#: Where the drive is mounted: dead properties and locks are keyed by URL paths
+#: under it, "/dav/<space>/<URL-quoted path>".
+DAV_MOUNT = "/dav"
+
+
 class DeadProperty(Base):
-    """A WebDAV dead property, keyed by the resource's URL path."""
+    """A WebDAV dead property, keyed by the resource's URL path (see DAV_MOUNT)."""
 
     __tablename__ = "dav_properties"
     __table_args__ = (UniqueConstraint("path", "name", name="uq_dav_properties_path_name"),)

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces.db import Database
+from spaces.db import Database, like_prefix
 from spaces.errors import NotFound, QuotaExceeded, ReadOnlySpace, UsageUnavailable
-from spaces.models import Space
+from spaces.models import DAV_MOUNT, DeadProperty, Space
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,17 @@ def measure_tree(root: Path) -> tuple[int, int]:
     return total, count
 
 
+def property_bytes(db: Database, space_name: str) -> int:
+    """What the space's WebDAV dead properties count toward its usage: names
+    and values in UTF-8 (see davserver.properties)."""
+    base = f"{DAV_MOUNT}/{space_name}"
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(DeadProperty.name, DeadProperty.value).where(
+            or_(DeadProperty.path == base, DeadProperty.path.like(like_prefix(base),
+                                                                  escape="\\"))))
+        return sum(len(n.encode("utf-8")) + len(v.encode("utf-8")) for n, v in rows)
+
+
 #: Folders beside a space's ``files`` that hold its safety net (deleted items
 #: and earlier versions, see spaces.trash, spaces.versions): counted in ``held``.
 HELD_AREAS = ("trash", "versions")
@@ -253,7 +264,8 @@ def measure_space(files_root: Path) -> tuple[int, int, int, int]:
 
 def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> Drift:
     """Walk the space's files (``used``) and its trash and versions, the siblings
-    of ``files_root`` (``held``), and set its counters to what is on disk.
+    of ``files_root`` (``held``), and set its counters to what is on disk
+    (``used`` also counts the bytes of the space's WebDAV dead properties).
 
     The only absolute write of the counters. Call it with the space idle (or
     under the space's write lock in the drive process), since a write in flight
@@ -261,6 +273,7 @@ def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> D
     """
     before = usage(db, space_id)
     nbytes, nfiles, held_bytes, held_files = measure_space(files_root)
+    nbytes += property_bytes(db, space_name)  # the plan counts its properties too
     with db.engine.begin() as conn:
         conn.execute(update(Space).where(Space.id == space_id).values(
             used_bytes=nbytes, used_files=nfiles, held_bytes=held_bytes,

@@ -138,6 +138,17 @@ class LockSettings:
 
 
 @dataclass
+class PropertySettings:
+    max_per_request: int = _f(
+        100, "WebDAV dead properties one PROPPATCH may set or remove (more: 507, nothing "
+        "stored).")
+    max_per_resource: int = _f(100, "Dead properties one file or folder may hold.")
+    max_bytes_per_resource: int = _f(
+        65536, "Bytes of dead properties (names and values) one file or folder may hold. "
+        "Every byte counts toward the space's quota.")
+
+
+@dataclass
 class AuthSettings:
     cache_seconds: int = _f(
         60, "How long a verified password is trusted before argon2 runs again."
@@ -303,6 +314,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     locks: LockSettings = field(default_factory=LockSettings)
+    properties: PropertySettings = field(default_factory=PropertySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)

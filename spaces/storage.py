@@ -776,11 +776,13 @@ class SpaceFiles:
             raise
         up.commit(mtime=e.mtime)
 
-    def copy_fits(self, src_rel: str, dst_rel: str) -> None:
-        """Refuse (QuotaExceeded) a COPY whose whole source tree does not fit in
-        the space's plan, before copying anything. What it replaces leaves the
-        plan (into the trash, or as a version), so its size is credited."""
+    def copy_fits(self, src_rel: str, dst_rel: str, *, extra_bytes: int = 0) -> None:
+        """Refuse (QuotaExceeded) a COPY whose whole source tree (with
+        ``extra_bytes``: its WebDAV properties) does not fit in the space's
+        plan, before copying anything. What it replaces leaves the plan (into
+        the trash, or as a version), so its size is credited."""
         nbytes, _ = self.tree_size(self.resolve(src_rel))
+        nbytes += extra_bytes
         replaced, _ = self.tree_size(self.resolve(dst_rel))
         now = quota.usage(self.db, self.space_id)
         if nbytes - replaced > now.available_bytes or now.used_bytes > now.quota_bytes:

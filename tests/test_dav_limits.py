@@ -298,3 +298,132 @@ def test_a_space_admin_sees_every_lock_in_the_portal_and_breaks_one(make_server,
     # Nobody else: an editor of the space cannot open the page at all.
     other = WebDrive(srv, "alfa", *EDITOR)
     assert other.s.get(f"{srv.url}/espacios/alfa/", timeout=30).status_code == 404
+
+
+# -- 13.7 / 19.4: dead properties --------------------------------------------------------
+
+NS = "urn:resguardo:prueba"
+
+
+def _proppatch(props: dict[str, str | None]) -> bytes:
+    sets = "".join(f"<Z:{n}>{v}</Z:{n}>" for n, v in props.items() if v is not None)
+    removes = "".join(f"<Z:{n}/>" for n, v in props.items() if v is None)
+    body = f'<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="{NS}">'
+    if sets:
+        body += f"<D:set><D:prop>{sets}</D:prop></D:set>"
+    if removes:
+        body += f"<D:remove><D:prop>{removes}</D:prop></D:remove>"
+    return (body + "</D:propertyupdate>").encode()
+
+
+def _stored_props(srv, space: str = "alfa") -> list[tuple[str, str, str]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(srv.db_url)
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT path, name, value FROM dav_properties "
+                                 "WHERE path LIKE :p ORDER BY path, name"),
+                         {"p": f"/dav/{space}/%"}).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _prop_bytes(srv, space: str = "alfa") -> int:
+    return sum(len(n.encode()) + len(v.encode()) for _, n, v in _stored_props(srv, space))
+
+
+def _used(srv, space: str = "alfa") -> int:
+    return int(srv.show(space)["used_bytes"])
+
+
+def test_dead_properties_count_in_the_quota_through_every_change(make_server):
+    """Set, replace, remove, COPY, MOVE and DELETE: usage is always the files
+    plus the bytes of the properties stored, and a recount agrees."""
+    srv = _xml_space(make_server)
+    files = _used(srv)
+    r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA,
+            body=_proppatch({"a": "x" * 3000, "b": "y" * 500}))
+    assert r.status == 207 and "200 OK" in r.body.decode(), r
+    assert _prop_bytes(srv) > 3500 and _used(srv) == files + _prop_bytes(srv)
+    raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=_proppatch({"a": "z", "b": None}))
+    assert _used(srv) == files + _prop_bytes(srv) and _prop_bytes(srv) < 200
+    raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=_proppatch({"a": "w" * 2000}))
+    assert raw(srv, "COPY", "/dav/alfa/f.txt", auth=ANA,
+               headers={"Destination": f"{srv.url}/dav/alfa/g.txt"}).status == 201
+    files = _used(srv) - _prop_bytes(srv)
+    assert len(_stored_props(srv)) == 2 and _prop_bytes(srv) > 4000
+    assert raw(srv, "MOVE", "/dav/alfa/g.txt", auth=ANA,
+               headers={"Destination": f"{srv.url}/dav/alfa/h.txt"}).status == 201
+    assert _used(srv) == files + _prop_bytes(srv)
+    assert raw(srv, "MOVE", "/dav/alfa/h.txt", auth=ANA,  # over f.txt: its properties go
+               headers={"Destination": f"{srv.url}/dav/alfa/f.txt", "Overwrite": "T"}
+               ).status == 204
+    assert len(_stored_props(srv)) == 1 and _used(srv) - _prop_bytes(srv) >= files - 1
+    assert raw(srv, "DELETE", "/dav/alfa/f.txt", auth=ANA).status == 204
+    assert _stored_props(srv) == []
+    before = _used(srv)
+    drift = srv.cli("quota", "recount", "alfa").stdout
+    assert _used(srv) == before, drift
+
+
+def test_proppatch_limits_refuse_the_whole_request_quickly_and_store_nothing(make_server):
+    """22,000 properties in one 945 KB request took 37 s with a commit each. Now
+    a request, a resource and the space's quota bound what is stored, and a
+    refused request stores nothing."""
+    import time
+
+    srv = make_server('[tiers.T64K]\nquota = "64K"\nmax_users = 3\ncfdi_years = 1\n').start()
+    srv.create_space("alfa", "T64K")
+    srv.add_user("alfa", *ANA, role="admin")
+    assert raw(srv, "PUT", "/dav/alfa/f.txt", auth=ANA, body=b"f").status == 201
+    huge = _proppatch({f"p{i}": "v" * 20 for i in range(22_000)})
+    assert 700_000 < len(huge) < 2**20
+    t = time.monotonic()
+    r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=huge)
+    assert r.status == 507 and "propiedades" in r.body.decode(), r
+    assert time.monotonic() - t < 5
+    # 100 per request is fine; 101 on one resource (over two requests) is not.
+    assert raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA,
+               body=_proppatch({f"q{i}": "v" for i in range(100)})).status == 207
+    r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=_proppatch({"q100": "v"}))
+    assert r.status == 507, r
+    # Bytes per resource.
+    assert raw(srv, "PUT", "/dav/alfa/g.txt", auth=ANA, body=b"g").status == 201
+    r = raw(srv, "PROPPATCH", "/dav/alfa/g.txt", auth=ANA,
+            body=_proppatch({"grande": "x" * 70_000}))
+    assert r.status == 507, r
+    # The quota: 64 KiB with ~7 KB already used by properties and files.
+    assert raw(srv, "PUT", "/dav/alfa/relleno.bin", auth=ANA, body=b"r" * 50_000).status == 201
+    before = (_used(srv), _stored_props(srv))
+    r = raw(srv, "PROPPATCH", "/dav/alfa/g.txt", auth=ANA,
+            body=_proppatch({f"c{i}": "x" * 1000 for i in range(20)}))
+    assert r.status == 507 and "Espacio insuficiente" in r.body.decode(), r
+    assert (_used(srv), _stored_props(srv)) == before
+
+
+def test_sixteen_parallel_huge_proppatches_do_not_starve_healthz(make_server):
+    import threading
+    import time
+
+    from test_server_front import _healthz_seconds
+
+    srv = _xml_space(make_server)
+    huge = _proppatch({f"p{i}": "v" * 20 for i in range(22_000)})
+    for i in range(16):
+        assert raw(srv, "PUT", f"/dav/alfa/f{i}.txt", auth=ANA, body=b"f").status == 201
+    results: list[tuple[int, float]] = []
+
+    def one(i: int) -> None:
+        t = time.monotonic()
+        r = raw(srv, "PROPPATCH", f"/dav/alfa/f{i}.txt", auth=ANA, body=huge, timeout=120)
+        results.append((r.status, time.monotonic() - t))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    assert _healthz_seconds(srv, timeout=30) < 5
+    for t in threads:
+        t.join(120)
+    assert len(results) == 16 and all(s == 507 for s, _ in results), results
+    assert max(d for _, d in results) < 30, results
