@@ -1,16 +1,16 @@
 """WebDAV dead properties count toward the plan: the bytes of the properties
 every space already holds (names and values, UTF-8) are added to its ``used``.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
