@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from spaces.db import Database
+from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.models import Account, utcnow
 from spaces.rfc import looks_like_rfc
@@ -98,7 +98,7 @@ class Claim:
     username: str
     email: str
     rfc: str
-    submitted_at: datetime
+    submitted_at: datetime | None
 
 
 def pending(db: Database) -> list[Claim]:
@@ -129,12 +129,12 @@ def approve(db: Database, account_id: int, by: str) -> str:
     verify. Returns the RFC."""
     try:
         with db.session() as s:
-            done = s.execute(update(Account).where(Account.id == account_id)
-                             .where(Account.rfc.is_not(None))
-                             .where(Account.rfc_document.is_not(None))
-                             .where(Account.rfc_verified_at.is_(None))
-                             .values(rfc_verified_at=utcnow(), rfc_verified_by=by,
-                                     rfc_review_note=None)).rowcount
+            done = affected(s.execute(update(Account).where(Account.id == account_id)
+                                      .where(Account.rfc.is_not(None))
+                                      .where(Account.rfc_document.is_not(None))
+                                      .where(Account.rfc_verified_at.is_(None))
+                                      .values(rfc_verified_at=utcnow(), rfc_verified_by=by,
+                                              rfc_review_note=None)))
             rfc = s.scalar(select(Account.rfc).where(Account.id == account_id))
     except IntegrityError:
         raise AlreadyExists("Ese RFC ya está verificado en otra cuenta: sólo una puede "
@@ -149,10 +149,10 @@ def reject(db: Database, account_id: int, by: str, reason: str) -> None:
     """Turn the constancia down, saying why (the customer reads it)."""
     reason = " ".join(reason.split())[:300] or "La constancia no corresponde al RFC indicado."
     with db.session() as s:
-        done = s.execute(update(Account).where(Account.id == account_id)
-                         .where(Account.rfc_document.is_not(None))
-                         .values(rfc_verified_at=None, rfc_verified_by=None,
-                                 rfc_review_note=reason)).rowcount
+        done = affected(s.execute(update(Account).where(Account.id == account_id)
+                                  .where(Account.rfc_document.is_not(None))
+                                  .values(rfc_verified_at=None, rfc_verified_by=None,
+                                          rfc_review_note=reason)))
     if done != 1:
         raise NotFound("Esa cuenta no tiene constancia.")
     log.info("rfc constancia rejected: account=%s by=%s", account_id, by)
