@@ -87,7 +87,7 @@ class PropertyLimit(QuotaExceeded):
 
     def __init__(self, message: str) -> None:
         Exception.__init__(self, message)
-        self.space, self.used, self.quota, self.requested = "", 0, 0, 0
+        self.space, self.needed, self.available, self.quota = "", 0, 0, 0
 
 
 @dataclass

@@ -76,6 +76,22 @@ class QuotaExceeded(SpaceError):
         )
 
 
+class EntryLimitReached(QuotaExceeded):
+    """The space holds as many files and folders as its plan allows (its trash
+    and earlier versions included): also 507."""
+
+    reason = "entries"
+
+    def __init__(self, space: str, limit: int, held: int) -> None:
+        Exception.__init__(
+            self,
+            f"El espacio '{space}' llegó al límite de {limit:,} archivos y carpetas de su "
+            "plan (cuentan también los que están en la papelera"
+            + (f", {held:,} ahora" if held else "") + ", y las versiones anteriores). Borre "
+            "lo que ya no necesite y vacíe la papelera, o cambie a un plan mayor.")
+        self.space, self.needed, self.available, self.quota = space, 0, 0, 0
+
+
 class UsageUnavailable(SpaceError):
     """The usage counters cannot be read or written: the write is refused."""
 

@@ -60,6 +60,12 @@ class Space(Base):
                                             server_default="0")
     held_files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
                                             server_default="0")
+    #: The tier's limits on entries (files and folders, trash and versions
+    #: included; 0: none) and on path depth, set with the tier.
+    max_entries: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
+                                             server_default="0")
+    max_depth: Mapped[int] = mapped_column(Integer, nullable=False, default=64,
+                                           server_default="64")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     owner_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     paid_until: Mapped[date | None] = mapped_column(Date, nullable=True)

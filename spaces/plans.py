@@ -25,6 +25,10 @@ class Tier:
     free: bool
     #: The safety reserve for the trash and earlier versions, outside the plan.
     reserve_bytes: int
+    #: Files and folders it may hold, trash and versions included (0: no limit).
+    max_entries: int = 0
+    #: Deepest path, in levels.
+    max_depth: int = 64
 
 
 #: The smallest default reserve (the default is 25 % of the quota, at least this).
@@ -39,6 +43,20 @@ def reserve_for(quota_bytes: int, configured: str = "") -> int:
     return max(quota_bytes // 4, MIN_DEFAULT_RESERVE)
 
 
+#: A tier without max_entries gets one entry per this many bytes of quota...
+BYTES_PER_DEFAULT_ENTRY = 8 * 1024
+#: ...and at least this many.
+MIN_DEFAULT_ENTRIES = 10_000
+
+
+def entries_for(quota_bytes: int, configured: int = 0) -> int:
+    """A tier's max_entries: ``configured``, or one per 8 KiB of quota (at least
+    10,000) when it is 0."""
+    if configured > 0:
+        return configured
+    return max(quota_bytes // BYTES_PER_DEFAULT_ENTRY, MIN_DEFAULT_ENTRIES)
+
+
 def get_tier(settings: Settings, name: str) -> Tier:
     """Return the tier called ``name`` (case-insensitive); NotFound otherwise."""
     for key, t in settings.tiers.items():
@@ -51,6 +69,8 @@ def get_tier(settings: Settings, name: str) -> Tier:
                 monthly_price=Decimal(t.monthly_price),
                 free=t.free,
                 reserve_bytes=reserve_for(parse_size(t.quota), t.reserve),
+                max_entries=entries_for(parse_size(t.quota), t.max_entries),
+                max_depth=max(t.max_depth, 1),
             )
     names = ", ".join(settings.tiers)
     raise NotFound(f"No existe el plan '{name}'. Planes disponibles: {names}.")

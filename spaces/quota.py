@@ -35,7 +35,13 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database, like_prefix
-from spaces.errors import NotFound, QuotaExceeded, ReadOnlySpace, UsageUnavailable
+from spaces.errors import (
+    EntryLimitReached,
+    NotFound,
+    QuotaExceeded,
+    ReadOnlySpace,
+    UsageUnavailable,
+)
 from spaces.models import DAV_MOUNT, DeadProperty, Space
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,8 @@ class Usage:
     held_bytes: int = 0
     held_files: int = 0
     reserve_bytes: int = 0
+    #: Files and folders the plan allows, trash and versions included (0: no limit).
+    max_entries: int = 0
 
     @property
     def available_bytes(self) -> int:
@@ -62,7 +70,8 @@ class Usage:
 
 
 _USAGE = select(Space.used_bytes, Space.used_files, Space.quota_bytes, Space.held_bytes,
-                Space.held_files, Space.reserve_bytes).where(Space.id == bindparam("space_id"))
+                Space.held_files, Space.reserve_bytes, Space.max_entries
+                ).where(Space.id == bindparam("space_id"))
 
 
 def usage(db: Database, space_id: int) -> Usage:
@@ -87,7 +96,12 @@ _RESERVE = (update(Space)
             .where(Space.id == bindparam("space_id"))
             .where(Space.used_bytes + bindparam("nbytes") <= Space.quota_bytes)
             .where(Space.status == "active")
+            # Entries: files and folders, in use or held (see reserve()).
+            .where(or_(Space.max_entries <= 0, Space.used_files + Space.held_files
+                       + bindparam("new_entries") <= Space.max_entries))
             .values(**_DELTAS))
+#: ``new_entries`` of a write that adds no entry: passes whatever the count.
+_NO_NEW_ENTRIES = -(2**62)
 _APPLY = (update(Space)
           .where(Space.id == bindparam("space_id"))
           .values(**_DELTAS))
@@ -115,9 +129,11 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
         _refuse(db, space_id, space_name, nbytes, needed, room, at_least)
     try:
         with db.engine.begin() as conn:
-            result = conn.execute(_RESERVE, {"space_id": space_id, "nbytes": nbytes,
-                                             "nfiles": int(nfiles), "held_bytes": held_bytes,
-                                             "held_files": held_files})
+            result = conn.execute(_RESERVE, {
+                "space_id": space_id, "nbytes": nbytes, "nfiles": int(nfiles),
+                "held_bytes": held_bytes, "held_files": held_files,
+                "new_entries": (int(nfiles) + max(int(held_files), 0) if nfiles > 0
+                                else _NO_NEW_ENTRIES)})
             applied = result.rowcount == 1
     except SQLAlchemyError as exc:
         log.error("quota reserve failed for %s: %s", space_name, exc)
@@ -127,7 +143,24 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
         if status != "active":
             log.info("write refused: space=%s status=%s", space_name, status)
             raise ReadOnlySpace(status)
+        now = usage(db, space_id)
+        if (nfiles > 0 and now.max_entries > 0
+                and now.used_files + now.held_files + nfiles > now.max_entries):
+            log.info("entries refused: space=%s used=%d held=%d limit=%d requested=%d",
+                     space_name, now.used_files, now.held_files, now.max_entries, nfiles)
+            raise EntryLimitReached(space_name, now.max_entries, now.held_files)
         _refuse(db, space_id, space_name, nbytes, needed, room, at_least)
+
+
+def check_entries(db: Database, space_id: int, space_name: str, nfiles: int) -> None:
+    """Refuse (EntryLimitReached) before anything is written when ``nfiles`` new
+    entries (a COPY of a tree) would pass the plan's max_entries. Each entry is
+    counted again as it is made."""
+    now = usage(db, space_id)
+    if now.max_entries > 0 and now.used_files + now.held_files + nfiles > now.max_entries:
+        log.info("entries refused: space=%s used=%d held=%d limit=%d requested=%d (copy)",
+                 space_name, now.used_files, now.held_files, now.max_entries, nfiles)
+        raise EntryLimitReached(space_name, now.max_entries, now.held_files)
 
 
 def _refuse(db: Database, space_id: int, space_name: str, nbytes: int, needed: int | None,

@@ -180,7 +180,8 @@ def create_space(
         with db.session() as s:
             space = Space(
                 name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
-                reserve_bytes=t.reserve_bytes, used_bytes=0, used_files=0, status="active",
+                reserve_bytes=t.reserve_bytes, max_entries=t.max_entries,
+                max_depth=t.max_depth, used_bytes=0, used_files=0, status="active",
                 owner_email=owner_email,
             )
             s.add(space)
@@ -223,6 +224,7 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str,
         old = space.tier
         space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
         space.reserve_bytes = t.reserve_bytes
+        space.max_entries, space.max_depth = t.max_entries, t.max_depth
         s.flush()
         info = SpaceInfo.of(space)
         if old != t.name:

@@ -254,15 +254,25 @@ class TierSettings:
         "", "Safety reserve for the space's trash and earlier versions, outside the plan "
         "(K, M or G; \"0\" keeps neither); empty: 25 % of the quota, at least 256M. When it "
         "is full, the oldest versions and then the oldest trash items are erased at once.")
+    max_entries: int = _f(
+        0, "Files and folders the space may hold, its trash and earlier versions included "
+        "(empty ones too: each takes a row and an inode); 0: one per 8K of quota.")
+    max_depth: int = _f(
+        64, "Deepest path the space may hold, in levels (folders within folders, the file "
+        "included); deeper: 400.")
 
 
 DEFAULT_TIERS: dict[str, dict[str, Any]] = {
     "1G": {"quota": "1G", "max_users": 1, "cfdi_years": 1, "monthly_price": "0.00",
-           "free": True},
-    "4G": {"quota": "4G", "max_users": 10, "cfdi_years": 5, "monthly_price": "65.00"},
-    "10G": {"quota": "10G", "max_users": 30, "cfdi_years": 5, "monthly_price": "140.00"},
-    "40G": {"quota": "40G", "max_users": 0, "cfdi_years": 5, "monthly_price": "450.00"},
-    "80G": {"quota": "80G", "max_users": 0, "cfdi_years": 5, "monthly_price": "800.00"},
+           "free": True, "max_entries": 150_000},
+    "4G": {"quota": "4G", "max_users": 10, "cfdi_years": 5, "monthly_price": "65.00",
+           "max_entries": 500_000},
+    "10G": {"quota": "10G", "max_users": 30, "cfdi_years": 5, "monthly_price": "140.00",
+            "max_entries": 1_000_000},
+    "40G": {"quota": "40G", "max_users": 0, "cfdi_years": 5, "monthly_price": "450.00",
+            "max_entries": 2_000_000},
+    "80G": {"quota": "80G", "max_users": 0, "cfdi_years": 5, "monthly_price": "800.00",
+            "max_entries": 4_000_000},
 }
 
 _UNITS = {"K": 2**10, "M": 2**20, "G": GIB, "T": 2**40}

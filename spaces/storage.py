@@ -419,6 +419,44 @@ class SpaceFiles:
         nbytes, count = quota.measure_tree(p)
         return nbytes, count + 1
 
+    # -- limits --------------------------------------------------------------------
+    @property
+    def max_depth(self) -> int:
+        """The plan's deepest path, in levels (read once per instance)."""
+        known = self.__dict__.get("_max_depth")
+        if known is None:
+            try:
+                with self.db.engine.connect() as c:
+                    known = int(c.scalar(select(Space.max_depth)
+                                         .where(Space.id == self.space_id)) or 0)
+            except SQLAlchemyError as exc:
+                raise UsageUnavailable(str(exc)) from exc
+            self.__dict__["_max_depth"] = known
+        return known
+
+    def check_depth(self, p: Path, below: int = 0) -> None:
+        """Refuse (InvalidName, 400) a path ``p`` (with ``below`` more levels
+        under it: a tree arriving there) deeper than the plan's max_depth."""
+        depth = len(p.relative_to(self.root).parts) + below
+        limit = self.max_depth
+        if limit > 0 and depth > limit:
+            log.info("depth refused: space=%s path=%s depth=%d limit=%d", self.space_name,
+                     self.index_path(p), depth, limit)
+            raise InvalidName(f"La ruta tendría {depth} niveles de carpetas y este plan "
+                              f"permite hasta {limit} niveles: use menos carpetas anidadas.")
+
+    @staticmethod
+    def height(p: Path) -> int:
+        """How many levels lie below folder ``p`` (1: only files or empty
+        folders in it; 0: empty), never following symlinks."""
+        top = len(p.parts)
+        deepest = top
+        for dirpath, dirnames, filenames in os.walk(p):
+            level = len(Path(dirpath).parts)
+            if dirnames or filenames:
+                deepest = max(deepest, level + 1)
+        return deepest - top
+
     # -- writes -------------------------------------------------------------------
     def open_upload(self, rel: str, declared: int | None, *, exact: bool = False) -> Upload:
         """Start replacing (or creating) the file at ``rel``.
@@ -433,6 +471,7 @@ class SpaceFiles:
         if target == self.root:
             raise Forbidden("No se puede escribir sobre la raíz del espacio.")
         check_new_name(target.name)
+        self.check_depth(target)
         retention.check_writable(self.db, self.space_id, self.index_path(target))
         try:
             return Upload(self, target, declared, exact=exact)
@@ -447,6 +486,7 @@ class SpaceFiles:
         ``lock_root``: how the drive names the lock it is for."""
         p = self.resolve(rel)
         check_new_name(p.name)
+        self.check_depth(p)
         with self.guard():
             if self.entry(p) is not None:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.")
@@ -496,6 +536,7 @@ class SpaceFiles:
         """MKCOL: a folder counts as one file."""
         p = self.resolve(rel)
         check_new_name(p.name)
+        self.check_depth(p)
         with self.guard():
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
@@ -689,6 +730,7 @@ class SpaceFiles:
     def ensure_parents(self, target: Path) -> None:
         """Create the missing folders above ``target`` (inside the space), each
         counted as one entry (refused only when the space is over its quota)."""
+        self.check_depth(target)
         missing = []
         d = target.parent
         while d != self.root and self.entry(d) is None:
@@ -726,6 +768,8 @@ class SpaceFiles:
             se = self.entry(src)
             if se is None:
                 raise NotFound("El origen ya no existe.")
+            if len(dst.parts) > len(src.parts) or not se.is_dir:  # deeper: does it all fit?
+                self.check_depth(dst, self.height(src) if se.is_dir else 0)
             de = self.entry(dst)
             src_index, dst_index = self.index_path(src), self.index_path(dst)
             replaced = False
@@ -777,11 +821,17 @@ class SpaceFiles:
         up.commit(mtime=e.mtime)
 
     def copy_fits(self, src_rel: str, dst_rel: str, *, extra_bytes: int = 0) -> None:
-        """Refuse (QuotaExceeded) a COPY whose whole source tree (with
-        ``extra_bytes``: its WebDAV properties) does not fit in the space's
-        plan, before copying anything. What it replaces leaves the plan (into
-        the trash, or as a version), so its size is credited."""
-        nbytes, _ = self.tree_size(self.resolve(src_rel))
+        """Refuse a COPY whose whole source tree (with ``extra_bytes``: its
+        WebDAV properties) does not fit in the space's plan (QuotaExceeded), in
+        its entries (EntryLimitReached) or in its depth (InvalidName), before
+        copying anything. What it replaces leaves the plan (into the trash, or
+        as a version), so its size is credited."""
+        src = self.resolve(src_rel)
+        se = self.entry(src)
+        self.check_depth(self.resolve(dst_rel),
+                         self.height(src) if se is not None and se.is_dir else 0)
+        nbytes, nfiles = self.tree_size(src)
+        quota.check_entries(self.db, self.space_id, self.space_name, nfiles)
         nbytes += extra_bytes
         replaced, _ = self.tree_size(self.resolve(dst_rel))
         now = quota.usage(self.db, self.space_id)

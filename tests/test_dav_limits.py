@@ -427,3 +427,85 @@ def test_sixteen_parallel_huge_proppatches_do_not_starve_healthz(make_server):
         t.join(120)
     assert len(results) == 16 and all(s == 507 for s, _ in results), results
     assert max(d for _, d in results) < 30, results
+
+
+# -- 19.6: entries and depth per plan ----------------------------------------------------
+
+SMALL_PLAN = """
+[tiers.T12]
+quota = "4G"
+max_users = 3
+cfdi_years = 1
+max_entries = 12
+max_depth = 5
+"""
+
+
+def _plan_space(make_server):
+    srv = make_server(SMALL_PLAN).start()
+    srv.create_space("alfa", "T12")
+    srv.add_user("alfa", *ANA, role="admin")
+    return srv
+
+
+def test_entries_are_limited_per_plan_and_empty_ones_are_not_free(make_server):
+    """400 empty folders in 1.2 s cost nothing before; now every file and folder,
+    in use or in the trash, counts against the plan's max_entries, on every door."""
+    srv = _plan_space(make_server)
+    for i in range(10):
+        assert raw(srv, "MKCOL", f"/dav/alfa/c{i}/", auth=ANA).status == 201
+    assert raw(srv, "PUT", "/dav/alfa/c0/vacio.txt", auth=ANA, body=b"").status == 201
+    assert raw(srv, "MKCOL", "/dav/alfa/c0/sub/", auth=ANA).status == 201  # 12 entries
+    before = state(srv, "alfa")
+    refusals = [
+        raw(srv, "MKCOL", "/dav/alfa/otra/", auth=ANA),
+        raw(srv, "PUT", "/dav/alfa/otro.txt", auth=ANA, body=b""),
+        raw(srv, "PUT", "/dav/alfa/otro.txt", auth=ANA, body=b"con datos"),
+        raw(srv, "COPY", "/dav/alfa/c1/", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/c1-copia/"}),
+        _lock(srv, "/dav/alfa/bloqueado.docx", ANA),
+    ]
+    for r in refusals:
+        assert r.status == 507 and "archivos y carpetas" in r.body.decode(), r
+    web = WebDrive(srv, "alfa", *ANA)
+    assert web.action("carpeta", nombre="Web").status_code == 507
+    assert web.upload("/", "web.txt", b"w").status_code == 507
+    assert state(srv, "alfa") == before
+    # The trash counts too: deleting frees nothing until the trash is emptied.
+    assert raw(srv, "DELETE", "/dav/alfa/c9/", auth=ANA).status == 204
+    r = raw(srv, "MKCOL", "/dav/alfa/otra/", auth=ANA)
+    assert r.status == 507 and "papelera" in r.body.decode(), r
+    srv.cli("trash", "empty", "alfa")
+    assert raw(srv, "MKCOL", "/dav/alfa/otra/", auth=ANA).status == 201
+
+
+def test_folder_depth_is_limited_per_plan_on_every_way_in(make_server):
+    """A 120-deep chain of folders was accepted; now max_depth (5 here) bounds
+    every path, however it is made: MKCOL, PUT, MOVE or COPY of a tree, the web
+    drive."""
+    srv = _plan_space(make_server)
+    for p in ("a/", "a/b/", "a/b/c/", "a/b/c/d/", "a/b/c/d/e/", "z/", "z/y/"):
+        assert raw(srv, "MKCOL", f"/dav/alfa/{p}", auth=ANA).status == 201, p
+    assert raw(srv, "PUT", "/dav/alfa/a/b/c/d/cinco.txt", auth=ANA, body=b"5").status == 201
+    before = state(srv, "alfa")
+    refusals = [
+        raw(srv, "MKCOL", "/dav/alfa/a/b/c/d/e/f/", auth=ANA),
+        raw(srv, "PUT", "/dav/alfa/a/b/c/d/e/seis.txt", auth=ANA, body=b"6"),
+        raw(srv, "MOVE", "/dav/alfa/a/", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/z/y/a/"}),
+        raw(srv, "COPY", "/dav/alfa/a/", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/z/y/a/"}),
+        raw(srv, "COPY", "/dav/alfa/a/b/c/d/cinco.txt", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/a/b/c/d/e/copia.txt"}),
+    ]
+    for r in refusals:
+        assert r.status == 400 and "niveles" in r.body.decode(), r
+    web = WebDrive(srv, "alfa", *ANA)
+    r = web.action("carpeta", carpeta="/a/b/c/d/e", nombre="f")
+    assert r.status_code == 400 and "niveles" in r.text
+    r = web.action("mover", ruta="/a", destino="/z/y")
+    assert r.status_code == 400 and "niveles" in r.text
+    assert state(srv, "alfa") == before
+    # Moving up (shallower) is fine.
+    assert raw(srv, "MOVE", "/dav/alfa/a/b/c/", auth=ANA,
+               headers={"Destination": f"{srv.url}/dav/alfa/z/c/"}).status == 201
