@@ -154,7 +154,8 @@ class AuthSettings:
         60, "How long a verified password is trusted before argon2 runs again."
     )
     max_failures: int = _f(
-        5, "Bad passwords per user (or 4x per address) before attempts are slowed."
+        5, "Bad passwords per drive user (or 4x per client address, API tokens included) "
+        "before attempts are slowed, on every door at once (drive, web drive, portal)."
     )
     failure_window_seconds: int = _f(300, "Window in which bad passwords are counted.")
     max_block_seconds: int = _f(
@@ -236,7 +237,8 @@ class BillingSettings:
 class PortalSettings:
     token_hours: int = _f(48, "How long e-mailed links (confirm, reset, set password) work.")
     max_login_failures: int = _f(
-        5, "Bad portal passwords per account (or 4x per address) before logins are slowed."
+        5, "Bad portal passwords per account (by username or e-mail alike) or per share "
+        "link before logins are slowed (addresses: [auth])."
     )
     login_window_seconds: int = _f(300, "Window in which bad portal passwords are counted.")
     max_login_block_seconds: int = _f(60, "Longest pause after repeated bad portal passwords.")
