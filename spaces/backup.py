@@ -47,12 +47,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from sqlalchemy import Table, func, insert, or_, select, text
+from sqlalchemy import Connection, Table, func, insert, or_, select, text
 
 from spaces import quota, storage
 from spaces.db import Database
 from spaces.errors import AlreadyExists, NotFound, SpaceError
-from spaces.models import Base, DeadProperty, Space
+from spaces.models import Base, DeadProperty, Space, new_session_version
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -505,6 +505,7 @@ def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: b
                         seq = f"pg_get_serial_sequence('{t.name}', 'id')"
                         top = f"(SELECT MAX(id) FROM {t.name})"  # noqa: S608
                         c.execute(text(f"SELECT setval({seq}, COALESCE({top}, 0) + 1, false)"))
+            _end_sessions(c, None)
             before_commit()
             return counts
         # Selected spaces: new ids; references to them follow.
@@ -551,6 +552,23 @@ def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: b
                 c.execute(t.update().where(t.c.id == new_id)
                           .values(duplicate_of=id_map.get(dup)))
             counts[t.name] = n_rows
+        _end_sessions(c, list(space_ids.values()))
         before_commit()
     return counts
+
+
+def _end_sessions(c: Connection, space_ids: list[int] | None) -> None:
+    """The archive holds the session versions of when it was written: a session
+    that ended after it (a logout, a password change) would come back. Every
+    portal session of what is restored ends instead (the users log in again):
+    all accounts and members for a whole archive, else the restored spaces'
+    members."""
+    version = new_session_version()
+    members = Base.metadata.tables["members"]
+    if space_ids is None:
+        c.execute(Base.metadata.tables["accounts"].update().values(session_version=version))
+        c.execute(members.update().values(session_version=version))
+    elif space_ids:
+        c.execute(members.update().where(members.c.space_id.in_(space_ids))
+                  .values(session_version=version))
 

@@ -613,3 +613,37 @@ def test_a_username_shaped_like_an_rfc_cannot_squat_the_free_space(portal):  # n
     from spaces import accounts
 
     assert accounts.list_accounts(portal.db) == []
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # noqa: F811
+    """A session ended after a backup was taken must not come back when that backup
+    is restored (the archive holds the versions of before): a restore ends every
+    portal session of what it brings back."""
+    from portal import create_app
+    from portal_helpers import Browser, drop, write_config
+
+    from spaces import backup
+    from spaces.db import open_database
+    from spaces.settings import load_settings
+
+    _acme(portal)
+    b = _member_browser(portal, "jefa", "/cuenta/entrar-unidad")
+    stolen = _thief(portal, b)
+    archive = tmp_path / "respaldo.tar"
+    backup.backup(portal.settings, portal.db, archive, None if whole else ["acme"])
+    b.post("/cuenta/salir", {}, form_page="/espacios/acme/")  # ends the copy too
+    (tmp_path / "nueva").mkdir()
+    cfg, pg = write_config(tmp_path / "nueva")
+    settings = load_settings(cfg)
+    db = open_database(settings)
+    try:
+        backup.restore(settings, db, archive)
+        restored = Browser(create_app(settings, db))
+        restored.c.set_cookie("resguardo_sesion", stolen.c.get_cookie("resguardo_sesion").value)
+        for path in ("/espacios/acme/", "/espacios/acme/cfdi?formato=zip", "/unidad/acme/"):
+            assert restored.c.get(path).status_code in (302, 404), path
+    finally:
+        db.dispose()
+        drop(pg)
