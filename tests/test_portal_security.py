@@ -261,7 +261,8 @@ def _locked_out(p: Portal, b) -> None:
 
 
 REVOCATIONS = ["removed", "password changed (resguardo user passwd)",
-               "space suspended, then reactivated", "beyond the plan's users after a downgrade"]
+               "password set through its e-mailed link", "space suspended, then reactivated",
+               "beyond the plan's users after a downgrade"]
 
 
 @pytest.mark.db
@@ -290,8 +291,18 @@ def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, use
                 max_users=1 if user == "ed" else 0))
     elif why.startswith("removed"):
         service.remove_member(portal.db, "acme", user)
-    elif why.startswith("password"):
+    elif why.startswith("password changed"):
         service.set_password(portal.db, "acme", user, "otra-clave-99")
+    elif why.startswith("password set"):
+        from spaces import accounts
+
+        member_id = next(m.id for m in accounts.member_rows(portal.db, "acme")
+                         if m.username == user)
+        token = accounts.issue_token(portal.db, portal.settings, "member", member_id=member_id)
+        other = portal.browser()
+        other.post(f"/acceso/{token}", {"password": "otra-clave-99", "confirm": "otra-clave-99"},
+                   form_page=f"/acceso/{token}")
+        assert "otra-clave-99" not in other.text
     else:
         service.set_status(portal.db, "acme", "suspended")
         _locked_out(portal, stolen)
@@ -621,9 +632,9 @@ def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # n
     """A session ended after a backup was taken must not come back when that backup
     is restored (the archive holds the versions of before): a restore ends every
     portal session of what it brings back."""
-    from portal import create_app
     from portal_helpers import Browser, drop, write_config
 
+    from portal import create_app
     from spaces import backup
     from spaces.db import open_database
     from spaces.settings import load_settings
