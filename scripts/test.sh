@@ -3,7 +3,7 @@
 # chromium (Debian packages) and a PostgreSQL server. Static checks, then one pytest session
 # in which the tests marked `db` run on SQLite and on PostgreSQL and the rest once.
 #   RESGUARDO_TEST_DBS="sqlite postgresql"  the databases of the `db` tests (default: both)
-#   PYTEST_ARGS="-x -k quota"                extra pytest arguments
+#   PYTEST_ARGS='-x -k "quota and not chunked"'  extra pytest arguments (shell quoting kept)
 #   RESGUARDO_TEST_WORKERS=1                 one test at a time (default 3 in parallel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,8 +100,9 @@ rm -f .coverage .coverage.*
 cov=(--cov --cov-report=)
 echo "== tests on ${dbs// / and } (${workers} at a time, then the serial ones)"
 status=0
+eval "extra=(${PYTEST_ARGS:-})"  # as a shell would split it: quoted words stay whole
 run() {  # exit 5 is "no tests collected": a -k filter left that part empty
-    .venv/bin/pytest -q "${cov[@]}" "$@" ${PYTEST_ARGS:-} || { r=$?; [ $r = 5 ] || status=1; }
+    .venv/bin/pytest -q "${cov[@]}" "$@" "${extra[@]}" || { r=$?; [ $r = 5 ] || status=1; }
 }
 if [ "$workers" -le 1 ]; then
     run
