@@ -110,7 +110,7 @@ def pending(db: Database) -> list[Claim]:
                          .where(Account.rfc_verified_at.is_(None))
                          .where(Account.rfc_review_note.is_(None))
                          .order_by(Account.rfc_document_at, Account.id)).all()
-    return [Claim(i, u, e, r or "", at or utcnow()) for i, u, e, r, at in rows]
+    return [Claim(i, u, e, r or "", at) for i, u, e, r, at in rows]
 
 
 def document(settings: Settings, db: Database, account_id: int) -> Path:
