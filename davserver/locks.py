@@ -316,9 +316,12 @@ class LockPolicy(BaseMiddleware):
             if length > self.limits.max_owner_bytes + self.BODY_SLACK:
                 self.limits.check_owner(b"x" * (length - self.BODY_SLACK))
             try:
-                e = ctx.files.entry(ctx.files.resolve(rel))
+                target = ctx.files.resolve(rel)
+                e = ctx.files.entry(target)
             except SpaceError:
-                e = None  # WsgiDAV gives the path its own answer
+                target, e = None, None  # WsgiDAV gives the path its own answer
+            if target is not None and e is not None:
+                ctx.files.check_depth(target)  # made before these limits: too long to key
             domain.check_lockable(is_space_root=rel.strip("/") == "",
                                   is_folder=e is not None and e.is_dir, role=ctx.role)
             space_count, user_count = self._counts(ctx.space.name, ctx.username)

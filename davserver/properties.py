@@ -28,8 +28,8 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from spaces import quota
 from spaces.db import Database, like_prefix, path_move_params, path_mover
-from spaces.errors import QuotaExceeded, SpaceError, UsageUnavailable
-from spaces.models import DAV_MOUNT, DeadProperty
+from spaces.errors import InvalidName, QuotaExceeded, SpaceError, UsageUnavailable
+from spaces.models import DAV_MOUNT, MAX_KEY_CHARS, MAX_PROPERTY_NAME, DeadProperty
 from spaces.settings import PropertySettings
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,16 @@ class SqlPropertyManager:
         if batch.refusal is not None:  # the request is refused already: answer each fast
             raise DAVError(HTTP_INSUFFICIENT_STORAGE)
         key = self._key(norm_url)
+        try:
+            if len(key) > MAX_KEY_CHARS:
+                raise InvalidName("La ruta es demasiado larga para guardarle propiedades: use "
+                                  "nombres o carpetas más cortos.")
+            if len(name) > MAX_PROPERTY_NAME:
+                raise PropertyLimit(f"El nombre de una propiedad puede tener a lo más "
+                                    f"{MAX_PROPERTY_NAME} caracteres; no se guardó ninguna.")
+        except SpaceError as exc:
+            batch.refusal = exc
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE) from None
         if batch.key is None:
             batch.key = key
             with self.db.engine.connect() as c:

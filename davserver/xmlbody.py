@@ -28,9 +28,10 @@ StartResponse = Callable[..., Any]
 
 _BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
          (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"), (b"\xef\xbb\xbf", "utf-8"))
-#: The first four bytes of "<?xm" or "<" in each family, without a byte order mark.
+#: The first bytes of "<?xm" or "<" in each family, without a byte order mark
+#: (UTF-16 without a declaration too: "<D:" is "\x00<\x00D" in UTF-16BE).
 _FAMILIES = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
-             (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
+             (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"),
              (b"\x4c\x6f\xa7\x94", "cp037"))
 _DECLARED = re.compile(r"""<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
 _DECLARATION = re.compile(r"<\?xml[^>]*\?>")

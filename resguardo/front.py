@@ -418,6 +418,9 @@ class FrontManager(ConnectionManager):
                 w.deadline = now + lim.head_timeout
             end = w.buf.find(b"\r\n\r\n", max(w.scanned - 3, 0))
             if end < 0:
+                if w.buf.find(b"\n\n", max(w.scanned - 1, 0)) >= 0:
+                    self._refuse(w, 400)  # bare line feeds: HTTP needs CRLF
+                    return
                 w.scanned = len(w.buf)
                 start = 2 if w.buf.startswith(b"\r\n") else 0
                 if w.buf.find(b"\r\n", start, start + lim.max_request_line + 2) < 0 and (
@@ -466,6 +469,9 @@ class FrontManager(ConnectionManager):
         chunked = expect = False
         for ln in fields:
             name, _, value = ln.partition(b":")
+            if name != name.rstrip() and not name[:1].isspace():
+                self._refuse(w, 400)  # "Content-Length : 5": never guess (RFC 9112 §5.1)
+                return None
             key = name.strip().lower()
             if key == b"content-length":
                 lengths.add(value.strip())

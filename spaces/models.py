@@ -108,6 +108,11 @@ class Member(Base):
 #: Where the drive is mounted: dead properties and locks are keyed by URL paths
 #: under it, "/dav/<space>/<URL-quoted path>".
 DAV_MOUNT = "/dav"
+#: The longest such key the database keeps (DeadProperty.path, DavLock.root):
+#: no path whose key would be longer is made (see SpaceFiles.check_path).
+MAX_KEY_CHARS = 2048
+#: The longest property name it keeps (DeadProperty.name).
+MAX_PROPERTY_NAME = 512
 
 
 class DeadProperty(Base):
@@ -117,8 +122,8 @@ class DeadProperty(Base):
     __table_args__ = (UniqueConstraint("path", "name", name="uq_dav_properties_path_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
-    name: Mapped[str] = mapped_column(String(512), nullable=False)
+    path: Mapped[str] = mapped_column(String(MAX_KEY_CHARS), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(MAX_PROPERTY_NAME), nullable=False)
     value: Mapped[str] = mapped_column(Text, nullable=False)
 
 
@@ -128,7 +133,7 @@ class DavLock(Base):
     __tablename__ = "dav_locks"
 
     token: Mapped[str] = mapped_column(String(128), primary_key=True)
-    root: Mapped[str] = mapped_column(String(2048), nullable=False, index=True)
+    root: Mapped[str] = mapped_column(String(MAX_KEY_CHARS), nullable=False, index=True)
     principal: Mapped[str] = mapped_column(String(128), nullable=False)
     owner: Mapped[str] = mapped_column(Text, nullable=False, default="")
     scope: Mapped[str] = mapped_column(String(16), nullable=False)

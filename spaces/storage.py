@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -65,7 +66,14 @@ from spaces.errors import (
     SpaceError,
     UsageUnavailable,
 )
-from spaces.models import LockPlaceholder, Space, TrashItem, utcnow
+from spaces.models import (
+    DAV_MOUNT,
+    MAX_KEY_CHARS,
+    LockPlaceholder,
+    Space,
+    TrashItem,
+    utcnow,
+)
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -434,28 +442,47 @@ class SpaceFiles:
             self.__dict__["_max_depth"] = known
         return known
 
-    def check_depth(self, p: Path, below: int = 0) -> None:
-        """Refuse (InvalidName, 400) a path ``p`` (with ``below`` more levels
-        under it: a tree arriving there) deeper than the plan's max_depth."""
-        depth = len(p.relative_to(self.root).parts) + below
+    def dav_key_length(self, p: Path) -> int:
+        """The length of ``p``'s address on the drive ("/dav/<space>/...",
+        URL-encoded), which keys its locks and properties; counted in NFD, the
+        longest spelling a client may send."""
+        rel = unicodedata.normalize("NFD", self.index_path(p))
+        return len(quote(f"{DAV_MOUNT}/{self.space_name}{rel}"))
+
+    def check_depth(self, p: Path, below: tuple[int, int] = (0, 0)) -> None:
+        """Refuse (InvalidName, 400) a path ``p`` — with ``below`` (levels,
+        encoded characters) more under it: a tree arriving there — deeper than
+        the plan's max_depth, or whose address would be longer than the
+        database keeps for its locks and properties (MAX_KEY_CHARS)."""
+        depth = len(p.relative_to(self.root).parts) + below[0]
         limit = self.max_depth
         if limit > 0 and depth > limit:
             log.info("depth refused: space=%s path=%s depth=%d limit=%d", self.space_name,
                      self.index_path(p), depth, limit)
             raise InvalidName(f"La ruta tendría {depth} niveles de carpetas y este plan "
                               f"permite hasta {limit} niveles: use menos carpetas anidadas.")
+        length = self.dav_key_length(p) + below[1]
+        if length > MAX_KEY_CHARS:
+            log.info("path length refused: space=%s path=%s length=%d", self.space_name,
+                     self.index_path(p), length)
+            raise InvalidName(f"La ruta es demasiado larga ({length} caracteres en la dirección "
+                              f"de la unidad; el máximo es {MAX_KEY_CHARS}): use nombres o "
+                              "carpetas más cortos.")
 
     @staticmethod
-    def height(p: Path) -> int:
-        """How many levels lie below folder ``p`` (1: only files or empty
-        folders in it; 0: empty), never following symlinks."""
-        top = len(p.parts)
-        deepest = top
+    def extent(p: Path) -> tuple[int, int]:
+        """(levels, encoded characters) that lie below folder ``p``: how much
+        deeper and longer its deepest and longest path is than ``p`` itself,
+        never following symlinks."""
+        levels = chars = 0
         for dirpath, dirnames, filenames in os.walk(p):
-            level = len(Path(dirpath).parts)
-            if dirnames or filenames:
-                deepest = max(deepest, level + 1)
-        return deepest - top
+            rel = Path(dirpath).relative_to(p)
+            for name in dirnames + filenames:
+                sub = unicodedata.normalize("NFD", "/" + str(rel / name) if str(rel) != "."
+                                            else "/" + name)
+                levels = max(levels, sub.count("/"))
+                chars = max(chars, len(quote(sub)))
+        return levels, chars
 
     # -- writes -------------------------------------------------------------------
     def open_upload(self, rel: str, declared: int | None, *, exact: bool = False) -> Upload:
@@ -768,8 +795,11 @@ class SpaceFiles:
             se = self.entry(src)
             if se is None:
                 raise NotFound("El origen ya no existe.")
-            if len(dst.parts) > len(src.parts) or not se.is_dir:  # deeper: does it all fit?
-                self.check_depth(dst, self.height(src) if se.is_dir else 0)
+            if not se.is_dir:
+                self.check_depth(dst)
+            elif (len(dst.parts) > len(src.parts)
+                  or self.dav_key_length(dst) > self.dav_key_length(src)):
+                self.check_depth(dst, self.extent(src))  # deeper or longer: does it all fit?
             de = self.entry(dst)
             src_index, dst_index = self.index_path(src), self.index_path(dst)
             replaced = False
@@ -829,7 +859,7 @@ class SpaceFiles:
         src = self.resolve(src_rel)
         se = self.entry(src)
         self.check_depth(self.resolve(dst_rel),
-                         self.height(src) if se is not None and se.is_dir else 0)
+                         self.extent(src) if se is not None and se.is_dir else (0, 0))
         nbytes, nfiles = self.tree_size(src)
         quota.check_entries(self.db, self.space_id, self.space_name, nfiles)
         nbytes += extra_bytes

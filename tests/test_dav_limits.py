@@ -109,7 +109,14 @@ _ENCODINGS = [  # (name in the declaration, Python codec, byte-order mark)
     ("UTF-32", "utf-32-le", b"\xff\xfe\x00\x00"), ("UTF-32", "utf-32-be", b"\x00\x00\xfe\xff"),
     ("UTF-32LE", "utf-32-le", b""), ("UTF-32BE", "utf-32-be", b""),
     ("ISO-8859-1", "latin-1", b""), ("IBM037", "cp037", b""), ("UTF-7", "utf-7", b""),
+    (None, "utf-16-le", b""), (None, "utf-16-be", b""),  # no declaration, no BOM
 ]
+
+
+def _declared(template: str, encoding: str | None) -> str:
+    """The body with its XML declaration naming ``encoding``, or none at all."""
+    text = template.format(enc=encoding or "")
+    return text if encoding else text.split("?>", 1)[1]
 
 
 def _xml_space(make_server):
@@ -134,13 +141,13 @@ def test_a_dtd_in_any_encoding_is_refused_and_plain_xml_in_any_encoding_works(ma
     every PROPFIND reads it back."""
     srv = _xml_space(make_server)
     for name, codec, bom in _ENCODINGS:
-        body = bom + _DTD_PROPPATCH.format(enc=name).encode(codec)
+        body = bom + _declared(_DTD_PROPPATCH, name).encode(codec)
         r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=body,
                 headers={"Content-Type": "application/xml"})
         assert r.status == 400, (name, codec, r)
         assert "expandido" not in _all_props(srv, "/dav/alfa/f.txt"), (name, codec)
     for name, codec, bom in _ENCODINGS:
-        body = bom + _PLAIN_PROPPATCH.format(enc=name).encode(codec)
+        body = bom + _declared(_PLAIN_PROPPATCH, name).encode(codec)
         r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA, body=body,
                 headers={"Content-Type": "application/xml"})
         assert r.status == 207 and "200 OK" in r.body.decode(), (name, codec, r)
@@ -509,3 +516,31 @@ def test_folder_depth_is_limited_per_plan_on_every_way_in(make_server):
     # Moving up (shallower) is fine.
     assert raw(srv, "MOVE", "/dav/alfa/a/b/c/", auth=ANA,
                headers={"Destination": f"{srv.url}/dav/alfa/z/c/"}).status == 201
+
+
+def test_paths_too_long_for_locks_and_properties_are_refused_clearly(make_server):
+    """A path's address keys its locks and properties (2048 characters at most,
+    URL-encoded): on PostgreSQL a longer one made LOCK answer 500 and PROPPATCH
+    503. Such paths are refused when they would be made (400), and a property
+    name longer than the database keeps is a 507, never a server error."""
+    from urllib.parse import quote
+
+    srv = _xml_space(make_server)
+    path = "/dav/alfa"
+    made = 0
+    for i in range(12):
+        name = f"ñ{i}" * 60  # 120 characters, 480 encoded (as NFD, the longest spelling)
+        r = raw(srv, "MKCOL", quote(f"{path}/{name}/"), auth=ANA)
+        if r.status != 201:
+            assert r.status == 400 and "larga" in r.body.decode(), r
+            break
+        path += "/" + name
+        made += 1
+    assert 3 <= made < 12, made
+    for method, body in (("PUT", b"x"), ("LOCK", LOCK_BODY.encode())):
+        r = raw(srv, method, quote(path + "/" + "ñ" * 100 + ".txt"), auth=ANA, body=body)
+        assert r.status == 400 and "larga" in r.body.decode(), (method, r)
+    r = raw(srv, "PROPPATCH", "/dav/alfa/f.txt", auth=ANA,
+            body=_proppatch({"p": "v"}).replace(NS.encode(), b"urn:" + b"n" * 700))
+    assert r.status == 507, r
+    assert " 500 " not in _all_props(srv, "/dav/alfa/f.txt")

@@ -316,3 +316,27 @@ def test_tls_handshakes_that_never_finish_block_nobody(make_server, tmp_path):
         assert _answer(s, 10) == b""
         s.close()
     assert _healthz_seconds(srv, tls=True) < 2
+
+
+def test_ambiguous_framing_is_refused_before_any_worker(make_server):
+    """Request smuggling needs two parsers to disagree on where a body ends:
+    the front refuses whatever it would have to guess about (400), and a head
+    with bare line feeds is refused at once instead of waiting out the clock."""
+    srv = make_server(FAST).start()
+    heads = [
+        b"POST /cuenta/entrar HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /cuenta/entrar HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n"
+        b"\r\nhello",
+        b"POST /cuenta/entrar HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+        b"POST /cuenta/entrar HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+        b"POST /cuenta/entrar HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        b"GET /healthz HTTP/1.1\nHost: x\n\n",
+    ]
+    for head in heads:
+        with _connect(srv) as s:
+            t = time.monotonic()
+            s.sendall(head)
+            answer = _answer(s, 10)
+            assert answer.startswith(b"HTTP/1.1 400"), (head, answer[:100])
+            assert time.monotonic() - t < 2.5, head
