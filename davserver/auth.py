@@ -185,7 +185,8 @@ class SpacesDomainController(BaseDomainController):
         environ[CTX_KEY] = RequestContext(
             space=cred.space, username=cred.username, role=cred.role,
             files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name,
-                             actor=Actor(cred.username, environ.get("REMOTE_ADDR"), "dav")),
+                             actor=Actor(cred.username, environ.get("REMOTE_ADDR"), "dav"),
+                             max_depth=cred.space.max_depth),
         )
         environ["wsgidav.auth.user_name"] = cred.username
         environ["wsgidav.auth.roles"] = (cred.role,)

@@ -115,7 +115,8 @@ def who(name: str) -> Who | None:
     st = state()
     actor = audit.Actor(m.username, request.remote_addr, "web")
     return Who(m.space, m.id, m.username, m.role,
-               SpaceFiles(st.settings, st.db, m.space.id, m.space.name, actor=actor))
+               SpaceFiles(st.settings, st.db, m.space.id, m.space.name, actor=actor,
+                          max_depth=m.space.max_depth))
 
 
 def _require(name: str) -> Who:

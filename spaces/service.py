@@ -83,6 +83,8 @@ class SpaceInfo:
     reserve_bytes: int = 0
     held_bytes: int = 0
     held_files: int = 0
+    #: The plan's deepest path (0: not read with this snapshot).
+    max_depth: int = 0
 
     @property
     def usage(self) -> quota.Usage:
@@ -94,7 +96,7 @@ class SpaceInfo:
     def of(cls, s: Space) -> SpaceInfo:
         return cls(s.id, s.name, s.tier, s.quota_bytes, s.max_users, s.used_bytes,
                    s.used_files, s.status, s.owner_email, s.paid_until, s.reserve_bytes,
-                   s.held_bytes, s.held_files)
+                   s.held_bytes, s.held_files, s.max_depth)
 
 
 def normalize_space_name(name: str) -> str:
@@ -415,7 +417,7 @@ def _credential_statement() -> Select[*tuple[Any, ...]]:
     return (select(Space.id, Space.name, Space.tier, Space.quota_bytes, Space.max_users,
                    Space.used_bytes, Space.used_files, Space.status, Space.owner_email,
                    Space.paid_until, Space.reserve_bytes, Space.held_bytes,
-                   Space.held_files, Member.id, Member.username, Member.role,
+                   Space.held_files, Space.max_depth, Member.id, Member.username, Member.role,
                    Member.password_hash, older, Member.session_version, paused)
             .join(Space, Space.id == Member.space_id)
             .where(Space.name == bindparam("space_name"))
@@ -442,10 +444,10 @@ def find_credential(db: Database, space_name: str, username: str, *,
     if row is None:
         return None
     (sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status, owner_email,
-     paid_until, reserve_bytes, held_bytes, held_files, member_id, uname, role, password_hash,
-     older, session_version, paused) = row
+     paid_until, reserve_bytes, held_bytes, held_files, max_depth, member_id, uname, role,
+     password_hash, older, session_version, paused) = row
     space = SpaceInfo(sid, name, tier, quota_bytes, max_users, used_bytes, used_files, status,
-                      owner_email, paid_until, reserve_bytes, held_bytes, held_files)
+                      owner_email, paid_until, reserve_bytes, held_bytes, held_files, max_depth)
     within = max_users is None or (older or 0) < max_users
     return Credential(space, member_id, uname, role, password_hash, within, session_version,
                       bool(paused))

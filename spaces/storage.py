@@ -317,7 +317,9 @@ class SpaceFiles:
     """Operations on the files of one space. Cheap to build: one per request."""
 
     def __init__(self, settings: Settings, db: Database, space_id: int, space_name: str,
-                 *, actor: Actor | None = None) -> None:
+                 *, actor: Actor | None = None, max_depth: int = 0) -> None:
+        """``max_depth``: the plan's, when the caller has read it already (the
+        drive's credential query does); 0: read on first need."""
         self.settings = settings
         self.db = db
         self.space_id = space_id
@@ -332,6 +334,8 @@ class SpaceFiles:
         #: Examine XML files for CFDI when they are stored.
         self.index_cfdi = True
         self._root_str = str(self.root)
+        if max_depth > 0:
+            self.__dict__["_max_depth"] = max_depth
 
     def guard(self) -> Any:
         """This space's commit lock, across threads, processes and nodes."""
