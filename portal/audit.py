@@ -53,6 +53,8 @@ LABELS: dict[str, Any] = {
     Action.HOLD_LIFTED: _l("Retención legal levantada"),
     Action.SHARE_CREATED: _l("Enlace compartido creado"),
     Action.SHARE_REVOKED: _l("Enlace compartido revocado"),
+    Action.INVOICE_ISSUED: _l("Factura emitida"),
+    Action.INVOICE_CANCELLED: _l("Factura cancelada"),
 }
 
 

@@ -111,6 +111,9 @@ class Action(StrEnum):
     # share links (web drive)
     SHARE_CREATED = "share_created"
     SHARE_REVOKED = "share_revoked"
+    # facturas of the space's orders (spaces.invoicing)
+    INVOICE_ISSUED = "invoice_issued"
+    INVOICE_CANCELLED = "invoice_cancelled"
 
 
 #: Spanish descriptions, for the CSV export and the command line (the portal
@@ -142,6 +145,8 @@ LABELS_ES: dict[str, str] = {
     Action.HOLD_LIFTED: "Retención legal levantada",
     Action.SHARE_CREATED: "Enlace compartido creado",
     Action.SHARE_REVOKED: "Enlace compartido revocado",
+    Action.INVOICE_ISSUED: "Factura emitida",
+    Action.INVOICE_CANCELLED: "Factura cancelada",
 }
 
 

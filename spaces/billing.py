@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from spaces import accounts, audit, notices, plans, retention, rfc_claims, service, storage
 from spaces.db import Database, affected
-from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
+from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound, SpaceError
 from spaces.mail import Mailer, MailError
 from spaces.models import Account, CartItem, Member, Order, OrderItem, PaymentEvent, Space, utcnow
 from spaces.payments import GatewayEvent, OrderToPay
@@ -179,6 +179,11 @@ class OrderInfo:
     created_at: datetime
     paid_at: datetime | None
     lines: tuple[OrderLine, ...]
+    #: Facturación (spaces.invoicing): asked at checkout; how it was paid; which
+    #: factura covers it ("none", "own", "global").
+    invoice_requested: bool = False
+    payment_method: str | None = None
+    invoice_state: str = "none"
 
     @property
     def total_cents(self) -> int:
@@ -204,13 +209,16 @@ def _order_info(s, o: Order) -> OrderInfo:  # type: ignore[no-untyped-def]
     return OrderInfo(o.id, o.reference, o.account_id, a.username if a else "?",
                      a.email if a else "?", a.rfc if a else None, o.status, o.currency, totals,
                      o.contract_version, o.contract_accepted_at, o.gateway, o.created_at,
-                     o.paid_at, lines)
+                     o.paid_at, lines, invoice_requested=o.invoice_requested,
+                     payment_method=o.payment_method, invoice_state=o.invoice_state)
 
 
 def checkout(settings: Settings, db: Database, account_id: int,
-             accepted_contract_version: str) -> OrderInfo:
+             accepted_contract_version: str, *, invoice: bool = False) -> OrderInfo:
     """Turn the cart into a pending order, its prices frozen. The customer must
-    have accepted the current contract version (stored with the time)."""
+    have accepted the current contract version (stored with the time).
+    ``invoice``: the customer wants its factura (spaces.invoicing), issued to its
+    fiscal data as soon as the payment arrives."""
     if accepted_contract_version != settings.billing.contract_version:
         raise Forbidden("Debe aceptar la versión vigente del contrato de servicio.")
     lines = cart(settings, db, account_id)
@@ -225,7 +233,7 @@ def checkout(settings: Settings, db: Database, account_id: int,
             subtotal_cents=cents(totals.subtotal), discount_cents=cents(totals.discount),
             tax_cents=cents(totals.tax), total_cents=cents(totals.total),
             contract_version=accepted_contract_version, contract_accepted_at=utcnow(),
-            gateway=settings.billing.gateway)
+            gateway=settings.billing.gateway, invoice_requested=invoice)
         s.add(order)
         s.flush()
         for ln in lines:
@@ -326,6 +334,7 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
     """Act on a verified gateway event, exactly once (see the module docstring)."""
     today = today or date.today()
     provisioned: list[_Provisioned] = []
+    wants_invoice = False
     ref = event.order_reference
     try:
         with db.session() as s:
@@ -351,13 +360,15 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
                 return EventResult("rejected", ref)
             won = affected(s.execute(update(Order).where(Order.id == order.id)
                                      .where(Order.status == "pending")
-                                     .values(status="paid", paid_at=utcnow()))) == 1
+                                     .values(status="paid", paid_at=utcnow(),
+                                             payment_method=event.method))) == 1
             if not won:
                 log.info("payment for an order already paid: order=%s event=%s", ref,
                          event.event_id)
                 return EventResult("already_paid", ref)
             account = s.get(Account, order.account_id)
             assert account is not None
+            wants_invoice = order.invoice_requested
             for item in s.scalars(select(OrderItem).where(OrderItem.order_id == order.id)
                                   .order_by(OrderItem.id)):
                 p = _provision_item(s, settings, account, item, today)
@@ -372,7 +383,20 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
         _mail_access(settings, db, mailer, links, p)
     log.info("order paid and provisioned: order=%s spaces=%s", ref,
              ",".join(p.space.name for p in provisioned))
+    if wants_invoice:
+        _issue_invoice(settings, db, mailer, ref)
     return EventResult("provisioned", ref)
+
+
+def _issue_invoice(settings: Settings, db: Database, mailer: Mailer, ref: str) -> None:
+    """The factura asked for at checkout. The payment stands whatever happens here:
+    a refusal is logged and the order page offers to ask again."""
+    from spaces import invoicing
+
+    try:
+        invoicing.issue_for_order(settings, db, mailer, ref, actor=audit.SYSTEM)
+    except SpaceError as exc:
+        log.warning("factura requested at checkout not issued: order=%s: %s", ref, exc)
 
 
 def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  # type: ignore[no-untyped-def]

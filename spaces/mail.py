@@ -28,10 +28,19 @@ class MailError(Exception):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Mail:
     to: str
     subject: str
     body: str
+    #: Files sent with the message (a factura's XML and PDF).
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Mailer:
@@ -52,6 +61,9 @@ class Mailer:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain="resguardo")
         msg.set_content(mail.body)
+        for a in mail.attachments:
+            maintype, _, subtype = a.content_type.partition("/")
+            msg.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.filename)
         return msg
 
     def send(self, mail: Mail) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -243,6 +244,13 @@ class Account(Base):
     rfc_document_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     #: Why an operator turned the constancia down (shown to the customer).
     rfc_review_note: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    #: Fiscal data for its facturas (with ``rfc``; see spaces.fiscal): the razón social
+    #: as in the constancia, SAT's régimen fiscal, the domicilio fiscal's postal code
+    #: and the uso de CFDI it asks for by default.
+    razon_social: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    regimen_fiscal: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    codigo_postal: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    uso_cfdi: Mapped[str | None] = mapped_column(String(4), nullable=True)
 
     __table_args__ = (
         Index("uq_accounts_verified_rfc", "rfc", unique=True,
@@ -312,6 +320,18 @@ class Order(Base):
     gateway: Mapped[str] = mapped_column(String(32), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: How it was paid, as the gateway said ("credit_card", "debit_card", ...): the
+    #: factura's forma de pago.
+    payment_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: The customer asked for a factura at checkout: it is issued when the payment comes.
+    invoice_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                                    server_default=false())
+    #: Which factura covers it, claimed once by a conditional UPDATE: "none", "own"
+    #: (a factura to the customer) or "global" (the month's factura to the público
+    #: en general, ``global_invoice_id``).
+    invoice_state: Mapped[str] = mapped_column(String(8), nullable=False, default="none",
+                                               server_default="none")
+    global_invoice_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class OrderItem(Base):
@@ -548,3 +568,69 @@ class LoginFailure(Base):
     count: Mapped[int] = mapped_column(Integer, nullable=False)
     first_at: Mapped[float] = mapped_column(Float, nullable=False)
     blocked_until: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+#: The statuses of a live factura: at most one per order and per global period.
+INVOICE_LIVE = "status IN ('stamping', 'valid', 'cancelling', 'cancel_pending')"
+
+
+class Invoice(Base):
+    """A factura (CFDI 4.0 de Ingreso) the operator issued: to a customer for one
+    order (``order_id``), or the month's global one to the público en general
+    (``period``, its orders point at it). Kept for good: the operator's fiscal
+    records (CFF art. 30); nothing deletes a stamped one.
+
+    ``status`` goes ``stamping`` (signed, its XML stored, sent to the PAC) ->
+    ``valid`` (stamped: ``uuid``, the stamped ``xml`` and its ``pdf``) ->
+    ``cancelling`` (asked of the PAC) -> ``cancelled`` (or ``cancel_pending``
+    while the receptor must accept). At most one live factura per order and per
+    global period (:data:`INVOICE_LIVE`, partial unique indexes). ``replacing``
+    marks one whose substitute is issued (motivo 01) until it is cancelled."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        Index("uq_invoices_live_order", "order_id", unique=True,
+              sqlite_where=text(INVOICE_LIVE), postgresql_where=text(INVOICE_LIVE)),
+        Index("uq_invoices_live_period", "period", unique=True,
+              sqlite_where=text(INVOICE_LIVE), postgresql_where=text(INVOICE_LIVE)),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # "order" | "global"
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orders.id", ondelete="RESTRICT"), nullable=True, index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True, index=True)
+    #: "AAAA-MM" of a global invoice.
+    period: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="stamping")
+    serie: Mapped[str] = mapped_column(String(25), nullable=False)
+    folio: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, unique=True)
+    pac: Mapped[str] = mapped_column(String(32), nullable=False)
+    #: Stamped by the sandbox PAC: no validity before SAT.
+    sandbox: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    receptor_rfc: Mapped[str] = mapped_column(String(13), nullable=False)
+    receptor_nombre: Mapped[str] = mapped_column(String(300), nullable=False)
+    uso_cfdi: Mapped[str] = mapped_column(String(4), nullable=False)
+    forma_pago: Mapped[str] = mapped_column(String(2), nullable=False)
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    discount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tax_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The CFDI's Fecha (local time of the lugar de expedición, as in the XML).
+    fecha: Mapped[str] = mapped_column(String(19), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    stamped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: The signed CFDI while it is stamped, then the stamped one (with its timbre).
+    xml: Mapped[str] = mapped_column(Text, nullable=False)
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: The factura it replaces (motivo 01: its CfdiRelacionados, TipoRelacion 04).
+    replaces_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    cancel_reason: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    cancel_replacement: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    #: The PAC's acknowledgement of the cancellation (acuse), as it returned it.
+    cancel_ack: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mailed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from spaces.mail import Mail
+from spaces.mail import Attachment, Mail
 from spaces.plans import format_bytes
 
 CONFIRM_PATH = "/cuenta/confirmar/"
@@ -155,3 +155,18 @@ def space_read_only(to: str, *, space: str, paid_until: date, renew_link: str) -
         "gracia, así que quedó en solo lectura: puede abrir y descargar sus archivos, "
         f"pero no guardar nuevos. No se borró nada.\n\nRenueve en {renew_link} y el "
         "espacio vuelve a funcionar al instante." + SIGNATURE))
+
+
+def invoice_issued(to: str, *, reference: str, name: str, uuid: str, rfc: str, total: str,
+                   sandbox: bool, attachments: tuple[Attachment, ...]) -> Mail:
+    """A factura, its XML and PDF attached."""
+    warning = ("\n\nATENCIÓN: esta factura la timbró el PAC de pruebas (sandbox) de "
+               "Resguardo: NO tiene validez fiscal ni se envió al SAT." if sandbox else "")
+    return Mail(to, f"Su factura {name} del pedido {reference}", (
+        f"Adjuntamos la factura (CFDI 4.0) de su pedido {reference}: el XML, que es el "
+        "comprobante fiscal, y su representación impresa en PDF.\n\n"
+        f"Factura: {name}\nFolio fiscal (UUID): {uuid}\nRFC receptor: {rfc}\n"
+        f"Total: {total} MXN\n\n"
+        "Puede verificarla en https://verificacfdi.facturaelectronica.sat.gob.mx/ y "
+        "descargarla de nuevo en la página del pedido." + warning + SIGNATURE),
+        attachments)

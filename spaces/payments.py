@@ -16,7 +16,9 @@ Adding a real gateway (Stripe, Conekta, Openpay, Mercado Pago):
    cancel URL, and returns its URL. ``parse_webhook`` verifies the provider's
    signature header with the webhook secret (RESGUARDO_WEBHOOK_SECRET) and maps
    the provider's event to ``GatewayEvent(event_id, order_reference, outcome,
-   amount_cents, currency)`` — ``outcome`` is ``paid``, ``declined`` or ``failed``.
+   amount_cents, currency, detail, method)`` — ``outcome`` is ``paid``,
+   ``declined`` or ``failed``; ``method`` how the customer paid (one of
+   :data:`METHODS`: the factura's forma de pago).
 2. Register it in :func:`make_gateway` under its ``[billing] gateway`` name, and
    allow the name in ``spaces.settings._validate``.
 3. Point the provider's webhook at ``/pagos/webhook/<name>`` (the portal verifies,
@@ -36,6 +38,9 @@ from dataclasses import dataclass
 from spaces.settings import Settings
 
 OUTCOMES = ("paid", "declined", "failed")
+#: How a customer paid, as a gateway tells it (the factura's forma de pago comes
+#: from it: spaces.sat.catalogs.FORMA_PAGO).
+METHODS = ("credit_card", "debit_card", "service_card", "transfer", "cash", "wallet")
 
 
 class InvalidSignature(Exception):
@@ -51,6 +56,7 @@ class GatewayEvent:
     amount_cents: int
     currency: str
     detail: str = ""
+    method: str = "credit_card"
 
 
 @dataclass(frozen=True)
@@ -88,12 +94,14 @@ class TestCard:
     number: str
     outcome: str
     label: str
+    method: str = "credit_card"
 
 
 #: The sandbox's documented test cards (any future expiry date, any 3-digit CVC).
 #: Any other number is declined.
 SANDBOX_CARDS = (
     TestCard("4242424242424242", "paid", "pago aprobado"),
+    TestCard("4000056655665556", "paid", "pago aprobado, tarjeta de débito", "debit_card"),
     TestCard("4000000000000002", "declined", "tarjeta rechazada por el banco"),
     TestCard("4000000000000119", "failed", "error de procesamiento"),
 )
@@ -122,18 +130,24 @@ class SandboxGateway(PaymentGateway):
         return urls.pay_url
 
     @staticmethod
-    def outcome_for(card_number: str) -> tuple[str, str]:
+    def card_for(card_number: str) -> TestCard:
         digits = "".join(ch for ch in card_number if ch.isdigit())
         for card in SANDBOX_CARDS:
             if card.number == digits:
-                return card.outcome, card.label
-        return "declined", "tarjeta no reconocida por el sandbox"
+                return card
+        return TestCard(digits, "declined", "tarjeta no reconocida por el sandbox")
+
+    @classmethod
+    def outcome_for(cls, card_number: str) -> tuple[str, str]:
+        card = cls.card_for(card_number)
+        return card.outcome, card.label
 
     def charge(self, order: OrderToPay, card_number: str,
                now: float | None = None) -> tuple[bytes, dict[str, str]]:
         """Simulate the provider charging the card: returns the signed webhook
         (body, headers) it would then deliver."""
-        outcome, detail = self.outcome_for(card_number)
+        card = self.card_for(card_number)
+        outcome, detail = card.outcome, card.label
         body = json.dumps({
             "id": f"evt_{uuid.uuid4().hex}",
             "type": f"payment.{outcome}",
@@ -141,6 +155,7 @@ class SandboxGateway(PaymentGateway):
             "amount_cents": order.total_cents,
             "currency": order.currency,
             "detail": detail,
+            "method": card.method,
         }, separators=(",", ":")).encode()
         return body, self.sign(body, now)
 
@@ -169,9 +184,12 @@ class SandboxGateway(PaymentGateway):
             outcome = kind.removeprefix("payment.")
             if not kind.startswith("payment.") or outcome not in OUTCOMES:
                 raise ValueError(kind)
+            method = str(data.get("method", "credit_card"))
+            if method not in METHODS:
+                raise ValueError(method)
             return GatewayEvent(self.name, str(data["id"]), str(data["order"]), outcome,
                                 int(data["amount_cents"]), str(data["currency"]),
-                                str(data.get("detail", ""))[:500])
+                                str(data.get("detail", ""))[:500], method)
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidSignature(f"evento mal formado: {exc}") from None
 

@@ -234,6 +234,29 @@ class BillingSettings:
 
 
 @dataclass
+class InvoicingSettings:
+    pac: str = _f(
+        "sandbox",
+        "PAC that stamps the facturas: 'sandbox' (stamps locally with a test certificate: "
+        "NOT valid before SAT). The CSD (RESGUARDO_CSD_CERT, RESGUARDO_CSD_KEY, "
+        "RESGUARDO_CSD_PASSWORD) comes from the environment; see docs/deploy.md.")
+    issuer_rfc: str = _f(
+        "EKU9003173C9", "RFC of the operator, the issuer of every factura (its CSD's RFC). "
+        "The default is SAT's test RFC, for the sandbox only.")
+    issuer_name: str = _f(
+        "ESCUELA KEMPER URGATE", "Razón social of the issuer exactly as in its Constancia "
+        "de Situación Fiscal (without 'S.A. de C.V.').")
+    issuer_regime: str = _f("601", "Régimen fiscal of the issuer (SAT's c_RegimenFiscal).")
+    issuer_postal_code: str = _f(
+        "42501", "Lugar de expedición: postal code of the issuer's domicilio fiscal.")
+    series: str = _f("RG", "Serie of the facturas (the folio is the factura's number).")
+    product_code: str = _f(
+        "81112006", "SAT's c_ClaveProdServ of the service (81112006: servicios de "
+        "almacenamiento de datos).")
+    unit_code: str = _f("E48", "SAT's c_ClaveUnidad of the service (E48: unidad de servicio).")
+
+
+@dataclass
 class PortalSettings:
     token_hours: int = _f(48, "How long e-mailed links (confirm, reset, set password) work.")
     max_login_failures: int = _f(
@@ -333,6 +356,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    invoicing: InvoicingSettings = field(default_factory=InvoicingSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     trash: TrashSettings = field(default_factory=TrashSettings)
@@ -386,6 +410,18 @@ class Settings:
         if value:
             return value.encode()
         return _PROCESS_WEBHOOK_SECRET
+
+    @property
+    def csd_files(self) -> tuple[str, str, str] | None:
+        """The operator's CSD: paths of its certificate (.cer) and key (.key) and the
+        key's password, from RESGUARDO_CSD_CERT, RESGUARDO_CSD_KEY and
+        RESGUARDO_CSD_PASSWORD; None when the certificate is not set. Never from the
+        configuration file."""
+        cert = os.environ.get("RESGUARDO_CSD_CERT", "")
+        if not cert:
+            return None
+        return (cert, os.environ.get("RESGUARDO_CSD_KEY", ""),
+                os.environ.get("RESGUARDO_CSD_PASSWORD", ""))
 
     def base_url(self) -> str:
         if self.server.public_url:
@@ -496,6 +532,7 @@ def _validate(settings: Settings, source: str) -> None:
     if settings.billing.gateway not in ("sandbox",):
         raise ConfigError(f"{source}: billing.gateway no reconocido: "
                           f"{settings.billing.gateway!r} (disponibles: 'sandbox')")
+    _validate_invoicing(settings, source)
     b = settings.billing
     for key in ("iva_rate", "discount_monthly", "discount_bimonthly", "discount_quarterly",
                 "discount_semiannual", "discount_annual"):
@@ -536,6 +573,33 @@ def _validate(settings: Settings, source: str) -> None:
             raise ConfigError(f"{source}: valores inválidos en [tiers.{name}]")
 
 
+#: The PACs this build knows (see spaces.pac.make_pac).
+PACS = ("sandbox",)
+#: SAT's test RFC (the default issuer): only the sandbox may issue with it.
+SANDBOX_ISSUER_RFC = "EKU9003173C9"
+
+
+def _validate_invoicing(settings: Settings, source: str) -> None:
+    import re
+
+    i = settings.invoicing
+    if i.pac not in PACS:
+        raise ConfigError(f"{source}: invoicing.pac no reconocido: {i.pac!r} "
+                          f"(disponibles: {', '.join(repr(p) for p in PACS)})")
+    if not re.fullmatch(r"[A-Z&Ñ]{3,4}[0-9]{6}[A-Z0-9]{3}", i.issuer_rfc):
+        raise ConfigError(f"{source}: invoicing.issuer_rfc no es un RFC: {i.issuer_rfc!r}")
+    if i.pac != "sandbox" and i.issuer_rfc == SANDBOX_ISSUER_RFC:
+        raise ConfigError(f"{source}: invoicing.issuer_rfc es el RFC de pruebas del SAT: "
+                          "escriba el RFC del operador para un PAC real")
+    if not i.issuer_name.strip() or "|" in i.issuer_name or len(i.issuer_name) > 300:
+        raise ConfigError(f"{source}: invoicing.issuer_name no válido")
+    for key, pattern in (("issuer_regime", r"[0-9]{3}"), ("issuer_postal_code", r"[0-9]{5}"),
+                         ("series", r"[^|]{1,25}"), ("product_code", r"[0-9]{8}"),
+                         ("unit_code", r"[A-Z0-9]{1,3}")):
+        if not re.fullmatch(pattern, getattr(i, key)):
+            raise ConfigError(f"{source}: invoicing.{key} no válido: {getattr(i, key)!r}")
+
+
 def iter_schema(cls: Any = Settings, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(dotted key, default, help) for every key: used to check the example file."""
     out: list[tuple[str, Any, str]] = []
@@ -568,8 +632,9 @@ def example_toml() -> str:
         "# commented out: uncomment and change only what you need.",
         "# Load it with `resguardo --config FILE` or RESGUARDO_CONFIG=FILE.",
         "# Secrets never go here: RESGUARDO_SECRET_KEY (keyed hashes, portal sessions),",
-        "# RESGUARDO_REDIS_PASSWORD, RESGUARDO_SMTP_PASSWORD and RESGUARDO_WEBHOOK_SECRET",
-        "# come from the environment (systemd EnvironmentFile=).",
+        "# RESGUARDO_REDIS_PASSWORD, RESGUARDO_SMTP_PASSWORD, RESGUARDO_WEBHOOK_SECRET and",
+        "# the CSD that seals the facturas (RESGUARDO_CSD_CERT, RESGUARDO_CSD_KEY,",
+        "# RESGUARDO_CSD_PASSWORD) come from the environment (systemd EnvironmentFile=).",
         "",
     ]
     current = ""
