@@ -117,7 +117,7 @@ def render(xml: bytes, *, sandbox: bool) -> bytes:
     doc.label("Emisor: ", f"{em.get('Nombre')} · RFC {em.get('Rfc')}")
     doc.label("Régimen fiscal: ", f"{em.get('RegimenFiscal')} "
               f"{regimen.description if regimen else ''}")
-    doc.label("Lugar de expedición: ", f"{root.get('LugarExpedicion')}   ")
+    doc.label("Lugar de expedición: ", f"{root.get('LugarExpedicion')}")
     doc.label("Fecha de emisión: ", f"{root.get('Fecha')}")
     doc.ln(1)
     rreg = catalogs.REGIMENES.get(rc.get("RegimenFiscalReceptor", ""))
@@ -142,8 +142,8 @@ def render(xml: bytes, *, sandbox: bool) -> bytes:
                   f"{uuids}")
     doc.ln(2)
 
-    widths = (22, 18, 14, 66, 22, 20, 18, 16)
-    heads = ("Clave", "No. ident.", "Cant./Unidad", "Descripción", "Valor unitario", "Descuento",
+    widths = (15, 25, 15, 58, 22, 19, 18, 20)
+    heads = ("Clave", "No. ident.", "Cant.", "Descripción", "Valor unitario", "Descuento",
              "IVA 16 %", "Importe")
     doc.set_font("Helvetica", "B", 7)
     doc.set_fill_color(230, 230, 230)
@@ -159,8 +159,9 @@ def render(xml: bytes, *, sandbox: bool) -> bytes:
                   _money(c.get("ValorUnitario")), _money(c.get("Descuento")), iva,
                   _money(c.get("Importe")))
         y = doc.get_y()
-        lines = max(1, len(doc.multi_cell(widths[3], 4, _latin1(values[3]), dry_run=True,
-                                          output="LINES")))
+        wrapped = doc.multi_cell(widths[3], 4, _latin1(values[3]), dry_run=True,
+                                 output="LINES")
+        lines = max(1, len(wrapped) if isinstance(wrapped, list) else 1)
         height = 4 * lines
         x = doc.l_margin
         for w, v, i in zip(widths, values, range(len(widths)), strict=True):

@@ -702,9 +702,12 @@ def cancel(settings: Settings, db: Database, invoice_id: int, motivo: str, *,
         elif motivo != "01":
             replacement = None
         before = inv.status
+        # A replaced factura is not live (its substitute is): it stays out of the
+        # one-live-factura index while its cancellation is asked.
+        claim = "cancelling" if before == "valid" else "cancelling_01"
         if affected(s.execute(update(Invoice).where(Invoice.id == invoice_id)
                               .where(Invoice.status == before)
-                              .values(status="cancelling"))) != 1:
+                              .values(status=claim))) != 1:
             raise AlreadyExists("Otra persona está cancelando esa factura.")
         request = CancelRequest(inv.uuid, settings.invoicing.issuer_rfc, inv.receptor_rfc,
                                 f"{plans.from_cents(inv.total_cents)}", motivo, replacement)
@@ -713,7 +716,7 @@ def cancel(settings: Settings, db: Database, invoice_id: int, motivo: str, *,
     except SpaceError:
         with db.session() as s:
             s.execute(update(Invoice).where(Invoice.id == invoice_id)
-                      .where(Invoice.status == "cancelling").values(status=before))
+                      .where(Invoice.status == claim).values(status=before))
         raise
     with db.session() as s:
         inv = s.get(Invoice, invoice_id)

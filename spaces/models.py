@@ -585,7 +585,8 @@ class Invoice(Base):
     ``cancelling`` (asked of the PAC) -> ``cancelled`` (or ``cancel_pending``
     while the receptor must accept). At most one live factura per order and per
     global period (:data:`INVOICE_LIVE`, partial unique indexes). ``replacing``
-    marks one whose substitute is issued (motivo 01) until it is cancelled."""
+    marks one whose substitute is issued (motivo 01) until it is cancelled
+    (``cancelling_01`` while that is asked of the PAC)."""
 
     __tablename__ = "invoices"
     __table_args__ = (

@@ -49,6 +49,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -221,7 +222,7 @@ def load_csd(settings: Settings, now: datetime | None = None) -> Csd:
 #: The sandbox PAC's RFC (a made-up, well-formed one) and what it writes in every
 #: timbre, so nobody takes its facturas for real ones.
 SANDBOX_PAC_RFC = "SPR190613I52"
-SANDBOX_LEYENDA = "SIN VALIDEZ FISCAL: timbre de pruebas de Resguardo (sandbox), no enviado al SAT"
+SANDBOX_LEYENDA = "SIN VALIDEZ FISCAL: timbre de pruebas de Resguardo, sandbox, no enviado al SAT"
 SANDBOX_KEY_PASSWORD = b"sandbox-sin-validez"
 
 
@@ -314,8 +315,10 @@ class SandboxPac(Pac):
     name = "sandbox"
     sandbox = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: the PAC's "now" (aware), for tests that move time."""
         self.settings = settings
+        self.clock = clock
 
     def _pac(self) -> Any:
         from satcfdi.models import Signer
@@ -327,6 +330,7 @@ class SandboxPac(Pac):
     def stamp(self, signed_xml: bytes, now: datetime | None = None) -> Stamped:
         from satcfdi.create.cfd import tfd11
 
+        now = now or (self.clock() if self.clock else None)
         try:
             sat.validate(signed_xml)
         except sat.InvalidCfdi as exc:
@@ -378,7 +382,7 @@ class SandboxPac(Pac):
         an acuse signed with the sandbox's certificate, marked not valid."""
         from xml.sax.saxutils import quoteattr
 
-        at = local_now("", None).isoformat()
+        at = local_now("", self.clock() if self.clock else None).isoformat()
         body = (f"<Acuse Fecha={quoteattr(at)} RfcEmisor={quoteattr(request.issuer_rfc)}>"
                 f"<Folios UUID={quoteattr(request.uuid)} EstatusUUID=\"201\" "
                 f"Motivo={quoteattr(request.motivo)}"

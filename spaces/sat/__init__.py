@@ -74,7 +74,7 @@ def validate(xml: bytes) -> None:
     with _schema_lock:
         schema = _combined_schema()
         ok = schema.validate(doc)
-        errors = [f"línea {e.line}: {e.message}" for e in schema.error_log]  # type: ignore[attr-defined]
+        errors = [f"línea {e.line}: {e.message}" for e in schema.error_log]
         del schema
     if not ok:
         raise InvalidCfdi("; ".join(errors[:5]))

@@ -1,16 +1,16 @@
 """Facturación: fiscal data per account, how an order was paid and whether it is
 invoiced, and the facturas (CFDI 4.0) the operator issued.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
