@@ -99,7 +99,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
 
-    from portal import account, audit, cfdi, drive, operator, public, shop, space
+    from portal import account, audit, cfdi, drive, invoices, operator, public, shop, space
 
     csrf.exempt(shop.webhook)  # signed by the gateway instead
     # Raw-body uploads: the form hook would parse the body; it checks X-CSRFToken itself.
@@ -110,6 +110,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     app.register_blueprint(shop.bp)
     app.register_blueprint(space.bp)
     app.register_blueprint(operator.bp)
+    app.register_blueprint(invoices.bp)
     app.register_blueprint(cfdi.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(drive.bp)

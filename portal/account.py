@@ -12,6 +12,7 @@ from portal.forms import (
     ButtonForm,
     ChangeEmailForm,
     ChangePasswordForm,
+    FiscalForm,
     ForgotForm,
     LoginForm,
     MemberLoginForm,
@@ -162,12 +163,19 @@ def settings() -> Any:
             return redirect(url_for("account.settings"))
     except SpaceError as exc:
         flash(str(exc), "error")
-    return _settings_page(account, pw_form=pw_form, email_form=email_form)
+    return settings_page(account, pw_form=pw_form, email_form=email_form)
 
 
-def _settings_page(account: accounts.AccountInfo, **forms: Any) -> Any:
+def settings_page(account: accounts.AccountInfo, **forms: Any) -> Any:
+    """« Mi cuenta » with its forms (those given keep what was typed and its errors)."""
+    from portal.invoices import fill_choices, prefill
+
     forms.setdefault("pw_form", ChangePasswordForm(prefix="pw", formdata=None))
     forms.setdefault("email_form", ChangeEmailForm(prefix="em", formdata=None))
+    if "fiscal_form" not in forms:
+        forms["fiscal_form"] = FiscalForm(prefix="fi", formdata=None)
+        prefill(forms["fiscal_form"], account.id)
+    fill_choices(forms["fiscal_form"])
     if "rfc_form" not in forms:
         forms["rfc_form"] = RfcForm(formdata=None)
         forms["rfc_form"].rfc.data = account.rfc or ""
@@ -196,7 +204,7 @@ def rfc_submit() -> Any:
     else:
         flash(_("Escriba el RFC y elija el PDF de su Constancia de Situación Fiscal."),
               "error")
-    return _settings_page(account, rfc_form=form)
+    return settings_page(account, rfc_form=form)
 
 
 @bp.route("/cuenta/cambiar-correo/<token>", methods=["GET", "POST"])

@@ -125,12 +125,34 @@ class RemoveItemForm(FlaskForm):
     submit = SubmitField(_l("Quitar"))
 
 
-class CheckoutForm(FlaskForm):
+class FiscalForm(FlaskForm):
+    """A customer's fiscal data (spaces.fiscal checks it against SAT's catalogues)."""
+
+    rfc = StringField(_l("RFC"), validators=[Length(max=16)],
+                      description=_l("12 caracteres (persona moral) o 13 (persona física)."))
+    razon_social = StringField(
+        _l("Nombre o razón social"), validators=[Length(max=300)],
+        description=_l("Exactamente como en su Constancia de Situación Fiscal, sin el régimen "
+                       "capital (sin «S.A. de C.V.»)."))
+    regimen_fiscal = SelectField(_l("Régimen fiscal"), validate_choice=False)
+    codigo_postal = StringField(_l("Código postal del domicilio fiscal"),
+                                validators=[Length(max=5)])
+    uso_cfdi = SelectField(_l("Uso del CFDI"), validate_choice=False)
+    submit = SubmitField(_l("Guardar datos fiscales"))
+
+
+class CheckoutForm(FiscalForm):
     contract_version = HiddenField(validators=[DataRequired()])
+    invoice = BooleanField(_l("Quiero factura (CFDI 4.0) con estos datos fiscales"))
     accept = BooleanField(_l("He leído y acepto el contrato de servicio"),
                           validators=[DataRequired(_l("Debe aceptar el contrato para "
                                                       "continuar."))])
     submit = SubmitField(_l("Continuar al pago"))
+
+
+class InvoiceCancelForm(FlaskForm):
+    motivo = SelectField(_l("Motivo (SAT)"), validate_choice=False)
+    submit = SubmitField(_l("Cancelar factura"))
 
 
 class CardForm(FlaskForm):

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from portal.forms import ApiTokenForm, OperatorSpaceForm, ReviewForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
-from spaces import accounts, apitokens, billing, plans, rfc_claims, service
+from spaces import accounts, apitokens, billing, invoicing, plans, rfc_claims, service
 from spaces.errors import SpaceError
 from spaces.models import Account, Space
 
@@ -54,6 +54,7 @@ def dashboard() -> Any:
                            rfc_pending=len(rfc_claims.pending(st.db)),
                            owners=_owners(), accounts=accounts.list_accounts(st.db, q),
                            orders=billing.list_orders(st.db, search=q, limit=200),
+                           invoices=invoicing.list_invoices(st.db, q, limit=50),
                            events=billing.list_events(st.db, q, limit=200))
 
 

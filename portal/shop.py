@@ -27,6 +27,7 @@ from portal.forms import (
     CheckoutForm,
     RemoveItemForm,
 )
+from portal.invoices import fill_choices, order_invoice_context, prefill, save_from
 from portal.web import current_account, links, login_required, state
 from spaces import accounts, billing, plans
 from spaces.errors import NotFound, SpaceError
@@ -169,18 +170,25 @@ def checkout() -> Any:
     assert account is not None
     version = st.settings.billing.contract_version
     form = CheckoutForm()
+    fill_choices(form)
     lines = billing.cart(st.settings, st.db, account.id)
     if not lines:
         flash(_("Su carrito está vacío."), "info")
         return redirect(url_for("shop.plans_page"))
     if form.validate_on_submit():
         try:
+            if form.invoice.data:
+                # The factura goes to these data, which become the account's defaults.
+                save_from(form, account.id)
             order = billing.checkout(st.settings, st.db, account.id,
-                                     form.contract_version.data or "")
+                                     form.contract_version.data or "",
+                                     invoice=bool(form.invoice.data))
         except SpaceError as exc:
             flash(str(exc), "error")
-            return redirect(url_for("shop.checkout"))
-        return redirect(_checkout_url(order))
+        else:
+            return redirect(_checkout_url(order))
+    elif not form.is_submitted():
+        prefill(form, account.id)
     form.contract_version.data = version
     return render_template("shop/checkout.html", form=form, lines=lines,
                            totals=billing.Totals.of([ln.quote for ln in lines]),
@@ -274,7 +282,8 @@ def order_status(reference: str) -> Any:
     events = [e for e in billing.list_events(st.db, reference) if e.order_reference == reference]
     last = events[0] if events else None
     return render_template("shop/order_status.html", order=order, last=last,
-                           period_labels=PERIOD_LABELS, links=links())
+                           period_labels=PERIOD_LABELS, links=links(),
+                           **order_invoice_context(order))
 
 
 @bp.get("/pedidos")
