@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces import audit, quota, service, storage, trash
-from spaces.db import open_database
+from spaces.db import Database, open_database
 from spaces.errors import NotFound, SpaceError
 from spaces.plans import format_bytes
 from spaces.settings import ConfigError, Settings, load_settings
@@ -113,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
     lr = lcp.add_parser("run", help="envía recordatorios y pasa a solo lectura los espacios "
                        "vencidos tras la gracia (correr a diario o cada hora)")
     lr.add_argument("--today", help="fecha AAAA-MM-DD (para pruebas); hoy por omisión")
+
+    ip = sub.add_parser("invoice", help="facturas (CFDI 4.0)").add_subparsers(
+        dest="action", required=True)
+    il = ip.add_parser("list", help="lista las facturas emitidas")
+    il.add_argument("--search", default="", help="UUID, RFC, nombre, folio, pedido o mes")
+    il.add_argument("--json", action="store_true")
+    ig = ip.add_parser("global", help="emite la factura global (público en general) de un mes "
+                       "ya terminado")
+    ig.add_argument("--month", help="AAAA-MM; por omisión, el mes anterior")
+    ic = ip.add_parser("cancel", help="cancela una factura con un motivo del SAT")
+    ic.add_argument("id", type=int, help="número de la factura (su folio)")
+    ic.add_argument("motivo", choices=["02", "03", "04"],
+                    help="02 errores sin relación, 03 no se llevó a cabo la operación, 04 "
+                    "factura global (el 01, con sustitución, desde /operador/facturas)")
 
     bp = sub.add_parser("backup", help="respaldo de la base de datos y los archivos")
     bp.add_argument("archive", help="archivo a crear (.tar o .tar.gz)")
@@ -369,9 +383,25 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             print(f"{name}: recordatorio enviado (vence en {days} días)")
         for name in due.read_only:
             print(f"{name}: vencido, ahora en solo lectura")
-        if not due.reminded and not due.read_only:
+        from datetime import UTC, datetime
+
+        from spaces import invoicing
+
+        now = (datetime(today.year, today.month, today.day, 18, tzinfo=UTC) if today
+               else None)
+        inv = invoicing.run(settings, db, Mailer(settings), now)
+        for period in inv.globals_issued:
+            print(f"factura global de {period} emitida")
+        for ref in inv.restamped:
+            print(f"{ref}: factura timbrada (el PAC no había respondido)")
+        for err in inv.errors:
+            print(f"facturación: {err}", file=sys.stderr)
+        if not (due.reminded or due.read_only or inv.globals_issued or inv.restamped
+                or inv.errors):
             print("Nada que hacer.")
-        return 0
+        return 1 if inv.errors else 0
+    if args.command == "invoice":
+        return _invoice(args, settings, db)
     if args.command in ("backup", "restore"):
         from pathlib import Path
 
@@ -513,6 +543,46 @@ def _audit(args: argparse.Namespace, db: object) -> int:
 #: backups belong to the service's user alone (systemd units set UMask=0077;
 #: this holds the same outside systemd).
 PRIVATE_UMASK = 0o077
+
+
+def _invoice(args: argparse.Namespace, settings: Settings, db: Database) -> int:
+    from spaces import invoicing
+    from spaces.pac import local_now
+
+    if args.action == "list":
+        rows = invoicing.list_invoices(db, args.search, limit=100000)
+        if args.json:
+            print(json.dumps([{
+                "id": f.id, "name": f.name, "uuid": f.uuid, "kind": f.kind,
+                "order": f.order_reference, "period": f.period, "status": f.status,
+                "receptor_rfc": f.receptor_rfc, "receptor_nombre": f.receptor_nombre,
+                "total": str(f.total), "fecha": f.fecha, "sandbox": f.sandbox,
+                "cancel_reason": f.cancel_reason} for f in rows], ensure_ascii=False, indent=1))
+        else:
+            for f in rows:
+                print(f"{f.name}\t{f.uuid or '-'}\t{f.status}\t{f.receptor_rfc}\t"
+                      f"{f.order_reference or 'global ' + (f.period or '')}\t{f.total}")
+        return 0
+    if args.action == "global":
+        if args.month:
+            try:
+                year, month = (int(x) for x in args.month.split("-"))
+            except ValueError:
+                raise SpaceError(f"Mes no válido: {args.month} (use AAAA-MM)") from None
+        else:
+            today = local_now(settings.invoicing.issuer_postal_code)
+            year, month = ((today.year, today.month - 1) if today.month > 1
+                           else (today.year - 1, 12))
+        made = invoicing.issue_global(settings, db, year, month, actor=audit.Actor.cli())
+        if made is None:
+            print(f"No hay ventas de {year:04d}-{month:02d} sin factura.")
+        else:
+            print(f"Factura global {made.name} de {made.period}: UUID {made.uuid}, total "
+                  f"{made.total}")
+        return 0
+    info = invoicing.cancel(settings, db, args.id, args.motivo, actor=audit.Actor.cli())
+    print(f"Factura {info.name} ({info.uuid}): {info.status}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -435,7 +435,7 @@ def issue_for_order(settings: Settings, db: Database, mailer: Mailer, reference:
     InvalidName for incomplete or refused fiscal data; AlreadyExists while
     another request is issuing it; PacRefused (nothing issued, may be retried
     after fixing the data) and InvoicingUnavailable (try later)."""
-    pac = pac or make_pac(settings)
+    pac = pac or make_pac(settings, now)
     with db.session() as s:
         q = select(Order).where(Order.reference == reference)
         if account_id is not None:
@@ -571,7 +571,7 @@ def issue_global(settings: Settings, db: Database, year: int, month: int, *,
     paid that month and not invoiced to its customer. Only once the month is over
     (Forbidden before); None when there is nothing to invoice. Idempotent: the
     month's live factura is returned (one signed but not stamped is sent again)."""
-    pac = pac or make_pac(settings)
+    pac = pac or make_pac(settings, now)
     today = local_now(settings.invoicing.issuer_postal_code, now)
     if (year, month) >= (today.year, today.month):
         raise Forbidden("La factura global de un mes se emite cuando el mes terminó: hasta "
@@ -783,7 +783,7 @@ def run(settings: Settings, db: Database, mailer: Mailer, now: datetime | None =
     """What runs with ``resguardo lifecycle run``: send again facturas left signed
     but not stamped (the PAC did not answer), e-mail those not yet sent, and issue
     the global factura of the month before once it is over. Idempotent."""
-    pac = pac or make_pac(settings)
+    pac = pac or make_pac(settings, now)
     report = Report([], [], [])
     with db.session() as s:
         pending = list(s.execute(select(Invoice.id, Invoice.kind, Order.reference,
@@ -811,8 +811,12 @@ def run(settings: Settings, db: Database, mailer: Mailer, now: datetime | None =
         _mail(settings, db, mailer, info)
     today = local_now(settings.invoicing.issuer_postal_code, now)
     year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    period = f"{year:04d}-{month:02d}"
+    with db.session() as s:
+        done = s.scalar(select(Invoice.id).where(Invoice.period == period)
+                        .where(Invoice.status.in_(("valid", "cancelling", "cancel_pending"))))
     try:
-        made = issue_global(settings, db, year, month, pac=pac, now=now)
+        made = None if done else issue_global(settings, db, year, month, pac=pac, now=now)
         if made is not None:
             report.globals_issued.append(made.period or "")
     except SpaceError as exc:

@@ -425,7 +425,9 @@ def local_now(postal_code: str, now: datetime | None = None) -> datetime:
                                                                           microsecond=0)
 
 
-def make_pac(settings: Settings) -> Pac:
+def make_pac(settings: Settings, now: datetime | None = None) -> Pac:
+    """The configured PAC. ``now`` (aware): a moved clock (tests, ``lifecycle run
+    --today``) that the sandbox follows; a real PAC has SAT's."""
     if settings.invoicing.pac == "sandbox":
-        return SandboxPac(settings)
+        return SandboxPac(settings, clock=(lambda: now) if now else None)
     raise ValueError(f"unknown PAC {settings.invoicing.pac!r}")  # _validate prevents it

@@ -122,10 +122,11 @@ RESERVED_SPACE_NAMES = frozenset({
     "api", "dav", "healthz", "metrics", "static", "webdav",
     # the portal's routes, every segment
     "acceso", "activar", "aprobar", "bitacora", "bloqueos", "borrar", "cambiar",
-    "cambiar-correo", "carpeta", "carrito", "cfdi", "compartido", "confirmar", "crear",
-    "cuenta", "descargar", "eliminar", "enlaces", "entrar", "entrar-unidad", "espacio-gratis",
-    "espacios", "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos",
-    "papelera", "pedidos", "planes", "quitar", "rechazar", "recibo", "registro", "renombrar",
+    "cambiar-correo", "cancelar", "carpeta", "carrito", "cfdi", "compartido", "confirmar",
+    "crear", "cuenta", "descargar", "eliminar", "enlaces", "entrar", "entrar-unidad",
+    "espacio-gratis", "espacios", "factura", "facturas", "fiscal", "global", "idioma",
+    "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos", "papelera", "pedido",
+    "pedidos", "planes", "quitar", "rechazar", "recibo", "registro", "renombrar",
     "restablecer", "restaurar", "revocar", "rfc", "salir", "sandbox", "subir", "tokens",
     "unidad", "usuarios", "vaciar", "versiones", "webhook",
     # what would pass for the service or its staff

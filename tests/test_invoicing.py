@@ -39,6 +39,7 @@ class Shop:
         cfg, self.pg = write_config(tmp_path, f'[mail]\nsmtp_host = "127.0.0.1"\n'
                                               f'smtp_port = {smtp.port}\n'
                                               f'smtp_security = "none"\n{extra}')
+        self.config = cfg
         self.settings = load_settings(cfg)
         self.db = open_database(self.settings)
         self.mailer = Mailer(self.settings)
@@ -600,3 +601,29 @@ def test_sandbox_test_certificates_are_made_once_even_by_processes_at_once(shop)
     assert len(set(results)) == 1 and len(results) == 4
     left = [p.name for p in pac.sandbox_dir(shop.settings).parent.iterdir()]
     assert left == ["sandbox"]
+
+
+@pytest.mark.db
+def test_the_command_line_issues_the_global_factura_lists_and_cancels(shop):
+    from conftest import run_cli
+
+    ref = shop.pay(shop.account("anonimo"))
+    shop.paid_at(ref, datetime(2026, 5, 10, 12, 0))
+    cli = ["--config", str(shop.config)]
+    # The lifecycle run issues the month before's global factura (once).
+    r = run_cli([*cli, "lifecycle", "run", "--today", "2026-06-01"])
+    assert r.returncode == 0, r.stderr
+    assert "factura global de 2026-05 emitida" in r.stdout
+    r = run_cli([*cli, "lifecycle", "run", "--today", "2026-06-01"])
+    assert "factura global" not in r.stdout
+    r = run_cli([*cli, "invoice", "list", "--json"])
+    [row] = __import__("json").loads(r.stdout)
+    assert (row["kind"], row["period"], row["status"], row["receptor_rfc"], row["total"]) == (
+        "global", "2026-05", "valid", "XAXX010101000", "75.40")
+    r = run_cli([*cli, "invoice", "global", "--month", "2026-13"])
+    assert r.returncode != 0
+    r = run_cli([*cli, "invoice", "cancel", str(row["id"]), "04"])
+    assert r.returncode == 0 and "cancelled" in r.stdout, r.stderr
+    with shop.db.session() as s:
+        who = s.scalar(select(AuditRecord.user).where(AuditRecord.action == "invoice_cancelled"))
+    assert who.startswith("cli:")
