@@ -147,3 +147,92 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     # The link worked once.
     page.goto(link)
     expect(page.locator("body")).to_contain_text("no es válido")
+
+
+def test_a_customer_pays_with_fiscal_data_and_downloads_a_factura_sat_accepts(make_server,
+                                                                               browser,
+                                                                               tmp_path):
+    """The factura's acceptance test: fiscal data at checkout, the sandbox card, then the
+    XML downloaded from the order page passes SAT's XSD and carries the receipt's totals,
+    and the PDF downloads too."""
+    from decimal import Decimal
+
+    from lxml import etree
+    from test_invoicing import schema_errors
+
+    srv = make_server().start()
+    outbox = srv.data / "outbox"
+    page = browser.new_page(locale="es-MX", accept_downloads=True)
+    page.set_default_timeout(30_000)
+    page.goto(srv.url + "/cuenta/registro")
+    page.fill("#username", "despacho-ruiz")
+    page.fill("#email", "facturas@ruiz.example.mx")
+    page.fill("#password", "una-clave-larga-1")
+    page.get_by_role("button", name="Crear cuenta").click()
+    _, body = last_mail(outbox, "Confirme su correo")
+    page.goto(re.search(r"https?://\S+/cuenta/confirmar/\S+", body).group(0))
+    page.click("#confirmar")
+
+    # Buy 4G for three months (5 % off), asking for the factura with the fiscal data.
+    page.goto(srv.url + "/planes")
+    page.select_option("#tier", "4G")
+    page.select_option("#period", "quarterly")
+    page.check("input[name=naming][value=username]")
+    page.click("#ver-precio")
+    page.click("#agregar")
+    expect(page.locator("#total")).to_contain_text("$214.89")
+    page.click("#pagar")
+    page.check("#invoice")
+    page.fill("#rfc", "xoji740919u48")
+    page.fill("#razon_social", "Ingrid Xodar Jiménez")
+    page.select_option("#regimen_fiscal", "612")
+    page.fill("#codigo_postal", "88965")
+    page.select_option("#uso_cfdi", "G03")
+    page.check("#accept")
+    page.click("#continuar-pago")
+    page.fill("#number", "4000 0566 5566 5556")  # the sandbox's debit card
+    page.fill("#name", "Ingrid Xodar")
+    page.fill("#expiry", "12/30")
+    page.fill("#cvc", "123")
+    page.click("#pagar-tarjeta")
+    expect(page.locator("#estado")).to_have_text("Pago recibido")
+    expect(page.locator("#factura-uuid")).to_have_text(re.compile(r"^[0-9A-F-]{36}$"))
+    uuid = page.locator("#factura-uuid").inner_text()
+    order_url = page.url
+
+    with page.expect_download() as dl:
+        page.click("#factura-xml")
+    xml_path = tmp_path / "factura.xml"
+    dl.value.save_as(xml_path)
+    with page.expect_download() as dl:
+        page.click("#factura-pdf")
+    pdf_path = tmp_path / "factura.pdf"
+    dl.value.save_as(pdf_path)
+    xml = xml_path.read_bytes()
+    assert schema_errors(xml) == []
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+
+    # The totals are the receipt's, as the receipt page prints them.
+    page.goto(order_url)
+    page.get_by_role("link", name="Ver recibo").click()
+    receipt_total = page.locator("#total").inner_text().removesuffix(" MXN").strip()
+    cfdi = "{http://www.sat.gob.mx/cfd/4}"
+    root = etree.fromstring(xml)
+    total = Decimal(root.get("Total"))
+    assert receipt_total == f"${total:,.2f}" == "$214.89"  # 195.00 - 9.75 + 29.64
+    assert Decimal(root.get("SubTotal")) == Decimal("195.00")
+    assert Decimal(root.get("Descuento")) == Decimal("9.75")
+    taxes = root.find(f"{cfdi}Impuestos").get("TotalImpuestosTrasladados")
+    assert Decimal(taxes) == Decimal("29.64")
+    assert root.get("FormaPago") == "28" and root.get("MetodoPago") == "PUE"
+    receptor = root.find(f"{cfdi}Receptor")
+    assert (receptor.get("Rfc"), receptor.get("Nombre"), receptor.get("UsoCFDI")) == (
+        "XOJI740919U48", "INGRID XODAR JIMÉNEZ", "G03")
+    tfd = root.find(f"{cfdi}Complemento/{{http://www.sat.gob.mx/TimbreFiscalDigital}}"
+                    "TimbreFiscalDigital")
+    assert tfd.get("UUID") == uuid
+    # And it came by e-mail, XML and PDF attached.
+    found = [m for m in read_outbox(outbox) if "Su factura" in str(m["Subject"])]
+    assert len(found) == 1
+    names = sorted(p.get_filename() for p in found[0].iter_attachments())
+    assert names == sorted([f"RG-1-{uuid}.pdf", f"RG-1-{uuid}.xml"])
