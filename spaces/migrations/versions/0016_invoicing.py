@@ -1,16 +1,16 @@
 """Facturación: fiscal data per account, how an order was paid and whether it is
 invoiced, and the facturas (CFDI 4.0) the operator issued.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
