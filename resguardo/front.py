@@ -62,7 +62,6 @@ _HANDSHAKE, _HEAD, _BODY, _DISCARD, _LINGER = "handshake", "head", "body", "disc
 _STATUS_TEXT = {
     400: ("Bad Request", "La petición no es válida."),
     408: ("Request Timeout", "La petición tardó demasiado en llegar; se cerró la conexión."),
-    413: ("Content Too Large", "La petición es demasiado grande."),
     414: ("URI Too Long", "La dirección pedida es demasiado larga."),
     431: ("Request Header Fields Too Large",
           "Los encabezados de la petición son demasiado grandes o demasiados."),
