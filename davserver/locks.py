@@ -29,7 +29,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 
 from spaces import audit
 from spaces import locks as domain
-from spaces.db import Database, like_prefix
+from spaces.db import Database, below, below_params
 from spaces.errors import SpaceError
 from spaces.models import DavLock
 from spaces.settings import Settings
@@ -63,10 +63,10 @@ def _lock_list_statements() -> dict[tuple[bool, bool], Any]:
     the statements are built once (SQLAlchemy then reuses their compiled form)."""
     t = DavLock.__table__
     at_root = t.c.root == bindparam("root")
-    below = t.c.root.like(bindparam("prefix"), escape="\\")
+    under = below(t.c.root)
     return {(True, False): select(t).where(at_root),
-            (False, True): select(t).where(below),
-            (True, True): select(t).where(or_(at_root, below)),
+            (False, True): select(t).where(under),
+            (True, True): select(t).where(or_(at_root, under)),
             (False, False): select(t).where(false())}
 
 
@@ -188,7 +188,7 @@ class SqlLockStorage:
         stmt = _LOCK_LIST[(include_root, include_children)]
         now = time.time()
         with self.db.engine.connect() as c:
-            rows = c.execute(stmt, {"root": path, "prefix": like_prefix(path)}
+            rows = c.execute(stmt, {"root": path, **below_params(path)}
                              ).mappings().all()
         out: list[Any] = []
         for r in rows:

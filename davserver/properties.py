@@ -27,7 +27,7 @@ from wsgidav.dav_error import HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from spaces import quota
-from spaces.db import Database, like_prefix, path_move_params, path_mover
+from spaces.db import Database, below, below_params, path_move_params, path_mover
 from spaces.errors import InvalidName, QuotaExceeded, SpaceError, UsageUnavailable
 from spaces.models import DAV_MOUNT, MAX_KEY_CHARS, MAX_PROPERTY_NAME, DeadProperty
 from spaces.settings import PropertySettings
@@ -54,10 +54,10 @@ _RETURNED = (DeadProperty.name, DeadProperty.value)
 #: Every DELETE runs it, and a MOVE of a folder: built once.
 _REMOVE_AT_OR_BELOW = delete(DeadProperty).where(or_(
     DeadProperty.path == bindparam("key"),
-    DeadProperty.path.like(bindparam("prefix"), escape="\\"))).returning(*_RETURNED)
+    below(DeadProperty.path))).returning(*_RETURNED)
 _AT_OR_BELOW = select(*_RETURNED).where(or_(
     DeadProperty.path == bindparam("key"),
-    DeadProperty.path.like(bindparam("prefix"), escape="\\")))
+    below(DeadProperty.path)))
 
 #: COPY and MOVE run these on every file: built once, and set-based (no row
 #: objects), since building and loading cost more than running them.
@@ -149,7 +149,7 @@ class SqlPropertyManager:
         """What the properties of a resource and everything below it count."""
         key = self._key(norm_url)
         with self.db.engine.connect() as c:
-            return _sizes(c.execute(_AT_OR_BELOW, {"key": key, "prefix": like_prefix(key)}))
+            return _sizes(c.execute(_AT_OR_BELOW, {"key": key, **below_params(key)}))
 
     # -- PROPPATCH ----------------------------------------------------------------------
     def write_property(self, norm_url: str, name: str, property_value: Any,
@@ -289,7 +289,7 @@ class SqlPropertyManager:
     def remove_properties(self, norm_url: str, environ: Any = None) -> None:
         key = self._key(norm_url)
         with self.db.engine.begin() as c:
-            freed = _sizes(c.execute(_REMOVE_AT_OR_BELOW, {"key": key, "prefix": like_prefix(key)}))
+            freed = _sizes(c.execute(_REMOVE_AT_OR_BELOW, {"key": key, **below_params(key)}))
         self._charge(key, environ, -freed)
 
     def copy_properties(self, src_url: str, dest_url: str, environ: Any = None) -> None:
@@ -323,7 +323,7 @@ class SqlPropertyManager:
         with self.db.engine.begin() as c:
             if with_children:
                 freed = _sizes(c.execute(_REMOVE_AT_OR_BELOW,
-                                         {"key": dest, "prefix": like_prefix(dest)}))
+                                         {"key": dest, **below_params(dest)}))
                 c.execute(_MOVE_TREE, path_move_params(src, dest))
             else:
                 freed = _sizes(c.execute(_REMOVE_AT, {"key": dest}))

@@ -50,7 +50,7 @@ from typing import Any, BinaryIO, Literal
 from sqlalchemy import Connection, Table, func, insert, or_, select, text
 
 from spaces import quota, storage
-from spaces.db import Database
+from spaces.db import Database, below, below_params
 from spaces.errors import AlreadyExists, NotFound, SpaceError
 from spaces.models import Base, DeadProperty, Space, new_session_version
 from spaces.settings import Settings
@@ -148,9 +148,10 @@ def _schema_revision(db: Database) -> str:
 # -- backup ---------------------------------------------------------------------------------
 
 def _props_filter(name: str) -> Any:
+    """The dead properties of space ``name`` (their paths are the drive's URLs)."""
     base = f"/dav/{name}"
-    like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
-    return or_(DeadProperty.path == base, DeadProperty.path.like(like, escape="\\"))
+    return or_(DeadProperty.path == base, below(DeadProperty.path)).params(
+        **below_params(base))
 
 
 def _space_rows(db: Database, space: Space) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select
 
 from spaces import audit, cfdi, retention
-from spaces.db import Database, like_prefix
+from spaces.db import Database, below, below_params
 from spaces.models import CfdiDocument, Space
 from spaces.settings import Settings
 
@@ -161,8 +161,7 @@ def forget_tree(db: Database, space_id: int, rel: str, keep: set[str]) -> None:
     with db.session() as s:
         rows = s.scalars(select(CfdiDocument).where(
             CfdiDocument.space_id == space_id,
-            or_(CfdiDocument.path == rel,
-                CfdiDocument.path.like(like_prefix(rel), escape="\\"))))
+            or_(CfdiDocument.path == rel, below(CfdiDocument.path))), below_params(rel))
         for row in rows:
             if row.path not in keep:
                 s.delete(row)

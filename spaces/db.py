@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     CursorResult,
     Engine,
     Integer,
@@ -46,11 +47,20 @@ def affected(result: Result[Any]) -> int:
     return result.rowcount
 
 
-def like_prefix(path: str) -> str:
-    """A LIKE pattern (escape character ``\\``) for everything strictly below
-    ``path``: '/a/b' -> '/a/b/%', with LIKE's own wildcards in the path escaped."""
+def below(col: Any, name: str = "below") -> ColumnElement[bool]:
+    """``col`` holds a path strictly below the one bound as :func:`below_params`
+    (its ``name`` parameters): an exact, case-sensitive comparison of the
+    leading characters, the same on SQLite and PostgreSQL. Never ``LIKE``:
+    SQLite's ignores ASCII case, so '/CASEA/%' would also match '/caseA/x'."""
+    return (func.substr(col, 1, bindparam(f"{name}_len", type_=Integer))
+            == bindparam(name, type_=String))
+
+
+def below_params(path: str, name: str = "below") -> dict[str, Any]:
+    """The parameters of :func:`below` for everything strictly below ``path``
+    ('/a/b' -> '/a/b/' and its length in characters, as SQL ``substr`` counts)."""
     base = path.rstrip("/") + "/"
-    return base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return {name: base, f"{name}_len": len(base)}
 
 
 def path_mover(model: Any, *where: Any) -> Update:
@@ -61,15 +71,15 @@ def path_mover(model: Any, *where: Any) -> Update:
     must not be column names: SQLAlchemy keeps those for the SET clause)."""
     col = model.path
     return (update(model)
-            .where(*where, or_(col == bindparam("src"),
-                               col.like(bindparam("prefix"), escape="\\")))
+            .where(*where, or_(col == bindparam("src"), below(col, "src_below")))
             .values(path=cast(bindparam("dst", type_=String), String)
                     + func.substr(col, bindparam("cut", type_=Integer))))
 
 
 def path_move_params(src: str, dst: str) -> dict[str, Any]:
     """The parameters of a :func:`path_mover` statement for a rename ``src`` -> ``dst``."""
-    return {"src": src, "dst": dst, "prefix": like_prefix(src), "cut": len(src) + 1}
+    return {"src": src, "dst": dst, "cut": len(src) + 1,
+            **below_params(src, "src_below")}
 
 
 class Database:

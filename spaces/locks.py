@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.engine import Connection
 
 from spaces import audit
-from spaces.db import Database, like_prefix
+from spaces.db import Database, below, below_params
 from spaces.errors import Forbidden, InvalidName, NotFound, SpaceError
 from spaces.models import DAV_MOUNT, DavLock
 from spaces.settings import Settings
@@ -134,8 +134,11 @@ def _info(lock: dict[str, Any], space_name: str) -> LockInfo:
 # -- the database backend ------------------------------------------------------------
 
 def _sql_in_space(space_name: str) -> Any:
+    """The space's locks: their roots are the space's base URL or below it
+    (compared exactly: :func:`spaces.db.below`, never LIKE)."""
     base = lock_base(space_name)
-    return or_(DavLock.root == base, DavLock.root.like(like_prefix(base), escape="\\"))
+    return or_(DavLock.root == base, below(DavLock.root, "space_base")).params(
+        **below_params(base, "space_base"))
 
 
 def _sql_live(now: float) -> Any:

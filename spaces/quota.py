@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces.db import Database, like_prefix
+from spaces.db import Database, below, below_params
 from spaces.errors import (
     EntryLimitReached,
     NotFound,
@@ -273,8 +273,7 @@ def property_bytes(db: Database, space_name: str) -> int:
     base = f"{DAV_MOUNT}/{space_name}"
     with db.engine.connect() as conn:
         rows = conn.execute(select(DeadProperty.name, DeadProperty.value).where(
-            or_(DeadProperty.path == base, DeadProperty.path.like(like_prefix(base),
-                                                                  escape="\\"))))
+            or_(DeadProperty.path == base, below(DeadProperty.path))), below_params(base))
         return sum(len(n.encode("utf-8")) + len(v.encode("utf-8")) for n, v in rows)
 
 

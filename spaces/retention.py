@@ -22,7 +22,7 @@ from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from spaces import audit, metrics, plans
-from spaces.db import Database, affected, like_prefix, path_move_params, path_mover
+from spaces.db import Database, affected, below, below_params, path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
 from spaces.settings import Settings
@@ -83,8 +83,8 @@ def _covered(path: str, holds: list[str]) -> bool:
 def _protected_statement(*, whole_space: bool) -> Select[*tuple[Any, ...]]:
     """Every write and delete asks this: built once, so SQLAlchemy reuses it."""
     doc = CfdiDocument
-    where = doc.path.like("/%") if whole_space else or_(
-        doc.path == bindparam("rel"), doc.path.like(bindparam("prefix"), escape="\\"))
+    where = below(doc.path) if whole_space else or_(doc.path == bindparam("rel"),
+                                                    below(doc.path))
     return (select(doc.path, doc.uuid, doc.protected_until, doc.released_at)
             .where(doc.space_id == bindparam("space_id"),
                    doc.category.in_(PROTECTED_CATEGORIES),
@@ -101,7 +101,7 @@ def protected_under(db: Database, space_id: int, rel: str) -> list[Protection]:
     stmt = _PROTECTED_IN_SPACE if rel == "/" else _PROTECTED_AT_OR_BELOW
     with db.engine.connect() as c:  # a plain connection: most writes find nothing
         rows = c.execute(stmt, {"space_id": space_id, "rel": rel,
-                                "prefix": like_prefix(rel)}).all()
+                                **below_params(rel)}).all()
     if not rows:
         return []
     with db.session() as s:

@@ -1,0 +1,93 @@
+"""Paths are compared exactly, and names that Windows (the main client) cannot
+tell apart never sit side by side.
+
+Linux names are case-sensitive; SQLite's ``LIKE`` is not. A rename of
+``/CASEA/`` must never carry along what the database knows about ``/caseA/``
+(CFDI index, legal holds, versions, properties, locks), on SQLite and on
+PostgreSQL (run this file with ``RESGUARDO_TEST_DATABASE_URL`` for the latter).
+Such twins can only exist from before the name rule (or be placed in storage
+by hand), so the tests place them on disk directly."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from cfdi_docs import stamped_bytes
+
+PROP_BODY = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" '
+             'xmlns:Z="urn:resguardo-test"><D:set><D:prop><Z:nota>{v}</Z:nota></D:prop>'
+             '</D:set></D:propertyupdate>')
+PROP_QUERY = ('<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
+              'xmlns:Z="urn:resguardo-test"><D:prop><Z:nota/></D:prop></D:propfind>')
+LOCK_BODY = ('<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
+             '<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>'
+             '<D:owner>ana</D:owner></D:lockinfo>')
+
+
+def setup(make_server):
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    return srv, s
+
+
+def cfdi_paths(srv) -> dict[str, dict]:
+    rows = json.loads(srv.cli("cfdi", "list", "acme", "--all", "--json").stdout)
+    return {r["path"]: r for r in rows}
+
+
+def versions_of(srv, path: str) -> list[dict]:
+    return json.loads(srv.cli("versions", "list", "acme", path, "--json").stdout)
+
+
+def test_moving_a_folder_that_differs_only_in_case_leaves_the_others_cfdi_holds_versions_and_properties(  # noqa: E501
+        make_server):
+    srv, s = setup(make_server)
+    xml, meta = stamped_bytes(1)
+    assert s.request("MKCOL", srv.dav("acme", "caseA/")).status_code == 201
+    assert s.put(srv.dav("acme", "caseA/f.xml"), data=xml).status_code == 201
+    assert s.put(srv.dav("acme", "caseA/v.txt"), data=b"uno").status_code == 201
+    assert s.put(srv.dav("acme", "caseA/v.txt"), data=b"dos").status_code == 204
+    assert s.request("PROPPATCH", srv.dav("acme", "caseA/v.txt"),
+                     data=PROP_BODY.format(v="de caseA")).status_code == 207
+    srv.cli("retention", "hold", "acme", "/caseA", "--reason", "auditoría")
+    # A twin from before the name rule, differing only in case.
+    twin = srv.files_root("acme") / "CASEA"
+    twin.mkdir()
+    (twin / "otro.txt").write_bytes(b"x")
+
+    r = s.request("MOVE", srv.dav("acme", "CASEA/"),
+                  headers={"Destination": srv.dav("acme", "zzmoved/")})
+    assert r.status_code == 201, r.text
+
+    index = cfdi_paths(srv)
+    assert "/caseA/f.xml" in index and not any(p.startswith("/zzmoved") for p in index)
+    assert [v["path"] for v in versions_of(srv, "/caseA/v.txt")] == ["/caseA/v.txt"]
+    assert versions_of(srv, "/zzmoved/v.txt") == []
+    r = s.request("PROPFIND", srv.dav("acme", "caseA/v.txt"), data=PROP_QUERY,
+                  headers={"Depth": "0"})
+    assert "de caseA" in r.text
+    # The hold stayed on /caseA: even long after the period, the sweep keeps it.
+    srv.cli("retention", "sweep", "--now", "2045-01-01")
+    r = s.delete(srv.dav("acme", "caseA/f.xml"))
+    assert r.status_code == 403 and meta["uuid"] in r.text, r.text
+    assert (srv.files_root("acme") / "caseA" / "f.xml").read_bytes() == xml
+
+
+def test_a_lock_below_one_folder_does_not_lock_its_case_twin(make_server):
+    srv, s = setup(make_server)
+    assert s.request("MKCOL", srv.dav("acme", "caseA/")).status_code == 201
+    assert s.put(srv.dav("acme", "caseA/x.txt"), data=b"x").status_code == 201
+    r = s.request("LOCK", srv.dav("acme", "caseA/x.txt"), data=LOCK_BODY,
+                  headers={"Timeout": "Second-600"})
+    assert r.status_code == 200
+    twin = srv.files_root("acme") / "CASEA"
+    twin.mkdir()
+    (twin / "y.txt").write_bytes(b"y")
+    assert s.delete(srv.dav("acme", "CASEA/")).status_code == 204
+    assert (srv.files_root("acme") / "caseA" / "x.txt").exists()
+    # and the real lock still holds
+    assert s.put(srv.dav("acme", "caseA/x.txt"), data=b"nuevo").status_code == 423
