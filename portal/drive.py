@@ -60,7 +60,8 @@ from spaces.errors import (
     QuotaExceeded,
     SpaceError,
 )
-from spaces.storage import SpaceFiles, check_new_name
+from spaces.names import check_new_name
+from spaces.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,13 @@ class AlreadyExists(SpaceError):
     status = 409
 
 
+class NameClash(SpaceError):
+    """A sibling already has a name Windows takes for the same one (it differs
+    only in case or in the Unicode spelling of an accent)."""
+
+    status = 409
+
+
 class InvalidName(SpaceError):
     """A name Windows or the service cannot use."""
 

@@ -74,6 +74,7 @@ from spaces.models import (
     TrashItem,
     utcnow,
 )
+from spaces.names import check_new_name, check_no_twin, split_rel
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,6 @@ NODE = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:64] or 
 #: times a silent connection out after 60 s), whichever node wrote it.
 STALE_UPLOAD_SECONDS = 3600
 
-_WINDOWS_RESERVED = {
-    "con", "prn", "aux", "nul",
-    *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10)),
-}
-_WINDOWS_FORBIDDEN_CHARS = set('<>:"/\\|?*') | {chr(c) for c in range(32)}
-MAX_NAME_BYTES = 255
 
 
 def space_dir(settings: Settings, name: str) -> Path:
@@ -126,28 +121,6 @@ def is_temporary_name(name: str) -> bool:
 def new_token() -> str:
     """The name of one item under ``trash`` or ``versions``."""
     return os.urandom(16).hex()
-
-
-def check_new_name(name: str) -> None:
-    """Refuse names Windows cannot use, so every file stays reachable from Explorer.
-
-    Raises InvalidName for reserved device names (CON, aux.txt, ...), forbidden
-    characters, trailing dots or spaces, and names longer than 255 bytes.
-    """
-    stem = name.split(".", 1)[0].rstrip(" ").lower()
-    if not name or name in (".", ".."):
-        raise InvalidName("El nombre está vacío.")
-    if any(ch in _WINDOWS_FORBIDDEN_CHARS for ch in name):
-        raise InvalidName(
-            f"El nombre '{name}' contiene caracteres que Windows no admite "
-            '(< > : " / \\ | ? * o de control).'
-        )
-    if name[-1] in ". ":
-        raise InvalidName(f"El nombre '{name}' no puede terminar en punto ni en espacio.")
-    if stem in _WINDOWS_RESERVED:
-        raise InvalidName(f"'{name}' es un nombre reservado de Windows; elija otro.")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise InvalidName("El nombre es demasiado largo (máximo 255 bytes).")
 
 
 # -- per-space write lock ----------------------------------------------------------
@@ -373,13 +346,7 @@ class SpaceFiles:
         the first that does not exist): the operator may keep the data folder
         behind a symlink, and a request should not pay to resolve it.
         """
-        parts = []
-        for seg in rel.split("/"):
-            if seg in ("", "."):
-                continue
-            if seg == ".." or "\x00" in seg or "\\" in seg:
-                raise InvalidName(f"Ruta no válida: '{rel}'.")
-            parts.append(unicodedata.normalize("NFC", seg))
+        parts = split_rel(rel)
         at = self._root_str
         for part in parts:
             at = at + os.sep + part
@@ -503,6 +470,8 @@ class SpaceFiles:
             raise Forbidden("No se puede escribir sobre la raíz del espacio.")
         check_new_name(target.name)
         self.check_depth(target)
+        if self.entry(target) is None:  # a new name: refused before any byte is read
+            check_no_twin(target.parent, target.name)
         retention.check_writable(self.db, self.space_id, self.index_path(target))
         try:
             return Upload(self, target, declared, exact=exact)
@@ -521,6 +490,7 @@ class SpaceFiles:
         with self.guard():
             if self.entry(p) is not None:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.")
+            check_no_twin(p.parent, p.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -569,6 +539,8 @@ class SpaceFiles:
         check_new_name(p.name)
         self.check_depth(p)
         with self.guard():
+            if self.entry(p) is None:
+                check_no_twin(p.parent, p.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 p.mkdir()
@@ -769,6 +741,7 @@ class SpaceFiles:
             d = d.parent
         for d in reversed(missing):
             check_new_name(d.name)
+            check_no_twin(d.parent, d.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 d.mkdir()
@@ -807,6 +780,8 @@ class SpaceFiles:
             de = self.entry(dst)
             src_index, dst_index = self.index_path(src), self.index_path(dst)
             replaced = False
+            if de is None:  # a new name; it may change the case of the source's own
+                check_no_twin(dst.parent, dst.name, besides=src)
             if de is not None:
                 if not replace or de.is_dir or se.is_dir:
                     raise AlreadyExists("El destino ya existe.")
@@ -1020,6 +995,8 @@ class Upload:
                     raise Forbidden("Ya existe una carpeta con ese nombre.")
                 old_now = existing.size if existing else 0
                 new_file = existing is None
+                if new_file:  # a twin may have arrived while the body streamed
+                    check_no_twin(self.target.parent, self.target.name)
                 if existing is not None:  # it may have become a protected CFDI meanwhile
                     retention.check_writable(f.db, f.space_id, f.index_path(self.target))
                 # The plan counts the new content instead of the old one; the

@@ -38,6 +38,7 @@ from spaces import audit, cfdi, cfdi_index, quota
 from spaces.db import Database
 from spaces.errors import NotFound
 from spaces.models import FileVersion, Space, TrashItem, utcnow
+from spaces.names import check_new_name, check_no_twin, twin_in
 from spaces.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,8 +147,6 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
     plan again: refused with QuotaExceeded (507, nothing changed) when it does
     not fit. Raises NotFound if the item is not in this space's trash.
     """
-    from spaces.storage import check_new_name
-
     with files.guard():
         row = _row(files, item_id)
         src = files.trash_root / row.token
@@ -155,12 +154,14 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
             _drop(files.db, row.id)
             raise NotFound("Ese elemento ya no está en la papelera.")
         target = files.resolve(row.path)
+        check_new_name(target.name)
         quota.reserve(files.db, files.space_id, files.space_name, row.size, row.files,
                       held_bytes=-row.size, held_files=-row.files)
         try:
             files.ensure_parents(target)
             target = _free_name(files, target)
             check_new_name(target.name)
+            check_no_twin(target.parent, target.name)  # the space's lock is held: still true
             os.rename(src, target)
         except BaseException:
             quota.apply(files.db, files.space_id, -row.size, -row.files,
@@ -176,8 +177,12 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
 
 
 def _free_name(files: SpaceFiles, target: Path) -> Path:
-    """``target``, or "name (restaurado).ext", "name (restaurado 2).ext", ... if taken."""
-    if files.entry(target) is None:
+    """``target``, or "name (restaurado).ext", "name (restaurado 2).ext", ... if taken
+    (by that name or by a twin Windows cannot tell from it)."""
+    def free(p: Path) -> bool:
+        return files.entry(p) is None and twin_in(p.parent, p.name) is None
+
+    if free(target):
         return target
     name = target.name
     stem, dot, ext = name.rpartition(".")
@@ -187,7 +192,7 @@ def _free_name(files: SpaceFiles, target: Path) -> Path:
     while True:
         tag = RESTORED if n == 1 else f"{RESTORED} {n}"
         candidate = target.with_name(f"{stem} ({tag})" + (f".{ext}" if ext else ""))
-        if files.entry(candidate) is None:
+        if free(candidate):
             return candidate
         n += 1
 

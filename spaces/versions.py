@@ -34,6 +34,7 @@ from spaces import audit, cfdi, cfdi_index, quota, retention, trash
 from spaces.db import path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound
 from spaces.models import FileVersion, RenameTrail, utcnow
+from spaces.names import check_new_name, check_no_twin
 
 if TYPE_CHECKING:
     from spaces.storage import Entry, SpaceFiles
@@ -115,7 +116,10 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         e = files.entry(target)
         if e is not None and e.is_dir:
             raise Forbidden("Ahora hay una carpeta con ese nombre; no se restauró la versión.")
-        if e is not None:
+        if e is None:  # recreated: a new name, under the name rules
+            check_new_name(target.name)
+            check_no_twin(target.parent, target.name)
+        else:
             retention.check_writable(files.db, files.space_id, row.path)
         current = e.size if e is not None else 0
         # The plan: the version's content instead of the current one (one more

@@ -1,0 +1,133 @@
+"""Names inside a space: the one path normaliser and the rules every new name obeys.
+
+Windows Explorer is the main client, so a name that Windows cannot use, cannot
+tell apart from a sibling, or shows as something it is not must never enter a
+space, whatever the door (WebDAV, web drive, trash and version restore, backup
+restore):
+
+- **Normalisation.** Every path is Unicode NFC (:func:`split_rel`): the NFD
+  spelling macOS sends and the NFC one Windows sends are one file.
+- **Windows' rules** (:func:`check_new_name`): no ``< > : " / \\ | ? *``, no
+  control characters, no trailing dot or space, at most 255 bytes, and none of
+  the reserved device names — CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM0-9 and
+  LPT0-9 (also with the superscript digits ¹ ² ³, which Windows reads as
+  1 2 3) — in any case, with any extension and with dots or spaces before it
+  (``lpt²``, ``Com¹.txt``, ``nul .tar.gz``).
+- **Nothing invisible** (:data:`INVISIBLE`): format characters (category Cf:
+  U+202E right-to-left override, zero-width spaces and joiners, U+FEFF…),
+  line and paragraph separators and surrogates make a name look like another
+  (``factura\\u202Efdp.exe`` shows as ``facturaexe.pdf``) in Explorer, the web
+  drive and the audit log.
+- **No twins** (:func:`twin_in`): Windows (and macOS) compare names without
+  regard to case or to the Unicode spelling of accents, so a name is refused
+  next to a sibling that differs only in those (``Factura.txt`` beside
+  ``factura.txt``): Explorer would show one and open the other.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+from spaces.errors import InvalidName, NameClash
+
+MAX_NAME_BYTES = 255
+
+#: Device names Windows reserves, with or without an extension (compared in lower case).
+WINDOWS_RESERVED = frozenset({
+    "con", "prn", "aux", "nul", "conin$", "conout$",
+    *(f"{dev}{digit}" for dev in ("com", "lpt") for digit in "0123456789¹²³"),
+})
+WINDOWS_FORBIDDEN_CHARS = frozenset('<>:"/\\|?*') | {chr(c) for c in range(32)}
+#: Unicode categories never allowed in a name: controls (Cc), format characters
+#: (Cf), surrogates (Cs), line (Zl) and paragraph (Zp) separators.
+INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def split_rel(rel: str) -> list[str]:
+    """The names along ``rel`` ("/a/b" inside a space), each in Unicode NFC.
+
+    Raises InvalidName for a ``..`` segment, a NUL byte or a backslash. Empty
+    and ``.`` segments are dropped. The one normaliser of paths: the drive,
+    the web drive, holds and the CLI all go through it.
+    """
+    parts = []
+    for seg in rel.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == ".." or "\x00" in seg or "\\" in seg:
+            raise InvalidName(f"Ruta no válida: '{rel}'.")
+        parts.append(unicodedata.normalize("NFC", seg))
+    return parts
+
+
+def canonical_rel(rel: str) -> str:
+    """``rel`` as the space's records store it: '/a/b' in NFC ('/' for the root)."""
+    return "/" + "/".join(split_rel(rel))
+
+
+def _reserved_stem(name: str) -> str:
+    """What Windows compares with its device names: the part before the first
+    dot, without the spaces before that dot, in lower case."""
+    return name.split(".", 1)[0].rstrip(" ").lower()
+
+
+def check_new_name(name: str) -> None:
+    """Refuse (InvalidName, 400) a name Windows cannot use or that shows as
+    something else (see the module docstring). Names that already exist are
+    not re-examined: only a name about to be created or given."""
+    if not name or name in (".", ".."):
+        raise InvalidName("El nombre está vacío.")
+    if any(ch in WINDOWS_FORBIDDEN_CHARS for ch in name):
+        raise InvalidName(
+            f"El nombre '{name}' contiene caracteres que Windows no admite "
+            '(< > : " / \\ | ? * o de control).'
+        )
+    hidden = [ch for ch in name if unicodedata.category(ch) in INVISIBLE]
+    if hidden:
+        codes = ", ".join(sorted({f"U+{ord(ch):04X}" for ch in hidden}))
+        shown = "".join(ch for ch in name if ch not in hidden)
+        raise InvalidName(
+            f"El nombre '{shown}' contiene caracteres invisibles o de control ({codes}) "
+            "que pueden hacerlo parecer otro; escríbalo sin ellos.")
+    if name[-1] in ". ":
+        raise InvalidName(f"El nombre '{name}' no puede terminar en punto ni en espacio.")
+    if _reserved_stem(name) in WINDOWS_RESERVED:
+        raise InvalidName(f"'{name}' es un nombre reservado de Windows; elija otro.")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidName("El nombre es demasiado largo (máximo 255 bytes).")
+
+
+def fold(name: str) -> str:
+    """The form in which two names are the same to Windows and macOS: without
+    regard to case or to how an accent is spelled (canonical caseless match:
+    NFD, case fold, NFD). Errs towards calling names the same."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | None:
+    """The name of an entry of ``folder`` that differs from ``name`` but that
+    Windows takes for the same (see :func:`fold`), or None. ``besides`` is
+    an entry that does not count (the source of a rename: ``Factura.txt`` may
+    become ``factura.txt``). A missing folder has no entries."""
+    key = fold(name)
+    skip = besides.name if besides is not None and besides.parent == folder else None
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name != name and e.name != skip and fold(e.name) == key:
+                    return e.name
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return None
+
+
+def check_no_twin(folder: Path, name: str, *, besides: Path | None = None) -> None:
+    """Raise NameClash (409) if ``folder`` holds a twin of ``name`` (:func:`twin_in`)."""
+    twin = twin_in(folder, name, besides=besides)
+    if twin is not None:
+        raise NameClash(
+            f"Ya existe «{twin}» en esta carpeta y Windows no distingue «{name}» de ese "
+            "nombre (mayúsculas, minúsculas o acentos escritos de otra forma); elija otro "
+            "nombre o cambie el que ya existe.")

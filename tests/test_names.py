@@ -1,0 +1,190 @@
+"""Names that Windows cannot use, cannot tell apart, or that show as something
+else never enter a space — through any door: WebDAV (PUT, MKCOL, COPY, MOVE,
+LOCK on a new name), the web drive (upload, new folder, rename, move), trash
+and version restore. (Backup restore: tests/test_backup.py.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+import unicodedata
+from urllib.parse import quote
+
+import pytest
+from test_drive_access import ANA, LOCK_BODY, raw, state, tree
+from test_web_drive import WebDrive
+
+#: The whole class of Windows device names: any case, any extension, the
+#: superscript digits Windows reads as 1 2 3, spaces before the dot.
+RESERVED = ["COM0", "LPT0.txt", "COM¹.txt", "LPT²", "com³.log", "Lpt9.tar.gz", "CONIN$",
+            "conout$.txt", "nul .tar.gz", "AUX .txt", "prn..txt", "Con.docx"]
+#: Unicode format characters and other invisible ones: right-to-left override,
+#: zero-width space/joiner/non-joiner, BOM, word joiner, soft hyphen, line and
+#: paragraph separators, DEL and a C1 control.
+INVISIBLE = ["factura\u202efdp.exe", "a\u200bb.txt", "\ufeffx.txt", "x\u200d.txt",
+             "x\u200c.txt", "a\u2060b.txt", "a\u00adb.txt", "a\u2028b.txt", "a\u2029b.txt",
+             "a\u2066b.txt", "a\x7fb.txt", "a\x85b.txt"]
+
+
+def setup(make_server):
+    srv = make_server().start()
+    srv.create_space("alfa", "4G")
+    srv.add_user("alfa", *ANA, role="admin")
+    assert raw(srv, "PUT", "/dav/alfa/f.txt", auth=ANA, body=b"f\n").status == 201
+    assert raw(srv, "MKCOL", "/dav/alfa/carpeta/", auth=ANA).status == 201
+    assert raw(srv, "PUT", "/dav/alfa/carpeta/x.txt", auth=ANA, body=b"x\n").status == 201
+    return srv, WebDrive(srv, "alfa", *ANA)
+
+
+def dav_attempts(srv, name: str) -> list[tuple[str, str, dict[str, str], bytes | None]]:
+    q = quote(name)
+    return [
+        ("PUT", f"/dav/alfa/{q}", {}, b"x"),
+        ("PUT", f"/dav/alfa/carpeta/{q}", {}, b"x"),
+        ("MKCOL", f"/dav/alfa/{q}/", {}, None),
+        ("LOCK", f"/dav/alfa/{q}", {"Timeout": "Second-60"}, LOCK_BODY.encode()),
+        ("COPY", "/dav/alfa/f.txt", {"Destination": f"{srv.url}/dav/alfa/{q}"}, None),
+        ("COPY", "/dav/alfa/carpeta/", {"Destination": f"{srv.url}/dav/alfa/{q}/"}, None),
+        ("MOVE", "/dav/alfa/f.txt", {"Destination": f"{srv.url}/dav/alfa/{q}"}, None),
+        ("MOVE", "/dav/alfa/carpeta/", {"Destination": f"{srv.url}/dav/alfa/{q}/"}, None),
+    ]
+
+
+def web_attempts(web: WebDrive, name: str) -> list[tuple[str, object]]:
+    return [
+        ("upload", lambda: web.upload("/", name, b"x")),
+        ("upload into a folder", lambda: web.upload("/carpeta", name, b"x")),
+        ("mkdir", lambda: web.action("carpeta", nombre=name)),
+        ("rename file", lambda: web.action("renombrar", ruta="/f.txt", nombre=name)),
+        ("rename folder", lambda: web.action("renombrar", ruta="/carpeta", nombre=name)),
+    ]
+
+
+@pytest.mark.parametrize("names,words", [(RESERVED, ("reservado",)),
+                                         (INVISIBLE, ("invisibles", "Windows no admite"))],
+                         ids=["windows-reserved", "invisible-characters"])
+def test_names_windows_reserves_or_that_hide_characters_are_refused_on_every_door(
+        make_server, names, words):
+    srv, web = setup(make_server)
+    before = state(srv, "alfa")
+    for name in names:
+        for method, path, headers, body in dav_attempts(srv, name):
+            r = raw(srv, method, path, auth=ANA, headers=headers, body=body)
+            assert r.status == 400, (name, method, path, r)
+            assert any(w in r.body.decode() for w in words), (name, method, r)
+        for door, attempt in web_attempts(web, name):
+            r = attempt()
+            assert r.status_code == 400, (name, door, r.status_code)
+            assert any(w in r.text for w in words), (name, door, r.text[:300])
+    assert state(srv, "alfa") == before
+    # The rule is about those names, not about names that merely resemble them.
+    for ok in ("COM10.txt", "consola.txt", "LPT⁴.txt", "CONIN.txt", "auxiliar", "nulo.xml",
+               "Año ñandú €.txt", "👍.txt"):
+        assert raw(srv, "PUT", f"/dav/alfa/{quote(ok)}", auth=ANA, body=b"ok").status == 201, ok
+
+
+def test_a_name_that_differs_from_a_sibling_only_in_case_or_accent_spelling_is_refused(
+        make_server):
+    srv, web = setup(make_server)
+    root = srv.files_root("alfa")
+    assert raw(srv, "PUT", "/dav/alfa/Factura.txt", auth=ANA, body=b"original").status == 201
+    assert raw(srv, "PUT", "/dav/alfa/otro.txt", auth=ANA, body=b"otro").status == 201
+    # A folder name written in NFD by a client before names were normalised.
+    (root / unicodedata.normalize("NFD", "Año")).mkdir()
+    before = state(srv, "alfa")
+    for twin in ("factura.txt", "FACTURA.TXT", "fACTURA.txt", "año", "AÑO",
+                 unicodedata.normalize("NFD", "AÑO")):
+        q = quote(twin)
+        for method, path, headers, body in [
+            ("PUT", f"/dav/alfa/{q}", {}, b"x"),
+            ("MKCOL", f"/dav/alfa/{q}/", {}, None),
+            ("LOCK", f"/dav/alfa/{q}", {"Timeout": "Second-60"}, LOCK_BODY.encode()),
+            ("COPY", "/dav/alfa/otro.txt", {"Destination": f"{srv.url}/dav/alfa/{q}"}, None),
+            ("MOVE", "/dav/alfa/otro.txt", {"Destination": f"{srv.url}/dav/alfa/{q}"}, None),
+            ("MOVE", "/dav/alfa/carpeta/", {"Destination": f"{srv.url}/dav/alfa/{q}/"}, None),
+        ]:
+            r = raw(srv, method, path, auth=ANA, headers=headers, body=body)
+            assert r.status == 409, (twin, method, path, r)
+            assert "Windows no distingue" in r.body.decode(), r
+        for door, attempt in [
+            ("upload", lambda t=twin: web.upload("/", t, b"x")),
+            ("mkdir", lambda t=twin: web.action("carpeta", nombre=t)),
+            ("rename", lambda t=twin: web.action("renombrar", ruta="/otro.txt", nombre=t)),
+        ]:
+            r = attempt()
+            assert r.status_code == 409, (twin, door, r.status_code)
+            assert "Windows no distingue" in r.text, (twin, door)
+    # Moving a file into a folder that holds its twin.
+    assert raw(srv, "PUT", "/dav/alfa/carpeta/FACTURA.txt", auth=ANA, body=b"c").status == 201
+    before = state(srv, "alfa")
+    r = web.action("mover", ruta="/carpeta/FACTURA.txt", destino="/")
+    assert r.status_code == 409
+    r = raw(srv, "MOVE", "/dav/alfa/carpeta/FACTURA.txt", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/FACTURA.txt"})
+    assert r.status == 409, r
+    assert state(srv, "alfa") == before
+    # A name may change its own case (Explorer's rename does that).
+    r = raw(srv, "MOVE", "/dav/alfa/Factura.txt", auth=ANA,
+            headers={"Destination": f"{srv.url}/dav/alfa/factura.txt"})
+    assert r.status == 201, r
+    r = web.action("renombrar", ruta="/factura.txt", nombre="FACTURA.txt")
+    assert r.status_code == 200, r.text[:300]
+    assert (root / "FACTURA.txt").read_bytes() == b"original"
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["FACTURA.txt", "f.txt",
+                                                                     "otro.txt"]
+
+
+def test_simultaneous_creation_of_two_twins_lets_exactly_one_in(make_server):
+    srv, _ = setup(make_server)
+    for i in range(6):
+        names = [f"Doc{i}.txt", f"doc{i}.TXT", f"DOC{i}.txt"]
+        barrier = threading.Barrier(len(names))
+        statuses: list[int] = []
+
+        def put(name: str) -> None:
+            barrier.wait()
+            statuses.append(raw(srv, "PUT", f"/dav/alfa/{name}", auth=ANA,
+                                body=b"x" * 1000).status)
+
+        threads = [threading.Thread(target=put, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(statuses) == [201, 409, 409], (i, statuses)
+    created = [n for n in tree(srv.files_root("alfa")) if n.lower().startswith("doc")]
+    assert len(created) == 6, created
+    assert "sin diferencias" in srv.cli("quota", "recount", "alfa").stdout
+
+
+def test_trash_and_version_restore_never_create_a_twin(make_server):
+    srv, web = setup(make_server)
+    root = srv.files_root("alfa")
+    for body in (b"uno", b"dos"):
+        assert raw(srv, "PUT", "/dav/alfa/Libro.xlsx", auth=ANA, body=body).status in (201, 204)
+    assert raw(srv, "MKCOL", "/dav/alfa/Sub/", auth=ANA).status == 201
+    assert raw(srv, "PUT", "/dav/alfa/Sub/n.txt", auth=ANA, body=b"n").status == 201
+    versions = json.loads(srv.cli("versions", "list", "alfa", "/Libro.xlsx", "--json").stdout)
+    assert raw(srv, "DELETE", "/dav/alfa/Libro.xlsx", auth=ANA).status == 204
+    assert raw(srv, "DELETE", "/dav/alfa/Sub/n.txt", auth=ANA).status == 204
+    assert raw(srv, "DELETE", "/dav/alfa/Sub/", auth=ANA).status == 204
+    assert raw(srv, "PUT", "/dav/alfa/LIBRO.xlsx", auth=ANA, body=b"otro").status == 201
+    assert raw(srv, "MKCOL", "/dav/alfa/SUB/", auth=ANA).status == 201
+    items = {t["path"]: t["id"]
+             for t in json.loads(srv.cli("trash", "list", "alfa", "--json").stdout)}
+    # The trash gives the file back under a name that is not a twin ...
+    out = srv.cli("trash", "restore", "alfa", str(items["/Libro.xlsx"])).stdout
+    assert "Libro (restaurado).xlsx" in out, out
+    assert (root / "Libro (restaurado).xlsx").read_bytes() == b"dos"
+    # ... and never re-creates a folder beside its twin.
+    r = srv.cli("trash", "restore", "alfa", str(items["/Sub/n.txt"]), check=False)
+    assert r.returncode == 1 and "Windows no distingue" in r.stderr, r.stderr
+    r = web.action(f"papelera/{items['/Sub/n.txt']}/restaurar")
+    assert r.status_code == 409 and "Windows no distingue" in r.text
+    assert not (root / "Sub").exists()
+    # A version of a file whose place a twin took is not restored beside it.
+    (root / "Libro (restaurado).xlsx").rename(root / "Otro.xlsx")  # its name is free again
+    r = srv.cli("versions", "restore", "alfa", str(versions[0]["id"]), check=False)
+    assert r.returncode == 1 and "Windows no distingue" in r.stderr, r.stderr
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        ["f.txt", "carpeta", "LIBRO.xlsx", "Otro.xlsx", "SUB"])
