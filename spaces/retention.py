@@ -25,6 +25,7 @@ from spaces import audit, metrics, plans
 from spaces.db import Database, affected, below, below_params, path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
+from spaces.names import canonical_rel
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,14 @@ def extend_in_session(s: Session, settings: Settings, space_id: int, tier: str) 
 
 def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = "",
                *, actor: audit.Actor | None = None) -> int:
-    """Put a legal hold on a document, a folder or ("/") the whole space.
+    """Put a legal hold on a document, a folder or ("/") the whole space. The
+    path is normalised like the drive's (NFC; InvalidName for '..').
     Audited (``hold_placed``) in the same transaction; ``actor`` defaults to ``by``."""
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name.lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{space_name}'.")
-        hold = CfdiHold(space_id=space.id, path="/" + path.strip("/"), reason=reason,
+        hold = CfdiHold(space_id=space.id, path=canonical_rel(path), reason=reason,
                         placed_by=by)
         s.add(hold)
         s.flush()
@@ -169,20 +171,22 @@ def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = 
 
 def lift_hold(db: Database, space_name: str, path: str, by: str,
               *, actor: audit.Actor | None = None) -> int:
-    """Lift every active hold on exactly ``path``; returns how many. Audited
-    (``hold_lifted``) in the same transaction when one was lifted."""
+    """Lift every active hold on exactly ``path`` (as the drive spells it: NFC);
+    returns how many. Audited (``hold_lifted``) in the same transaction when one
+    was lifted."""
+    path = canonical_rel(path)
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name.lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{space_name}'.")
         result = s.execute(update(CfdiHold).where(
-            CfdiHold.space_id == space.id, CfdiHold.path == "/" + path.strip("/"),
+            CfdiHold.space_id == space.id, CfdiHold.path == path,
             CfdiHold.lifted_at.is_(None)).values(lifted_at=now_utc(), lifted_by=by))
         n = affected(result)
         if n:
             audit.record(s, space.id, audit.Action.HOLD_LIFTED,
                          actor=actor or audit.Actor(by), space_name=space.name,
-                         path="/" + path.strip("/"))
+                         path=path)
         log.info("hold lifted: space=%s path=%s by=%s", space_name, path, by)
         return n
 

@@ -11,6 +11,8 @@ by hand), so the tests place them on disk directly."""
 from __future__ import annotations
 
 import json
+import unicodedata
+from urllib.parse import quote
 
 import requests
 from cfdi_docs import stamped_bytes
@@ -91,3 +93,15 @@ def test_a_lock_below_one_folder_does_not_lock_its_case_twin(make_server):
     assert (srv.files_root("acme") / "caseA" / "x.txt").exists()
     # and the real lock still holds
     assert s.put(srv.dav("acme", "caseA/x.txt"), data=b"nuevo").status_code == 423
+
+
+def test_a_legal_hold_written_in_another_unicode_spelling_covers_the_document(make_server):
+    srv, s = setup(make_server)
+    xml, _ = stamped_bytes(2)
+    assert s.request("MKCOL", srv.dav("acme", quote("Año") + "/")).status_code == 201
+    assert s.put(srv.dav("acme", quote("Año") + "/f.xml"), data=xml).status_code == 201
+    # macOS terminals type NFD; the drive stores NFC.
+    srv.cli("retention", "hold", "acme", unicodedata.normalize("NFD", "/Año/"))
+    srv.cli("retention", "sweep", "--now", "2045-01-01")
+    assert s.delete(srv.dav("acme", quote("Año") + "/f.xml")).status_code == 403
+    assert "levantadas: 1" in srv.cli("retention", "lift", "acme", "/Año").stdout
