@@ -9,6 +9,7 @@ the Win32 last-modified time Windows PROPPATCHes applied to the file.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -190,6 +191,49 @@ def guard_paths(app: WSGIApp) -> WSGIApp:
     return guarded
 
 
+def _canonical(path: str) -> str:
+    """A drive path as every comparison downstream needs it: each name in NFC
+    (the spelling the space stores) and the space's segment in lower case
+    (space names are), so that ``/dav/ACME/A%CC%83o.txt`` and
+    ``/dav/acme/A%C3%B1o.txt`` are one path for locks, properties and the
+    source-is-destination check."""
+    parts = path.split("/")
+    parts = [unicodedata.normalize("NFC", p) for p in parts]
+    if len(parts) > 2 and parts[0] == "" and parts[1] == "dav":
+        parts[2] = parts[2].lower()
+    return "/".join(parts)
+
+
+def canonical_paths(app: WSGIApp) -> WSGIApp:
+    """Rewrite the request path and a COPY/MOVE Destination to their canonical
+    spelling (:func:`_canonical`) before WsgiDAV sees them. WsgiDAV compares
+    paths as strings: without this, a lock taken on one spelling would not
+    cover a write to the other, and a MOVE of ``Año`` onto its NFD twin would
+    look like two different items."""
+
+    def canonical(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        try:  # a WSGI string holds the path's UTF-8 bytes as Latin-1
+            text = path.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            text = None
+        if text is not None:
+            environ["PATH_INFO"] = _canonical(text).encode("utf-8").decode("latin-1")
+        dest = environ.get("HTTP_DESTINATION")
+        if dest:
+            try:
+                parts = urlsplit(dest)
+                text = unquote(parts.path.encode("latin-1").decode("utf-8"), errors="strict")
+            except (UnicodeEncodeError, UnicodeDecodeError, ValueError):
+                text = None
+            if text is not None:
+                environ["HTTP_DESTINATION"] = parts._replace(
+                    path=quote(_canonical(text), safe="/")).geturl()
+        return app(environ, start_response)
+
+    return canonical
+
+
 #: What a person reads for each error WsgiDAV answers on its own (its pages are
 #: English HTML with its version, the time and, on a 500, the exception).
 SPANISH_ERRORS = {
@@ -365,4 +409,5 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
     if not any(isinstance(f, _ExpectedRefusals) for f in wlog.filters):
         for name in ("wsgidav", "wsgidav.request_server", "wsgidav.error_printer"):
             logging.getLogger(name).addFilter(_ExpectedRefusals())
-    return drive_responses(guard_paths(guard_bodies(dav, settings.server.max_xml_body)))
+    return drive_responses(guard_paths(canonical_paths(
+        guard_bodies(dav, settings.server.max_xml_body))))

@@ -289,17 +289,45 @@ class _SpaceResource:
             os.utime(self.fs_path, (secs, secs))
         return True
 
-    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+    def _copy_allowed(self, dest_path: str) -> tuple[str, Any]:
+        """Before a COPY touches anything: the whole source fits in the room
+        left (507), and an existing destination — which WsgiDAV deletes or
+        overwrites, member by member — holds no protected CFDI (403). Returns
+        the destination's path in the space and its resource (None if new)."""
         dest_rel = self._dest_rel(dest_path)
+        dest = self.provider.get_resource_inst(dest_path, self.environ)
         pm = self.provider.prop_manager
         props = pm.bytes_at_or_below(self.get_ref_url()) if pm else 0  # type: ignore[attr-defined]
         with mapped:
             self.ctx.files.copy_fits(self.rel, dest_rel, extra_bytes=props)
+            if dest is not None:
+                self.ctx.files.check_replaceable(dest_rel)
+        return dest_rel, dest
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        self._copy_allowed(dest_path)
         return False  # let WsgiDAV walk the tree; each item is quota-checked again
 
     def handle_move(self, dest_path: str) -> bool:
-        self._dest_rel(dest_path)
-        return False
+        """A MOVE onto an existing destination (``Overwrite: T``; WsgiDAV has
+        checked the locks of both): decided and done in one guarded step by
+        ``SpaceFiles.move(replace=True)`` — refused before anything changes
+        (a protected CFDI in the destination, a hold, the same item in another
+        spelling), else the destination is replaced (a file's content kept as
+        a version — Excel's save-by-rename —, anything else to the trash).
+        WsgiDAV's own way, DELETE then MOVE, would empty the destination before
+        learning that the MOVE is refused."""
+        dest_rel = self._dest_rel(dest_path)
+        dest = self.provider.get_resource_inst(dest_path, self.environ)
+        if dest is None:
+            return False  # a new name: move_recursive
+        with mapped:
+            self.ctx.files.move(self.rel, dest_rel, replace=True)
+        dest.remove_all_properties(recursive=True)
+        dest.remove_all_locks(recursive=True)
+        self._move_props(dest_path, with_children=True)
+        self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
+        return True
 
     def support_recursive_move(self, dest_path: str) -> bool:
         return True
@@ -453,33 +481,12 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
                 self.ctx.files.copy_file(self.rel, dest_rel)
         self._copy_props(dest_path, is_move)
 
-    def _existing_file(self, dest_path: str) -> Any:
-        dest = self.provider.get_resource_inst(dest_path, self.environ)
-        return dest if isinstance(dest, SpaceFile) else None
-
-    def handle_move(self, dest_path: str) -> bool:
-        """A file moved over an existing file (Overwrite: T, locks already
-        checked by WsgiDAV): replaced in one step that keeps the destination's
-        content as a version — Excel's save-by-rename — instead of WsgiDAV's
-        delete-then-move, which would send the document to the trash."""
-        dest_rel = self._dest_rel(dest_path)
-        dest = self._existing_file(dest_path)
-        if dest is None:
-            return False
-        with mapped:
-            self.ctx.files.move(self.rel, dest_rel, replace=True)
-        dest.remove_all_properties(recursive=False)
-        dest.remove_all_locks(recursive=False)
-        self._move_props(dest_path, with_children=False)
-        self.remove_all_locks(recursive=True)
-        return True
-
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         """A file copied over an existing file: the destination's content
-        becomes a version (the upload path), not a trash item."""
-        dest_rel = self._dest_rel(dest_path)
-        dest = self._existing_file(dest_path)
-        if dest is None:
+        becomes a version (the upload path), not a trash item. Over a folder,
+        WsgiDAV deletes the folder and copies, once :meth:`_copy_allowed`."""
+        dest_rel, dest = self._copy_allowed(dest_path)
+        if not isinstance(dest, SpaceFile):
             return False  # WsgiDAV's path: copy_move_single, quota-checked by copy_file
         with mapped:  # quota-checked (exact size reserved) before anything changes
             self.ctx.files.copy_file(self.rel, dest_rel)

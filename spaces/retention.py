@@ -191,6 +191,41 @@ def lift_hold(db: Database, space_name: str, path: str, by: str,
         return n
 
 
+#: Documents at or below a path (released or not: a hold protects them anyway).
+_DOCUMENTS_AT_OR_BELOW = (
+    select(CfdiDocument.path, CfdiDocument.uuid)
+    .where(CfdiDocument.space_id == bindparam("space_id"),
+           CfdiDocument.category.in_(PROTECTED_CATEGORIES),
+           or_(CfdiDocument.path == bindparam("rel"), below(CfdiDocument.path)))
+    .limit(1))
+
+
+def check_may_move(db: Database, space_id: int, src: str, dst: str) -> None:
+    """Raise Forbidden if renaming ``src`` to ``dst`` takes a document out of a
+    legal hold that covers it: a hold on a folder keeps its documents in that
+    folder (they may be renamed and moved within it). Holds on ``src`` itself
+    or below it move with it (:func:`moved`), and one on the whole space
+    covers every destination."""
+    src, dst = "/" + src.strip("/"), "/" + dst.strip("/")
+    with db.session() as s:
+        holds = _active_holds(s, space_id)
+    left = [h for h in holds
+            if h.rstrip("/") != src and _covered(src, [h]) and not _covered(dst, [h])]
+    if not left:
+        return
+    with db.engine.connect() as c:
+        doc = c.execute(_DOCUMENTS_AT_OR_BELOW, {"space_id": space_id, "rel": src,
+                                                 **below_params(src)}).first()
+    if doc is None:
+        return
+    log.info("retention refused move out of a hold: space=%s path=%s hold=%s dest=%s",
+             space_id, doc.path, left[0], dst)
+    metrics.RETENTION_PROTECTIONS.inc()
+    what = f"El CFDI {doc.uuid}" if doc.uuid else "Este CFDI"
+    raise Forbidden(f"{what} ({doc.path}) está bajo retención legal en {left[0]}: puede "
+                    f"renombrarlo o moverlo dentro de {left[0]}, pero no sacarlo de ahí.")
+
+
 #: Every MOVE runs them: built once.
 _MOVE_PATHS = tuple(path_mover(m, m.space_id == bindparam("sid"))
                     for m in (CfdiDocument, CfdiHold))

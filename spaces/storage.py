@@ -754,12 +754,24 @@ class SpaceFiles:
         return "/" + str(p.relative_to(self.root)) if p != self.root else "/"
 
     def move(self, src_rel: str, dst_rel: str, *, replace: bool = False) -> None:
-        """Rename inside the space. The destination must not exist (the caller
-        deletes a replaced destination first, through :meth:`delete`) — except
-        with ``replace`` and a file onto a file: then the destination's content
-        is kept as a version of it (Excel's save-by-rename: MOVE of the new
-        temporary file over the document), all in one guarded step, and usage
-        does not change. A protected CFDI is never replaced (Forbidden).
+        """Rename inside the space.
+
+        Everything is decided before anything changes, under the space's lock:
+        the source and the destination are not one item (Forbidden: the same
+        name in another Unicode spelling is the same item), the destination is
+        not inside the source, the new name obeys the name rules (no twin of a
+        sibling, except the source's own: a name may change its case), no
+        document leaves a legal hold that covers it
+        (:func:`spaces.retention.check_may_move`), and — with ``replace`` —
+        what the destination holds may be replaced: never a protected CFDI,
+        in the destination or anywhere below it (Forbidden, nothing touched).
+
+        Without ``replace`` an existing destination is AlreadyExists. With it,
+        a file onto a file keeps the destination's content as a version of it
+        (Excel's save-by-rename: MOVE of the new temporary file over the
+        document) and usage does not change; any other destination (a folder,
+        or a file a folder replaces) goes to the trash first, as a DELETE
+        would, and the rename follows.
 
         A file renamed to a temporary name (``~WRL0002.tmp``) leaves a trail, so
         that deleting it later makes it a version of the document that took
@@ -767,6 +779,12 @@ class SpaceFiles:
         """
         src = self.resolve(src_rel)
         dst = self.resolve(dst_rel)
+        if src == self.root or dst == self.root:
+            raise Forbidden("No se puede mover la raíz del espacio.")
+        if src == dst:
+            raise Forbidden("El origen y el destino son el mismo elemento.")
+        if dst.is_relative_to(src):
+            raise Forbidden("No se puede mover una carpeta dentro de sí misma.")
         check_new_name(dst.name)
         with self.guard():
             se = self.entry(src)
@@ -779,22 +797,31 @@ class SpaceFiles:
                 self.check_depth(dst, self.extent(src))  # deeper or longer: does it all fit?
             de = self.entry(dst)
             src_index, dst_index = self.index_path(src), self.index_path(dst)
-            replaced = False
+            if de is not None and (de.inode == se.inode
+                                   and os.path.samefile(src, dst)):
+                raise Forbidden("El origen y el destino son el mismo elemento.")
             if de is None:  # a new name; it may change the case of the source's own
                 check_no_twin(dst.parent, dst.name, besides=src)
-            if de is not None:
-                if not replace or de.is_dir or se.is_dir:
-                    raise AlreadyExists("El destino ya existe.")
-                retention.check_writable(self.db, self.space_id, dst_index)
-                versions.replace_keeping(self, src, dst, de)
-                shares.deleted(self.db, self.space_id, dst_index)  # replaced: over
-                cfdi_index.forget(self.db, self.space_id, [dst_index])
-                replaced = True
+            elif not replace:
+                raise AlreadyExists("El destino ya existe.")
             else:
+                self._check_replaceable(dst_index)
+            retention.check_may_move(self.db, self.space_id, src_index, dst_index)
+            detail = None
+            if de is None:
                 try:
                     os.rename(src, dst)
                 except FileNotFoundError:  # gone meanwhile (a concurrent MOVE or DELETE)
                     raise NotFound("El origen ya no existe.") from None
+            elif not de.is_dir and not se.is_dir:
+                versions.replace_keeping(self, src, dst, de)
+                shares.deleted(self.db, self.space_id, dst_index)  # replaced: over
+                cfdi_index.forget(self.db, self.space_id, [dst_index])
+                detail = "reemplaza al destino (queda como versión)"
+            else:
+                detail = "reemplaza al destino (" + (
+                    "a la papelera)" if self._replace_by_rename(src, dst, de, dst_index)
+                    else "eliminado: más grande que la reserva)")
             retention.moved(self.db, self.space_id, src_index, dst_index)
             if not se.is_dir and is_temporary_name(dst.name) and not is_temporary_name(src.name):
                 versions.leave_trail(self, dst_index, src_index)
@@ -802,7 +829,52 @@ class SpaceFiles:
                 versions.moved(self, src_index, dst_index)
             shares.moved(self.db, self.space_id, src_index, dst_index)
         self.record_event(audit.Action.MOVE, src_index, dest=dst_index, size=se.size,
-                    detail="reemplaza al destino (queda como versión)" if replaced else None)
+                          detail=detail)
+
+    def _replace_by_rename(self, src: Path, dst: Path, de: Entry, dst_index: str
+                           ) -> bool:
+        """Under the guard, once allowed: put the destination ``dst`` into the
+        trash as a DELETE would (into the reserve, room made there; erased at
+        once when larger than the whole reserve) and rename ``src`` to its
+        place. If the rename fails, the destination comes back as it was.
+        Returns whether the replaced destination is kept in the trash."""
+        nbytes, nfiles = (de.size, 1) if not de.is_dir else self.tree_size(dst)
+        kept_in_trash = trash.make_room(self, nbytes)
+        item = trash.put(self, dst, dst_index, de.is_dir, nbytes, nfiles)
+        try:
+            os.rename(src, dst)
+        except BaseException:
+            trash.take_back(self, item, dst)
+            raise
+        if not kept_in_trash:
+            trash.erase_item(self, item)
+        shares.deleted(self.db, self.space_id, dst_index)
+        if de.is_dir:
+            cfdi_index.forget_tree(self.db, self.space_id, dst_index, set())
+        else:
+            cfdi_index.forget(self.db, self.space_id, [dst_index])
+        versions.forget_trails(self, dst_index)
+        self.record_event(audit.Action.DELETE, dst_index, size=nbytes,
+                          detail="reemplazado por un MOVE: " + (
+                              "a la papelera" if kept_in_trash else
+                              "eliminado definitivamente, es más grande que toda la reserva"))
+        return kept_in_trash
+
+    def _check_replaceable(self, index_rel: str) -> None:
+        """Forbidden (403, with the date) if the item at ``index_rel`` — a file,
+        or a folder and everything below it — holds a protected CFDI or a
+        document under a legal hold: a MOVE or COPY never replaces it."""
+        protections = retention.protected_under(self.db, self.space_id, index_rel)
+        if protections:
+            metrics.RETENTION_PROTECTIONS.inc()
+            log.info("retention refused replace: space=%s path=%s", self.space_name,
+                     protections[0].path)
+            raise Forbidden(protections[0].message())
+
+    def check_replaceable(self, rel: str) -> None:
+        """Before a COPY with ``Overwrite: T`` touches anything: Forbidden if the
+        existing destination ``rel`` (or anything below it) is a protected CFDI."""
+        self._check_replaceable(self.index_path(self.resolve(rel)))
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
         """Copy one file, replacing the destination file if any (quota-checked,

@@ -423,6 +423,17 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
     return row
 
 
+def take_back(files: SpaceFiles, item: TrashItem, to: Path) -> None:
+    """Undo :func:`put` of a file or folder (a MOVE that replaced it failed
+    right after): it is renamed back to ``to``, its row goes, and its bytes and
+    entries return from the safety net to the space's files."""
+    os.rename(files.trash_root / item.token, to)
+    with files.db.engine.begin() as c:
+        c.execute(delete(TrashItem).where(TrashItem.id == item.id))
+        quota.apply_in(c, files.space_id, item.size, item.files, held_bytes=-item.size,
+                       held_files=-item.files)
+
+
 def set_size(files: SpaceFiles, item_id: int, nbytes: int, nfiles: int) -> None:
     with files.db.session() as s:
         s.execute(update(TrashItem).where(TrashItem.id == item_id)

@@ -116,6 +116,12 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         e = files.entry(target)
         if e is not None and e.is_dir:
             raise Forbidden("Ahora hay una carpeta con ese nombre; no se restauró la versión.")
+        if e is not None and os.path.samefile(src, target):
+            # Not an earlier content but the current file itself (a hard link an
+            # old self-MOVE left): restoring would change nothing; forget it.
+            _erase_version(files, row)
+            raise NotFound("Esa versión es el contenido actual del archivo; no había nada "
+                           "que restaurar.")
         if e is None:  # recreated: a new name, under the name rules
             check_new_name(target.name)
             check_no_twin(target.parent, target.name)
@@ -260,7 +266,11 @@ def unlink_kept(files: SpaceFiles, row: FileVersion) -> None:
 def replace_keeping(files: SpaceFiles, src: Path, dst: Path, de: Entry) -> None:
     """Rename file ``src`` over file ``dst``, keeping ``dst``'s content as a
     version (or erasing it when versions are off, it is empty or it is larger
-    than the whole reserve). Either way ``dst``'s content leaves the plan."""
+    than the whole reserve). Either way ``dst``'s content leaves the plan.
+    Forbidden when both are one file (another spelling of the same name): a
+    version hard-linked to the current file would be no earlier content at all."""
+    if os.path.samefile(src, dst):
+        raise Forbidden("El origen y el destino son el mismo elemento.")
     if files.keeps_version_of(de.size) and trash.make_room(files, de.size):
         kept = link_current(files, dst, de)
         try:
