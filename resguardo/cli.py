@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("archive", help="archivo a crear (.tar o .tar.gz)")
     bp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
                     help="sólo este espacio (repetible); por omisión, todo")
+    bp.add_argument("--no-verify", action="store_false", dest="verify",
+                    help="no leer el respaldo completo al terminar para comprobar que se "
+                         "puede restaurar (por omisión se comprueba)")
     rsp = sub.add_parser("restore", help="restaura un respaldo (nunca sobrescribe)")
     rsp.add_argument("archive")
     rsp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
@@ -408,7 +411,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         from spaces import backup
 
         if args.command == "backup":
-            report = backup.backup(settings, db, Path(args.archive), args.spaces)
+            report = backup.backup(settings, db, Path(args.archive), args.spaces,
+                                   check=args.verify)
             verb = "respaldado"
         else:
             report = backup.restore(settings, db, Path(args.archive), args.spaces)
@@ -416,7 +420,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         for sp in report.spaces:
             print(f"{sp.name}: {verb} ({len(sp.files)} archivos, {sp.used_bytes} bytes, "
                   f"{sp.used_files} archivos y carpetas)")
-        print(f"{len(report.spaces)} espacios; archivo {report.archive}.")
+        print(f"{len(report.spaces)} espacios; archivo {report.archive}"
+              + (" (verificado: se leyó completo y se puede restaurar)." if report.verified
+                 else "."))
         return 0
     if args.command == "audit":
         return _audit(args, db)

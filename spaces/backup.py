@@ -38,6 +38,7 @@ import shutil
 import stat
 import tarfile
 import time
+import unicodedata
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -49,9 +50,9 @@ from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import Connection, Table, func, insert, or_, select, text
 
-from spaces import quota, storage
+from spaces import names, quota, storage
 from spaces.db import Database, below, below_params
-from spaces.errors import AlreadyExists, NotFound, SpaceError
+from spaces.errors import AlreadyExists, InvalidName, NotFound, SpaceError
 from spaces.models import Base, DeadProperty, Space, new_session_version
 from spaces.settings import Settings
 
@@ -87,6 +88,8 @@ class Report:
     archive: Path
     spaces: list[SpaceSummary]
     tables: dict[str, int]
+    #: The archive was read back whole and would restore (:func:`verify`).
+    verified: bool = False
 
 
 # -- rows <-> JSON -------------------------------------------------------------------------
@@ -221,6 +224,12 @@ def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str) -> dict[str, dict[s
             rel = f if rel_dir == "." else f"{rel_dir}/{f}"
             path = os.path.join(dirpath, f)
             ti = tar.gettarinfo(path, f"{prefix}/{rel}")
+            if ti.islnk():
+                # Another member shares this file's inode (the snapshot links
+                # every file; two names of one file end up here): store the
+                # bytes again. A restore accepts regular files and folders only.
+                ti.type, ti.linkname = tarfile.REGTYPE, ""
+                ti.size = os.lstat(path).st_size
             ti.uid = ti.gid = 0
             ti.uname = ti.gname = ""
             with open(path, "rb") as fh:
@@ -240,10 +249,15 @@ def _jsonl(tar: tarfile.TarFile, name: str, rows: list[dict[str, Any]]) -> None:
 
 
 def backup(settings: Settings, db: Database, dest: Path,
-           names: list[str] | None = None) -> Report:
+           names: list[str] | None = None, *, check: bool = True) -> Report:
     """Write an archive of ``names`` (every space and every table when None) to
     ``dest`` (``.tar`` or ``.tar.gz``). Written to a temporary name and renamed
-    when complete: an interrupted backup leaves no archive that looks whole."""
+    when complete: an interrupted backup leaves no archive that looks whole.
+
+    With ``check`` (the default) the written archive is read back whole by
+    :func:`verify` — every member against the manifest, with the rules a
+    restore applies — before it takes its name: an archive that would not
+    restore raises BackupError and is not kept."""
     dest = Path(dest)
     if dest.exists():
         raise AlreadyExists(f"El archivo {dest} ya existe; elija otro nombre.")
@@ -306,12 +320,19 @@ def backup(settings: Settings, db: Database, dest: Path,
             ti.size = len(data)
             ti.mtime = int(time.time())
             tar.addfile(ti, io.BytesIO(data))
+        if check:
+            try:
+                verify(partial)
+            except BackupError as exc:
+                log.error("backup refused after reading it back: %s: %s", dest, exc)
+                raise BackupError(f"El respaldo no se podría restaurar, así que no se guardó "
+                                  f"{dest}: {exc}") from exc
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
-    log.info("backup written: %s spaces=%d", dest, len(summaries))
-    return Report(dest, summaries, {t: len(r) for t, r in rows.items()})
+    log.info("backup written: %s spaces=%d verified=%s", dest, len(summaries), check)
+    return Report(dest, summaries, {t: len(r) for t, r in rows.items()}, verified=check)
 
 
 # -- restore --------------------------------------------------------------------------------
@@ -354,26 +375,156 @@ def _check_revision(db: Database, revision: str) -> None:
                           "instalación no conoce; actualice Resguardo antes de restaurar.")
 
 
+def check_space_name(name: Any) -> str:
+    """A space name found in an archive (its manifest or its rows), held to the
+    rules of space creation (:func:`spaces.service.normalize_space_name`:
+    lower-case letters, digits, '-' and '_'), so that it names a folder
+    directly under ``data_dir/spaces`` and nothing else."""
+    from spaces import service
+
+    try:
+        if isinstance(name, str) and service.normalize_space_name(name) == name:
+            return name
+    except InvalidName:
+        pass
+    raise BackupError(f"El respaldo nombra un espacio no válido: {name!r}; no se restaura.")
+
+
+class _Members:
+    """The rules every member of ``<area>/<space>/`` passes, the same when a
+    backup reads itself back (:func:`verify`) and when a restore extracts it:
+    a folder or a regular file (never a link or a device), a path with no
+    empty, '.' or '..' segment, NUL or backslash, each file exactly as the
+    manifest lists it (size and sha256), none missing; and in ``files`` —
+    what enters the drive — names the drive accepts (NFC, the rules of
+    :func:`spaces.names.check_new_name`, no two that Windows cannot tell
+    apart in one folder)."""
+
+    def __init__(self, area: str, space: str, files: dict[str, dict[str, Any]]) -> None:
+        self.area, self.space, self.files = area, space, files
+        self.prefix = f"{area}/{space}/"
+        self.seen: set[str] = set()
+        self._folds: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def parts(self, m: tarfile.TarInfo) -> list[str] | None:
+        """The path of ``m`` below the prefix (None if not under it), checked."""
+        if not m.name.startswith(self.prefix):
+            return None
+        rel = m.name[len(self.prefix):]
+        parts = rel.split("/")
+        if not rel or any(p in ("", ".", "..") for p in parts) or "\x00" in rel \
+                or "\\" in rel:
+            raise BackupError(f"Ruta no válida en el respaldo: {m.name!r}")
+        if not (m.isdir() or m.isfile()) or m.islnk() or m.issym():
+            raise BackupError(f"Elemento no permitido en el respaldo: {m.name!r}")
+        if self.area == "files":
+            self._check_names(parts)
+        return parts
+
+    def _check_names(self, parts: list[str]) -> None:
+        for i, part in enumerate(parts):
+            where = f"{self.space}:/{'/'.join(parts[:i + 1])}"
+            try:
+                if unicodedata.normalize("NFC", part) != part:
+                    raise InvalidName("no está en la forma Unicode NFC que usa la unidad")
+                names.check_new_name(part)
+            except InvalidName as exc:
+                raise BackupError(f"Nombre no admitido en el respaldo ({where}): {exc}") \
+                    from None
+            siblings = self._folds.setdefault(tuple(parts[:i]), {})
+            other = siblings.setdefault(names.fold(part), part)
+            if other != part:
+                raise BackupError(
+                    f"El respaldo tiene «{other}» y «{part}» en la misma carpeta "
+                    f"({self.space}:/{'/'.join(parts[:i])}); Windows no los distingue.")
+
+    def file_read(self, m: tarfile.TarInfo, rel: str, digest: str) -> None:
+        want = self.files.get(rel)
+        if want is None or want["sha256"] != digest or want["size"] != m.size:
+            raise BackupError(f"El archivo {self.space}:{rel} del respaldo está dañado "
+                              "(no coincide con su sha256).")
+        self.seen.add(rel)
+
+    def finish(self) -> None:
+        missing = set(self.files) - self.seen
+        if missing:
+            raise BackupError(f"Faltan {len(missing)} archivos del espacio '{self.space}' "
+                              "en el respaldo.")
+
+
+def verify(src: Path) -> dict[str, Any]:
+    """Read the archive ``src`` back whole, as a restore would, without
+    extracting anything: the manifest, the space names (manifest and rows),
+    every member against the manifest under the rules of :class:`_Members`,
+    and every row parses. Returns the manifest; raises BackupError naming the
+    first problem (a damaged or truncated archive included)."""
+    try:
+        with tarfile.open(src, "r:*") as tar:
+            manifest = read_manifest(tar)
+            spaces = manifest.get("spaces")
+            if not isinstance(spaces, list):
+                raise BackupError("El manifiesto del respaldo no lista sus espacios.")
+            checks: dict[str, _Members] = {}
+            for sp in spaces:
+                name = check_space_name(sp.get("name") if isinstance(sp, dict) else None)
+                for area in AREAS:
+                    checks[f"{area}/{name}/"] = _Members(area, name, sp.get(area) or {})
+            for m in tar.getmembers():
+                if m.name == "manifest.json":
+                    continue
+                if m.name.startswith("db/") and m.name.endswith(".jsonl") and m.isfile():
+                    _read_rows(tar, m)
+                    continue
+                area, _, rest = m.name.partition("/")
+                check = checks.get(f"{area}/{rest.partition('/')[0]}/")
+                parts = check.parts(m) if check is not None else None
+                if check is None or parts is None:
+                    raise BackupError(f"Elemento no permitido en el respaldo: {m.name!r}")
+                if m.isfile():
+                    fh = tar.extractfile(m)
+                    assert fh is not None
+                    h = hashlib.sha256()
+                    while chunk := fh.read(1024 * 1024):
+                        h.update(chunk)
+                    check.file_read(m, "/".join(parts), h.hexdigest())
+            for check in checks.values():
+                check.finish()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise BackupError(f"El respaldo {src} está dañado o incompleto: {exc}") from exc
+    return manifest
+
+
+def _read_rows(tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    """Every line of a rows member parses (and spaces rows name valid spaces)."""
+    fh = tar.extractfile(m)
+    assert fh is not None
+    for n, line in enumerate(io.TextIOWrapper(fh, encoding="utf-8"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise BackupError(f"{m.name}, línea {n}: no se puede leer ({exc}).") from None
+        if m.name == "db/spaces.jsonl":
+            check_space_name(row.get("name") if isinstance(row, dict) else None)
+
+
 def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, Any]],
                    dest: Path, area: str = "files") -> None:
-    """Extract ``<area>/<name>/`` into ``dest`` (regular files and folders only,
-    never outside it) and check every file against the manifest."""
-    prefix = f"{area}/{name}/"
+    """Extract ``<area>/<name>/`` into ``dest`` (under the rules of
+    :class:`_Members`: never outside it) and check every file against the manifest."""
+    check = _Members(area, name, files)
     dest.mkdir(parents=True)
-    seen: set[str] = set()
     dirs: list[tuple[Path, int]] = []
     for m in tar.getmembers():
-        if not m.name.startswith(prefix):
+        parts = check.parts(m)
+        if parts is None:
             continue
-        rel = m.name[len(prefix):]
-        parts = rel.split("/")
-        if not rel or any(p in ("", ".", "..") for p in parts) or "\x00" in rel:
-            raise BackupError(f"Ruta no válida en el respaldo: {m.name!r}")
         target = dest.joinpath(*parts)
         if m.isdir():
             target.mkdir(parents=True, exist_ok=True)
             dirs.append((target, int(m.mtime)))
-        elif m.isfile():
+        else:
             target.parent.mkdir(parents=True, exist_ok=True)
             src = tar.extractfile(m)
             assert src is not None
@@ -384,16 +535,8 @@ def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, A
                     out.write(chunk)
             os.chmod(target, 0o600)
             os.utime(target, (m.mtime, m.mtime))
-            want = files.get(rel)
-            if want is None or want["sha256"] != h.hexdigest() or want["size"] != m.size:
-                raise BackupError(f"El archivo {name}:{rel} del respaldo está dañado "
-                                  "(no coincide con su sha256).")
-            seen.add(rel)
-        else:
-            raise BackupError(f"Elemento no permitido en el respaldo: {m.name!r}")
-    missing = set(files) - seen
-    if missing:
-        raise BackupError(f"Faltan {len(missing)} archivos del espacio '{name}' en el respaldo.")
+            check.file_read(m, "/".join(parts), h.hexdigest())
+    check.finish()
     for d, mtime in reversed(dirs):
         os.utime(d, (mtime, mtime))
 
@@ -427,7 +570,8 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
              names: list[str] | None) -> Report:
     manifest = read_manifest(tar)
     _check_revision(db, manifest["schema_revision"])
-    by_name = {s["name"]: s for s in manifest["spaces"]}
+    by_name = {check_space_name(s.get("name") if isinstance(s, dict) else None): s
+               for s in manifest.get("spaces") or []}
     wanted = list(by_name) if names is None else [n.lower() for n in names]
     for n in wanted:
         if n not in by_name:
@@ -446,7 +590,10 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
                 raise AlreadyExists("Una restauración completa necesita una instalación "
                                     "vacía (sin espacios ni cuentas); restaure espacios "
                                     "sueltos con --space.")
+    home = (settings.data_path / "spaces").resolve()
     for n in wanted:
+        if storage.space_dir(settings, n).resolve().parent != home:  # belt and braces
+            raise BackupError(f"El espacio {n!r} quedaría fuera de la carpeta de datos.")
         if storage.space_dir(settings, n).exists():
             raise AlreadyExists(f"La carpeta del espacio '{n}' ya existe en "
                                 f"{storage.space_dir(settings, n)}; no se sobrescribe.")
@@ -496,6 +643,9 @@ def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: b
         if whole:
             for t in _tables():
                 batch = [_load_row(t, r) for r in _rows(tar, t.name)]
+                if t.name == "spaces":  # every space of the installation gets a folder
+                    for row in batch:
+                        check_space_name(row.get("name"))
                 if batch:
                     c.execute(insert(t), batch)
                 counts[t.name] = len(batch)

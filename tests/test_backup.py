@@ -4,6 +4,7 @@ installation gives back every byte, counter, user, property and CFDI protection.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -197,3 +198,112 @@ def test_damaged_archive_is_refused_and_leaves_nothing(source, make_server, tmp_
     p = dst.cli("restore", str(truncated), check=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert dst.cli("space", "list").stdout.strip() == ""
+
+
+# -- restorable by construction; hostile archives ----------------------------------------
+
+def small_space(make_server, name: str = "peq"):
+    srv = make_server(name=name).start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    s = session()
+    assert s.put(srv.dav("acme", "x.txt"), data=b"mismo contenido").status_code == 201
+    assert s.put(srv.dav("acme", "x.txt"), data=b"mismo contenido").status_code == 204
+    return srv
+
+
+def test_a_version_hard_linked_to_its_current_file_still_backs_up_restorably(
+        make_server, tmp_path):
+    """What a self-MOVE onto an NFD spelling used to leave behind (fixed since:
+    tests/test_move_copy.py): the backup stores the bytes twice, never a
+    hard-link member that restore refuses."""
+    srv = small_space(make_server)
+    versions = srv.files_root("acme").parent / "versions"
+    (token,) = os.listdir(versions)
+    os.unlink(versions / token)
+    os.link(srv.files_root("acme") / "x.txt", versions / token)
+    archive = tmp_path / "enlaces.tar"
+    srv.cli("backup", str(archive), "--space", "acme")
+    with tarfile.open(archive) as tar:
+        assert not [m.name for m in tar.getmembers() if m.islnk() or m.issym()]
+    dst = make_server(name="destino")
+    dst.cli("restore", str(archive))
+    assert (dst.data / "spaces" / "acme" / "versions" / token).read_bytes() == b"mismo contenido"
+    assert (dst.files_root("acme") / "x.txt").read_bytes() == b"mismo contenido"
+
+
+def test_backup_reads_back_what_it_wrote_and_refuses_an_archive_restore_would_refuse(
+        make_server, tmp_path):
+    srv = small_space(make_server)
+    # Names from before the name rules, placed in storage by hand: restore
+    # refuses them, so the backup must not call itself good.
+    (srv.files_root("acme") / "Factura.txt").write_bytes(b"a")
+    (srv.files_root("acme") / "factura.txt").write_bytes(b"b")
+    archive = tmp_path / "gemelos.tar"
+    p = srv.cli("backup", str(archive), "--space", "acme", check=False)
+    assert p.returncode == 1, p.stdout
+    assert "no se podría restaurar" in p.stderr and "factura.txt" in p.stderr.lower(), p.stderr
+    assert not archive.exists() and not list(tmp_path.glob("gemelos.tar*"))
+    (srv.files_root("acme") / "factura.txt").rename(srv.files_root("acme") / "factura-2.txt")
+    (srv.files_root("acme") / "COM¹.txt").write_bytes(b"c")
+    p = srv.cli("backup", str(archive), "--space", "acme", check=False)
+    assert p.returncode == 1 and "COM¹.txt" in p.stderr, p.stderr
+    (srv.files_root("acme") / "COM¹.txt").unlink()
+    p = srv.cli("backup", str(archive), "--space", "acme")
+    assert "verificado" in p.stdout, p.stdout
+    # The check itself: a flipped bit in a written archive is found.
+    from spaces import backup
+
+    data = bytearray(archive.read_bytes())
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("files/acme/x.txt")
+    data[member.offset_data] ^= 0x01
+    bad = tmp_path / "dañado.tar"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(backup.BackupError, match="dañado"):
+        backup.verify(bad)
+    backup.verify(archive)
+
+
+def rewrite(archive: Path, out: Path, old: str, new: str) -> None:
+    """Copy ``archive`` with space ``old`` renamed ``new`` everywhere (members,
+    manifest, rows): what a hostile or hand-edited archive looks like."""
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            parts = m.name.split("/")
+            if len(parts) > 1 and parts[1] == old and parts[0] in ("files", "trash", "versions"):
+                m.name = "/".join([parts[0], new, *parts[2:]])
+            if m.name in ("manifest.json", "db/spaces.jsonl"):
+                text = data.decode().replace(f'"name": "{old}"', f'"name": {json.dumps(new)}')
+                text = text.replace(f'"name":"{old}"', f'"name":{json.dumps(new)}')
+                data = text.encode()
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+
+
+@pytest.mark.parametrize("hostile", ["../../fuera", "ABSOLUTE", "..", "a/b", "ACME",
+                                     ".restore-x", "acme\x00"])
+def test_restore_refuses_space_names_that_space_creation_refuses_and_writes_nothing_outside(
+        make_server, tmp_path, hostile):
+    if hostile == "ABSOLUTE":
+        hostile = str(tmp_path / "fuera-absoluta")
+    srv = small_space(make_server)
+    archive = tmp_path / "bueno.tar"
+    srv.cli("backup", str(archive), "--space", "acme")
+    evil = tmp_path / "malo.tar"
+    rewrite(archive, evil, "acme", hostile)
+    dst = make_server(name="destino")
+    dst.cli("migrate")
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    p = dst.cli("restore", str(evil), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "espacio" in p.stderr.lower(), p.stderr
+    assert dst.cli("space", "list").stdout.strip() == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == outside
+    assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
+    # The same archive is refused by the check a backup runs on itself.
+    from spaces import backup
+
+    with pytest.raises(backup.BackupError, match="espacio no válido"):
+        backup.verify(evil)
