@@ -26,7 +26,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from spaces.rfc import is_valid_rfc
+from spaces.rfc import rfc_problem
 
 #: Largest file the indexer parses; a bigger one is stored but not indexed.
 MAX_INDEX_BYTES = 8 * 2**20
@@ -77,11 +77,52 @@ class _Rejected(Exception):
         self.category, self.reason = category, reason
 
 
+#: Byte order marks, longest first (UTF-32 LE's starts like UTF-16 LE's).
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
+#: What XML calls white space: all that may come before the root element.
+_XML_SPACE = " \t\r\n"
+
+
+def detect_encoding(head: bytes) -> tuple[str | None, int]:
+    """The encoding XML's autodetection (its Appendix F) reads in the first
+    bytes of a document, and the length of its byte order mark: a BOM, or
+    without one the zero bytes around the first (ASCII) characters of UTF-16
+    and UTF-32, big or little endian. None: an 8-bit encoding (UTF-8, or
+    whatever the declaration names)."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec, len(bom)
+    b = head[:4]
+    if len(b) == 4:
+        if b[0] == b[1] == b[2] == 0 and b[3]:
+            return "utf-32-be", 0
+        if b[0] and b[1] == b[2] == b[3] == 0:
+            return "utf-32-le", 0
+        if b[0] == 0 and b[1] and b[2] == 0 and b[3]:
+            return "utf-16-be", 0
+        if b[0] and b[1] == 0 and b[2] and b[3] == 0:
+            return "utf-16-le", 0
+    return None, 0
+
+
+def _text_start(data: bytes) -> str:
+    """The start of ``data`` as text in its detected encoding, leading XML
+    white space removed (8-bit: Latin-1, enough to see ASCII markup)."""
+    codec, skip = detect_encoding(data[:4])
+    text = data[skip:].decode(codec or "latin-1", errors="ignore")
+    return text.lstrip(_XML_SPACE)
+
+
 def looks_like_xml(head: bytes) -> bool:
-    """Cheap sniff on the first bytes of a file: worth examining as XML?"""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return True
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+    """Cheap sniff on the first bytes of a file: worth examining as XML? Its
+    first character after any BOM and white space, in any encoding XML
+    allows, is '<' — or the bytes seen are all white space (so far it might
+    still be)."""
+    if not head:
+        return False
+    start = _text_start(head)
+    return start[:1] == "<" or start == ""
 
 
 def worth_examining(name: str, head: bytes) -> bool:
@@ -98,12 +139,32 @@ def _sniff(data: bytes) -> str:
         return "pdf"
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
-    return "xml" if looks_like_xml(data[:64]) else "other"
+    start = _text_start(data[:16384])
+    if start[:1] == "<":
+        return "xml"
+    if start == "" and not _text_start(data):
+        return "empty"
+    return "other"
 
 
 def _parse(data: bytes) -> Element:
+    """Parse untrusted bytes: UTF-16 and UTF-32 (with or without BOM) are
+    decoded here (expat knows no UTF-32); white space before the first markup
+    is dropped, even before an XML declaration (where XML itself forbids it,
+    but a stamped document is still one)."""
+    codec, skip = detect_encoding(data[:4])
+    doc: bytes | str
     try:
-        return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        if codec is not None and codec != "utf-8":
+            doc = data[skip:].decode(codec).lstrip(_XML_SPACE)
+        else:
+            doc = data[skip:].lstrip(_XML_SPACE.encode())
+            if skip:  # after a UTF-8 BOM: text, so no declaration can say otherwise
+                doc = doc.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Rejected("reject-malformed", f"codificación no válida: {exc}") from None
+    try:
+        return fromstring(doc, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise _Rejected("reject-hostile", f"DTD o entidades no permitidas: {exc}") from None
     except (ParseError, ValueError, UnicodeError) as exc:
@@ -223,24 +284,34 @@ def _fields(root: Element) -> tuple[str, dict[str, Any]]:
     else:
         raise _Rejected("not-cfdi", f"el elemento raíz {root.tag!r} no es un CFDI")
 
-    problems = []
+    # The timbre makes a CFDI fiscal: one TimbreFiscalDigital (checked above)
+    # with a well-formed UUID. Everything else is reported, never decisive —
+    # real RFCs issued by the SAT fail their check digit often enough.
     if not _UUID_RE.match(rec["uuid"] or ""):
-        problems.append("UUID")
-    for key in ("emisor_rfc", "receptor_rfc"):
-        if not is_valid_rfc(rec[key] or ""):
-            problems.append(key)
-    if rec["pac_rfc"] is not None or rec["version"] not in ("3.2", "1.0"):
-        if not is_valid_rfc(rec["pac_rfc"] or ""):
-            problems.append("rfc_prov_certif")
-    if not _FECHA_RE.match(rec["fecha"] or ""):
-        problems.append("fecha")
-    if not _IMPORTE_RE.match(rec["total"] or ""):
-        problems.append("total")
-    if problems:
+        problems = ["UUID"]
+        for key in ("emisor_rfc", "receptor_rfc"):
+            if rfc_problem(rec[key] or ""):
+                problems.append(key)
+        if not _IMPORTE_RE.match(rec["total"] or ""):
+            problems.append("total")
         raise _Rejected("flag-invalid", "campos no válidos: " + ", ".join(problems))
-    rec["uuid"] = str(rec["uuid"]).upper()  # both matched their patterns above
-    rec["fecha"] = str(rec["fecha"])[:19]
+    notes = []
+    for key, who in (("emisor_rfc", "emisor"), ("receptor_rfc", "receptor"),
+                     ("pac_rfc", "PAC")):
+        if key == "pac_rfc" and rec[key] is None and rec["version"] in ("3.2", "1.0"):
+            continue
+        problem = rfc_problem(rec[key] or "")
+        if problem:
+            notes.append(f"RFC del {who} con {problem}")
+    if not _FECHA_RE.match(rec["fecha"] or ""):
+        notes.append("fecha no válida")
+    if not _IMPORTE_RE.match(rec["total"] or ""):
+        notes.append("total no válido")
+    rec["uuid"] = str(rec["uuid"]).upper()  # it matched its pattern above
+    rec["fecha"] = rec["fecha"][:19] if isinstance(rec["fecha"], str) else None
     del rec["pac_rfc"]
+    if notes:
+        rec["notes"] = "timbrado, con observaciones: " + "; ".join(notes)
     return INDEXED, rec
 
 
@@ -253,9 +324,9 @@ def classify(data: bytes, max_bytes: int = MAX_INDEX_BYTES) -> Finding:
         return Finding("not-cfdi", "contenido PDF", sha256=digest, size=size)
     if kind == "zip":
         return Finding("archive", "contenido ZIP (no se desempaca)", sha256=digest, size=size)
+    if kind == "empty":
+        return Finding("reject-malformed", "archivo vacío", sha256=digest, size=size)
     if kind != "xml":
-        if not data.strip():
-            return Finding("reject-malformed", "archivo vacío", sha256=digest, size=size)
         return Finding("not-cfdi", "no es XML", sha256=digest, size=size)
     if size > max_bytes:
         return Finding("too-large", f"{size} bytes, más que el límite de {max_bytes}",
@@ -266,4 +337,4 @@ def classify(data: bytes, max_bytes: int = MAX_INDEX_BYTES) -> Finding:
         return Finding(r.category, r.reason, sha256=digest, size=size)
     except RecursionError:  # pragma: no cover - find() does not recurse; belt and braces
         return Finding("reject-malformed", "anidamiento excesivo", sha256=digest, size=size)
-    return Finding(category, "", fields, sha256=digest, size=size)
+    return Finding(category, str(fields.pop("notes", "")), fields, sha256=digest, size=size)

@@ -24,8 +24,9 @@ from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Bytes of a file's start used to decide whether to examine it.
-SNIFF_BYTES = 64
+#: Bytes of a file's start used to decide whether to examine it (enough for a
+#: CFDI preceded by some white space, in UTF-32 too).
+SNIFF_BYTES = 1024
 
 #: Fields that make two documents with one UUID the same fiscal document.
 _IDENTITY = ("version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "fecha_timbrado",
@@ -105,6 +106,7 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
             fecha=f.get("fecha"), fecha_timbrado=f.get("fecha_timbrado"),
             total=f.get("total"), monto_pagado=f.get("monto_pagado"), moneda=f.get("moneda"),
         )
+        first: CfdiDocument | None = None
         if finding.category in retention.PROTECTED_CATEGORIES:
             doc.protected_until = retention.add_years(ingested, years)
             first = s.scalar(_FIRST, {"sid": space_id, "category": finding.category,
@@ -116,7 +118,9 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
                 # content under the same UUID is a conflict the customer must see.
                 doc.conflict = first.sha256 != finding.sha256 and any(
                     getattr(first, k) != getattr(doc, k) for k in _IDENTITY)
-                doc.protected_until = None
+                # Protected like the first: which copy is the real one is for
+                # the customer to tell, and a fake planted first must not leave
+                # the real one deletable.
                 log.info("cfdi duplicate: space=%s uuid=%s path=%s conflict=%s", space_id,
                          doc.uuid, rel, doc.conflict)
             if finding.category == cfdi.ACUSE and doc.duplicate_of is None:
@@ -133,14 +137,17 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
                 if acuse is not None:
                     doc.cancelled = True
         s.add(doc)
-        newly_protected = (doc.protected_until is not None and doc.duplicate_of is None
-                           and ingested == now)
+        newly_protected = doc.protected_until is not None and ingested == now
         until = doc.protected_until
+        copy_of = first.path if first is not None else None
+        conflict = doc.conflict
     if newly_protected and until is not None:
         audit.record(db, space_id, audit.Action.CFDI_PROTECTED, actor=actor, path=rel,
                      size=finding.size, space_name=space_name,
                      detail=f"{finding.category} UUID {f.get('uuid') or '-'}; "
-                            f"protegido hasta {until:%Y-%m-%d}")
+                            f"protegido hasta {until:%Y-%m-%d}"
+                            + (f"; {'CONFLICTO con' if conflict else 'copia de'} {copy_of}"
+                               if copy_of else ""))
     if finding.category == cfdi.INDEXED:
         log.info("cfdi indexed: space=%s uuid=%s path=%s", space_id, f.get("uuid"), rel)
     return finding

@@ -88,8 +88,7 @@ def _protected_statement(*, whole_space: bool) -> Select[*tuple[Any, ...]]:
                                                     below(doc.path))
     return (select(doc.path, doc.uuid, doc.protected_until, doc.released_at)
             .where(doc.space_id == bindparam("space_id"),
-                   doc.category.in_(PROTECTED_CATEGORIES),
-                   doc.duplicate_of.is_(None), where))
+                   doc.category.in_(PROTECTED_CATEGORIES), where))
 
 
 _PROTECTED_IN_SPACE = _protected_statement(whole_space=True)

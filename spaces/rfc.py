@@ -44,3 +44,17 @@ def is_valid_rfc(rfc: str) -> bool:
     if not _RFC_RE.match(rfc or ""):
         return False
     return check_digit(rfc[:-1]) == rfc[-1]
+
+
+def rfc_problem(rfc: str) -> str | None:
+    """What is wrong with ``rfc`` in words a customer reads (None if nothing):
+    "formato no válido" or "dígito verificador que no coincide". Real RFCs
+    issued by the SAT sometimes fail the check digit, so callers that decide
+    anything important report it rather than refuse."""
+    if rfc in GENERIC_RFCS:
+        return None
+    if not _RFC_RE.match(rfc or ""):
+        return "formato no válido"
+    if check_digit(rfc[:-1]) != rfc[-1]:
+        return "dígito verificador que no coincide"
+    return None

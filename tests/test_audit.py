@@ -84,14 +84,16 @@ def test_a_stamped_cfdi_is_recorded_as_protected_with_user_address_path_and_size
     assert s.put(srv.dav("acme", "Facturas/f1.xml"), data=data).status_code == 201
     assert s.put(srv.dav("acme", "Facturas/copia.xml"), data=data).status_code == 201  # dup
     protected = log_of(srv, "acme", "--action", "cfdi_protected")
-    assert len(protected) == 1  # the duplicate protects nothing new
-    r = protected[0]
+    assert len(protected) == 2  # every stamped copy is protected; the copy says so
+    r = next(x for x in protected if x["ruta"] == "/Facturas/f1.xml")
+    copy = next(x for x in protected if x["ruta"] == "/Facturas/copia.xml")
+    assert "copia de /Facturas/f1.xml" in copy["detalle"]
     assert (r["usuario"], r["direccion"], r["via"]) == ("ana", "127.0.0.1", "dav")
     assert (r["ruta"], r["bytes"]) == ("/Facturas/f1.xml", str(len(data)))
     assert entry["doc"]["uuid"].upper() in r["detalle"].upper()
     # Reindexing what is already known records nothing new.
     srv.cli("cfdi", "reindex", "acme")
-    assert len(log_of(srv, "acme", "--action", "cfdi_protected")) == 1
+    assert len(log_of(srv, "acme", "--action", "cfdi_protected")) == 2
 
 
 def test_holds_and_the_release_by_the_sweep_are_recorded(make_server, tmp_path):

@@ -1,0 +1,143 @@
+"""What makes a CFDI protected is its timbre (TimbreFiscalDigital), not the
+details around it: not the RFC check digits (real RFCs issued by the SAT fail
+them often enough), not whitespace or a BOM before the root, not the encoding
+XML allows (UTF-8 with BOM, UTF-16 and UTF-32, big or little endian, with or
+without BOM), not the file name. And every stamped copy of a UUID is protected:
+a fake planted first must not leave the real one deletable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from cfdi_docs import rfc_with_wrong_check_digit, stamped
+
+
+def setup(make_server):
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    s = requests.Session()
+    s.auth = ("ana", "secreto-ana-1")
+    return srv, s
+
+
+def index(srv) -> dict[str, dict]:
+    rows = json.loads(srv.cli("cfdi", "list", "acme", "--all", "--json").stdout)
+    return {r["path"]: r for r in rows}
+
+
+def assert_protected(srv, s, name: str, data: bytes, uuid: str) -> None:
+    r = s.delete(srv.dav("acme", name))
+    assert r.status_code == 403, (name, r.status_code, index(srv).get("/" + name))
+    assert uuid in r.text
+    r = s.put(srv.dav("acme", name), data=b"otra cosa")
+    assert r.status_code == 403, name
+    assert s.get(srv.dav("acme", name)).content == data
+
+
+def test_a_stamped_cfdi_is_protected_even_when_its_rfc_check_digits_fail(make_server):
+    srv, s = setup(make_server)
+    for i, (who, kw) in enumerate([("emisor", "emisor_rfc"), ("receptor", "receptor_rfc"),
+                                   ("both", None)]):
+        base, meta = stamped(10 + i)
+        if kw is None:
+            text, meta = stamped(10 + i,
+                                 emisor_rfc=rfc_with_wrong_check_digit(meta["emisor_rfc"]),
+                                 receptor_rfc=rfc_with_wrong_check_digit(meta["receptor_rfc"]))
+        else:
+            text, meta = stamped(10 + i, **{kw: rfc_with_wrong_check_digit(meta[kw])})
+        data = text.encode()
+        name = f"{who}.xml"
+        assert s.put(srv.dav("acme", name), data=data).status_code == 201
+        row = index(srv)["/" + name]
+        assert row["category"] == "index" and row["protected_until"], row
+        assert row["emisor_rfc"] == meta["emisor_rfc"]
+        assert "dígito verificador" in (row["reason"] or ""), row  # flagged, still protected
+        assert_protected(srv, s, name, data, meta["uuid"])
+
+
+def _without_declaration(text: str) -> str:
+    return text.split("?>", 1)[1].lstrip("\r\n")
+
+
+def variants() -> list[tuple[str, str, bytes]]:
+    """(case, file name, bytes) for one stamped CFDI per case."""
+    out = []
+    for i, (case, name, make) in enumerate([
+        ("80 spaces before the root", "espacios.xml", lambda t: (" " * 80 + _without_declaration(
+            t)).encode()),
+        ("blank lines and tabs, no .xml", "espacios",
+         lambda t: ("\r\n\t \n" * 40 + _without_declaration(t)).encode()),
+        ("BOM then whitespace", "bom-espacios.txt", lambda t: b"\xef\xbb\xbf" + (
+            " " * 100 + _without_declaration(t)).encode()),
+        ("UTF-8 BOM", "bom", lambda t: b"\xef\xbb\xbf" + t.encode()),
+        ("UTF-16LE with BOM", "u16le-bom.dat",
+         lambda t: t.replace("UTF-8", "UTF-16").encode("utf-16")),
+        ("UTF-16BE without BOM", "u16be", lambda t: t.replace("UTF-8", "UTF-16").encode(
+            "utf-16-be")),
+        ("UTF-16LE without BOM", "u16le", lambda t: t.replace("UTF-8", "UTF-16").encode(
+            "utf-16-le")),
+        ("UTF-16BE with BOM", "u16be-bom.bin", lambda t: b"\xfe\xff" + t.replace(
+            "UTF-8", "UTF-16").encode("utf-16-be")),
+        ("UTF-32LE with BOM", "u32le-bom.xml", lambda t: t.replace("UTF-8", "UTF-32").encode(
+            "utf-32")),
+        ("UTF-32BE without BOM", "u32be", lambda t: t.replace("UTF-8", "UTF-32").encode(
+            "utf-32-be")),
+        ("UTF-32LE without BOM", "u32le.txt", lambda t: t.replace("UTF-8", "UTF-32").encode(
+            "utf-32-le")),
+        ("UTF-16 without declaration, spaces first", "u16-sin-decl", lambda t: (
+            "  \n" + _without_declaration(t)).encode("utf-16-be")),
+    ]):
+        text, meta = stamped(30 + i)
+        out.append((case, name, make(text), meta["uuid"]))
+    return out
+
+
+def test_a_stamped_cfdi_is_recognised_in_every_encoding_and_layout_xml_allows(make_server):
+    srv, s = setup(make_server)
+    cases = variants()
+    for case, name, data, _uuid in cases:
+        assert s.put(srv.dav("acme", name), data=data).status_code == 201, case
+    rows = index(srv)
+    for case, name, data, uuid in cases:
+        row = rows.get("/" + name)
+        assert row is not None and row["category"] == "index", (case, row)
+        assert row["uuid"] == uuid, case
+        assert_protected(srv, s, name, data, uuid)
+
+
+def test_every_stamped_copy_of_a_uuid_is_protected_and_a_conflict_is_flagged(make_server):
+    srv, s = setup(make_server)
+    real_text, meta = stamped(50)
+    # A fake with the real one's UUID, planted first (different issuer and total).
+    fake_text, _ = stamped(51, uuid=meta["uuid"], total="1.00")
+    real, fake = real_text.encode(), fake_text.encode()
+    assert s.put(srv.dav("acme", "plantado.xml"), data=fake).status_code == 201
+    assert s.put(srv.dav("acme", "real.xml"), data=real).status_code == 201
+    assert s.put(srv.dav("acme", "copia-exacta.xml"), data=real).status_code == 201
+    rows = index(srv)
+    assert rows["/real.xml"]["conflict"] is True and rows["/real.xml"]["duplicate_of"]
+    assert rows["/copia-exacta.xml"]["duplicate_of"]
+    for name, data in (("real.xml", real), ("copia-exacta.xml", real), ("plantado.xml", fake)):
+        assert rows["/" + name]["protected_until"], name
+        assert_protected(srv, s, name, data, meta["uuid"])
+    # Deleting a folder keeps every copy.
+    assert s.request("MKCOL", srv.dav("acme", "c/")).status_code == 201
+    assert s.request("MOVE", srv.dav("acme", "real.xml"),
+                     headers={"Destination": srv.dav("acme", "c/real.xml")}).status_code == 201
+    assert s.delete(srv.dav("acme", "c/")).status_code == 207
+    assert s.get(srv.dav("acme", "c/real.xml")).content == real
+    # The portal's and the CLI's duplicate list shows the conflict.
+    out = srv.cli("cfdi", "list", "acme", "--uuid", meta["uuid"], "--json").stdout
+    flags = {r["path"]: r["conflict"] for r in json.loads(out)}
+    # Both copies of the real one differ from what came first.
+    assert flags == {"/plantado.xml": False, "/c/real.xml": True, "/copia-exacta.xml": True}
+
+
+@pytest.mark.parametrize("head", [b" " * 2000 + b"hola", b"\x00" * 100, b"\xff\xfe" + b"a" * 50])
+def test_files_that_only_look_like_xml_at_first_are_stored_and_not_protected(make_server, head):
+    srv, s = setup(make_server)
+    assert s.put(srv.dav("acme", "raro.bin"), data=head).status_code == 201
+    assert s.delete(srv.dav("acme", "raro.bin")).status_code == 204
