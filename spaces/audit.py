@@ -75,6 +75,10 @@ AUDIT_FAILURES = Counter(
 
 #: Records are kept this long beyond the longest CFDI period of any plan.
 KEEP_MARGIN = timedelta(days=90)
+#: No record younger than this many days can be deleted by anyone: a database
+#: trigger (migration 0009) refuses it. Five years (the longest CFDI period of
+#: the plans; the shortest five calendar years are 1,826 days) plus the margin.
+FLOOR_DAYS = 1916
 
 
 class Action(StrEnum):
@@ -375,8 +379,14 @@ def cutoff(settings: Settings, now: datetime) -> datetime:
 
 def expire(settings: Settings, db: Database, now: datetime | None = None) -> int:
     """Delete records older than :func:`cutoff`, except those of spaces with an
-    active legal hold. The only deletion of audit records. Returns how many."""
-    limit = cutoff(settings, now or utcnow())
+    active legal hold. The only deletion of audit records. Returns how many.
+
+    Never younger than :data:`FLOOR_DAYS` (and a day) by the real clock,
+    whatever ``now`` says (the sweep's ``--now``) or the plans allow: the
+    database's trigger would refuse them, and a record is worth more than a
+    shorter plan."""
+    floor = utcnow() - timedelta(days=FLOOR_DAYS + 1)
+    limit = min(cutoff(settings, now or utcnow()), floor)
     held = select(CfdiHold.space_id).where(CfdiHold.lifted_at.is_(None))
     with db.engine.begin() as c:
         n = int(c.execute(delete(AuditRecord).where(AuditRecord.at < limit,

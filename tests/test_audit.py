@@ -212,6 +212,55 @@ def test_records_cannot_be_altered_through_any_interface(make_server, tmp_path):
     assert log_of(srv) == before
 
 
+def test_records_cannot_be_deleted_through_sql_only_expired_ones_by_the_sweep(make_server):
+    """A trigger refuses DELETE (and TRUNCATE on PostgreSQL) of any record younger
+    than 5 years + 90 days or of a space under a legal hold, whoever issues it;
+    the sweep still removes the expired ones, and a sweep run with a clock in
+    the future cannot make young records look expired."""
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.create_space("legal", "4G")
+    srv.cli("retention", "hold", "legal", "/")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    t = AuditRecord.__table__
+    engine = _engine(srv)
+    try:
+        with engine.begin() as c:
+            ids = {n: c.scalar(sa.text("SELECT id FROM spaces WHERE name = :n"), {"n": n})
+                   for n in ("acme", "legal")}
+            for name, detail, age in (("acme", "viejo", 6 * 366), ("legal", "viejo-retenido",
+                                                                    6 * 366),
+                                      ("acme", "casi", 5 * 365)):
+                c.execute(sa.insert(t).values(
+                    at=now - timedelta(days=age), space_id=ids[name], space_name=name,
+                    action="upload", user="ana", path="/x.txt", size=1, detail=detail))
+        before = log_of(srv, "acme") + log_of(srv, "legal")
+        attempts = [sa.delete(t), sa.delete(t).where(t.c.detail == "casi"),
+                    sa.delete(t).where(t.c.detail == "viejo-retenido"),
+                    sa.delete(t).where(t.c.space_name == "acme"),
+                    sa.text("DELETE FROM audit_log WHERE 1 = 1")]
+        if engine.dialect.name == "postgresql":
+            attempts.append(sa.text("TRUNCATE audit_log"))
+        for stmt in attempts:
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as c:
+                c.execute(stmt)
+        assert log_of(srv, "acme") + log_of(srv, "legal") == before
+        # A sweep with a clock far in the future deletes nothing young (and works).
+        srv.cli("retention", "sweep", "--now", "2045-01-01")
+        assert {r["detalle"] for r in log_of(srv, "acme")} >= {"casi"}
+        # The sweep deletes what expired, the trigger lets it.
+        assert "viejo" not in {r["detalle"] for r in log_of(srv, "acme")}
+        assert "viejo-retenido" in {r["detalle"] for r in log_of(srv, "legal")}
+        with engine.begin() as c:  # and so may anyone, past the period and without a hold
+            c.execute(sa.insert(t).values(
+                at=now - timedelta(days=7 * 366), space_id=ids["acme"], space_name="acme",
+                action="upload", user="ana", path="/y.txt", size=1, detail="muy-viejo"))
+        with engine.begin() as c:
+            assert c.execute(sa.delete(t).where(t.c.detail == "muy-viejo")).rowcount == 1
+    finally:
+        engine.dispose()
+
+
 def test_expiry_keeps_records_for_the_longest_cfdi_period_and_under_a_hold(make_server):
     srv = make_server().start()
     srv.create_space("acme", "1G")  # the free tier keeps CFDI 1 year; records stay 5 + margin
@@ -480,3 +529,13 @@ def test_payments_and_the_lifecycle_record_read_only_renewal_and_tier_change(por
     assert got[3:] == [
         ("reactivated", "account:despacho", "readonly -> active (renovación pagada)"),
         ("tier_changed", "account:despacho", "4G -> 10G (pago)")]
+
+
+def test_the_migration_and_the_domain_agree_on_the_floor():
+    from pathlib import Path
+
+    (migration,) = (Path(audit.__file__).parent / "migrations" / "versions").glob(
+        "*_audit_no_delete.py")
+    text = migration.read_text()
+    assert text.count(f"'{audit.FLOOR_DAYS} days'") == 1
+    assert text.count(f"'-{audit.FLOOR_DAYS} days'") == 1
