@@ -198,12 +198,13 @@ def _free_name(files: SpaceFiles, target: Path) -> Path:
 
 
 def _reindex(files: SpaceFiles, target: Path) -> None:
-    """Examine the XML files that came back (they were forgotten by the index
-    when deleted; a stamped CFDI is protected again from now on)."""
+    """Examine the files that came back, whatever their names (they were
+    forgotten by the index when deleted; a stamped CFDI is protected again from
+    now on)."""
     paths = [target] if target.is_file() else [
         Path(d) / n for d, _, names in os.walk(target) for n in names]
     for p in paths:
-        if p.suffix.lower() == ".xml" and not p.is_symlink():
+        if not p.is_symlink():
             try:
                 with open(p, "rb") as fh:
                     head = fh.read(cfdi_index.SNIFF_BYTES)

@@ -141,3 +141,16 @@ def test_files_that_only_look_like_xml_at_first_are_stored_and_not_protected(mak
     srv, s = setup(make_server)
     assert s.put(srv.dav("acme", "raro.bin"), data=head).status_code == 201
     assert s.delete(srv.dav("acme", "raro.bin")).status_code == 204
+
+
+def test_a_cfdi_without_xml_in_its_name_is_protected_again_when_it_leaves_the_trash(
+        make_server):
+    srv, s = setup(make_server)
+    text, meta = stamped(60)
+    data = text.replace("UTF-8", "UTF-16").encode("utf-16-be")
+    assert s.put(srv.dav("acme", "factura-sin-extension"), data=data).status_code == 201
+    srv.cli("retention", "sweep", "--now", "2045-01-01")  # its period is over: released
+    assert s.delete(srv.dav("acme", "factura-sin-extension")).status_code == 204
+    (item,) = json.loads(srv.cli("trash", "list", "acme", "--json").stdout)
+    srv.cli("trash", "restore", "acme", str(item["id"]))
+    assert_protected(srv, s, "factura-sin-extension", data, meta["uuid"])
