@@ -8,15 +8,15 @@ space under an active legal hold, whoever issues it. The retention sweep
 (:func:`spaces.audit.expire`) deletes only what is past both, so it still
 works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
