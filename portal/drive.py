@@ -467,7 +467,10 @@ def _write_action(name: str, act: Any) -> Any:
 
 
 def _name_field(key: str = "nombre") -> str:
-    n = unicodedata.normalize("NFC", (request.form.get(key) or "").strip())
+    # Spaces typed around a name in a form are dropped; any other character
+    # stays and meets the name rules (a trailing no-break space is refused,
+    # as on the drive, never silently turned into another name).
+    n = unicodedata.normalize("NFC", (request.form.get(key) or "").strip(" "))
     check_new_name(n)
     return n
 
@@ -562,7 +565,8 @@ def upload(name: str) -> Any:
     remaining = length or 0
     try:
         service.check_may_write(w.role, w.username, w.space.status)
-        n = unicodedata.normalize("NFC", (request.args.get("nombre") or "").strip())
+        # The browser's own file name, as is: the same rules as a PUT.
+        n = unicodedata.normalize("NFC", request.args.get("nombre") or "")
         check_new_name(n)
         fe = w.files.entry(w.files.resolve(folder))
         if fe is None or not fe.is_dir:

@@ -13,11 +13,13 @@ restore):
   LPT0-9 (also with the superscript digits ¹ ² ³, which Windows reads as
   1 2 3) — in any case, with any extension and with dots or spaces before it
   (``lpt²``, ``Com¹.txt``, ``nul .tar.gz``).
-- **Nothing invisible** (:data:`INVISIBLE`): format characters (category Cf:
-  U+202E right-to-left override, zero-width spaces and joiners, U+FEFF…),
-  line and paragraph separators and surrogates make a name look like another
+- **Nothing invisible** (:data:`INVISIBLE`, :data:`INVISIBLE_CHARS`): format
+  characters (category Cf: U+202E right-to-left override, zero-width spaces
+  and joiners, U+FEFF…), line and paragraph separators, surrogates and the
+  other characters that show as nothing (combining grapheme joiner, Hangul
+  fillers, variation selectors) make a name look like another
   (``factura\\u202Efdp.exe`` shows as ``facturaexe.pdf``) in Explorer, the web
-  drive and the audit log.
+  drive and the audit log; nor may a name end in any kind of space.
 - **No twins** (:func:`twin_in`): Windows (and macOS) compare names without
   regard to case or to the Unicode spelling of accents, so a name is refused
   next to a sibling that differs only in those (``Factura.txt`` beside
@@ -43,6 +45,13 @@ WINDOWS_FORBIDDEN_CHARS = frozenset('<>:"/\\|?*') | {chr(c) for c in range(32)}
 #: Unicode categories never allowed in a name: controls (Cc), format characters
 #: (Cf), surrogates (Cs), line (Zl) and paragraph (Zp) separators.
 INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Characters of other categories that show as nothing (Unicode's
+#: Default_Ignorable_Code_Point beyond Cf: the combining grapheme joiner,
+#: Hangul fillers, variation selectors...) plus the blank braille pattern.
+INVISIBLE_CHARS = frozenset(
+    [chr(c) for c in (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0)]
+    + [chr(c) for c in range(0x180B, 0x1810)] + [chr(c) for c in range(0xFE00, 0xFE10)]
+    + [chr(c) for c in range(0xFFF0, 0xFFF9)] + [chr(c) for c in range(0xE0100, 0xE01F0)])
 
 
 def split_rel(rel: str) -> list[str]:
@@ -84,14 +93,15 @@ def check_new_name(name: str) -> None:
             f"El nombre '{name}' contiene caracteres que Windows no admite "
             '(< > : " / \\ | ? * o de control).'
         )
-    hidden = [ch for ch in name if unicodedata.category(ch) in INVISIBLE]
+    hidden = [ch for ch in name
+              if unicodedata.category(ch) in INVISIBLE or ch in INVISIBLE_CHARS]
     if hidden:
         codes = ", ".join(sorted({f"U+{ord(ch):04X}" for ch in hidden}))
         shown = "".join(ch for ch in name if ch not in hidden)
         raise InvalidName(
             f"El nombre '{shown}' contiene caracteres invisibles o de control ({codes}) "
             "que pueden hacerlo parecer otro; escríbalo sin ellos.")
-    if name[-1] in ". ":
+    if name[-1] == "." or name[-1].isspace():
         raise InvalidName(f"El nombre '{name}' no puede terminar en punto ni en espacio.")
     if _reserved_stem(name) in WINDOWS_RESERVED:
         raise InvalidName(f"'{name}' es un nombre reservado de Windows; elija otro.")
@@ -102,8 +112,11 @@ def check_new_name(name: str) -> None:
 def fold(name: str) -> str:
     """The form in which two names are the same to Windows and macOS: without
     regard to case or to how an accent is spelled (canonical caseless match:
-    NFD, case fold, NFD). Errs towards calling names the same."""
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    NFD, case fold, NFD), and — to a reader — with any kind of space as a
+    space (a no-break space looks like one). Errs towards calling names the
+    same."""
+    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    return "".join(" " if ch.isspace() else ch for ch in folded)
 
 
 def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | None:

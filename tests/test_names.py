@@ -20,10 +20,13 @@ RESERVED = ["COM0", "LPT0.txt", "COM¹.txt", "LPT²", "com³.log", "Lpt9.tar.gz"
             "conout$.txt", "nul .tar.gz", "AUX .txt", "prn..txt", "Con.docx"]
 #: Unicode format characters and other invisible ones: right-to-left override,
 #: zero-width space/joiner/non-joiner, BOM, word joiner, soft hyphen, line and
-#: paragraph separators, DEL and a C1 control.
+#: paragraph separators, an isolate, DEL and a C1 control; then characters of
+#: other categories that show as nothing (combining grapheme joiner, Hangul
+#: filler, variation selector, blank braille) and a trailing no-break space.
 INVISIBLE = ["factura\u202efdp.exe", "a\u200bb.txt", "\ufeffx.txt", "x\u200d.txt",
              "x\u200c.txt", "a\u2060b.txt", "a\u00adb.txt", "a\u2028b.txt", "a\u2029b.txt",
-             "a\u2066b.txt", "a\x7fb.txt", "a\x85b.txt"]
+             "a\u2066b.txt", "a\x7fb.txt", "a\x85b.txt", "a\u034fb.txt", "\u3164.txt",
+             "a\ufe0fb.txt", "a\u2800b.txt", "factura.pdf\u00a0"]
 
 
 def setup(make_server):
@@ -61,7 +64,8 @@ def web_attempts(web: WebDrive, name: str) -> list[tuple[str, object]]:
 
 
 @pytest.mark.parametrize("names,words", [(RESERVED, ("reservado",)),
-                                         (INVISIBLE, ("invisibles", "Windows no admite"))],
+                                         (INVISIBLE, ("invisibles", "Windows no admite",
+                                                      "terminar en punto ni en espacio"))],
                          ids=["windows-reserved", "invisible-characters"])
 def test_names_windows_reserves_or_that_hide_characters_are_refused_on_every_door(
         make_server, names, words):
@@ -114,6 +118,10 @@ def test_a_name_that_differs_from_a_sibling_only_in_case_or_accent_spelling_is_r
             r = attempt()
             assert r.status_code == 409, (twin, door, r.status_code)
             assert "Windows no distingue" in r.text, (twin, door)
+    # A no-break space reads as a space.
+    assert raw(srv, "PUT", "/dav/alfa/" + quote("Pago A.txt"), auth=ANA, body=b"p").status == 201
+    r = raw(srv, "PUT", "/dav/alfa/" + quote("pago\u00a0a.txt"), auth=ANA, body=b"q")
+    assert r.status == 409, r
     # Moving a file into a folder that holds its twin.
     assert raw(srv, "PUT", "/dav/alfa/carpeta/FACTURA.txt", auth=ANA, body=b"c").status == 201
     before = state(srv, "alfa")
@@ -130,8 +138,8 @@ def test_a_name_that_differs_from_a_sibling_only_in_case_or_accent_spelling_is_r
     r = web.action("renombrar", ruta="/factura.txt", nombre="FACTURA.txt")
     assert r.status_code == 200, r.text[:300]
     assert (root / "FACTURA.txt").read_bytes() == b"original"
-    assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["FACTURA.txt", "f.txt",
-                                                                     "otro.txt"]
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == [
+        "FACTURA.txt", "Pago A.txt", "f.txt", "otro.txt"]
 
 
 def test_simultaneous_creation_of_two_twins_lets_exactly_one_in(make_server):
