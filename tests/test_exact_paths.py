@@ -105,3 +105,25 @@ def test_a_legal_hold_written_in_another_unicode_spelling_covers_the_document(ma
     srv.cli("retention", "sweep", "--now", "2045-01-01")
     assert s.delete(srv.dav("acme", quote("Año") + "/f.xml")).status_code == 403
     assert "levantadas: 1" in srv.cli("retention", "lift", "acme", "/Año").stdout
+
+
+def test_a_lock_holds_against_every_spelling_of_the_path(make_server):
+    """One file, many spellings: the space's name in any case, the name in NFC
+    or NFD. A lock taken through one spelling holds against writes through
+    every other (the drive compares one canonical path)."""
+    srv, s = setup(make_server)
+    srv.add_user("acme", "beto", "secreto-beto-1", role="editor")
+    other = requests.Session()
+    other.auth = ("beto", "secreto-beto-1")
+    nfc, nfd = quote("Año.txt"), quote(unicodedata.normalize("NFD", "Año.txt"))
+    assert s.put(srv.dav("acme", nfc), data=b"original").status_code == 201
+    r = s.request("LOCK", srv.dav("acme", nfd), data=LOCK_BODY,
+                  headers={"Timeout": "Second-600"})
+    assert r.status_code == 200
+    base = srv.url + "/dav/"
+    for url in (base + "ACME/" + nfc, base + "acme/" + nfd, base + "Acme/" + nfd):
+        assert other.put(url, data=b"encima").status_code == 423, url
+        assert other.delete(url).status_code == 423, url
+        assert other.request("MOVE", url, headers={
+            "Destination": srv.dav("acme", "otro.txt")}).status_code == 423, url
+    assert s.get(srv.dav("acme", nfc)).content == b"original"
