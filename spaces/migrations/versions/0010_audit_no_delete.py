@@ -6,7 +6,9 @@ trigger now refuses deleting any record younger than
 plans — and 90 days: the shortest five calendar years are 1,826 days) or of a
 space under an active legal hold, whoever issues it. The retention sweep
 (:func:`spaces.audit.expire`) deletes only what is past both, so it still
-works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright.
+works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright;
+on SQLite an insert may not reuse an existing id (REPLACE deletes the row it
+collides with without firing DELETE triggers).
 
 Revision ID: 0010
 Revises: 0009
@@ -50,6 +52,13 @@ def upgrade() -> None:
             "AND h.lifted_at IS NULL) "
             "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: records are deleted only "
             "after their keeping period'); END")
+        # REPLACE (and INSERT OR REPLACE) deletes the row it collides with without
+        # firing DELETE triggers (SQLite fires them only with recursive_triggers):
+        # an insert may never reuse an existing record's id.
+        op.execute(
+            "CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log "
+            "WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id) "
+            "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
 
 
 def downgrade() -> None:
@@ -58,4 +67,5 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete ON audit_log")
         op.execute("DROP FUNCTION IF EXISTS audit_log_no_early_delete()")
     else:
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_replace")
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
