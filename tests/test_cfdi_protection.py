@@ -13,6 +13,8 @@ import pytest
 import requests
 from cfdi_docs import rfc_with_wrong_check_digit, stamped
 
+pytestmark = pytest.mark.db  # the index and its duplicates live in SQL
+
 
 def setup(make_server):
     srv = make_server().start()

@@ -14,8 +14,11 @@ import json
 import unicodedata
 from urllib.parse import quote
 
+import pytest
 import requests
 from cfdi_docs import stamped_bytes
+
+pytestmark = pytest.mark.db  # the point is how each database compares paths
 
 PROP_BODY = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" '
              'xmlns:Z="urn:resguardo-test"><D:set><D:prop><Z:nota>{v}</Z:nota></D:prop>'

@@ -17,6 +17,8 @@ from cfdi_docs import stamped_bytes
 from test_drive_access import ANA, lock, raw, state
 from test_web_drive import WebDrive
 
+pytestmark = pytest.mark.db  # protections, holds and paths are decided in SQL
+
 NFC = "Año"
 NFD = unicodedata.normalize("NFD", NFC)
 

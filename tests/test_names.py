@@ -142,6 +142,7 @@ def test_a_name_that_differs_from_a_sibling_only_in_case_or_accent_spelling_is_r
         "FACTURA.txt", "Pago A.txt", "f.txt", "otro.txt"]
 
 
+@pytest.mark.db
 def test_simultaneous_creation_of_two_twins_lets_exactly_one_in(make_server):
     srv, _ = setup(make_server)
     for i in range(6):
@@ -165,6 +166,7 @@ def test_simultaneous_creation_of_two_twins_lets_exactly_one_in(make_server):
     assert "sin diferencias" in srv.cli("quota", "recount", "alfa").stdout
 
 
+@pytest.mark.db
 def test_trash_and_version_restore_never_create_a_twin(make_server):
     srv, web = setup(make_server)
     root = srv.files_root("alfa")
