@@ -129,8 +129,13 @@ def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | No
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if e.name != name and e.name != skip and fold(e.name) == key:
-                    return e.name
+                n = e.name
+                if n == name or n == skip:
+                    continue
+                # One directory read per new name, so the common case is cheap:
+                # an ASCII name folds to its lower case.
+                if (n.lower() == key) if n.isascii() and n.isprintable() else (fold(n) == key):
+                    return n
     except (FileNotFoundError, NotADirectoryError):
         return None
     return None
