@@ -292,7 +292,8 @@ class _SpaceResource:
     def _copy_allowed(self, dest_path: str) -> tuple[str, Any]:
         """Before a COPY touches anything: the whole source fits in the room
         left (507), and an existing destination — which WsgiDAV deletes or
-        overwrites, member by member — holds no protected CFDI (403). Returns
+        overwrites, member by member — holds no protected CFDI and is not the
+        folder the source is in (403). Returns
         the destination's path in the space and its resource (None if new)."""
         dest_rel = self._dest_rel(dest_path)
         dest = self.provider.get_resource_inst(dest_path, self.environ)
@@ -301,7 +302,7 @@ class _SpaceResource:
         with mapped:
             self.ctx.files.copy_fits(self.rel, dest_rel, extra_bytes=props)
             if dest is not None:
-                self.ctx.files.check_replaceable(dest_rel)
+                self.ctx.files.check_copy_over(self.rel, dest_rel)
         return dest_rel, dest
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:

@@ -785,6 +785,8 @@ class SpaceFiles:
             raise Forbidden("El origen y el destino son el mismo elemento.")
         if dst.is_relative_to(src):
             raise Forbidden("No se puede mover una carpeta dentro de sí misma.")
+        if src.is_relative_to(dst):
+            raise Forbidden("No se puede reemplazar una carpeta con algo que está dentro de ella.")
         check_new_name(dst.name)
         with self.guard():
             se = self.entry(src)
@@ -871,10 +873,16 @@ class SpaceFiles:
                      protections[0].path)
             raise Forbidden(protections[0].message())
 
-    def check_replaceable(self, rel: str) -> None:
-        """Before a COPY with ``Overwrite: T`` touches anything: Forbidden if the
-        existing destination ``rel`` (or anything below it) is a protected CFDI."""
-        self._check_replaceable(self.index_path(self.resolve(rel)))
+    def check_copy_over(self, src_rel: str, dst_rel: str) -> None:
+        """Before a COPY with ``Overwrite: T`` onto the existing ``dst_rel``
+        touches anything: Forbidden if the destination (or anything below it)
+        is a protected CFDI, or if it is the source itself or holds it (a copy
+        over its own folder would delete the source before copying it)."""
+        src, dst = self.resolve(src_rel), self.resolve(dst_rel)
+        if src == dst or dst.is_relative_to(src) or src.is_relative_to(dst):
+            raise Forbidden("No se puede copiar un elemento sobre sí mismo ni sobre la "
+                            "carpeta que lo contiene.")
+        self._check_replaceable(self.index_path(dst))
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
         """Copy one file, replacing the destination file if any (quota-checked,

@@ -173,3 +173,16 @@ def test_a_held_document_cannot_be_moved_out_of_the_held_folder(make_server):
     assert r.status == 201, r
     assert raw(srv, "DELETE", "/dav/alfa/ejercicio-2019/f-renombrada.xml",
                auth=ANA).status == 403
+
+
+def test_a_move_over_a_folder_that_holds_the_source_is_refused_and_changes_nothing(make_server):
+    srv = setup(make_server)
+    mkcol(srv, "a/")
+    mkcol(srv, "a/b/")
+    put(srv, "a/b/x.txt", b"x")
+    put(srv, "a/y.txt", b"y")
+    before = everything(srv)
+    for method in ("MOVE", "COPY"):
+        r = overwrite(srv, method, "a/b/", "a/")
+        assert r.status in (403, 409), (method, r)
+        assert everything(srv) == before, method
