@@ -779,8 +779,10 @@ class SpaceFiles:
         """
         src = self.resolve(src_rel)
         dst = self.resolve(dst_rel)
-        if src == self.root or dst == self.root:
+        if src == self.root:
             raise Forbidden("No se puede mover la raíz del espacio.")
+        if dst == self.root:
+            raise Forbidden("No se puede reemplazar la raíz del espacio.")
         if src == dst:
             raise Forbidden("El origen y el destino son el mismo elemento.")
         if dst.is_relative_to(src):
