@@ -10,15 +10,15 @@ works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright;
 on SQLite an insert may not reuse an existing id (REPLACE deletes the row it
 collides with without firing DELETE triggers).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
