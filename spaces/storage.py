@@ -97,7 +97,6 @@ NODE = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:64] or 
 STALE_UPLOAD_SECONDS = 3600
 
 
-
 def space_dir(settings: Settings, name: str) -> Path:
     return settings.data_path / "spaces" / name
 
