@@ -10,15 +10,15 @@ works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright;
 on SQLite an insert may not reuse an existing id (REPLACE deletes the row it
 collides with without firing DELETE triggers).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
