@@ -10,15 +10,15 @@ works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright;
 on SQLite an insert may not reuse an existing id (REPLACE deletes the row it
 collides with without firing DELETE triggers).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
