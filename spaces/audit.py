@@ -76,7 +76,7 @@ AUDIT_FAILURES = Counter(
 #: Records are kept this long beyond the longest CFDI period of any plan.
 KEEP_MARGIN = timedelta(days=90)
 #: No record younger than this many days can be deleted by anyone: a database
-#: trigger (migration 0016) refuses it. Five years (the longest CFDI period of
+#: trigger (migration 0017) refuses it. Five years (the longest CFDI period of
 #: the plans; the shortest five calendar years are 1,826 days) plus the margin.
 FLOOR_DAYS = 1916
 

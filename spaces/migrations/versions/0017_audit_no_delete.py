@@ -10,15 +10,15 @@ works. On PostgreSQL TRUNCATE, which skips row triggers, is refused outright;
 on SQLite an insert may not reuse an existing id (REPLACE deletes the row it
 collides with without firing DELETE triggers).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
