@@ -55,6 +55,8 @@ LABELS: dict[str, Any] = {
     Action.SHARE_REVOKED: _l("Enlace compartido revocado"),
     Action.INVOICE_ISSUED: _l("Factura emitida"),
     Action.INVOICE_CANCELLED: _l("Factura cancelada"),
+    Action.INVOICE_CANCEL_REJECTED: _l("Cancelación de factura rechazada por el receptor"),
+    Action.ORDER_REFUNDED: _l("Pedido reembolsado"),
 }
 
 

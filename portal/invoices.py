@@ -227,6 +227,26 @@ def operator_global() -> Any:
     return redirect(url_for("invoices.operator_list"))
 
 
+@bp.post("/operador/reembolsos")
+@operator_required
+def operator_refund() -> Any:
+    """Record a refund made in the gateway: the factura is cancelled (motivo 03)."""
+    from spaces import refunds
+
+    st = state()
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    reference = (request.form.get("reference") or "").strip().upper()
+    try:
+        done = refunds.refund_order(st.settings, st.db, reference, actor=audit_actor())
+    except SpaceError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Reembolso de %(ref)s por %(amount)s registrado; factura: %(factura)s.",
+                ref=done.reference, amount=done.amount, factura=done.factura), "ok")
+    return redirect(url_for("invoices.operator_list", q=reference))
+
+
 def order_invoice_context(order: billing.OrderInfo) -> dict[str, Any]:
     """What the order page shows about its factura."""
     st = state()

@@ -310,6 +310,6 @@ def receipt(reference: str) -> Any:
     account = current_account()
     allowed = (account is not None and (account.is_operator or account.id == order.account_id)) \
         or any(may_admin(ln.space_name) for ln in order.lines)
-    if not allowed or order.status != "paid":
+    if not allowed or order.status not in ("paid", "refunded"):
         abort(404)
     return render_template("shop/receipt.html", order=order, period_labels=PERIOD_LABELS)

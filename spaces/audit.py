@@ -118,6 +118,8 @@ class Action(StrEnum):
     # facturas of the space's orders (spaces.invoicing)
     INVOICE_ISSUED = "invoice_issued"
     INVOICE_CANCELLED = "invoice_cancelled"
+    INVOICE_CANCEL_REJECTED = "invoice_cancel_rejected"
+    ORDER_REFUNDED = "order_refunded"
 
 
 #: Spanish descriptions, for the CSV export and the command line (the portal
@@ -151,6 +153,8 @@ LABELS_ES: dict[str, str] = {
     Action.SHARE_REVOKED: "Enlace compartido revocado",
     Action.INVOICE_ISSUED: "Factura emitida",
     Action.INVOICE_CANCELLED: "Factura cancelada",
+    Action.INVOICE_CANCEL_REJECTED: "Cancelación de factura rechazada por el receptor",
+    Action.ORDER_REFUNDED: "Pedido reembolsado",
 }
 
 

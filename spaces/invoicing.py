@@ -721,24 +721,68 @@ def cancel(settings: Settings, db: Database, invoice_id: int, motivo: str, *,
     with db.session() as s:
         inv = s.get(Invoice, invoice_id)
         assert inv is not None
-        inv.status = "cancelled" if result.status == "cancelled" else "cancel_pending"
+        # A replaced one waiting for the receptor stays out of the live index too.
+        inv.status = ("cancelled" if result.status == "cancelled"
+                      else "cancel_pending" if claim == "cancelling" else "pending_01")
         inv.cancel_reason, inv.cancel_replacement = motivo, replacement
         inv.cancelled_at, inv.cancelled_by, inv.cancel_ack = utcnow(), actor.user, result.ack
-        order_ids = ([inv.order_id] if inv.order_id else
-                     list(s.scalars(select(Order.id).where(Order.global_invoice_id == inv.id))))
-        if inv.kind == "global" and inv.status == "cancelled":
-            s.execute(update(Order).where(Order.global_invoice_id == inv.id)
-                      .values(invoice_state="none", global_invoice_id=None))
         reason = catalogs.MOTIVOS_CANCELACION[motivo]
-        for sid, name in _spaces_of(s, order_ids):
-            audit.record(s, sid, audit.Action.INVOICE_CANCELLED, actor=actor, space_name=name,
-                         detail=f"{_detail(inv, inv.uuid)}; motivo {motivo} ({reason})"
-                         + (f"; sustituida por {replacement}" if replacement else "")
-                         + ("" if inv.status == "cancelled" else "; en espera del receptor"))
+        _record_cancellation(s, inv, actor, audit.Action.INVOICE_CANCELLED,
+                             f"motivo {motivo} ({reason})"
+                             + (f"; sustituida por {replacement}" if replacement else "")
+                             + ("" if inv.status == "cancelled" else "; en espera del receptor"))
         info = _info(s, inv)
     log.info("invoice cancelled: %s uuid=%s motivo=%s by=%s status=%s", info.name, info.uuid,
              motivo, actor.user, info.status)
     return info
+
+
+def _record_cancellation(s: Session, inv: Invoice, actor: audit.Actor, action: audit.Action,
+                         what: str) -> None:
+    """Audit a cancellation's step on the spaces of the factura's orders; a cancelled
+    global factura releases its orders for the month's next one."""
+    order_ids = ([inv.order_id] if inv.order_id else
+                 list(s.scalars(select(Order.id).where(Order.global_invoice_id == inv.id))))
+    if inv.kind == "global" and inv.status == "cancelled":
+        s.execute(update(Order).where(Order.global_invoice_id == inv.id)
+                  .values(invoice_state="none", global_invoice_id=None))
+    for sid, name in _spaces_of(s, order_ids):
+        audit.record(s, sid, action, actor=actor, space_name=name,
+                     detail=f"{_detail(inv, inv.uuid)}; {what}")
+
+
+def refresh_cancellations(settings: Settings, db: Database, pac: Pac | None = None) -> int:
+    """Ask the PAC how the cancellations waiting for their receptor ended: cancelled,
+    or rejected (the factura is in force again). Returns how many ended."""
+    pac = pac or make_pac(settings)
+    with db.session() as s:
+        waiting = list(s.scalars(select(Invoice).where(
+            Invoice.status.in_(("cancel_pending", "pending_01")))))
+        requests = [(inv.id, inv.status, CancelRequest(
+            inv.uuid or "", settings.invoicing.issuer_rfc, inv.receptor_rfc,
+            f"{plans.from_cents(inv.total_cents)}", inv.cancel_reason or "",
+            inv.cancel_replacement)) for inv in waiting]
+    ended = 0
+    for invoice_id, status, request in requests:
+        result = pac.cancellation_status(request)
+        if result is None or result.status == "pending":
+            continue
+        with db.session() as s:
+            inv = s.get(Invoice, invoice_id)
+            if inv is None or inv.status != status:
+                continue
+            if result.status == "cancelled":
+                inv.status, inv.cancel_ack = "cancelled", result.ack or inv.cancel_ack
+                _record_cancellation(s, inv, audit.SYSTEM, audit.Action.INVOICE_CANCELLED,
+                                     f"motivo {inv.cancel_reason}: el receptor aceptó")
+            else:
+                inv.status = "valid" if status == "cancel_pending" else "replacing"
+                _record_cancellation(s, inv, audit.SYSTEM,
+                                     audit.Action.INVOICE_CANCEL_REJECTED,
+                                     f"motivo {inv.cancel_reason}: el receptor la rechazó")
+            ended += 1
+        log.info("invoice cancellation ended: id=%s %s", invoice_id, result.status)
+    return ended
 
 
 def substitute(settings: Settings, db: Database, mailer: Mailer, invoice_id: int, *,
@@ -802,6 +846,10 @@ def run(settings: Settings, db: Database, mailer: Mailer, now: datetime | None =
             report.restamped.append(ref or period or str(_id))
         except SpaceError as exc:
             report.errors.append(f"{ref or period}: {exc}")
+    try:
+        refresh_cancellations(settings, db, pac)
+    except SpaceError as exc:
+        report.errors.append(f"cancelaciones: {exc}")
     with db.session() as s:
         unsent = list(s.scalars(select(Invoice).where(Invoice.status == "valid")
                                 .where(Invoice.kind == "order")

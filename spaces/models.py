@@ -586,7 +586,8 @@ class Invoice(Base):
     while the receptor must accept). At most one live factura per order and per
     global period (:data:`INVOICE_LIVE`, partial unique indexes). ``replacing``
     marks one whose substitute is issued (motivo 01) until it is cancelled
-    (``cancelling_01`` while that is asked of the PAC)."""
+    (``cancelling_01`` while that is asked of the PAC, ``pending_01`` while its
+    receptor must accept): those are not live, their substitute is."""
 
     __tablename__ = "invoices"
     __table_args__ = (

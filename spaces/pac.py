@@ -27,7 +27,8 @@ Adding a real PAC (Finkok, SW Sapien, Diverza, Prodigia, ...):
    same one again later, which PACs answer with the stamp they already made.
    ``cancel(request)`` asks for the cancellation (``request.motivo`` 01–04,
    ``request.replacement`` for 01) and returns ``Cancelled(status, ack)``:
-   ``"cancelled"``, or ``"pending"`` while the receptor must accept.
+   ``"cancelled"``, or ``"pending"`` while the receptor must accept (then
+   ``cancellation_status(request)`` tells later how it ended).
    satcfdi (a dependency) implements several PACs: e.g.
    ``satcfdi.pacs.finkok.Finkok(username, password, environment)``; its
    ``stamp(CFDI.from_string(signed_xml))`` returns a document whose ``.xml`` is
@@ -102,7 +103,7 @@ class CancelRequest:
 
 @dataclass(frozen=True)
 class Cancelled:
-    status: str  # "cancelled" | "pending"
+    status: str  # "cancelled" | "pending" (the receptor must accept) | "rejected" (it did not)
     ack: str
 
 
@@ -118,6 +119,12 @@ class Pac:
 
     def cancel(self, request: CancelRequest) -> Cancelled:
         raise NotImplementedError
+
+    def cancellation_status(self, request: CancelRequest) -> Cancelled | None:
+        """How a cancellation that was ``pending`` (the receptor must accept it) ended:
+        ``Cancelled("cancelled" | "rejected" | "pending", ack)``, or None when the PAC
+        cannot tell yet. ``resguardo lifecycle run`` asks for every pending one."""
+        return None
 
 
 # -- the CSD --------------------------------------------------------------------------------

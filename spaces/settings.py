@@ -591,6 +591,13 @@ def _validate_invoicing(settings: Settings, source: str) -> None:
     if i.pac != "sandbox" and i.issuer_rfc == SANDBOX_ISSUER_RFC:
         raise ConfigError(f"{source}: invoicing.issuer_rfc es el RFC de pruebas del SAT: "
                           "escriba el RFC del operador para un PAC real")
+    from spaces.sat.catalogs import REGIMENES
+
+    regime = REGIMENES.get(i.issuer_regime)
+    moral = len(i.issuer_rfc) == 12
+    if regime is None or not (regime.moral if moral else regime.fisica):
+        raise ConfigError(f"{source}: invoicing.issuer_regime {i.issuer_regime!r} no es un "
+                          f"régimen del SAT para una persona {'moral' if moral else 'física'}")
     if not i.issuer_name.strip() or "|" in i.issuer_name or len(i.issuer_name) > 300:
         raise ConfigError(f"{source}: invoicing.issuer_name no válido")
     for key, pattern in (("issuer_regime", r"[0-9]{3}"), ("issuer_postal_code", r"[0-9]{5}"),

@@ -499,6 +499,7 @@ def test_the_csd_comes_from_the_environment_and_must_be_the_issuers(shop, monkey
     ('[invoicing]\npac = "finkok"\n', "invoicing.pac"),
     ('[invoicing]\npac = "sandbox"\nissuer_rfc = "no-rfc"\n', "issuer_rfc"),
     ('[invoicing]\nissuer_postal_code = "1234"\n', "issuer_postal_code"),
+    ('[invoicing]\nissuer_regime = "612"\n', "persona moral"),
 ])
 def test_the_csd_and_pac_secrets_are_not_config_keys_and_bad_values_name_the_file(
         tmp_path, text, word):
@@ -627,3 +628,82 @@ def test_the_command_line_issues_the_global_factura_lists_and_cancels(shop):
     with shop.db.session() as s:
         who = s.scalar(select(AuditRecord.user).where(AuditRecord.action == "invoice_cancelled"))
     assert who.startswith("cli:")
+
+
+class ReceptorMustAcceptPac(pac.SandboxPac):
+    """A PAC whose cancellations wait for the receptor, who answers ``answer``."""
+
+    answer: str | None = None
+
+    def cancel(self, request: pac.CancelRequest) -> pac.Cancelled:
+        return pac.Cancelled("pending", "<Acuse EstatusUUID='202'/>")
+
+    def cancellation_status(self, request: pac.CancelRequest) -> pac.Cancelled | None:
+        return pac.Cancelled(self.answer, "<Acuse/>") if self.answer else None
+
+
+@pytest.mark.db
+def test_a_cancellation_the_receptor_must_accept_ends_when_it_answers(shop):
+    slow = ReceptorMustAcceptPac(shop.settings)
+    first = shop.issue(shop.pay(moral(shop)))
+    assert invoicing.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR,
+                            pac=slow).status == "cancel_pending"
+    invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)  # no answer yet
+    assert invoicing.get_invoice(shop.db, first.id).status == "cancel_pending"
+    slow.answer = "rejected"
+    invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)
+    assert invoicing.get_invoice(shop.db, first.id).status == "valid"
+    invoicing.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR, pac=slow)
+    slow.answer = "cancelled"
+    invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)
+    assert invoicing.get_invoice(shop.db, first.id).status == "cancelled"
+    # A replaced one waiting for its receptor never blocks its substitute.
+    second = shop.issue(first.order_reference, operator=True)
+    slow.answer = None
+    new = invoicing.substitute(shop.settings, shop.db, shop.mailer, second.id,
+                               actor=OPERATOR, pac=slow)
+    assert invoicing.get_invoice(shop.db, second.id).status == "pending_01"
+    assert invoicing.get_invoice(shop.db, new.id).status == "valid"
+    with shop.db.session() as s:
+        actions = list(s.scalars(select(AuditRecord.action).order_by(AuditRecord.id)
+                                 .where(AuditRecord.action.like("invoice%"))))
+    assert actions.count("invoice_cancel_rejected") == 1
+    assert actions.count("invoice_cancelled") == 4
+
+
+@pytest.mark.db
+def test_a_refund_cancels_the_factura_with_motivo_03_and_is_audited(shop):
+    from spaces import refunds
+    from spaces.models import PaymentEvent
+
+    invoiced = shop.issue(shop.pay(moral(shop)))
+    done = refunds.refund_order(shop.settings, shop.db, invoiced.order_reference or "",
+                                actor=OPERATOR)
+    assert done.factura == f"cancelada ({invoiced.uuid})" and done.amount == "$75.40"
+    after = invoicing.get_invoice(shop.db, invoiced.id)
+    assert after.status == "cancelled" and after.cancel_reason == "03"
+    assert billing.get_order(shop.db, invoiced.order_reference or "").status == "refunded"
+    with pytest.raises(Forbidden):
+        refunds.refund_order(shop.settings, shop.db, invoiced.order_reference or "",
+                             actor=OPERATOR)
+    with pytest.raises(SpaceError):
+        shop.issue(invoiced.order_reference or "", operator=True)
+    # Not invoiced yet: refunded, and it never enters the month's global factura.
+    plain = shop.pay(shop.account("sinfactura"))
+    shop.paid_at(plain, datetime(2026, 7, 3, 12, 0))
+    assert refunds.refund_order(shop.settings, shop.db, plain, actor=OPERATOR).factura \
+        == "sin factura"
+    assert shop.issue_global(2026, 7, datetime(2026, 8, 2).replace(tzinfo=pac.UTC)) is None
+    # In a global factura: recorded, and the operator is told a nota de crédito is due.
+    sold = shop.pay(shop.account("ventaglobal"))
+    shop.paid_at(sold, datetime(2026, 7, 4, 12, 0))
+    assert shop.issue_global(2026, 7, datetime(2026, 8, 2).replace(tzinfo=pac.UTC))
+    assert "nota de crédito" in refunds.refund_order(shop.settings, shop.db, sold,
+                                                     actor=OPERATOR).factura
+    with shop.db.session() as s:
+        refunds_audited = s.execute(select(AuditRecord.user, AuditRecord.detail)
+                                    .where(AuditRecord.action == "order_refunded")).all()
+        events = s.scalars(select(PaymentEvent.outcome)
+                           .where(PaymentEvent.outcome == "refunded")).all()
+    assert len(refunds_audited) == 3 and len(events) == 3
+    assert all(r.user == "operator:root" for r in refunds_audited)

@@ -173,3 +173,20 @@ def test_an_operator_cancels_from_the_page_and_the_customer_sees_it(portal):
     assert "emitida" in op.text
     assert [f.status for f in invoicing.for_order(portal.db, ref)] == ["valid", "cancelled"]
     assert billing.get_order(portal.db, ref).invoice_state == "own"
+
+
+@pytest.mark.db
+def test_an_operator_records_a_refund_and_the_customer_sees_it(portal):
+    b = sign_up(portal)
+    ref = checkout(portal, b, FISCAL)
+    accounts.create_operator(portal.db, "root", "root@resguardo.mx", PASSWORD)
+    op = portal.browser()
+    op.post("/cuenta/entrar", {"login": "root", "password": PASSWORD}, form_page="/cuenta/entrar")
+    assert b.post("/operador/reembolsos", {"reference": ref},
+                  form_page="/cuenta/").status_code == 404  # customers cannot
+    op.post("/operador/reembolsos", {"reference": ref.lower()}, form_page="/operador/facturas")
+    assert "Reembolso de" in op.text and "cancelada" in op.text
+    page = b.get(f"/pago/{ref}").get_data(as_text=True)
+    assert "Pago reembolsado" in page and "no tiene factura vigente" in page
+    assert "reembolsado" in b.get("/pedidos").get_data(as_text=True)
+    assert b.c.get(f"/pedidos/{ref}/recibo").status_code == 200
