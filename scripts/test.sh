@@ -22,9 +22,11 @@ if ! command -v litmus >/dev/null; then
     apt_install litmus
 fi
 
-# What tests/test_deploy.py checks the files of config/ and systemd/ with, and the
-# real rclone that tests/test_quota_plan.py syncs the drive with.
-for tool in nginx:nginx-light caddy:caddy openssl:openssl systemd-analyze:systemd rclone:rclone; do
+# What tests/test_deploy.py checks the files of config/ and systemd/ with, the real
+# rclone that tests/test_quota_plan.py syncs the drive with, and what
+# tests/test_invoicing.py reads a factura's PDF (pdftotext) and its QR (zbarimg) with.
+for tool in nginx:nginx-light caddy:caddy openssl:openssl systemd-analyze:systemd rclone:rclone \
+            pdftotext:poppler-utils pdftoppm:poppler-utils zbarimg:zbar-tools; do
     if ! command -v "${tool%%:*}" >/dev/null && [ ! -x "/usr/sbin/${tool%%:*}" ]; then
         echo "test: installing ${tool#*:} (Debian package)"
         apt_install "${tool#*:}"
