@@ -44,6 +44,7 @@ Adding a real PAC (Finkok, SW Sapien, Diverza, Prodigia, ...):
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import logging
 import os
@@ -265,17 +266,30 @@ def _test_certificate(rfc: str, name: str, number: str, unit: str | None,
 
 
 def ensure_test_certificates(settings: Settings) -> Path:
-    """The sandbox's certificates, made once per installation (several processes at
-    once included: each builds its own set and the first rename wins): a test CSD
-    for the issuer (``csd.cer``/``csd.key``) and the sandbox PAC's own
-    (``pac.cer``/``pac.key``), keys encrypted with :data:`SANDBOX_KEY_PASSWORD`.
-    A new issuer RFC gets a new test CSD."""
+    """The sandbox's certificates, made once per installation: a test CSD for the
+    issuer (``csd.cer``/``csd.key``) and the sandbox PAC's own (``pac.cer``/``pac.key``),
+    keys encrypted with :data:`SANDBOX_KEY_PASSWORD`. A new issuer RFC gets a new
+    test CSD. Several threads or processes at once wait on one ``flock`` and the
+    first makes them; the set is swapped in whole by a rename, so a reader never
+    sees half of one."""
     d = sandbox_dir(settings)
     rfc = settings.invoicing.issuer_rfc
     marker = d / f"issuer-{rfc}"
     if marker.exists():
         return d
     d.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d.parent, os.O_RDONLY | os.O_DIRECTORY)  # flock the folder: no lock file left
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not marker.exists():  # nobody made them while this one waited
+            _make_test_certificates(settings, d)
+    finally:
+        os.close(fd)  # releases the flock
+    return d
+
+
+def _make_test_certificates(settings: Settings, d: Path) -> None:
+    rfc = settings.invoicing.issuer_rfc
     now = datetime.now(UTC)
     tmp = Path(tempfile.mkdtemp(prefix=".sandbox-", dir=d.parent))
     try:
@@ -294,20 +308,12 @@ def ensure_test_certificates(settings: Settings) -> Path:
             for name in ("pac.cer", "pac.key"):
                 shutil.copyfile(d / name, tmp / name)
             old = d.with_name(f".old-{uuid.uuid4().hex}")
-            try:
-                os.rename(d, old)
-            except FileNotFoundError:
-                pass
-            else:
-                shutil.rmtree(old, ignore_errors=True)
-        try:
-            os.rename(tmp, d)
-            log.warning("sandbox PAC: test certificates made in %s (NOT valid before SAT)", d)
-        except OSError:
-            pass  # another process made them first
+            os.rename(d, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.rename(tmp, d)
+        log.warning("sandbox PAC: test certificates made in %s (NOT valid before SAT)", d)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return d
 
 
 class SandboxPac(Pac):

@@ -126,7 +126,7 @@ RESERVED_SPACE_NAMES = frozenset({
     "crear", "cuenta", "descargar", "eliminar", "enlaces", "entrar", "entrar-unidad",
     "espacio-gratis", "espacios", "factura", "facturas", "fiscal", "global", "idioma",
     "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos", "papelera", "pedido",
-    "pedidos", "planes", "quitar", "rechazar", "recibo", "registro", "renombrar",
+    "pedidos", "planes", "quitar", "rechazar", "recibo", "reembolsos", "registro", "renombrar",
     "restablecer", "restaurar", "revocar", "rfc", "salir", "sandbox", "subir", "tokens",
     "unidad", "usuarios", "vaciar", "versiones", "webhook",
     # what would pass for the service or its staff

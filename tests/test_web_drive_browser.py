@@ -64,7 +64,7 @@ def test_member_uploads_with_progress_then_restores_from_trash_and_a_version(
     page.wait_for_selector("#vacia")
     assert not (srv.files_root("acme") / big.name).exists()
     page.click("#ir-papelera")
-    expect(page.locator("#nota-papelera")).to_contain_text("cuenta en el espacio usado")
+    expect(page.locator("#nota-papelera")).to_contain_text("No cuenta en su plan")
     page.locator('tr[data-name="Estados financieros 2025.bin"] .restaurar').click()
     expect(page.locator("body")).to_contain_text("Restaurado en /Estados financieros 2025.bin")
     assert (srv.files_root("acme") / big.name).read_bytes() == data
