@@ -242,6 +242,22 @@ def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
         _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename into ``folder`` durable (the file's own fsync does not
+    cover its name). A filesystem that cannot fsync a folder is let be."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -1023,12 +1039,7 @@ class Upload:
                 self.reserved += need
         if len(self.head) < cfdi_index.SNIFF_BYTES:
             self.head += data[: cfdi_index.SNIFF_BYTES - len(self.head)]
-        try:
-            self._fh.write(data)
-        except OSError as exc:
-            if _is_disk_full(exc):
-                raise DiskFull(self.files.space_name) from exc
-            raise
+        self._write_all(data)
         self.written += n
         if self.written - self._synced >= WRITEBACK_STEP:
             _start_writeback(self._fh.fileno(), self._synced, self.written - self._synced)
@@ -1038,6 +1049,25 @@ class Upload:
     def writelines(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
             self.write(chunk)
+
+    def _write_all(self, data: bytes) -> None:
+        """Write every byte of ``data`` or raise: the file is unbuffered, and a
+        raw write may store only part of its bytes (a disk filling up takes
+        what fits and says so only by the count). DiskFull (507) when the
+        disk takes no more."""
+        view = memoryview(data)
+        try:
+            while view:
+                done = self._fh.write(view)
+                if not done:  # nothing taken, no error: treat as a full disk
+                    raise OSError(errno.ENOSPC, "short write")
+                view = view[done:]
+        except OSError as exc:
+            if _is_disk_full(exc):
+                log.warning("disk full: space=%s path=%s written=%d",
+                            self.files.space_name, self.target.name, self.written)
+                raise DiskFull(self.files.space_name) from exc
+            raise
 
     def close(self) -> None:
         """Flush to disk (the commit happens in :meth:`commit`)."""
@@ -1105,11 +1135,19 @@ class Upload:
                     if kept is not None:
                         versions.unlink_kept(f, kept)
                     raise
+                _fsync_dir(self.target.parent)  # the new name is durable too
                 if keep:
                     quota.apply(f.db, f.space_id, 0, 0, held_bytes=old_now, held_files=1)
                 self._index(new_file)
                 if keep:
                     versions.prune(f, f.index_path(self.target))
+        except OSError as exc:
+            self.abort()
+            if _is_disk_full(exc):
+                log.warning("disk full at commit: space=%s path=%s bytes=%d",
+                            f.space_name, self.target.name, self.written)
+                raise DiskFull(f.space_name) from exc
+            raise
         except BaseException:
             self.abort()
             raise
