@@ -11,24 +11,30 @@ never on prefixes or file names.
 Parsing rules: the size is capped before parsing; any DOCTYPE or entity
 declaration is refused (a CFDI never has one), so no entity is expanded and
 nothing is fetched (no DTD, no schemaLocation, no XInclude); no recover mode;
-fields are read with ``find`` from the root, never by recursing over a tree
-that may be 100,000 levels deep.
+files are read block by block whatever their size and only the parts a
+classification reads are kept (a stamped CFDI with a huge Addenda is still a
+CFDI); fields are read with ``find`` from the root, never by recursing over a
+tree that may be 100,000 levels deep.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from typing import Any, BinaryIO
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import DefusedXMLParser
 
 from spaces.rfc import rfc_problem
 
-#: Largest file the indexer parses; a bigger one is stored but not indexed.
+#: A file larger than this whose root element is no CFDI is left as soon as its
+#: root is read; a CFDI is examined whole whatever its size (:func:`classify_stream`).
 MAX_INDEX_BYTES = 8 * 2**20
 
 NS_CFDI3 = "http://www.sat.gob.mx/cfd/3"
@@ -134,41 +140,179 @@ def worth_examining(name: str, head: bytes) -> bool:
             or name.lower().endswith(".xml"))
 
 
-def _sniff(data: bytes) -> str:
-    if data.startswith(b"%PDF-"):
-        return "pdf"
-    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
-    start = _text_start(data[:16384])
-    if start[:1] == "<":
-        return "xml"
-    if start == "" and not _text_start(data):
-        return "empty"
-    return "other"
+#: Bytes read from a file at a time while it is examined.
+_BLOCK = 1 << 20
+#: Longest single token (a start tag with its attributes, a comment) the
+#: parser may have to hold whole; a longer one stops the examination
+#: (``too-large``). Character data never counts: it arrives in pieces.
+MAX_TOKEN_BYTES = 8 * 2**20
+#: Most elements kept for the classification (Pagos 1.0 may hold many Pago).
+MAX_KEPT_ELEMENTS = 100_000
+#: The only parts of a document a classification reads (local names below the
+#: root); everything else (Conceptos, Addenda...) is parsed and dropped.
+_KEEP = frozenset({
+    ("Emisor",), ("Receptor",), ("Complemento",), ("Totales",), ("Folios",),
+    ("Complemento", "TimbreFiscalDigital"), ("Complemento", "Pagos"),
+    ("Receptor", "Nacional"), ("Receptor", "Extranjero"),
+    ("Folios", "UUID"), ("Folios", "EstatusUUID"),
+    ("Complemento", "Pagos", "Totales"), ("Complemento", "Pagos", "Pago"),
+})
+_KEEP_TEXT = frozenset({("Folios", "UUID"), ("Folios", "EstatusUUID")})
 
 
-def _parse(data: bytes) -> Element:
-    """Parse untrusted bytes: UTF-16 and UTF-32 (with or without BOM) are
-    decoded here (expat knows no UTF-32); white space before the first markup
-    is dropped, even before an XML declaration (where XML itself forbids it,
-    but a stamped document is still one)."""
-    codec, skip = detect_encoding(data[:4])
-    doc: bytes | str
-    try:
-        if codec is not None and codec != "utf-8":
-            doc = data[skip:].decode(codec).lstrip(_XML_SPACE)
+def _cfdi_root(tag: str) -> bool:
+    ns, local = _split(tag)
+    return ((ns in _CFDI_VERSION and local == "Comprobante")
+            or (ns in _RET_VERSION and local == "Retenciones")
+            or (ns is None and local == "Acuse"))
+
+
+class _Shallow:
+    """ElementTree parser target that builds only the root and the parts in
+    :data:`_KEEP`, and counts every event (see :data:`MAX_TOKEN_BYTES`)."""
+
+    def __init__(self, leave_foreign: bool) -> None:
+        self.leave_foreign = leave_foreign
+        self.builder = TreeBuilder()
+        self.path: list[str] = []
+        self.skipping = 0
+        self.events = 0
+        self.kept = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.events += 1
+        if self.skipping:
+            self.skipping += 1
+            return
+        local = _split(tag)[1]
+        if not self.path:
+            if self.leave_foreign and not _cfdi_root(tag):
+                raise _Rejected("not-cfdi", f"el elemento raíz {tag!r} no es un CFDI")
+        elif (*self.path[1:], local) not in _KEEP:
+            self.skipping = 1
+            return
+        self.kept += 1
+        if self.kept > MAX_KEPT_ELEMENTS:
+            raise _Rejected("reject-hostile", f"más de {MAX_KEPT_ELEMENTS} elementos "
+                                              "de los que se leen en un CFDI")
+        self.path.append(local)
+        self.builder.start(tag, attrib)
+
+    def end(self, tag: str) -> None:
+        self.events += 1
+        if self.skipping:
+            self.skipping -= 1
+            return
+        self.path.pop()
+        self.builder.end(tag)
+
+    def data(self, text: str) -> None:
+        self.events += 1
+        if not self.skipping and tuple(self.path[1:]) in _KEEP_TEXT:
+            self.builder.data(text)
+
+    def comment(self, text: str) -> None:
+        self.events += 1
+
+    def pi(self, target: str, text: str) -> None:
+        self.events += 1
+
+    def close(self) -> Element:
+        return self.builder.close()
+
+
+class _Feeder:
+    """Feeds a file to the parser block by block, hashing and counting it.
+
+    UTF-16 and UTF-32 (with or without BOM) and UTF-8 after a BOM are decoded
+    here (expat knows no UTF-32; after a BOM no declaration may say
+    otherwise); white space before the first markup is dropped, even before
+    an XML declaration (where XML itself forbids it, but a stamped document
+    is still one)."""
+
+    def __init__(self, fh: BinaryIO, head: bytes, digest: Any, size_hint: int | None) -> None:
+        self.fh, self.head, self.digest = fh, head, digest
+        self.size = len(head)
+        self.size_hint = size_hint
+        self._rest = self._blocks()
+
+    def _blocks(self) -> Iterator[bytes]:
+        yield self.head
+        for block in iter(lambda: self.fh.read(_BLOCK), b""):
+            self.digest.update(block)
+            self.size += len(block)
+            yield block
+
+    def drain(self) -> None:
+        for _block in self._rest:
+            pass
+
+    def _chunks(self) -> Iterator[bytes | str]:
+        """The document without its BOM and leading white space: bytes for
+        8-bit encodings (expat reads the declaration), text otherwise."""
+        codec, skip = detect_encoding(self.head[:4])
+        first = True
+        started = False
+        if codec is None:
+            for block in self._rest:
+                if first:
+                    block, first = block[skip:], False
+                if not started:
+                    block = block.lstrip(_XML_SPACE.encode())
+                    if not block:
+                        continue
+                    if block[:1] != b"<":
+                        raise _Rejected("not-cfdi", "no es XML")
+                    started = True
+                yield block
         else:
-            doc = data[skip:].lstrip(_XML_SPACE.encode())
-            if skip:  # after a UTF-8 BOM: text, so no declaration can say otherwise
-                doc = doc.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Rejected("reject-malformed", f"codificación no válida: {exc}") from None
-    try:
-        return fromstring(doc, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise _Rejected("reject-hostile", f"DTD o entidades no permitidas: {exc}") from None
-    except (ParseError, ValueError, UnicodeError) as exc:
-        raise _Rejected("reject-malformed", f"XML mal formado: {exc}") from None
+            decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+            try:
+                for block in self._rest:
+                    if first:
+                        block, first = block[skip:], False
+                    text = decoder.decode(block)
+                    if not started:
+                        text = text.lstrip(_XML_SPACE)
+                        if not text:
+                            continue
+                        if text[:1] != "<":
+                            raise _Rejected("not-cfdi", "no es XML")
+                        started = True
+                    yield text
+                text = decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                raise _Rejected("reject-malformed", f"codificación no válida: {exc}") from None
+            if text.strip(_XML_SPACE) and not started:
+                raise _Rejected("not-cfdi", "no es XML")
+            if started and text:
+                yield text
+        if not started:
+            raise _Rejected("reject-malformed", "archivo vacío")
+
+    def parse(self) -> Element:
+        """The root with the parts a classification reads; _Rejected otherwise."""
+        big = self.size_hint is None or self.size_hint > MAX_INDEX_BYTES
+        target = _Shallow(leave_foreign=big)
+        parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True,
+                                  forbid_external=True)
+        pending, seen = 0, 0
+        try:
+            for chunk in self._chunks():
+                parser.feed(chunk)
+                if target.events != seen:
+                    seen, pending = target.events, 0
+                else:
+                    pending += len(chunk)
+                    if pending > MAX_TOKEN_BYTES:
+                        raise _Rejected("too-large", f"un elemento de más de {MAX_TOKEN_BYTES} "
+                                                     "bytes; no se analiza")
+            root: Element = parser.close()
+            return root
+        except DefusedXmlException as exc:
+            raise _Rejected("reject-hostile", f"DTD o entidades no permitidas: {exc}") from None
+        except (ParseError, ValueError, UnicodeError, AssertionError) as exc:
+            raise _Rejected("reject-malformed", f"XML mal formado: {exc}") from None
 
 
 def _split(tag: str) -> tuple[str | None, str]:
@@ -315,26 +459,44 @@ def _fields(root: Element) -> tuple[str, dict[str, Any]]:
     return INDEXED, rec
 
 
-def classify(data: bytes, max_bytes: int = MAX_INDEX_BYTES) -> Finding:
+def classify(data: bytes) -> Finding:
     """Examine the bytes of one file. Never raises for any input."""
-    digest = hashlib.sha256(data).hexdigest()
-    size = len(data)
-    kind = _sniff(data)
-    if kind == "pdf":
-        return Finding("not-cfdi", "contenido PDF", sha256=digest, size=size)
-    if kind == "zip":
-        return Finding("archive", "contenido ZIP (no se desempaca)", sha256=digest, size=size)
-    if kind == "empty":
-        return Finding("reject-malformed", "archivo vacío", sha256=digest, size=size)
-    if kind != "xml":
-        return Finding("not-cfdi", "no es XML", sha256=digest, size=size)
-    if size > max_bytes:
-        return Finding("too-large", f"{size} bytes, más que el límite de {max_bytes}",
-                       sha256=digest, size=size)
+    return classify_stream(io.BytesIO(data), size_hint=len(data))
+
+
+def classify_stream(fh: BinaryIO, size_hint: int | None = None) -> Finding:
+    """Examine a file read from ``fh`` (at its start) block by block, whatever
+    its size: a stamped CFDI with an Addenda of hundreds of megabytes is a
+    CFDI, protected like any other. Memory stays bounded: only the parts of
+    the tree a classification reads are kept (:class:`_Shallow`), character
+    data arrives in pieces, and a single token (a tag with its attributes, a
+    comment) longer than :data:`MAX_TOKEN_BYTES` stops the parse
+    (``too-large``; a CFDI's attributes are at most a few thousand
+    characters). A file larger than :data:`MAX_INDEX_BYTES` whose root element
+    is no CFDI is left as soon as its root is read. Never raises for any
+    input other than a failing read (OSError)."""
+    digest = hashlib.sha256()
+    head = fh.read(_BLOCK)
+    digest.update(head)
+    size = len(head)
+    if head.startswith(b"%PDF-") or head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            digest.update(block)
+            size += len(block)
+        if head.startswith(b"%PDF-"):
+            return Finding("not-cfdi", "contenido PDF", sha256=digest.hexdigest(), size=size)
+        return Finding("archive", "contenido ZIP (no se desempaca)",
+                       sha256=digest.hexdigest(), size=size)
+    feeder = _Feeder(fh, head, digest, size_hint)
     try:
-        category, fields = _fields(_parse(data))
+        category, fields = _fields(feeder.parse())
+        feeder.drain()
     except _Rejected as r:
-        return Finding(r.category, r.reason, sha256=digest, size=size)
-    except RecursionError:  # pragma: no cover - find() does not recurse; belt and braces
-        return Finding("reject-malformed", "anidamiento excesivo", sha256=digest, size=size)
-    return Finding(category, str(fields.pop("notes", "")), fields, sha256=digest, size=size)
+        feeder.drain()
+        return Finding(r.category, r.reason, sha256=digest.hexdigest(), size=feeder.size)
+    except RecursionError:  # pragma: no cover - nothing recurses; belt and braces
+        feeder.drain()
+        return Finding("reject-malformed", "anidamiento excesivo",
+                       sha256=digest.hexdigest(), size=feeder.size)
+    return Finding(category, str(fields.pop("notes", "")), fields,
+                   sha256=digest.hexdigest(), size=feeder.size)

@@ -67,21 +67,8 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
             head = fh.read(SNIFF_BYTES)
             if not cfdi.worth_examining(fs_path.name, head):
                 return None
-            size = os.fstat(fh.fileno()).st_size
-            if size > cfdi.MAX_INDEX_BYTES:
-                import hashlib
-
-                fh.seek(0)
-                digest = hashlib.sha256()
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-                big = cfdi.classify(head, max_bytes=0)  # what the first bytes say
-                category = "too-large" if big.category == "too-large" else big.category
-                finding = cfdi.Finding(category, f"{size} bytes; no se analiza",
-                                       sha256=digest.hexdigest(), size=size)
-            else:
-                fh.seek(0)
-                finding = cfdi.classify(fh.read())
+            fh.seek(0)
+            finding = cfdi.classify_stream(fh, size_hint=os.fstat(fh.fileno()).st_size)
     except OSError as exc:
         log.warning("cfdi: could not read %s: %s", rel, exc)
         return None

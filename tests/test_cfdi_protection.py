@@ -156,3 +156,35 @@ def test_a_cfdi_without_xml_in_its_name_is_protected_again_when_it_leaves_the_tr
     (item,) = json.loads(srv.cli("trash", "list", "acme", "--json").stdout)
     srv.cli("trash", "restore", "acme", str(item["id"]))
     assert_protected(srv, s, "factura-sin-extension", data, meta["uuid"])
+
+
+def _with_addenda(text: str, addenda: str) -> str:
+    return text.replace("</cfdi:Comprobante>", f"<cfdi:Addenda>{addenda}</cfdi:Addenda>"
+                                               "</cfdi:Comprobante>")
+
+
+def test_a_stamped_cfdi_is_protected_whatever_its_size(make_server):
+    """An Addenda (a retailer's purchase order, a PDF in base64) can make a
+    stamped CFDI larger than anything the indexer once parsed (8 MiB): it is
+    still a CFDI, in any encoding. A large XML that is no CFDI stays an
+    ordinary file."""
+    srv, s = setup(make_server)
+    text, meta_a = stamped(70)
+    big_text = _with_addenda(text, "<pdf>" + ("QUJD" * 250 + "\n") * 12_000 + "</pdf>")
+    text, meta_b = stamped(71)
+    many = _with_addenda(text, '<linea n="1"/>' * 700_000).replace("UTF-8", "UTF-16")
+    cases = [("grande.xml", big_text.encode(), meta_a["uuid"]),
+             ("grande-utf16", many.encode("utf-16-be"), meta_b["uuid"])]
+    for name, data, _uuid in cases:
+        assert len(data) > 9 * 2**20, name
+        assert s.put(srv.dav("acme", name), data=data).status_code == 201, name
+    rows = index(srv)
+    for name, data, uuid in cases:
+        row = rows["/" + name]
+        assert row["category"] == "index" and row["uuid"] == uuid, (name, row["reason"])
+        assert row["size"] == len(data)
+        assert_protected(srv, s, name, data, uuid)
+    other = b"<?xml version='1.0'?><datos>" + b"<fila a='1'/>" * 900_000 + b"</datos>"
+    assert s.put(srv.dav("acme", "datos.xml"), data=other).status_code == 201
+    assert index(srv)["/datos.xml"]["category"] == "not-cfdi"
+    assert s.delete(srv.dav("acme", "datos.xml")).status_code == 204
