@@ -432,7 +432,7 @@ class _Members:
                 raise BackupError(f"Nombre no admitido en el respaldo ({where}): {exc}") \
                     from None
             siblings = self._folds.setdefault(tuple(parts[:i]), {})
-            other = siblings.setdefault(names.fold(part), part)
+            other = siblings.setdefault(names.windows_fold(part), part)
             if other != part:
                 raise BackupError(
                     f"El respaldo tiene «{other}» y «{part}» en la misma carpeta "

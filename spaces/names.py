@@ -23,7 +23,9 @@ restore):
 - **No twins** (:func:`twin_in`): Windows (and macOS) compare names without
   regard to case or to the Unicode spelling of accents, so a name is refused
   next to a sibling that differs only in those (``Factura.txt`` beside
-  ``factura.txt``): Explorer would show one and open the other.
+  ``factura.txt``): Explorer would show one and open the other. Nor beside a
+  sibling it only looks like (``Fаctura.txt`` with a Cyrillic а, a full-width
+  ``Ｆ``): a person would open, sign or delete the wrong one.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import unicodedata
 from pathlib import Path
 
+from spaces.confusables import TO_ASCII
 from spaces.errors import InvalidName, NameClash
 
 MAX_NAME_BYTES = 255
@@ -110,13 +113,23 @@ def check_new_name(name: str) -> None:
 
 
 def fold(name: str) -> str:
-    """The form in which two names are the same to Windows and macOS: without
-    regard to case or to how an accent is spelled (canonical caseless match:
-    NFD, case fold, NFD), and — to a reader — with any kind of space as a
-    space (a no-break space looks like one). Errs towards calling names the
-    same."""
-    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    """The form in which two names are the same to Windows and macOS, or to a
+    person reading them: without regard to case or to how an accent is
+    spelled (canonical caseless match: NFD, case fold, NFD), to compatibility
+    forms (NFKC: full-width and mathematical letters, ligatures), to letters
+    of other scripts that look like Latin ones (Unicode's confusables,
+    :data:`spaces.confusables.TO_ASCII`: Cyrillic а, Greek ο...), and with any
+    kind of space as a space (a no-break space looks like one). Errs towards
+    calling names the same."""
+    folded = unicodedata.normalize("NFD", unicodedata.normalize(
+        "NFKC", unicodedata.normalize("NFKC", name).casefold())).translate(TO_ASCII)
     return "".join(" " if ch.isspace() else ch for ch in folded)
+
+
+def windows_fold(name: str) -> str:
+    """Only what Windows itself compares: case and the spelling of accents
+    (backups hold names to this: older spaces may hold look-alikes)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | None:
@@ -144,8 +157,14 @@ def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | No
 def check_no_twin(folder: Path, name: str, *, besides: Path | None = None) -> None:
     """Raise NameClash (409) if ``folder`` holds a twin of ``name`` (:func:`twin_in`)."""
     twin = twin_in(folder, name, besides=besides)
-    if twin is not None:
+    if twin is None:
+        return
+    if windows_fold(twin) == windows_fold(name):
         raise NameClash(
             f"Ya existe «{twin}» en esta carpeta y Windows no distingue «{name}» de ese "
             "nombre (mayúsculas, minúsculas o acentos escritos de otra forma); elija otro "
             "nombre o cambie el que ya existe.")
+    raise NameClash(
+        f"Ya existe «{twin}» en esta carpeta y «{name}» se confunde con ese nombre a la "
+        "vista (letras de otro alfabeto o de otra forma que se ven iguales); elija otro "
+        "nombre o cambie el que ya existe.")

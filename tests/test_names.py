@@ -142,6 +142,46 @@ def test_a_name_that_differs_from_a_sibling_only_in_case_or_accent_spelling_is_r
         "FACTURA.txt", "Pago A.txt", "f.txt", "otro.txt"]
 
 
+#: Names that look like "Factura.txt" or "carpeta" in Explorer and the web
+#: drive without being the same letters: Cyrillic а, х and с, Armenian ս,
+#: Greek α and ϲ, Latin alpha ɑ, full-width Ｆ, mathematical bold 𝐅.
+LOOK_ALIKES = ["F\u0430ctura.txt", "Fact\u057dra.txt", "Factur\u0251.txt", "\uff26actura.txt",
+               "\U0001d405actura.txt", "Factura.t\u0445t", "\u0441arpeta", "carpet\u03b1",
+               "\u03f2arpeta", "carpet\u0430"]
+
+
+@pytest.mark.db
+def test_a_name_that_looks_like_a_siblings_is_refused_on_every_door(make_server):
+    """Windows tells Cyrillic а from Latin a, but a person reading Explorer,
+    the web drive or the audit log cannot: a planted «Fаctura.txt» beside
+    «Factura.txt» gets the wrong one opened, signed or deleted. Unicode's
+    confusables (UTS #39) decide, after NFKC (full-width, mathematical letters,
+    ligatures)."""
+    srv, web = setup(make_server)
+    assert raw(srv, "PUT", "/dav/alfa/Factura.txt", auth=ANA, body=b"original").status == 201
+    before = state(srv, "alfa")
+    for twin in LOOK_ALIKES:
+        for method, path, headers, body in dav_attempts(srv, twin):
+            if "/carpeta/" in path and method == "PUT":
+                continue  # no sibling there
+            if method == "MOVE" and path == "/dav/alfa/carpeta/" and "ctura" not in twin:
+                continue  # renaming a name to its own look-alike leaves no twin
+            r = raw(srv, method, path, auth=ANA, headers=headers, body=body)
+            assert r.status == 409, (twin, method, path, r)
+            assert "se confunde" in r.body.decode(), (twin, r)
+        for door, attempt in web_attempts(web, twin):
+            if door == "upload into a folder" or (door == "rename folder"
+                                                  and "ctura" not in twin):
+                continue
+            r = attempt()
+            assert r.status_code == 409, (twin, door, r.status_code)
+            assert "se confunde" in r.text, (twin, door)
+    assert state(srv, "alfa") == before
+    # Other scripts stay usable where nothing looks like them.
+    for name in ("Фактура.txt", "παράδειγμα.txt", "請求書.txt", "Año.txt"):
+        assert raw(srv, "PUT", "/dav/alfa/" + quote(name), auth=ANA, body=b"x").status == 201
+
+
 @pytest.mark.db
 def test_simultaneous_creation_of_two_twins_lets_exactly_one_in(make_server):
     srv, _ = setup(make_server)
