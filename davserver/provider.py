@@ -10,6 +10,7 @@ domain errors into ``DAVError`` statuses with a Spanish message.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -39,10 +40,11 @@ from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
     SpaceError,
+    UsageUnavailable,
 )
 from spaces.service import SpaceInfo
 from spaces.settings import Settings
-from spaces.storage import Entry, SpaceFiles, Upload
+from spaces.storage import DiskFull, Entry, SpaceFiles, Upload
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,15 @@ class _Mapped:
     def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SpaceError):
             raise to_dav_error(exc) from exc
+        if isinstance(exc, SQLAlchemyError):
+            # The database failed (down, locked, or its disk full): nothing
+            # half-done is acknowledged, and the client may retry. Never a 500.
+            log.error("database unavailable during %s: %s", typ.__name__,
+                      str(exc).splitlines()[0][:300])
+            raise to_dav_error(UsageUnavailable(str(exc))) from exc
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("disk full: %s", exc)
+            raise to_dav_error(DiskFull("")) from exc
 
 
 mapped = _Mapped()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import audit, quota, service, storage, trash
+from spaces import audit, diskspace, quota, service, storage, trash
 from spaces.db import Database, open_database
 from spaces.errors import NotFound, SpaceError
 from spaces.plans import format_bytes
@@ -428,6 +428,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         return _audit(args, db)
     if args.command == "quota" and args.action == "recount":
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
+        diskspace.rescue(settings)  # on a full disk the database needs the room
         for info in spaces:
             root = storage.space_dir(settings, info.name) / "files"
             with storage.space_guard(settings, db, info.id):

@@ -22,6 +22,7 @@ from prometheus_client import (
 from sqlalchemy import text
 
 from davserver.provider import request_context
+from spaces import diskspace
 from spaces.db import Database
 from spaces.metrics import SpaceUsageCollector
 from spaces.settings import Settings
@@ -95,10 +96,15 @@ def _json_response(start_response: StartResponse, status: str,
     return [data]
 
 
-def health(settings: Settings, db: Database) -> tuple[bool, dict[str, str]]:
+def health(settings: Settings, db: Database) -> tuple[bool, dict[str, Any]]:
     """Whether this process can serve: the database answers a query and the data
-    folder is readable and writable (a probe file is written and removed)."""
-    checks: dict[str, str] = {}
+    folder is readable and writable (a probe file is written and removed).
+
+    Also reports the disk, without failing on it (a full disk still serves
+    reads and deletes): ``disk`` is "ok", "low" (below ``[storage]
+    warn_free``) or "full" (below ``min_free``: writes get 507), with
+    ``disk_free_bytes``."""
+    checks: dict[str, Any] = {}
     try:
         with db.engine.connect() as c:
             c.execute(text("SELECT 1"))
@@ -116,7 +122,14 @@ def health(settings: Settings, db: Database) -> tuple[bool, dict[str, str]]:
     except OSError as exc:
         log.error("healthz: storage: %s", exc)
         checks["storage"] = f"error: {exc.strerror or exc.__class__.__name__}"
-    return all(v == "ok" for v in checks.values()), checks
+    ok = all(v == "ok" for v in checks.values())
+    try:
+        disk = diskspace.state(settings)
+        diskspace.warn_if_low(disk)
+        checks["disk"], checks["disk_free_bytes"] = disk.level, disk.free_bytes
+    except OSError as exc:
+        checks["disk"] = f"error: {exc.strerror or exc.__class__.__name__}"
+    return ok, checks
 
 
 class _CountingInput:
@@ -160,6 +173,32 @@ def _allowed(addr: str, networks: list[Any]) -> bool:
     return any(ip in net for net in networks)
 
 
+class DiskCollector:
+    """``resguardo_disk_free_bytes`` and ``resguardo_disk_min_free_bytes`` of the
+    spaces' filesystem, read on each scrape (alert well before free < min_free)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            disk = diskspace.state(self.settings)
+        except OSError:
+            return
+        diskspace.warn_if_low(disk)
+        yield GaugeMetricFamily("resguardo_disk_free_bytes",
+                                "Free bytes on the filesystem of the spaces' files.",
+                                value=disk.free_bytes)
+        yield GaugeMetricFamily("resguardo_disk_min_free_bytes",
+                                "[storage] min_free: below it writes are refused (507).",
+                                value=disk.min_free)
+
+
 def observe(settings: Settings, db: Database, app: WSGIApp) -> WSGIApp:
     """Wrap the server's WSGI app: answer ``GET /healthz`` (200 or 503, JSON) and
     ``GET /metrics`` (Prometheus text, only to ``[metrics] allow`` addresses;
@@ -169,6 +208,7 @@ def observe(settings: Settings, db: Database, app: WSGIApp) -> WSGIApp:
     allow = m.allowed_networks()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SpaceUsageCollector(db, m.top_spaces))
+    registry.register(DiskCollector(settings))
 
     def metrics(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         if not m.enabled or not _allowed(environ.get("REMOTE_ADDR", ""), allow):

@@ -19,7 +19,7 @@ from portal import create_app
 from resguardo.api import make_api
 from resguardo.front import FrontLimits, FrontManager
 from resguardo.observe import observe
-from spaces import storage
+from spaces import diskspace, storage
 from spaces.db import Database, open_database
 from spaces.errors import SpaceError
 from spaces.service import add_member, create_space, list_spaces
@@ -213,6 +213,9 @@ def serve(settings: Settings, only: str | None = None) -> int:
     for drift in storage.recover_after_crash(settings, db):
         print(f"Recuperación: espacio {drift.space} recontado "
               f"({drift.bytes:+d} bytes, {drift.files:+d} archivos)", flush=True)
+    (settings.data_path / "spaces").mkdir(exist_ok=True)
+    diskspace.keep_ballast(settings)
+    diskspace.warn_if_low(diskspace.state(settings), force=True)
     try:
         demo = ensure_demo_space(settings, db)
     except SpaceError as exc:

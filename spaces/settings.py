@@ -343,6 +343,34 @@ class VersionSettings:
 
 
 @dataclass
+class StorageSettings:
+    min_free: str = _f(
+        "256M", "Free disk (K, M or G) the drive always leaves on data_dir's filesystem for "
+        "the database, deletes, the trash and 'quota recount': a write that would leave less "
+        "is refused with 507 before its bytes are stored.")
+    warn_free: str = _f(
+        "2G", "Below this much free disk (K, M or G) the server warns: a log line (at most "
+        "once a minute), \"disk\": \"low\" in /healthz and the resguardo_disk_free_bytes gauge.")
+
+    ballast: str = _f(
+        "64M", "A file of this size (K, M or G; \"0\": none) the server keeps in "
+        "data_dir/spaces and deletes, with an error in the log, when something else has filled "
+        "the disk completely, so deletes, emptying the trash and the database still have room.")
+
+    @property
+    def ballast_bytes(self) -> int:
+        return parse_size(self.ballast)
+
+    @property
+    def min_free_bytes(self) -> int:
+        return parse_size(self.min_free)
+
+    @property
+    def warn_free_bytes(self) -> int:
+        return parse_size(self.warn_free)
+
+
+@dataclass
 class Settings:
     data_dir: str = _f("data", "Folder for the files of every space and the SQLite database.")
     log_level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR.")
@@ -361,6 +389,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     trash: TrashSettings = field(default_factory=TrashSettings)
     versions: VersionSettings = field(default_factory=VersionSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     tiers: dict[str, TierSettings] = field(
         default_factory=lambda: {k: TierSettings(**v) for k, v in DEFAULT_TIERS.items()}
     )
@@ -515,6 +544,12 @@ def _validate(settings: Settings, source: str) -> None:
                           "ser negativos")
     if settings.locks.backend not in ("database", "redis"):
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
+    try:
+        (settings.storage.min_free_bytes, settings.storage.warn_free_bytes,  # noqa: B018
+         settings.storage.ballast_bytes)
+    except ValueError:
+        raise ConfigError(f"{source}: storage.min_free, warn_free y ballast son tamaños como "
+                          "\"256M\" o \"2G\"") from None
     if bool(settings.server.tls_cert) != bool(settings.server.tls_key):
         raise ConfigError(f"{source}: server.tls_cert y server.tls_key van juntos")
     try:

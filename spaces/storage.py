@@ -48,6 +48,7 @@ from spaces import (
     audit,
     cfdi,
     cfdi_index,
+    diskspace,
     metrics,
     quota,
     retention,
@@ -325,6 +326,17 @@ class SpaceFiles:
         if max_depth > 0:
             self.__dict__["_max_depth"] = max_depth
 
+    def check_disk(self, nbytes: int) -> None:
+        """Refuse (DiskFull, 507) a write of ``nbytes`` more that would leave
+        the server's disk below ``[storage] min_free``: that allowance is kept
+        for the database, deletes and the trash (see :mod:`spaces.diskspace`)."""
+        fits, disk = diskspace.has_room(self.settings, nbytes)
+        if not fits:
+            log.warning("disk allowance refused write: space=%s free=%d min_free=%d "
+                        "requested=%d", self.space_name, disk.free_bytes, disk.min_free,
+                        nbytes)
+            raise DiskFull(self.space_name)
+
     def guard(self) -> Any:
         """This space's commit lock, across threads, processes and nodes."""
         return space_guard(self.settings, self.db, self.space_id)
@@ -502,6 +514,7 @@ class SpaceFiles:
         p = self.resolve(rel)
         check_new_name(p.name)
         self.check_depth(p)
+        self.check_disk(0)
         with self.guard():
             if self.entry(p) is not None:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.")
@@ -553,6 +566,7 @@ class SpaceFiles:
         p = self.resolve(rel)
         check_new_name(p.name)
         self.check_depth(p)
+        self.check_disk(0)
         with self.guard():
             if self.entry(p) is None:
                 check_no_twin(p.parent, p.name)
@@ -591,6 +605,7 @@ class SpaceFiles:
         p = self.resolve(rel)
         if p == self.root:
             raise Forbidden("No se puede borrar la raíz del espacio.")
+        diskspace.rescue(self.settings)  # a full disk must not stop a delete
         kept: list[retention.Protection] = []
         kept_in_trash = True
         with self.guard():
@@ -712,6 +727,7 @@ class SpaceFiles:
         if not any(real.startswith(os.path.realpath(a) + os.sep)
                    for a in (self.trash_root, self.versions_root)):
             raise Forbidden("Sólo se destruye lo que está en la papelera o en las versiones.")
+        diskspace.rescue(self.settings)
         freed_bytes = freed_files = 0
         try:
             st = os.lstat(p)
@@ -938,6 +954,7 @@ class SpaceFiles:
                          self.extent(src) if se is not None and se.is_dir else (0, 0))
         nbytes, nfiles = self.tree_size(src)
         quota.check_entries(self.db, self.space_id, self.space_name, nfiles)
+        self.check_disk(nbytes)
         nbytes += extra_bytes
         replaced, _ = self.tree_size(self.resolve(dst_rel))
         now = quota.usage(self.db, self.space_id)
@@ -981,6 +998,7 @@ class Upload:
         #: it is larger than the whole reserve: then the plan holds both.
         self.credit = 0
         new = int(existing is None)
+        files.check_disk(declared or 0)
         if self.old_size > 0:
             with files.guard():
                 fits = self.old_size <= quota.usage(files.db, files.space_id).reserve_bytes
@@ -1025,6 +1043,7 @@ class Upload:
         need = self.written + n - self.credit - self.reserved
         if need > 0:
             f = self.files
+            f.check_disk(max(need, RESERVE_STEP))
             try:
                 quota.reserve(f.db, f.space_id, f.space_name, max(need, RESERVE_STEP))
                 self.reserved += max(need, RESERVE_STEP)

@@ -278,6 +278,13 @@ class Server:
                     "[database]\n", f'[database]\nurl = "{self.db_url}"\n', 1)
             else:
                 db_line = f'[database]\nurl = "{self.db_url}"\n'
+        # No 64 MB ballast file in every test's data folder (tests of the
+        # ballast set their own).
+        storage_keys = "" if "ballast =" in extra_config else 'ballast = "0"\n'
+        if "[storage]\n" in extra_config:
+            extra_config = extra_config.replace("[storage]\n", "[storage]\n" + storage_keys, 1)
+        else:
+            extra_config += "\n[storage]\n" + storage_keys
         server_keys = "port = 0\nthreads = 16\n"
         server_block = "[server]\n" + server_keys
         if "[server]\n" in extra_config:  # e.g. tls_cert: keep one [server] table

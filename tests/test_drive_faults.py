@@ -28,7 +28,7 @@ def _recount_is_clean(srv, space):
 
 
 def test_disk_full_during_upload_returns_507_and_keeps_old_version(make_server):
-    srv = make_server()
+    srv = make_server('[storage]\nmin_free = "0"\n')  # the disk itself says ENOSPC
     spaces_dir = srv.data / "spaces"
     spaces_dir.mkdir(parents=True)
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(spaces_dir)],
