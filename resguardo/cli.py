@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     rsp.add_argument("archive")
     rsp.add_argument("--space", action="append", dest="spaces", metavar="ESPACIO",
                      help="sólo este espacio (repetible); por omisión, todo el respaldo")
+    rsp.add_argument("--allow-reserved-names", action="store_true", dest="reserved_ok",
+                     help="restaurar también espacios con un nombre reservado para las rutas "
+                          "del servicio (sólo los que ya se llamaban así antes de la lista)")
 
     au = sub.add_parser("audit", help="bitácora de cambios de los espacios").add_subparsers(
         dest="action", required=True)
@@ -415,11 +418,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                                    check=args.verify)
             verb = "respaldado"
         else:
-            report = backup.restore(settings, db, Path(args.archive), args.spaces)
+            report = backup.restore(settings, db, Path(args.archive), args.spaces,
+                                    reserved_ok=args.reserved_ok)
             verb = "restaurado"
+        from spaces.service import RESERVED_SPACE_NAMES
+
         for sp in report.spaces:
             print(f"{sp.name}: {verb} ({len(sp.files)} archivos, {sp.used_bytes} bytes, "
                   f"{sp.used_files} archivos y carpetas)")
+            if args.command == "backup" and sp.name in RESERVED_SPACE_NAMES:
+                print(f"  Aviso: «{sp.name}» es un nombre reservado para las rutas del servicio; "
+                      "para restaurar este espacio use --allow-reserved-names.")
         print(f"{len(report.spaces)} espacios; archivo {report.archive}"
               + (" (verificado: se leyó completo y se puede restaurar)." if report.verified
                  else "."))

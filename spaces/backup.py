@@ -322,7 +322,9 @@ def backup(settings: Settings, db: Database, dest: Path,
             tar.addfile(ti, io.BytesIO(data))
         if check:
             try:
-                verify(partial)
+                # Spaces named before the reserved list back up; restoring
+                # them takes --allow-reserved-names (the CLI says so).
+                verify(partial, reserved_ok=True)
             except BackupError as exc:
                 log.error("backup refused after reading it back: %s: %s", dest, exc)
                 raise BackupError(f"El respaldo no se podría restaurar, así que no se guardó "
@@ -375,15 +377,26 @@ def _check_revision(db: Database, revision: str) -> None:
                           "instalación no conoce; actualice Resguardo antes de restaurar.")
 
 
-def check_space_name(name: Any) -> str:
+#: What a refused reserved name tells the operator.
+ALLOW_RESERVED_HINT = ("si ese espacio ya tenía ese nombre antes de la lista de nombres "
+                       "reservados, restáurelo a sabiendas con --allow-reserved-names")
+
+
+def check_space_name(name: Any, *, reserved_ok: bool = False) -> str:
     """A space name found in an archive (its manifest or its rows), held to the
-    rules of space creation (:func:`spaces.service.normalize_space_name`:
-    lower-case letters, digits, '-' and '_'), so that it names a folder
-    directly under ``data_dir/spaces`` and nothing else."""
+    rules of space creation (:func:`spaces.service.check_new_space_name`:
+    lower-case letters, digits, '-' and '_', so that it names a folder
+    directly under ``data_dir/spaces`` and nothing else; and none of the
+    names reserved for the server's routes unless ``reserved_ok``: a space
+    named so before the list existed)."""
     from spaces import service
 
     try:
         if isinstance(name, str) and service.normalize_space_name(name) == name:
+            if name in service.RESERVED_SPACE_NAMES and not reserved_ok:
+                raise BackupError(f"El respaldo nombra un espacio con un nombre reservado "
+                                  f"para el servicio: «{name}»; no se restaura ("
+                                  f"{ALLOW_RESERVED_HINT}).")
             return name
     except InvalidName:
         pass
@@ -452,9 +465,10 @@ class _Members:
                               "en el respaldo.")
 
 
-def verify(src: Path) -> dict[str, Any]:
+def verify(src: Path, *, reserved_ok: bool = False) -> dict[str, Any]:
     """Read the archive ``src`` back whole, as a restore would, without
-    extracting anything: the manifest, the space names (manifest and rows),
+    extracting anything: the manifest, the space names (manifest and rows;
+    reserved ones only with ``reserved_ok``, as ``restore``),
     every member against the manifest under the rules of :class:`_Members`,
     and every row parses. Returns the manifest; raises BackupError naming the
     first problem (a damaged or truncated archive included)."""
@@ -466,14 +480,15 @@ def verify(src: Path) -> dict[str, Any]:
                 raise BackupError("El manifiesto del respaldo no lista sus espacios.")
             checks: dict[str, _Members] = {}
             for sp in spaces:
-                name = check_space_name(sp.get("name") if isinstance(sp, dict) else None)
+                name = check_space_name(sp.get("name") if isinstance(sp, dict) else None,
+                                        reserved_ok=reserved_ok)
                 for area in AREAS:
                     checks[f"{area}/{name}/"] = _Members(area, name, sp.get(area) or {})
             for m in tar.getmembers():
                 if m.name == "manifest.json":
                     continue
                 if m.name.startswith("db/") and m.name.endswith(".jsonl") and m.isfile():
-                    _read_rows(tar, m)
+                    _read_rows(tar, m, reserved_ok)
                     continue
                 area, _, rest = m.name.partition("/")
                 check = checks.get(f"{area}/{rest.partition('/')[0]}/")
@@ -494,7 +509,7 @@ def verify(src: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_rows(tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+def _read_rows(tar: tarfile.TarFile, m: tarfile.TarInfo, reserved_ok: bool) -> None:
     """Every line of a rows member parses (and spaces rows name valid spaces)."""
     fh = tar.extractfile(m)
     assert fh is not None
@@ -506,7 +521,8 @@ def _read_rows(tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         except ValueError as exc:
             raise BackupError(f"{m.name}, línea {n}: no se puede leer ({exc}).") from None
         if m.name == "db/spaces.jsonl":
-            check_space_name(row.get("name") if isinstance(row, dict) else None)
+            check_space_name(row.get("name") if isinstance(row, dict) else None,
+                             reserved_ok=reserved_ok)
 
 
 def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, Any]],
@@ -542,8 +558,11 @@ def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, A
 
 
 def restore(settings: Settings, db: Database, src: Path,
-            names: list[str] | None = None) -> Report:
+            names: list[str] | None = None, *, reserved_ok: bool = False) -> Report:
     """Restore ``names`` (every space of the archive when None) from ``src``.
+    Space names obey the rules of space creation; a name reserved for the
+    server's routes only with ``reserved_ok`` (the operator's
+    ``--allow-reserved-names``).
 
     A full archive restored whole also restores accounts, orders and the rest,
     keeping every id, and needs an installation without spaces or accounts;
@@ -559,7 +578,7 @@ def restore(settings: Settings, db: Database, src: Path,
     except (tarfile.TarError, OSError) as exc:
         raise BackupError(f"No se puede leer el respaldo {src}: {exc}") from exc
     try:
-        return _restore(settings, db, src, tar, names)
+        return _restore(settings, db, src, tar, names, reserved_ok)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise BackupError(f"El respaldo {src} está dañado o incompleto: {exc}") from exc
     finally:
@@ -567,10 +586,11 @@ def restore(settings: Settings, db: Database, src: Path,
 
 
 def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
-             names: list[str] | None) -> Report:
+             names: list[str] | None, reserved_ok: bool) -> Report:
     manifest = read_manifest(tar)
     _check_revision(db, manifest["schema_revision"])
-    by_name = {check_space_name(s.get("name") if isinstance(s, dict) else None): s
+    by_name = {check_space_name(s.get("name") if isinstance(s, dict) else None,
+                                reserved_ok=reserved_ok): s
                for s in manifest.get("spaces") or []}
     wanted = list(by_name) if names is None else [n.lower() for n in names]
     for n in wanted:
@@ -612,7 +632,7 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
                 os.replace(staging / n, final)
                 placed.append(final)
 
-        counts = _insert_rows(db, tar, wanted, whole, before_commit=place)
+        counts = _insert_rows(db, tar, wanted, whole, reserved_ok, before_commit=place)
     except BaseException:
         for p in placed:
             shutil.rmtree(p, ignore_errors=True)
@@ -635,7 +655,7 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
 
 
 def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: bool,
-                 before_commit: Callable[[], None]) -> dict[str, int]:
+                 reserved_ok: bool, before_commit: Callable[[], None]) -> dict[str, int]:
     """Insert the rows in one transaction; ``before_commit`` (which puts the files
     in place) runs inside it, so rows and files arrive together or not at all."""
     counts: dict[str, int] = {}
@@ -645,7 +665,7 @@ def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: b
                 batch = [_load_row(t, r) for r in _rows(tar, t.name)]
                 if t.name == "spaces":  # every space of the installation gets a folder
                     for row in batch:
-                        check_space_name(row.get("name"))
+                        check_space_name(row.get("name"), reserved_ok=reserved_ok)
                 if batch:
                     c.execute(insert(t), batch)
                 counts[t.name] = len(batch)

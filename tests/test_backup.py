@@ -307,3 +307,47 @@ def test_restore_refuses_space_names_that_space_creation_refuses_and_writes_noth
 
     with pytest.raises(backup.BackupError, match="espacio no válido"):
         backup.verify(evil)
+
+
+@pytest.mark.parametrize("reserved", ["entrar", "healthz", "api"])
+def test_restore_refuses_reserved_space_names_unless_the_operator_says_so(
+        make_server, tmp_path, reserved):
+    """A space named like one of the server's routes shadows it: restore holds
+    names to the rules of space creation, the reserved list included. A space
+    that had such a name before the list existed still backs up, and the
+    operator restores it knowingly with --allow-reserved-names."""
+    srv = small_space(make_server)
+    archive = tmp_path / "bueno.tar"
+    srv.cli("backup", str(archive), "--space", "acme")
+    evil = tmp_path / "reservado.tar"
+    rewrite(archive, evil, "acme", reserved)
+    dst = make_server(name="destino")
+    dst.cli("migrate")
+    p = dst.cli("restore", str(evil), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "reservado" in p.stderr and "--allow-reserved-names" in p.stderr, p.stderr
+    assert dst.cli("space", "list").stdout.strip() == ""
+    assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
+    from spaces import backup
+
+    with pytest.raises(backup.BackupError, match="reservado"):
+        backup.verify(evil)
+    p = dst.cli("restore", str(evil), "--allow-reserved-names")
+    assert reserved in dst.cli("space", "list").stdout
+    assert (dst.files_root(reserved) / "x.txt").read_bytes() == b"mismo contenido"
+    # Such a space (from before the list) still backs up, verified.
+    again = tmp_path / "otra-vez.tar"
+    p = dst.cli("backup", str(again), "--space", reserved)
+    assert "verificado" in p.stdout and "--allow-reserved-names" in p.stdout, p.stdout
+
+
+def test_a_space_holding_look_alike_names_from_before_the_rule_still_backs_up(
+        make_server, tmp_path):
+    srv = small_space(make_server)
+    (srv.files_root("acme") / "Factura.txt").write_bytes(b"a")
+    (srv.files_root("acme") / "F\u0430ctura.txt").write_bytes(b"b")
+    archive = tmp_path / "parecidos.tar"
+    assert "verificado" in srv.cli("backup", str(archive), "--space", "acme").stdout
+    dst = make_server(name="destino")
+    dst.cli("restore", str(archive))
+    assert (dst.files_root("acme") / "F\u0430ctura.txt").read_bytes() == b"b"
