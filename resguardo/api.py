@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from jsonschema import Draft202012Validator, ValidationError, validators
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from spaces import apitokens, pages, plans, quota, service, throttle
@@ -89,6 +90,11 @@ def _respond(start_response: StartResponse, status: int, body: Any,
 
 # -- the schemas: published in the document and enforced on every request --------------
 
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` that also admits null (OpenAPI 3.1: a type list)."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 # Printable, never a control character or a space: what a database column, a log
 # line and an e-mail header can all carry.
 _VISIBLE = r"[^\x00-\x20\x7f@]"
@@ -128,10 +134,10 @@ SPACE_SCHEMA = {"type": "object", "required": ["name", "tier", "status", *_USAGE
                     "status": STATUS,
                     **{k: {"type": "integer", "description": d}
                        for k, d in _USAGE_FIELDS.items()},
-                    "max_users": {"type": "integer", "nullable": True,
-                                  "description": "null: sin límite de usuarios"},
-                    "owner_email": {"type": "string", "nullable": True},
-                    "paid_until": {"type": "string", "format": "date", "nullable": True},
+                    "max_users": nullable({"type": "integer",
+                                            "description": "null: sin límite de usuarios"}),
+                    "owner_email": nullable({"type": "string"}),
+                    "paid_until": nullable({"type": "string", "format": "date"}),
                     "drive_url": {"type": "string"},
                     "users": {"type": "integer", "description": "sólo al pedir un espacio"}},
                 "additionalProperties": False}
@@ -143,7 +149,7 @@ USAGE_SCHEMA = {"type": "object",
                 "properties": {k: {"type": "integer", "description": d}
                                for k, d in _USAGE_FIELDS.items()},
                 "additionalProperties": False}
-_NULLABLE_TEXT = {"type": "string", "nullable": True}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
 CFDI_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["uuid", "version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "total",
@@ -153,12 +159,12 @@ CFDI_SCHEMA: dict[str, Any] = {
         "uuid": _NULLABLE_TEXT, "version": _NULLABLE_TEXT, "tipo": _NULLABLE_TEXT,
         "emisor_rfc": _NULLABLE_TEXT, "receptor_rfc": _NULLABLE_TEXT,
         "fecha": _NULLABLE_TEXT,
-        "total": {"type": "string", "nullable": True,
-                  "description": "importe decimal como texto, sin redondear"},
+        "total": nullable({"type": "string",
+                           "description": "importe decimal como texto, sin redondear"}),
         "moneda": _NULLABLE_TEXT, "path": {"type": "string"},
         "size": {"type": "integer"}, "sha256": {"type": "string"},
         "ingested_at": {"type": "string", "format": "date-time"},
-        "protected_until": {"type": "string", "format": "date-time", "nullable": True},
+        "protected_until": nullable({"type": "string", "format": "date-time"}),
         "cancelled": {"type": "boolean"}},
     "additionalProperties": False}
 ERROR_SCHEMA = {"type": "object", "required": ["error"], "additionalProperties": False,
@@ -191,8 +197,8 @@ def _page_schema(item: dict[str, Any]) -> dict[str, Any]:
             "properties": {"items": {"type": "array", "items": item},
                            "total": {"type": "integer"}, "limit": {"type": "integer"},
                            "offset": {"type": "integer"},
-                           "next_offset": {"type": "integer", "nullable": True,
-                                           "description": "null en la última página"}},
+                           "next_offset": nullable({"type": "integer",
+                                           "description": "null en la última página"})},
             "additionalProperties": False}
 
 
@@ -200,66 +206,70 @@ def _invalid(name: str, why: str) -> ApiError:
     return ApiError(400, "bad_field", f"El campo '{name}' no es válido: {why}")
 
 
-def _full_match(pattern: str, value: str) -> bool:
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+                  ) -> Iterator[ValidationError]:
     # JSON Schema patterns are ECMA-262: "$" does not match before a final newline
-    # as Python's does, so anchor at the very end.
-    return re.search(re.sub(r"\$$", r"\\Z", pattern), value) is not None
+    # as Python's does ("abc\n" is no space name), so anchor at the very end.
+    if isinstance(instance, str) and not re.search(re.sub(r"\$$", r"\\Z", pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: JSON Schema 2020-12 (OpenAPI 3.1's dialect) with formats checked and ECMA anchors.
+_Validator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+_FORMATS = Draft202012Validator.FORMAT_CHECKER
+_TYPES = {"object": "debe ser un objeto JSON.", "string": "debe ser texto.",
+          "integer": "debe ser un número entero.", "null": "debe ser null."}
+
+
+#: Which of several faults at one level a client hears of first.
+_FIRST = {"required": 0, "additionalProperties": 1, "minProperties": 2, "type": 3}
+
+
+def _spanish(error: ValidationError, name: str) -> ApiError:
+    """The 400 a client reads for the first thing wrong: the field it names, in Spanish."""
+    field = str(error.path[-1]) if error.path else name
+    kind = error.validator
+    rule: Any = error.validator_value
+    value: Any = error.instance
+    sub: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
+    if kind == "required":
+        missing = next(k for k in rule if k not in value)
+        return ApiError(400, "missing_field", f"Falta el campo '{missing}'.")
+    if kind in ("additionalProperties", "unevaluatedProperties"):
+        extra = sorted(k for k in value if k not in sub.get("properties", {}))
+        return ApiError(400, "unknown_field", f"Campo desconocido: '{extra[0]}'.")
+    if kind == "minProperties":
+        return ApiError(400, "missing_field",
+                        f"Indique al menos uno de: {', '.join(sub['properties'])}.")
+    if kind == "type":
+        types = [rule] if isinstance(rule, str) else list(rule)
+        why = "no puede ser null." if value is None else _TYPES[types[0]]
+        return _invalid(field, why)
+    if kind == "minLength":
+        return _invalid(field, f"debe tener al menos {rule} caracteres.")
+    if kind == "maxLength":
+        return _invalid(field, f"admite a lo más {rule} caracteres.")
+    if kind in ("minimum", "maximum"):
+        return _invalid(field, f"debe estar entre {sub.get('minimum')} y "
+                               f"{sub.get('maximum')}.")
+    if kind == "enum":
+        return _invalid(field, f"debe ser uno de: {', '.join(map(str, rule))}.")
+    if kind == "format":
+        return _invalid(field, "no es una fecha (AAAA-MM-DD).")
+    return _invalid(field, sub.get("description", "no tiene la forma esperada."))
 
 
 def validate(schema: dict[str, Any], value: Any, name: str) -> None:
-    """Check ``value`` against the subset of JSON Schema this API publishes (type,
-    nullable, enum, pattern, minLength, maxLength, minimum, maximum, required,
-    properties, additionalProperties, minProperties). Raises a 400 ApiError
-    that names the field, in Spanish."""
-    if value is None:
-        if not schema.get("nullable"):
-            raise _invalid(name, "no puede ser null.")
-        return
-    t = schema.get("type")
-    if t == "object":
-        if not isinstance(value, dict):
-            raise _invalid(name, "debe ser un objeto JSON.")
-        props = schema.get("properties", {})
-        for key in schema.get("required", []):
-            if key not in value:
-                raise ApiError(400, "missing_field", f"Falta el campo '{key}'.")
-        if schema.get("additionalProperties") is False:
-            for key in value:
-                if key not in props:
-                    raise ApiError(400, "unknown_field", f"Campo desconocido: '{key}'.")
-        if len(value) < schema.get("minProperties", 0):
-            raise ApiError(400, "missing_field",
-                           f"Indique al menos uno de: {', '.join(props)}.")
-        for key, sub in props.items():
-            if key in value:
-                validate(sub, value[key], key)
-        return
-    if t == "string":
-        if not isinstance(value, str):
-            raise _invalid(name, "debe ser texto.")
-        if re.search("[\ud800-\udfff]", value):
-            raise _invalid(name, "no es texto Unicode válido.")
-        if len(value) < schema.get("minLength", 0):
-            raise _invalid(name, f"debe tener al menos {schema['minLength']} caracteres.")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            raise _invalid(name, f"admite a lo más {schema['maxLength']} caracteres.")
-    elif t == "integer":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _invalid(name, "debe ser un número entero.")
-        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
-            raise _invalid(name, f"debe estar entre {schema.get('minimum')} y "
-                                 f"{schema.get('maximum')}.")
-    if "enum" in schema and value not in schema["enum"]:
-        raise _invalid(name, f"debe ser uno de: {', '.join(map(str, schema['enum']))}.")
-    if "pattern" in schema and not _full_match(schema["pattern"], value):
-        raise _invalid(name, schema.get("description", "no tiene la forma esperada."))
-    if schema.get("format") == "date":
-        from datetime import date
-
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            raise _invalid(name, "no es una fecha (AAAA-MM-DD).") from None
+    """Check ``value`` against ``schema`` (JSON Schema 2020-12, as the OpenAPI
+    document publishes it). Raises a 400 ApiError that names the field, in Spanish."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") JSON let through
+        raise _invalid(name, "no es texto Unicode válido.") from None
+    errors = _Validator(schema, format_checker=_FORMATS).iter_errors(value)
+    error = min(errors, default=None, key=lambda e: (len(e.path), _FIRST.get(str(e.validator), 9)))
+    if error is not None:
+        raise _spanish(error, name)
 
 
 def _read_body(environ: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -478,7 +488,7 @@ def routes(settings: Settings) -> tuple[Route, ...]:
         Route("POST", "/spaces", create_space, "Crea un espacio", 201, SPACE_SCHEMA, (409,),
               {"type": "object", "required": ["name", "tier"], "additionalProperties": False,
                "properties": {"name": SPACE_NAME, "tier": tier,
-                              "owner_email": {**EMAIL, "nullable": True}}},
+                              "owner_email": nullable(EMAIL)}},
               creates=("space", "name")),
         Route("GET", "/spaces/{space}", show_space, "Muestra un espacio", 200, SPACE_SCHEMA,
               ()),
@@ -553,7 +563,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
             op["responses"][str(status)] = resp
         paths.setdefault(f"/api/v1{r.template}", {})[r.method.lower()] = op
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Resguardo: API de operadores", "version": "1",
                  "description": "Espacios, usuarios, uso e índice de CFDI. Autenticación: "
                                 "'Authorization: Bearer <token>' (tokens en /operador/tokens "

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
 from test_cfdi import one_cfdi
 
 SMALL = '[tiers.T100K]\nquota = "100K"\nmax_users = 2\ncfdi_years = 1\n'
@@ -22,28 +23,11 @@ def api(make_server):
     return srv, s, f"{srv.url}/api/v1"
 
 
-def check(schema: dict, value, where: str = "$") -> None:
-    """The subset of JSON Schema the document uses: type, nullable, enum,
-    required, properties, items."""
-    if value is None:
-        assert schema.get("nullable"), f"{where} is null"
-        return
-    t = schema.get("type")
-    types = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
-    if t:
-        assert isinstance(value, types[t]) and not (t == "integer" and isinstance(value, bool)), \
-            f"{where}: {value!r} is not {t}"
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    if t == "object":
-        for k in schema.get("required", []):
-            assert k in value, f"{where}: missing {k}"
-        for k, sub in schema.get("properties", {}).items():
-            if k in value:
-                check(sub, value[k], f"{where}.{k}")
-    if t == "array":
-        for i, item in enumerate(value):
-            check(schema["items"], item, f"{where}[{i}]")
+def check(schema: dict, value) -> None:
+    """``value`` is what ``schema`` (JSON Schema 2020-12, OpenAPI 3.1's dialect) allows."""
+    errors = [f"{e.json_path}: {e.message}" for e in Draft202012Validator(
+        schema, format_checker=Draft202012Validator.FORMAT_CHECKER).iter_errors(value)]
+    assert not errors, errors
 
 
 def conforms(spec: dict, method: str, template: str, r: requests.Response) -> None:
@@ -160,6 +144,13 @@ def test_errors_are_json_in_spanish_with_the_documented_status(api):
                                                      params={"date_from": "2026-02-30"}), 400),
         ("DELETE", "/api/v1/spaces/{space}/members/{username}",
          s.delete(f"{base}/spaces/acme/members/nadie"), 404),
+        # "$" is ECMA's: a name with a final newline is no name; a lone surrogate no text.
+        ("POST", "/api/v1/spaces", s.post(f"{base}/spaces", json={"name": "beta\n",
+                                                                  "tier": "4G"}), 400),
+        ("POST", "/api/v1/spaces", s.post(
+            f"{base}/spaces",
+            data=b'{"name": "beta", "tier": "4G", "owner_email": "a\\ud800@b.mx"}',
+            headers={"Content-Type": "application/json"}), 400),
     ]
     for name in ("u1", "u2"):
         s.post(f"{base}/spaces/acme/members", json={"username": name, "password": "x" * 12})
@@ -172,6 +163,16 @@ def test_errors_are_json_in_spanish_with_the_documented_status(api):
         err = r.json()["error"]
         assert err["code"] and re.search(r"[a-záéíóúñ]", err["message"]), err
         assert "Traceback" not in r.text
+    assert s.get(f"{base}/spaces/beta").status_code == 404
+    # The first thing wrong, named: a missing field before an unknown one, then the field.
+    r = s.post(f"{base}/spaces", json={"nombre": "x"})
+    assert r.json()["error"] == {"code": "missing_field", "message": "Falta el campo 'name'."}
+    r = s.post(f"{base}/spaces", json={"name": "gamma", "tier": "4G", "color": "rojo"})
+    assert r.json()["error"] == {"code": "unknown_field", "message": "Campo desconocido: 'color'."}
+    r = s.post(f"{base}/spaces", json={"name": 7, "tier": "4G"})
+    assert r.json()["error"]["message"] == "El campo 'name' no es válido: debe ser texto."
+    r = s.post(f"{base}/spaces", json={"name": "gamma", "tier": "4G", "owner_email": None})
+    assert r.status_code == 201, r.text  # owner_email may be null
     r = s.put(f"{base}/spaces/acme", json={})
     assert r.status_code == 405 and "PATCH" in r.json()["error"]["message"]
     assert r.headers["Allow"] == "GET, PATCH"
@@ -188,6 +189,10 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
 
     for route in routes(Settings()):
         op = spec["paths"][f"/api/v1{route.template}"][route.method.lower()]
+        for schema in [route.request, route.schema,
+                       *(p["schema"] for p in op.get("parameters", []))]:
+            if schema:
+                Draft202012Validator.check_schema(schema)  # OpenAPI 3.1's dialect
         assert str(route.ok) in op["responses"] and "401" in op["responses"]
         assert op["operationId"] and op["summary"]
     # The tiers are the configured ones, the ones POST /spaces accepts.
