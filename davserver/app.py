@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from wsgidav.dav_error import HTTP_BAD_REQUEST
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.mw.base_mw import BaseMiddleware
@@ -106,6 +107,39 @@ class RolePolicy(BaseMiddleware):
         return self.next_app(environ, start_response)
 
 
+class ClientAbort(HumanDAVError):
+    """The client stopped sending the body (went away, timed out, or broke
+    the chunked framing): a 400, the client's fault, not the server's."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(HTTP_BAD_REQUEST,
+                         "La transferencia se interrumpió; no se guardó nada y la versión "
+                         "anterior sigue intacta.", [("Connection", "close")])
+        self.detail = detail
+
+
+class _AbortAwareInput:
+    """A PUT's ``wsgi.input``: a read that fails because of the client (a
+    broken or unfinished chunked body, a dropped or silent connection) raises
+    :class:`ClientAbort`, which keeps its 400 through WsgiDAV, instead of the
+    server's ValueError or OSError that it would answer with a 500."""
+
+    def __init__(self, raw: Any, environ: dict[str, Any]) -> None:
+        self._raw = raw
+        self._environ = environ
+
+    def read(self, *args: Any) -> bytes:
+        try:
+            return bytes(self._raw.read(*args))
+        except (ValueError, OSError) as exc:
+            log.info("client abort: %s %s: %s", self._environ.get("REQUEST_METHOD"),
+                     self._environ.get("PATH_INFO"), exc)
+            raise ClientAbort(str(exc)) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
     """Refuse XML request bodies (PROPFIND, PROPPATCH, LOCK...) above
     ``max_xml_body`` with 413, and chunked ones with 411, before anything
@@ -113,6 +147,8 @@ def guard_bodies(app: WSGIApp, max_xml_body: int) -> WSGIApp:
     :class:`davserver.xmlbody.XmlBodies`)."""
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "PUT" and "wsgi.input" in environ:
+            environ["wsgi.input"] = _AbortAwareInput(environ["wsgi.input"], environ)
         if environ.get("REQUEST_METHOD") in XML_BODY_METHODS:
             raw = environ.get("CONTENT_LENGTH") or "0"
             try:

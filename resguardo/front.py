@@ -185,6 +185,13 @@ class ClientSocket:
         self._front.closed(self)
         self._sock.close()
 
+    def linger(self) -> None:
+        """Close after the answer already sent, but read (and drop) what the
+        client still sends for a moment first: a refused upload's sender
+        (nginx streaming the body) then reads the answer instead of a reset."""
+        self._front.closed(self)
+        self._front.linger(self._sock)
+
 
 @dataclass(eq=False)
 class _Waiting:
@@ -219,6 +226,7 @@ class FrontManager(ConnectionManager):
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._returned: collections.deque[Any] = collections.deque()
+        self._lingering: collections.deque[Any] = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -237,6 +245,12 @@ class FrontManager(ConnectionManager):
             conn.socket.dispatched = False
             self._busy -= 1
         self._returned.append(conn)
+        self._wake()
+
+    def linger(self, sock: Any) -> None:
+        """A worker is done with a connection whose request body it did not
+        read (any thread): see :meth:`ClientSocket.linger`."""
+        self._lingering.append(sock)
         self._wake()
 
     def closed(self, client: ClientSocket) -> None:
@@ -299,6 +313,8 @@ class FrontManager(ConnectionManager):
                 self._ready(key.data)
         while self._returned:
             self._back(self._returned.popleft())
+        while self._lingering:
+            self._start_linger(self._lingering.popleft())
         now = time.monotonic()
         if now - self._last_sweep >= 0.25:
             self._last_sweep = now
@@ -544,6 +560,21 @@ class FrontManager(ConnectionManager):
             self._ready(w)  # TLS may hold decrypted bytes the selector cannot see
 
     # -- ending ---------------------------------------------------------------------------
+    def _start_linger(self, sock: Any) -> None:
+        now = time.monotonic()
+        try:
+            sock.setblocking(False)
+            if not isinstance(sock, ssl.SSLSocket):  # TLS: the answer is its last record
+                sock.shutdown(socket.SHUT_WR)
+            addr = sock.getpeername()
+        except OSError:
+            sock.close()
+            return
+        w = _Waiting(sock, addr, _LINGER, now + LINGER_SECONDS, now)
+        self._waiting[sock.fileno()] = w
+        self._selector.register(sock, selectors.EVENT_READ, w)
+        self._ready(w)
+
     def _expire(self, w: _Waiting) -> None:
         if w.phase == _LINGER or not w.started or w.phase == _HANDSHAKE:
             self._close(w)

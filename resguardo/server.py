@@ -112,6 +112,8 @@ class BoundedDrainRequest(HTTPRequest):
         remaining = getattr(self.rfile, "remaining", 0) or 0
         if remaining > self.max_drain or (self.chunked_read and status >= 400):
             self.close_connection = True
+            # Unread body: close without a reset, so the sender reads this answer.
+            self.conn.resguardo_linger = True
         elif remaining > 0 and not self.close_connection and not self.chunked_read:
             self.conn.resguardo_discard = remaining
             self.rfile.remaining = 0  # cheroot's drain then reads nothing
@@ -120,6 +122,20 @@ class BoundedDrainRequest(HTTPRequest):
 
 class _Connection(HTTPConnection):
     RequestHandlerClass = BoundedDrainRequest
+    resguardo_linger = False
+
+    def close(self) -> None:
+        """A connection closed with a request body still unread lingers in the
+        front (:meth:`resguardo.front.ClientSocket.linger`): closing it at once
+        would reset it, and a proxy streaming that body (nginx) would answer
+        its client 502 instead of our 507."""
+        linger = getattr(self.socket, "linger", None)
+        if self.resguardo_linger and linger is not None:
+            self.resguardo_linger = False
+            self.rfile.close()
+            linger()
+            return
+        super().close()
 
 
 class FrontServer(wsgi.Server):
