@@ -429,6 +429,7 @@ def make_app(settings: Settings, db: Database) -> WSGIApp:
                              FastPropfind,
                              RequestResolver],
         LIMITS_KEY: LockLimits.of(settings),
+        LockPlaceholders.CONFIG_KEY: (settings, db),
         XmlBodies.CONFIG_KEY: settings.server.buffered_body,
         "dir_browser": {"enable": False},
         "verbose": 2,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, unquote
@@ -659,8 +660,9 @@ class LockPlaceholders(BaseMiddleware):
     - the LOCK that created it fails afterwards (WsgiDAV creates the file before
       it checks the locks above it: 423);
     - its last lock ends without a write: UNLOCK, or expiry, found by a sweep
-      that the next drive request runs (at most every ``SWEEP_SECONDS``, on any
-      node; a placeholder younger than ``GRACE_SECONDS`` is left to its LOCK).
+      that runs every ``SWEEP_SECONDS`` on its own thread whether or not
+      requests come (and on a drive request when one is due), on any node; a
+      placeholder younger than ``GRACE_SECONDS`` is left to its LOCK.
 
     An UNLOCK of a lock whose placeholder is already gone releases the lock
     and answers 204, as if the file were there (WsgiDAV would answer 404).
@@ -669,11 +671,38 @@ class LockPlaceholders(BaseMiddleware):
     SWEEP_SECONDS = 5.0
     GRACE_SECONDS = 30.0
 
+    #: config key: (settings, db) for the sweeps on the middleware's own thread.
+    CONFIG_KEY = "resguardo.placeholder_sweep"
+
     def __init__(self, wsgidav_app: Any, next_app: Callable[..., Any],
                  config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, next_app, config)
         self._next_sweep = 0.0
         self._sweeping = threading.Lock()
+        where = config.get(self.CONFIG_KEY)
+        if where is not None:
+            threading.Thread(target=self._sweep_forever, args=(weakref.ref(self), *where),
+                             name="lock-placeholder-sweep", daemon=True).start()
+
+    @staticmethod
+    def _sweep_forever(ref: Callable[[], LockPlaceholders | None], settings: Any,
+                       db: Database) -> None:
+        """Sweep every ``SWEEP_SECONDS`` while the application lives (a weak
+        reference: a discarded application's thread ends)."""
+        while True:
+            time.sleep(LockPlaceholders.SWEEP_SECONDS)
+            me = ref()
+            if me is None:
+                return
+            if me._sweeping.acquire(blocking=False):
+                try:
+                    me._next_sweep = time.monotonic() + me.SWEEP_SECONDS
+                    me.sweep(settings, db)
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    log.warning("lock placeholder sweep failed: %s", exc)
+                finally:
+                    me._sweeping.release()
+            del me
 
     def is_disabled(self) -> bool:
         return False

@@ -380,6 +380,8 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
         return EventResult("duplicate", ref)
     for p in provisioned:
         storage.ensure_space_dirs(settings, p.space.name)
+        if not p.created:  # a plan change: its reserve may be smaller
+            service.fit_reserve(settings, db, p.space.id, p.space.name, actor=audit.SYSTEM)
         _mail_access(settings, db, mailer, links, p)
     log.info("order paid and provisioned: order=%s spaces=%s", ref,
              ",".join(p.space.name for p in provisioned))
@@ -431,8 +433,7 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
                   space.name, space.account_id, item.id, account.id)
         return None
     old_tier = space.tier
-    space.tier, space.quota_bytes, space.max_users = tier.name, tier.quota_bytes, tier.max_users
-    space.reserve_bytes = tier.reserve_bytes
+    service.apply_tier(space, tier)
     space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
     who = audit.Actor(f"account:{account.username}", None, "portal")
     if space.status == "readonly" and space.status_reason == "expired":

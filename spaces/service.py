@@ -214,20 +214,18 @@ def list_spaces(db: Database) -> list[SpaceInfo]:
 
 def change_tier(settings: Settings, db: Database, name: str, tier: str,
                 *, actor: Actor | None = None) -> SpaceInfo:
-    """Change a space's tier (quota, reserve, users). Nothing is deleted: a space
-    left above its new quota refuses writes (507) until usage fits, and a trash
-    or versions above its new reserve are trimmed by the next delete or
-    overwrite; extra users beyond the new limit cannot
-    log in (newest first) until some are removed."""
+    """Change a space's tier (quota, reserve, users, entries, depth). No file in
+    use is deleted: a space left above its new quota refuses writes (507)
+    until usage fits; a trash or versions above its new reserve are trimmed
+    at once, oldest first (:func:`fit_reserve`); extra users beyond the new
+    limit cannot log in (newest first) until some are removed."""
     t = plans.get_tier(settings, tier)
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == name.strip().lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{name}'.")
         old = space.tier
-        space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
-        space.reserve_bytes = t.reserve_bytes
-        space.max_entries, space.max_depth = t.max_entries, t.max_depth
+        apply_tier(space, t)
         s.flush()
         info = SpaceInfo.of(space)
         if old != t.name:
@@ -235,7 +233,30 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str,
                          detail=f"{old} -> {t.name}")
     # CFDI already stored get the new tier's period if it is longer; never shorter.
     retention.extend_for_tier(settings, db, info.id, t.name)
-    return info
+    fit_reserve(settings, db, info.id, info.name, actor=actor)
+    return get_space(db, info.name)
+
+
+def apply_tier(space: Space, t: plans.Tier) -> None:
+    """Give ``space`` every limit of plan ``t`` (quota, users, reserve, entries,
+    depth): the one place a plan change writes them, from the CLI, the API or
+    a payment. The caller commits, then runs :func:`fit_reserve`."""
+    space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
+    space.reserve_bytes = t.reserve_bytes
+    space.max_entries, space.max_depth = t.max_entries, t.max_depth
+
+
+def fit_reserve(settings: Settings, db: Database, space_id: int, space_name: str,
+                *, actor: Actor | None = None) -> None:
+    """After a plan change: erase the oldest versions, then the oldest trash
+    items, until what the space holds fits its (perhaps smaller) reserve, so
+    disk use stays within quota + reserve at once, not only from the next
+    delete (:func:`spaces.trash.make_room`, under the space's guard)."""
+    from spaces import trash
+
+    files = storage.SpaceFiles(settings, db, space_id, space_name, actor=actor)
+    with storage.space_guard(settings, db, space_id):
+        trash.make_room(files, 0)
 
 
 _STATUS_ACTIONS = {"active": Action.REACTIVATED, "readonly": Action.READ_ONLY,

@@ -19,6 +19,7 @@ from spaces.payments import GatewayEvent
 from spaces.settings import load_settings
 
 SMALL_TIER = ('[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
+              'reserve = "256K"\nmax_entries = 50\nmax_depth = 4\n'
               '[tiers.B]\nquota = "100M"\nmax_users = 2\ncfdi_years = 1\n'
               'monthly_price = "5.00"\n')
 
@@ -83,6 +84,42 @@ def test_downgrade_below_usage_refuses_writes_deletes_nothing_and_upgrade_restor
     assert requests.put(srv.dav("acme", "nuevo.txt"), data=b"hola", auth=AUTH,
                         timeout=30).status_code == 201
     assert requests.get(srv.dav("acme", "grande.bin"), auth=AUTH, timeout=30).content == big
+
+
+@pytest.mark.db
+def test_a_paid_change_of_plan_applies_every_limit_of_the_new_plan_at_once(shop):
+    """A payment that changes the plan brings all of it: its reserve (the
+    trash and versions above it are trimmed at once, oldest first: disk use
+    stays within quota + reserve without waiting for the next delete), its
+    number of entries and its depth, as `resguardo space tier` does."""
+    srv, settings, db, mailer, links, account_id = shop
+    for name in ("a.bin", "b.bin"):
+        assert requests.put(srv.dav("acme", name), data=b"x" * (200 * 1024), auth=AUTH,
+                            timeout=30).status_code == 201
+        assert requests.delete(srv.dav("acme", name), auth=AUTH, timeout=30).status_code == 204
+    assert service.get_space(db, "acme").held_bytes == 400 * 1024
+    pay(settings, db, mailer, links, account_id, "S", "monthly")
+    sp = service.get_space(db, "acme")
+    assert (sp.reserve_bytes, sp.max_depth) == (256 * 1024, 4)
+    assert (sp.held_bytes, sp.held_files) == (200 * 1024, 1)
+    trash = [t.path for t in _trash(settings, db)]
+    assert trash == ["/b.bin"]
+    with db.engine.connect() as c:
+        assert c.scalar(select(Space.max_entries).where(Space.name == "acme")) == 50
+    for depth in range(1, 5):
+        path = "/".join(f"d{i}" for i in range(depth)) + "/"
+        assert requests.request("MKCOL", srv.dav("acme", path), auth=AUTH,
+                                timeout=30).status_code == 201, depth
+    assert requests.request("MKCOL", srv.dav("acme", "d0/d1/d2/d3/d4/"), auth=AUTH,
+                            timeout=30).status_code == 400
+
+
+def _trash(settings, db):
+    from spaces import trash
+    from spaces.storage import SpaceFiles
+
+    sp = service.get_space(db, "acme")
+    return trash.list_trash(SpaceFiles(settings, db, sp.id, sp.name))
 
 
 @pytest.mark.db

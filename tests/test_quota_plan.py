@@ -224,6 +224,33 @@ def test_the_reserve_erases_the_oldest_versions_then_the_oldest_trash_and_never_
     assert_counters_are_a_recount(srv)
 
 
+def test_a_smaller_plan_trims_the_trash_and_versions_to_its_reserve_at_once(make_server):
+    """`resguardo space tier` to a plan with a smaller reserve erases the oldest
+    versions, then the oldest trash, until what is held fits: disk use stays
+    within quota + reserve without waiting for the next delete."""
+    srv, s = open_space(make_server)  # T20M: 256 MiB reserve
+    d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
+    s.put(d("viejo.txt"), data=b"1" * (300 * KIB))
+    s.put(d("viejo.txt"), data=b"2" * 10)             # version: 300 KiB
+    s.put(d("a.bin"), data=b"a" * (200 * KIB))
+    s.delete(d("a.bin"))                              # trash: 200 KiB
+    s.put(d("b.bin"), data=b"b" * (150 * KIB))
+    s.delete(d("b.bin"))                              # trash: 150 KiB
+    assert held(srv) == (650 * KIB, 3)
+    srv.cli("space", "tier", "acme", "T1M")           # 512 KiB reserve
+    assert show(srv)["reserve_bytes"] == 512 * KIB
+    assert held(srv) == (350 * KIB, 2)
+    assert json.loads(srv.cli("versions", "list", "acme", "/viejo.txt", "--json").stdout) == []
+    trash = json.loads(srv.cli("trash", "list", "acme", "--json").stdout)
+    assert sorted(i["path"] for i in trash) == ["/a.bin", "/b.bin"]
+    assert disk_use(srv) <= 1 * MIB + 512 * KIB
+    log = json.loads(srv.cli("audit", "list", "--space", "acme", "--json").stdout)
+    assert [r["ruta"] for r in log if r["accion"] == "version_purge"] == ["/viejo.txt"]
+    srv.cli("space", "tier", "acme", "T1M")           # again: nothing more to trim
+    assert held(srv) == (350 * KIB, 2)
+    assert_counters_are_a_recount(srv)
+
+
 def test_what_is_larger_than_the_whole_reserve_is_deleted_for_good(make_server):
     srv, s = open_space(make_server, "T1M")
     d = lambda p: srv.dav("acme", quote(p))  # noqa: E731
@@ -443,6 +470,25 @@ def test_a_lock_placeholder_goes_when_its_lock_ends_or_the_lock_fails(make_serve
         time.sleep(0.5)
     assert not ph.exists()
     assert usage(srv) == (0, 2)  # escrito.docx and Compartida
+    assert_counters_are_a_recount(srv)
+
+
+def test_an_expired_lock_placeholder_goes_even_when_no_request_comes(make_server):
+    """Office or davfs2 LOCKs a new name, crashes, and nobody uses the drive
+    afterwards (a night, a weekend): the empty file must not wait for the next
+    request to go. The drive sweeps on its own clock."""
+    srv, s = open_space(make_server)
+    r = s.request("LOCK", srv.dav("acme", "huerfano.docx"), data=LOCK_BODY,
+                  headers={"Timeout": "Second-1", "Content-Type": 'text/xml; charset="utf-8"'})
+    assert r.status_code == 201
+    ph = srv.files_root("acme") / "huerfano.docx"
+    assert ph.exists()
+    _age_placeholders(srv)
+    deadline = time.monotonic() + 30  # no request to the server from here on
+    while ph.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ph.exists()
+    assert usage(srv) == (0, 0)
     assert_counters_are_a_recount(srv)
 
 
