@@ -27,6 +27,7 @@ from wsgidav import util
 from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
+    HTTP_LOCKED,
     HTTP_METHOD_NOT_ALLOWED,
     HTTP_NOT_FOUND,
     DAVError,
@@ -607,7 +608,15 @@ class SpaceFolder(_SpaceResource, DAVCollection):
             fp = self.ctx.files.resolve(rel)
             if self.environ.get("REQUEST_METHOD") != "PUT":
                 res = SpaceFile(path, self.environ, self.ctx, fp, None)
-                self.ctx.files.create_empty(rel, res.get_ref_url())
+                try:
+                    self.ctx.files.create_empty(rel, res.get_ref_url())
+                except AlreadyExists:
+                    # Another request (on this node or another) created and is
+                    # locking this name since WsgiDAV looked: the race's loser
+                    # is told it is locked, as when the file already existed.
+                    log.info("lock race lost: space=%s path=%s", self.ctx.space.name, rel)
+                    raise HumanDAVError(HTTP_LOCKED, "Alguien más acaba de crear y bloquear "
+                                        "este archivo; intente de nuevo.") from None
                 self.environ[PLACEHOLDER_KEY] = rel
                 res.entry = self.ctx.files.entry(fp)
                 return res

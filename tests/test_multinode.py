@@ -180,6 +180,30 @@ def test_concurrent_locks_of_one_file_through_both_nodes_grant_exactly_one(nodes
                           headers={"Lock-Token": f"<{tokens[0]}>"})
 
 
+def test_concurrent_locks_of_a_new_name_through_both_nodes_give_the_loser_423(nodes):
+    """Office and Explorer LOCK a name before they write it: two clients doing
+    so at once on two nodes get one lock, and the other a 423 (locked), never a
+    405 that says a file cannot be locked there."""
+    a, b, space = nodes
+    for round_ in range(20):
+        barrier = threading.Barrier(2)
+        codes: list[int] = []
+        url = f"nuevo{round_}.docx"
+
+        def take(node) -> None:
+            s = session()
+            barrier.wait()
+            codes.append(s.request("LOCK", node.dav(space, url), data=LOCKINFO,
+                                   headers={"Content-Type": "application/xml"}).status_code)
+
+        ts = [threading.Thread(target=take, args=(n,)) for n in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        assert sorted(codes) in ([201, 423], [200, 423]), (round_, codes)
+
+
 def test_concurrent_uploads_through_both_nodes_never_exceed_the_quota(nodes):
     """Ten 30 KiB uploads race through both nodes into a 100 KiB space: exactly
     three fit, the rest get 507, and the counters equal what is on disk."""
