@@ -47,12 +47,32 @@ _FORGET = delete(CfdiDocument).where(CfdiDocument.space_id == bindparam("space_i
                                      CfdiDocument.path == bindparam("path"))
 
 
+def examine(fs_path: Path, name: str | None = None) -> cfdi.Finding | None:
+    """What the file at ``fs_path`` is (None if not worth examining, or if it
+    cannot be read). ``name``: the name it has in the space (a temporary
+    file's own name says nothing). Reads the whole file: call it outside the
+    space's lock when possible and hand the finding to :func:`record`."""
+    try:
+        with open(fs_path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+            if not cfdi.worth_examining(name or fs_path.name, head):
+                return None
+            fh.seek(0)
+            return cfdi.classify_stream(fh, size_hint=os.fstat(fh.fileno()).st_size)
+    except OSError as exc:
+        log.warning("cfdi: could not read %s: %s", fs_path, exc)
+        return None
+
+
 def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: Path,
            *, now: datetime | None = None, keep_ingest: dict[str, Any] | None = None,
-           actor: audit.Actor | None = None) -> cfdi.Finding | None:
+           actor: audit.Actor | None = None,
+           finding: cfdi.Finding | None = None) -> cfdi.Finding | None:
     """Examine the file just stored at ``rel`` and record what it is.
 
-    Returns the finding (None if the file is not XML at all). A stamped CFDI
+    Returns the finding (None if the file is not XML at all). ``finding``:
+    what :func:`examine` found in these same bytes before (outside the lock).
+    A stamped CFDI
     gets ``protected_until`` = ingest + the tier's years; the same UUID already
     in the space is recorded as a duplicate (flagged as a conflict if the bytes
     differ) and is not a second protected document; an acuse marks its CFDI
@@ -62,15 +82,9 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
     a failing audit write can never leave a stored CFDI unprotected.
     """
     rel = "/" + rel.strip("/")
-    try:
-        with open(fs_path, "rb") as fh:
-            head = fh.read(SNIFF_BYTES)
-            if not cfdi.worth_examining(fs_path.name, head):
-                return None
-            fh.seek(0)
-            finding = cfdi.classify_stream(fh, size_hint=os.fstat(fh.fileno()).st_size)
-    except OSError as exc:
-        log.warning("cfdi: could not read %s: %s", rel, exc)
+    if finding is None:
+        finding = examine(fs_path)
+    if finding is None:
         return None
     now = now or retention.now_utc()
     ingested = now

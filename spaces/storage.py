@@ -982,6 +982,8 @@ class Upload:
         #: Entries reserved: 1 for a new file, so its commit usually has nothing left to count.
         self.reserved_files = 0
         self.head = b""
+        #: What the content is (spaces.cfdi), examined before the commit's lock.
+        self._finding: cfdi.Finding | None = None
         self._done = False
         #: The file this upload copies (a COPY), for the audit log.
         self.copied_from: str | None = None
@@ -1119,6 +1121,12 @@ class Upload:
             self.close()
             if mtime is not None:
                 os.utime(self.tmp_path, (mtime, mtime))
+            # What the new content is, read before the space's lock: a stamped
+            # CFDI of hundreds of megabytes takes a while to parse, and the
+            # temporary file is this upload's alone (the lock only records it).
+            self._finding = (cfdi_index.examine(self.tmp_path, self.target.name)
+                             if f.index_cfdi and cfdi.worth_examining(self.target.name,
+                                                                      self.head) else None)
             with f.guard():
                 existing = f.entry(self.target)
                 if existing is not None and existing.is_dir:
@@ -1188,7 +1196,8 @@ class Upload:
         f = self.files
         rel = f.index_path(self.target)
         if f.index_cfdi and cfdi.worth_examining(self.target.name, self.head):
-            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target, actor=f.actor)
+            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target, actor=f.actor,
+                              finding=self._finding)
         elif not new_file:
             cfdi_index.forget(f.db, f.space_id, [rel])
 

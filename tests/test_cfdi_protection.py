@@ -188,3 +188,41 @@ def test_a_stamped_cfdi_is_protected_whatever_its_size(make_server):
     assert s.put(srv.dav("acme", "datos.xml"), data=other).status_code == 201
     assert index(srv)["/datos.xml"]["category"] == "not-cfdi"
     assert s.delete(srv.dav("acme", "datos.xml")).status_code == 204
+
+
+@pytest.mark.serial  # measures latencies while a big document is examined
+def test_examining_a_huge_cfdi_never_holds_up_the_colleagues_writes(make_server):
+    """Reading a CFDI of tens of megabytes takes seconds: it happens before the
+    space's lock is taken, so the colleagues' uploads in the same space go on
+    meanwhile (they waited for the whole parse, and past the busy timeout got
+    503)."""
+    import threading
+    import time
+
+    srv, s = setup(make_server)
+    text, meta = stamped(80)
+    data = _with_addenda(text, '<l n="1"/>' * 4_000_000).encode()
+    done: list[float] = []
+
+    def upload() -> None:
+        t = time.monotonic()
+        r = requests.put(srv.dav("acme", "enorme.xml"), data=data, auth=s.auth, timeout=300)
+        done.append(time.monotonic() - t)
+        assert r.status_code == 201
+
+    big = threading.Thread(target=upload)
+    big.start()
+    latencies, statuses = [], []
+    i = 0
+    while big.is_alive():
+        t = time.monotonic()
+        statuses.append(s.put(srv.dav("acme", f"nota-{i}.txt"), data=b"hola").status_code)
+        latencies.append(time.monotonic() - t)
+        i += 1
+        time.sleep(0.05)
+    big.join()
+    assert done and done[0] > 3, done  # the examination really took a while
+    assert set(statuses) == {201}, statuses
+    assert max(latencies) < 1.5, (max(latencies), done)
+    assert index(srv)["/enorme.xml"]["uuid"] == meta["uuid"]
+    assert_protected(srv, s, "enorme.xml", data, meta["uuid"])
