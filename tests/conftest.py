@@ -448,6 +448,60 @@ def pg_database() -> Iterator[str]:
     _pg_drop_database(name, PG_ADMIN_URL)
 
 
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own (initdb in a temporary folder, a free
+    port on 127.0.0.1), for tests that stop or restart the database: the shared
+    one at 127.0.0.1:5432 serves every other test running beside them."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="resguardo-pg-", dir="/tmp"))
+        self.data = self.base / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        # PostgreSQL refuses to run as root: run it as the postgres account then.
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.base, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as, str(self.bindir / tool), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c full_page_writes=off")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                  str(self.base / "log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own that it may stop and start
+    (:class:`PrivatePostgres`); skips when PostgreSQL's programs are not installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL's programs (initdb, pg_ctl) are not installed")
+    pg = PrivatePostgres(found[-1].parent)
+    try:
+        yield pg
+    finally:
+        pg.close()
+
+
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis (RESGUARDO_TEST_REDIS_URL); skips when it does not answer."""
