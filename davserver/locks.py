@@ -469,6 +469,21 @@ class RedisLockStorage:
     def __repr__(self) -> str:
         return "RedisLockStorage"
 
+    def persistence(self) -> tuple[bool | None, str]:
+        """Whether the locks survive a restart of Redis: (True, how) with RDB
+        snapshots or an append-only file, (False, why) with neither, (None,
+        why) when Redis will not say (CONFIG disabled, as on many managed
+        services) or cannot be reached."""
+        try:
+            save = str(self.client.config_get("save").get("save", "")).strip()
+            aof = str(self.client.config_get("appendonly").get("appendonly", "no")).strip()
+        except self._redis_errors as exc:
+            return None, f"CONFIG GET refused or Redis unreachable ({exc})"
+        ways = ([f"RDB save '{save}'"] if save else []) + (["appendonly"] if aof == "yes" else [])
+        if ways:
+            return True, " and ".join(ways)
+        return False, "save '' and appendonly no"
+
     def _key(self, token: str) -> str:
         return domain.redis_key(self.prefix, token)
 
@@ -813,3 +828,42 @@ class LockPlaceholders(BaseMiddleware):
                 if pm is not None:
                     pm.remove_properties(ph.lock_root)
         return removed
+
+
+class LockStoreNotDurable(Exception):
+    """``[locks] redis_persistence = "require"`` and Redis would lose the locks."""
+
+
+def check_lock_persistence(settings: Settings) -> None:
+    """At start-up, with ``[locks] backend = "redis"``: say loudly in the log
+    when a Redis restart would drop every WebDAV lock (a PUT without the old
+    token would then succeed while Office still believes it holds the lock),
+    or when Redis does not let us tell. Raises LockStoreNotDurable instead
+    with ``redis_persistence = "require"``."""
+    lk = settings.locks
+    if lk.backend != "redis":
+        return
+    storage = RedisLockStorage(lk.redis_url, settings.redis_password, lk.key_prefix,
+                               limits=domain.LockLimits.of(settings))
+    durable, how = storage.persistence()
+    if durable:
+        log.info("locks: Redis keeps them across restarts (%s)", how)
+        return
+    message = ("locks: Redis at %s %s: every WebDAV lock is LOST when Redis restarts, "
+               "silently (Office keeps believing it holds its lock). Turn on appendonly "
+               "(appendfsync everysec) or RDB snapshots; see docs/deploy.md"
+               % (_redacted(lk.redis_url),
+                  f"has no persistence ({how})" if durable is False
+                  else f"cannot tell whether it persists: {how}"))
+    if lk.redis_persistence == "require":
+        raise LockStoreNotDurable(message)
+    log.warning(message)
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

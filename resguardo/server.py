@@ -15,6 +15,7 @@ from cheroot import wsgi
 from cheroot.server import HTTPConnection, HTTPRequest
 
 from davserver.app import make_app
+from davserver.locks import LockStoreNotDurable, check_lock_persistence
 from portal import create_app
 from resguardo.api import make_api
 from resguardo.front import FrontLimits, FrontManager
@@ -229,6 +230,12 @@ def serve(settings: Settings, only: str | None = None) -> int:
     for drift in storage.recover_after_crash(settings, db):
         print(f"Recuperación: espacio {drift.space} recontado "
               f"({drift.bytes:+d} bytes, {drift.files:+d} archivos)", flush=True)
+    if only != "portal":
+        try:
+            check_lock_persistence(settings)
+        except LockStoreNotDurable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     (settings.data_path / "spaces").mkdir(exist_ok=True)
     diskspace.keep_ballast(settings)
     diskspace.warn_if_low(diskspace.state(settings), force=True)

@@ -133,6 +133,10 @@ class LockSettings:
     max_owner_bytes: int = _f(
         1024, "Largest <owner> a LOCK may carry, in bytes (it is sent back on every PROPFIND)."
     )
+    redis_persistence: str = _f(
+        "warn", "With backend = 'redis', checked at start-up: 'warn' logs loudly when Redis "
+        "would lose every lock on a restart (no RDB 'save' and no appendonly) or does not let "
+        "us ask (CONFIG refused); 'require' refuses to start then.")
     max_per_user: int = _f(100, "Live locks one user may hold in a space.")
     max_per_space: int = _f(1000, "Live locks a space may hold, all its users together.")
 
@@ -544,6 +548,8 @@ def _validate(settings: Settings, source: str) -> None:
                           "ser negativos")
     if settings.locks.backend not in ("database", "redis"):
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
+    if settings.locks.redis_persistence not in ("warn", "require"):
+        raise ConfigError(f"{source}: locks.redis_persistence debe ser 'warn' o 'require'")
     try:
         (settings.storage.min_free_bytes, settings.storage.warn_free_bytes,  # noqa: B018
          settings.storage.ballast_bytes)
