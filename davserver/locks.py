@@ -849,12 +849,12 @@ def check_lock_persistence(settings: Settings) -> None:
     if durable:
         log.info("locks: Redis keeps them across restarts (%s)", how)
         return
-    message = ("locks: Redis at %s %s: every WebDAV lock is LOST when Redis restarts, "
-               "silently (Office keeps believing it holds its lock). Turn on appendonly "
-               "(appendfsync everysec) or RDB snapshots; see docs/deploy.md"
-               % (_redacted(lk.redis_url),
-                  f"has no persistence ({how})" if durable is False
-                  else f"cannot tell whether it persists: {how}"))
+    state = (f"has no persistence ({how})" if durable is False
+             else f"cannot tell whether it persists: {how}")
+    message = (f"locks: Redis at {_redacted(lk.redis_url)} {state}: every WebDAV lock is "
+               "LOST when Redis restarts, silently (Office keeps believing it holds its "
+               "lock). Turn on appendonly (appendfsync everysec) or RDB snapshots; see "
+               "docs/deploy.md")
     if lk.redis_persistence == "require":
         raise LockStoreNotDurable(message)
     log.warning(message)
