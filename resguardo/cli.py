@@ -329,9 +329,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
         from spaces import retention
 
         if args.action == "hold":
-            retention.place_hold(db, args.space, args.path, args.by, args.reason,
-                                 actor=audit.Actor.cli())
-            print(f"Retención legal sobre {args.space}:{args.path}.")
+            hold = retention.place_hold(db, args.space, args.path, args.by, args.reason,
+                                        actor=audit.Actor.cli(), settings=settings)
+            print(f"Retención legal sobre {args.space}:{hold.path}.")
             return 0
         if args.action == "lift":
             n = retention.lift_hold(db, args.space, args.path, args.by,

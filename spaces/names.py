@@ -154,6 +154,31 @@ def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | No
     return None
 
 
+def resolve_spelling(root: Path, rel: str) -> str | None:
+    """``rel`` (inside ``root``) as the space spells it, for a path a person
+    typed (an operator's legal hold): each name that does not exist exactly is
+    matched to the one entry Windows takes for it (case, accent spelling:
+    :func:`windows_fold`). None when nothing is there, or through a symlink."""
+    cur, out = root, []
+    for part in split_rel(rel):
+        p = cur / part
+        if not os.path.lexists(p):
+            key = windows_fold(part)
+            try:
+                with os.scandir(cur) as it:
+                    found = [e.name for e in it if windows_fold(e.name) == key]
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if len(found) != 1:
+                return None
+            part, p = found[0], cur / found[0]
+        if p.is_symlink():
+            return None
+        out.append(part)
+        cur = p
+    return "/" + "/".join(out)
+
+
 def check_no_twin(folder: Path, name: str, *, besides: Path | None = None) -> None:
     """Raise NameClash (409) if ``folder`` holds a twin of ``name`` (:func:`twin_in`)."""
     twin = twin_in(folder, name, besides=besides)

@@ -148,16 +148,40 @@ def extend_in_session(s: Session, settings: Settings, space_id: int, tier: str) 
     return changed
 
 
+@dataclass(frozen=True)
+class CfdiHoldInfo:
+    """A hold just placed: its id and the path it covers (the space's spelling)."""
+
+    id: int
+    path: str
+
+
 def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = "",
-               *, actor: audit.Actor | None = None) -> int:
+               *, actor: audit.Actor | None = None,
+               settings: Settings | None = None) -> CfdiHoldInfo:
     """Put a legal hold on a document, a folder or ("/") the whole space. The
-    path is normalised like the drive's (NFC; InvalidName for '..').
-    Audited (``hold_placed``) in the same transaction; ``actor`` defaults to ``by``."""
+    path is normalised like the drive's (NFC; InvalidName for '..'). With
+    ``settings`` it is also looked up in the space as an operator types it:
+    a name in another case or accent spelling than the space's is held under
+    the space's spelling (a hold compares paths exactly, so the typed one
+    would cover nothing), and a path that does not exist is refused
+    (NotFound): a hold on nothing protects nothing. Audited (``hold_placed``)
+    in the same transaction; ``actor`` defaults to ``by``."""
+    held = canonical_rel(path)
+    if settings is not None:
+        from spaces.names import resolve_spelling
+        from spaces.storage import space_dir
+
+        found = resolve_spelling(space_dir(settings, space_name.lower()) / "files", held)
+        if found is None:
+            raise NotFound(f"No existe «{held}» en el espacio '{space_name}': una retención "
+                           "legal sobre algo que no existe no protege nada; revise la ruta.")
+        held = found
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name.lower()))
         if space is None:
             raise NotFound(f"No existe el espacio '{space_name}'.")
-        hold = CfdiHold(space_id=space.id, path=canonical_rel(path), reason=reason,
+        hold = CfdiHold(space_id=space.id, path=held, reason=reason,
                         placed_by=by)
         s.add(hold)
         s.flush()
@@ -165,7 +189,7 @@ def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = 
                      actor=actor or audit.Actor(by), space_name=space.name, path=hold.path,
                      detail=reason or None)
         log.info("hold placed: space=%s path=%s by=%s", space_name, hold.path, by)
-        return hold.id
+        return CfdiHoldInfo(hold.id, hold.path)
 
 
 def lift_hold(db: Database, space_name: str, path: str, by: str,

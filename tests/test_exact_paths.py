@@ -110,6 +110,34 @@ def test_a_legal_hold_written_in_another_unicode_spelling_covers_the_document(ma
     assert "levantadas: 1" in srv.cli("retention", "lift", "acme", "/Año").stdout
 
 
+def test_a_legal_hold_typed_in_another_case_covers_the_document_and_one_on_nothing_is_refused(
+        make_server):
+    """An operator types the path of a court order as Windows shows it to
+    them, whatever its case: the hold must land on the folder the space has
+    (it landed on a path that did not exist, covered nothing, and the CLI said
+    "Retención legal" all the same; the document was deletable). A hold on a
+    path that does not exist at all is refused: it would protect nothing."""
+    srv, s = setup(make_server)
+    one, _ = stamped_bytes(3)
+    two, _ = stamped_bytes(4)
+    assert s.request("MKCOL", srv.dav("acme", "Legal/")).status_code == 201
+    assert s.put(srv.dav("acme", "Legal/contrato.xml"), data=one).status_code == 201
+    assert s.put(srv.dav("acme", "Legal/anexo.xml"), data=two).status_code == 201
+    out = srv.cli("retention", "hold", "acme", "/legal/CONTRATO.XML").stdout
+    assert "/Legal/contrato.xml" in out, out
+    srv.cli("retention", "sweep", "--now", "2045-01-01")  # periods over: only holds keep
+    assert s.delete(srv.dav("acme", "Legal/contrato.xml")).status_code == 403
+    assert s.delete(srv.dav("acme", "Legal/anexo.xml")).status_code == 204
+    assert s.put(srv.dav("acme", "Legal/anexo.xml"), data=two).status_code == 201
+    out = srv.cli("retention", "hold", "acme", "/LEGAL").stdout
+    assert "/Legal" in out and "/LEGAL" not in out, out
+    srv.cli("retention", "sweep", "--now", "2045-01-01")
+    assert s.delete(srv.dav("acme", "Legal/anexo.xml")).status_code == 403
+    p = srv.cli("retention", "hold", "acme", "/no-existe/acta.xml", check=False)
+    assert p.returncode == 1 and "No existe" in p.stderr and "Traceback" not in p.stderr, p
+    assert s.get(srv.dav("acme", "Legal/contrato.xml")).content == one
+
+
 def test_a_lock_holds_against_every_spelling_of_the_path(make_server):
     """One file, many spellings: the space's name in any case, the name in NFC
     or NFD. A lock taken through one spelling holds against writes through
