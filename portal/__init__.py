@@ -21,7 +21,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from spaces import plans, rfc_claims
+from spaces import formats, rfc_claims
 from spaces.db import Database, open_database
 from spaces.mail import Mailer
 from spaces.payments import make_gateway
@@ -120,10 +120,21 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     def _globals() -> dict[str, Any]:
         from portal.web import current_account, current_member
 
+        lang = _select_locale()
+        zone = settings.portal.zone()
         return {"current_account": current_account(), "current_member": current_member(),
-                "mxn": plans.format_mxn, "fmt_bytes": plans.format_bytes,
-                "pct": lambda d: format(d.normalize(), "f"),
-                "locale": _select_locale()}
+                # One formatter (spaces.formats), the page's language: es-MX or English.
+                "mxn": lambda v: formats.mxn(v, lang),
+                "fmt_bytes": lambda n: formats.size(n, lang),
+                "fmt_free": lambda n: formats.free_bytes(n, lang),
+                "pct": lambda d: formats.rate(d, lang),
+                "pct1": lambda d: formats.percent(d, lang),
+                "num": lambda v: formats.number(v, lang),
+                "fecha": lambda d: formats.day(d, lang, zone),
+                "fechahora": lambda dt, seconds=False: formats.moment(dt, lang, zone,
+                                                                     seconds=seconds),
+                "locale": lang, "html_lang": formats.HTML_LANG[lang],
+                "contact": settings.portal}
 
     @app.after_request
     def _headers(resp: Any) -> Any:

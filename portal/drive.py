@@ -30,7 +30,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -316,7 +316,7 @@ def list_folder(files: SpaceFiles, rel: str) -> list[Row]:
     if e is None or not e.is_dir:
         raise NotFound(_("La carpeta no existe."))
     rows = [Row(name, join(rel, name), stat.S_ISDIR(st.st_mode), st.st_size,
-                datetime.fromtimestamp(st.st_mtime)) for name, st in files.list_dir(p)]
+                datetime.fromtimestamp(st.st_mtime, UTC)) for name, st in files.list_dir(p)]
     rows.sort(key=lambda r: (not r.is_dir, r.name.casefold()))
     return rows
 
@@ -929,7 +929,7 @@ def _versions_page(w: Who, rel: str, status: int = 200) -> Any:
     items = versions.list_versions(w.files, rel)
     return render_template("drive/versions.html", who=w, space=w.space, rel=rel, name=p.name,
                            current=e, items=items, parent=parent_of(rel),
-                           fromtimestamp=datetime.fromtimestamp), status
+                           fromtimestamp=lambda t: datetime.fromtimestamp(t, UTC)), status
 
 
 @bp.get("/<name>/versiones")

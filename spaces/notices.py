@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from spaces import formats
 from spaces.mail import Attachment, Mail
 from spaces.plans import format_bytes
 
@@ -102,7 +103,7 @@ def access_data(to: str, *, space: str, tier: str, quota_bytes: int, drive_url: 
                 changed: bool = False) -> Mail:
     """The access data of a space: name, drive URL, user and a set-password link
     (never a password). ``changed``: an existing space got a new tier or period."""
-    until = (f"Pagado hasta: {paid_until:%d/%m/%Y}\n" if paid_until
+    until = (f"Pagado hasta: {formats.day(paid_until)}\n" if paid_until
              else "Vigencia: sin vencimiento (plan gratuito)\n")
     opening = ("Recibimos su pago: su espacio ya tiene el plan nuevo. Sus archivos y "
                "usuarios no cambiaron." if changed else "Su espacio de Resguardo está listo.")
@@ -122,7 +123,7 @@ def access_data(to: str, *, space: str, tier: str, quota_bytes: int, drive_url: 
 
 def plan_changed(to: str, *, space: str, tier: str, quota_bytes: int, drive_url: str,
                  paid_until: date | None) -> Mail:
-    until = f"{paid_until:%d/%m/%Y}" if paid_until else "sin vencimiento"
+    until = f"{formats.day(paid_until)}" if paid_until else "sin vencimiento"
     return Mail(to, f"Su espacio {space} ahora tiene el plan {tier}", (
         f"Recibimos su pago. El espacio {space} tiene ahora el plan {tier} "
         f"({format_bytes(quota_bytes)}), pagado hasta el {until}.\n\n"
@@ -142,7 +143,7 @@ def renewal_reminder(to: str, *, space: str, tier: str, paid_until: date, days: 
                      renew_link: str) -> Mail:
     when = "mañana" if days == 1 else f"en {days} días"
     return Mail(to, f"Su espacio {space} vence {when}", (
-        f"Su espacio {space} (plan {tier}) está pagado hasta el {paid_until:%d/%m/%Y}, "
+        f"Su espacio {space} (plan {tier}) está pagado hasta el {formats.day(paid_until)}, "
         f"es decir, vence {when}.\n\nRenueve en {renew_link} para seguir guardando "
         "archivos sin interrupción. Si no renueva, después del periodo de gracia el "
         "espacio quedará en solo lectura: podrá ver y descargar todo, nada se borra."
@@ -151,7 +152,7 @@ def renewal_reminder(to: str, *, space: str, tier: str, paid_until: date, days: 
 
 def space_read_only(to: str, *, space: str, paid_until: date, renew_link: str) -> Mail:
     return Mail(to, f"Su espacio {space} quedó en solo lectura", (
-        f"El espacio {space} venció el {paid_until:%d/%m/%Y} y terminó el periodo de "
+        f"El espacio {space} venció el {formats.day(paid_until)} y terminó el periodo de "
         "gracia, así que quedó en solo lectura: puede abrir y descargar sus archivos, "
         f"pero no guardar nuevos. No se borró nada.\n\nRenueve en {renew_link} y el "
         "espacio vuelve a funcionar al instante." + SIGNATURE))

@@ -81,16 +81,11 @@ def list_tiers(settings: Settings) -> list[Tier]:
 
 
 def format_bytes(n: int) -> str:
-    """Human size in binary units with Spanish decimals: '1,5 GB' (1 GB = 2**30 bytes)."""
-    value = float(n)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
-            if unit == "bytes":
-                return f"{int(value)} bytes"
-            text = f"{value:.2f}".rstrip("0").rstrip(".")
-            return f"{text.replace('.', ',')} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Human size in binary units, Mexican Spanish: '1.5 GB' (1 GB = 2**30 bytes).
+    The one rule is :func:`spaces.formats.size`."""
+    from spaces import formats
+
+    return formats.size(n)
 
 
 # -- periods and prices (MXN, Decimal, IVA) -----------------------------------------
@@ -121,8 +116,10 @@ def from_cents(cents: int) -> Decimal:
 
 
 def format_mxn(value: Decimal) -> str:
-    """'$1,234.50': pesos as Mexican receipts print them (comma thousands, dot cents)."""
-    return f"${money(value):,.2f}"
+    """'$1,234.50': pesos as Mexican receipts print them (see :mod:`spaces.formats`)."""
+    from spaces import formats
+
+    return formats.mxn(value)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from spaces import audit, metrics, plans
+from spaces import audit, formats, metrics, plans
 from spaces.db import Database, affected, below, below_params, path_move_params, path_mover
 from spaces.errors import Forbidden, NotFound, SpaceError
 from spaces.models import CfdiDocument, CfdiHold, Space
@@ -60,7 +60,7 @@ class Protection:
         if self.held:
             why = "está bajo retención legal"
         elif self.until is not None:
-            why = f"está resguardado hasta el {self.until:%d/%m/%Y}"
+            why = f"está resguardado hasta el {formats.day(self.until)}"
         else:
             why = "está resguardado"
         return (f"{what} ({self.path}) {why}: no se puede borrar, sobrescribir ni sacar del "
@@ -334,7 +334,7 @@ def _notice(settings: Settings, to: str, space: str, docs: list[CfdiDocument], w
         "",
         ("AVISO FINAL: " if final else "")
         + f"el periodo de resguardo de {len(docs)} CFDI de su espacio «{space}» termina y "
-        f"se eliminarán a partir del {when:%d/%m/%Y}.",
+        f"se eliminarán a partir del {formats.day(when)}.",
         "",
         "Si necesita conservarlos, descárguelos antes de esa fecha desde el portal "
         f"({base}/espacios/{space}/cfdi) o desde su unidad de red, o pida una retención legal.",

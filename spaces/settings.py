@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: One "G" of a tier is a gibibyte: 2**30 bytes, the unit Windows Explorer
 #: uses when it shows "1 GB", so the customer sees what the plan promises.
@@ -269,6 +270,23 @@ class PortalSettings:
     )
     login_window_seconds: int = _f(300, "Window in which bad portal passwords are counted.")
     max_login_block_seconds: int = _f(60, "Longest pause after repeated bad portal passwords.")
+    timezone: str = _f(
+        "America/Mexico_City", "IANA time zone in which the portal, e-mails and status files "
+        "show times (always with the zone's abbreviation).")
+    contact_email: str = _f(
+        "", "Where customers write to (shown on the landing page, errors and the footer); "
+        "empty: no address is shown.")
+    contact_phone: str = _f("", "Customer phone shown beside the contact address (optional).")
+    operator_name: str = _f(
+        "", "Who runs this service (company or person), shown on the landing page and in "
+        "the footer; empty: not shown.")
+
+    def zone(self) -> ZoneInfo:
+        """The configured time zone; ValueError if it is not an IANA name."""
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(self.timezone) from None
 
 
 @dataclass
@@ -573,6 +591,11 @@ def _validate(settings: Settings, source: str) -> None:
     if settings.billing.gateway not in ("sandbox",):
         raise ConfigError(f"{source}: billing.gateway no reconocido: "
                           f"{settings.billing.gateway!r} (disponibles: 'sandbox')")
+    try:
+        settings.portal.zone()
+    except ValueError:
+        raise ConfigError(f"{source}: portal.timezone no es una zona horaria IANA: "
+                          f"{settings.portal.timezone!r}") from None
     _validate_invoicing(settings, source)
     b = settings.billing
     for key in ("iva_rate", "discount_monthly", "discount_bimonthly", "discount_quarterly",

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 
+from spaces import formats
 from spaces.db import Database, affected, path_move_params, path_mover
 from spaces.errors import Forbidden, InvalidName, NotFound, SpaceError
 from spaces.models import ShareLink, Space, utcnow
@@ -177,7 +178,7 @@ def open_link(db: Database, token: str) -> Opened:
     if info.gone_at is not None:
         raise Gone(GONE_OBJECT)
     if info.expires_at <= utcnow():
-        raise Gone(f"Este enlace venció el {info.expires_at:%d/%m/%Y a las %H:%M} (UTC).")
+        raise Gone(f"Este enlace venció el {formats.moment(info.expires_at)}.")
     if not on or status == "suspended":
         raise Gone("Este espacio ya no permite abrir enlaces compartidos.")
     return Opened(info, name, status, pw)

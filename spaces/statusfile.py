@@ -10,7 +10,9 @@ break a sync (``rclone sync`` would exit 1 and ``rclone check`` list it).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+from spaces import formats
 from spaces.listings import OversizedFolder
 from spaces.plans import format_bytes
 from spaces.quota import Usage
@@ -42,14 +44,15 @@ def shown_to(user_agent: str | None) -> bool:
 
 def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
            cfdi_count: int | None = None,
-           oversized: list[OversizedFolder] | None = None) -> str:
+           oversized: list[OversizedFolder] | None = None,
+           zone: ZoneInfo | None = None) -> str:
     """The file's text (Spanish, Windows line endings so Notepad shows it well):
     the plan (current files only) and, apart, the reserve for the trash and
     earlier versions; the folders Explorer would show empty, if any."""
     now = now or datetime.now(UTC)
     lines = [
         f"Resguardo — estado del espacio «{space.name}»",
-        f"Consultado: {now:%Y-%m-%d %H:%M} UTC",
+        f"Consultado: {formats.moment(now, zone=zone)}",
         "",
         f"Plan: {space.tier}",
         f"Estado: {_STATUS_ES.get(space.status, space.status)}",
@@ -58,11 +61,10 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
         lines.append("Uso: no disponible en este momento.")
     else:
         pct = (100 * usage.used_bytes / usage.quota_bytes) if usage.quota_bytes else 0
-        pct_text = f"{pct:.1f}".replace(".", ",")
         lines += [
             f"Espacio usado: {format_bytes(usage.used_bytes)} de "
-            f"{format_bytes(usage.quota_bytes)} ({pct_text} %)",
-            f"Espacio disponible: {format_bytes(usage.available_bytes)}",
+            f"{format_bytes(usage.quota_bytes)} ({formats.percent(pct)})",
+            f"Espacio disponible: {formats.free_bytes(usage.available_bytes)}",
             f"Archivos y carpetas: {usage.used_files}",
             f"Papelera y versiones: {format_bytes(usage.held_bytes)} de "
             f"{format_bytes(usage.reserve_bytes)} de reserva; lo más antiguo se elimina solo.",
@@ -72,7 +74,7 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
                          "guardar. Lo que borra deja de contar al instante.")
     if cfdi_count is not None:
         lines.append(f"CFDI en resguardo: {cfdi_count}")
-    paid = space.paid_until.strftime("%Y-%m-%d") if space.paid_until else "sin vencimiento"
+    paid = formats.day(space.paid_until) if space.paid_until else "sin vencimiento"
     lines.append(f"Pagado hasta: {paid}")
     if oversized:
         lines += ["", "ATENCIÓN: con su configuración original, el Explorador de Windows muestra "

@@ -3,6 +3,7 @@ received by a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -159,13 +160,13 @@ def test_plans_page_shows_the_breakdown_line_by_line(portal):
     b.get("/planes?tier=4G&period=monthly")
     html = b.text
     for row in ('Servicio "@spacio 4G por un mes"</td><td class="num">$65.00',
-                'Descuento (0%)</td><td class="num">$0.00',
+                'Descuento (0 %)</td><td class="num">$0.00',
                 'Subtotal</td><td class="num">$65.00',
                 'Impuesto(s)</td><td class="num">$10.40',
                 'Total</th><th class="num" data-total>$75.40 MXN'):
         assert row in html, row
     b.get("/planes?tier=4G&period=annual")
-    assert "Descuento (15%)" in b.text and "$769.08" in b.text
+    assert "Descuento (15 %)" in b.text and "$769.08" in b.text
 
 
 # -- accounts -----------------------------------------------------------------------------
@@ -701,9 +702,9 @@ def test_operator_created_by_the_cli_sees_everything_and_customers_get_404(porta
 def test_spanish_by_default_even_for_english_browsers_and_english_on_request(portal):
     b = portal.browser()
     b.get("/planes", headers={"Accept-Language": "en-US,en;q=0.9"})
-    assert "Actualizar modalidad" in b.text and 'lang="es"' in b.text
+    assert "Actualizar modalidad" in b.text and 'lang="es-MX"' in b.text
     b.get("/idioma/en?next=/planes", follow_redirects=True)
-    assert 'lang="en"' in b.text and "Upgrade plan" in b.text and "Add to cart" in b.text
+    assert 'lang="en-US"' in b.text and "Upgrade plan" in b.text and "Add to cart" in b.text
     b.get("/idioma/es?next=/planes", follow_redirects=True)
     assert "Agregar al carrito" in b.text
     assert b.get("/idioma/en?next=//evil.example").headers["Location"] == "/"
@@ -755,3 +756,21 @@ def test_domain_modules_import_neither_flask_nor_wsgidav():
     assert out == "False False"
 
 
+
+
+def test_usage_dates_and_times_are_es_mx_in_mexico_city_and_english_in_english(portal):
+    from spaces import formats
+
+    b = sign_up(portal)
+    ref = buy(portal, b)
+    until = plans.add_months(date.today(), 1)
+    b.get("/espacios/despacho/")
+    assert "0 bytes de 4 GB usados (0.0 %); 4 GB libres" in b.text
+    assert f"Pagado hasta: <strong>{formats.day(until)}</strong>" in b.text
+    b.get(f"/pedidos/{ref}/recibo")
+    paid = re.search(r"Fecha de pago: ([^<]+)<", b.text).group(1).strip()
+    assert re.fullmatch(r"\d{1,2} [a-z]{3,4} \d{4}, \d{2}:\d{2} CST", paid), paid
+    assert "(0 %)" in b.text and "$75.40" in b.text
+    b.get("/idioma/en?next=/espacios/despacho/", follow_redirects=True)
+    assert "0 bytes of 4 GB used (0.0%); 4 GB free" in b.text
+    assert formats.day(until, "en") in b.text

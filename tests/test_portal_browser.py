@@ -94,7 +94,7 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     page.check("input[name=naming][value=username]")
     page.click("#ver-precio")
     breakdown = page.locator("table.breakdown")
-    for expected in ('Servicio "@spacio 4G por un mes"', "$65.00", "Descuento (0%)", "$0.00",
+    for expected in ('Servicio "@spacio 4G por un mes"', "$65.00", "Descuento (0 %)", "$0.00",
                      "Subtotal", "Impuesto(s)", "$10.40", "Total", "$75.40"):
         expect(breakdown).to_contain_text(expected)
     page.click("#agregar")

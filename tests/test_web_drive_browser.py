@@ -6,6 +6,7 @@ version. Skipped without chromium unless RESGUARDO_REQUIRE_BROWSER=1."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import requests
@@ -120,3 +121,24 @@ def test_a_reader_sees_no_upload_zone_and_an_over_quota_file_is_refused_in_spani
     expect(page2.locator("#subidas")).to_contain_text("Sin espacio: Espacio insuficiente en 'acme'")
     assert not (srv.files_root("acme") / "grande.bin").exists()
     assert srv.show("acme")["used_bytes"] == 0
+
+
+def test_upload_list_and_table_show_sizes_alike_in_es_mx_and_free_room_rounds_down(
+        make_server, browser, tmp_path):  # noqa: F811 - the fixture
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="editor")
+    page = browser.new_page(locale="en-US")  # the page's language decides, not the browser's
+    page.set_default_timeout(30_000)
+    _login(page, srv, "acme", "ana", "secreto-ana-1")
+    f = tmp_path / "balanza.xlsx"
+    f.write_bytes(os.urandom(600_147))
+    page.set_input_files("#archivos", str(f))
+    # The browser script's figure, while the upload runs...
+    expect(page.locator("#subidas")).to_contain_text("balanza.xlsx (586.1 KB)")
+    page.wait_for_selector('tr[data-name="balanza.xlsx"]')  # ...and the server's after the reload
+    expect(page.locator('tr[data-name="balanza.xlsx"] td.num')).to_have_text("586.1 KB")
+    # 4 GB - 586.1 KB is 3.9994 GB: shown as 3.9 GB free, never as the whole 4 GB.
+    expect(page.locator("#uso")).to_contain_text("586.1 KB de 4 GB usados; 3.9 GB libres.")
+    when = page.locator('tr[data-name="balanza.xlsx"] td.when').inner_text()
+    assert re.fullmatch(r"\d{1,2} [a-z]{3,4} \d{4}, \d{2}:\d{2} CST", when), when

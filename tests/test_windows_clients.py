@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 import requests
 
+from spaces import formats
 from spaces.plans import format_bytes
 from spaces.statusfile import READ_ONLY_MESSAGE, STATUS_FILE_NAME
 
@@ -520,7 +521,7 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     after = s.get(status_url).content.decode("utf-8")
     assert after != before
     assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in after
-    assert f"Espacio disponible: {format_bytes(quota_bytes - size)}" in after
+    assert f"Espacio disponible: {formats.free_bytes(quota_bytes - size)}" in after
     assert "Plan: T1M" in after
     assert "Papelera y versiones: 0 bytes de 256 MB de reserva" in after
 

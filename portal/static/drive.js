@@ -38,12 +38,23 @@
   var busy = false;
   var failures = 0;
 
-  function humanBytes(n) {
-    var units = ["bytes", "KB", "MB", "GB", "TB"];
-    var i = 0;
-    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return (i === 0 ? n : n.toFixed(1)) + " " + units[i];
+  // The server's rules (spaces/formats.py): binary units, at most one decimal,
+  // half up, the page's locale (es-MX: "586.1 KB", "1,024 bytes" never shown);
+  // free room rounded down so it never looks larger than it is.
+  var lang = document.documentElement.lang || "es-MX";
+  var oneDecimal = new Intl.NumberFormat(lang, { maximumFractionDigits: 1 });
+  var percent = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
+  var pctSuffix = lang.indexOf("es") === 0 ? " %" : "%";
+  function humanBytes(n, down) {
+    var units = ["KB", "MB", "GB", "TB"];
+    if (n < 1024) { return n + " bytes"; }
+    var i = -1;
+    while (i < units.length - 1 && (i < 0 || n >= 1024)) { n /= 1024; i++; }
+    var tenths = down ? Math.floor(n * 10 + 1e-9) / 10 : Math.round(n * 10) / 10;
+    if (!down && tenths >= 1024 && i < units.length - 1) { tenths = Math.round(tenths / 102.4) / 10; i++; }
+    return oneDecimal.format(tenths) + " " + units[i];
   }
+  function humanPercent(p) { return percent.format(p) + pctSuffix; }
 
   function row(file) {
     var li = document.createElement("li");
@@ -53,7 +64,7 @@
     bar.max = 100; bar.value = 0;
     var msg = document.createElement("span");
     msg.className = "msg";
-    msg.textContent = "0 %";
+    msg.textContent = humanPercent(0);
     li.appendChild(name); li.appendChild(bar); li.appendChild(msg);
     list.appendChild(li);
     return { li: li, bar: bar, msg: msg };
@@ -79,7 +90,7 @@
     var free = available();
     if (free !== null && !replaces && file.size > free) {
       fail(ui, zone.getAttribute("data-msg-space") + ": " +
-        zone.getAttribute("data-msg-nospace").replace("{free}", humanBytes(free)));
+        zone.getAttribute("data-msg-nospace").replace("{free}", humanBytes(free, true)));
       busy = false; next(); return;
     }
     var xhr = new XMLHttpRequest();
@@ -91,7 +102,7 @@
       if (ev.lengthComputable && ev.total > 0) {
         var pct = Math.floor(100 * ev.loaded / ev.total);
         ui.bar.value = Math.min(pct, 99);
-        ui.msg.textContent = Math.min(pct, 99) + " %";
+        ui.msg.textContent = humanPercent(Math.min(pct, 99));
       }
     };
     xhr.onload = function () {
@@ -99,7 +110,7 @@
       try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
       if (xhr.status === 200 || xhr.status === 201) {
         ui.bar.value = 100;
-        ui.msg.textContent = "100 % — " + zone.getAttribute("data-msg-done");
+        ui.msg.textContent = humanPercent(100) + " — " + zone.getAttribute("data-msg-done");
         ui.li.setAttribute("data-done", "1");
         var left = available();
         if (left !== null && !replaces) {
