@@ -14,12 +14,14 @@ import hashlib
 import hmac
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask, g, has_request_context, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from spaces import formats, rfc_claims
 from spaces.db import Database, open_database
@@ -51,6 +53,7 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def create_app(settings: Settings, db: Database | None = None) -> Flask:
+    from portal.forms import PERIOD_SPANS
     from portal.web import PortalState
 
     app = Flask(__name__)
@@ -134,7 +137,9 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
                 "fechahora": lambda dt, seconds=False: formats.moment(dt, lang, zone,
                                                                      seconds=seconds),
                 "locale": lang, "html_lang": formats.HTML_LANG[lang],
-                "contact": settings.portal}
+                "contact": settings.portal,
+                "iva_percent": Decimal(settings.billing.iva_rate) * 100,
+                "period_spans": PERIOD_SPANS}
 
     @app.after_request
     def _headers(resp: Any) -> Any:
@@ -150,25 +155,25 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> Any:
-        return render_template("error.html", code=400,
-                               message="csrf"), 400
+        return render_template("error.html", code=400, message="csrf"), 400
 
-    @app.errorhandler(403)
-    @app.errorhandler(413)
-    def _refused(exc: Any) -> Any:
-        # The view's own Spanish sentence (abort(403, "...")), on the portal's page.
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        """Every HTTP error on the portal's own Spanish (or English) page, with the
+        view's own sentence when it gave one (abort(403, "...")); a 405 keeps its
+        Allow header and a 429 its Retry-After."""
+        code = exc.code or 500
         own = exc.description if exc.description != type(exc).description else None
-        return render_template("error.html", code=exc.code, message="refused",
-                               detail=own), exc.code
-
-    @app.errorhandler(404)
-    def _not_found(exc: Any) -> Any:
-        return render_template("error.html", code=404, message="404"), 404
+        resp = app.make_response((render_template("error.html", code=code, detail=own), code))
+        for name, value in exc.get_headers():
+            if name.lower() in ("allow", "retry-after", "www-authenticate"):
+                resp.headers[name] = value
+        return resp
 
     @app.errorhandler(500)
     def _server_error(exc: Any) -> Any:
         log.exception("portal error on %s %s", request.method, request.path)
-        return render_template("error.html", code=500, message="500"), 500
+        return render_template("error.html", code=500), 500
 
     @app.teardown_request
     def _teardown(exc: BaseException | None) -> None:

@@ -3,6 +3,7 @@ of password and e-mail, drive users' set-password links and portal login."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
@@ -30,26 +31,58 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts, rfc_claims, throttle
+from spaces import accounts, rfc_claims, service, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
 
 
+def domain_errors(form: Any, checks: dict[str, Callable[[str], object]]) -> bool:
+    """Run each field's own rule from :mod:`spaces` on every field WTForms found no
+    fault with, and put what it says beside that field, so that a submit shows
+    every error at once. True when no field has an error."""
+    ok = True
+    for name, check in checks.items():
+        field = getattr(form, name)
+        field.errors = list(field.errors)
+        if not field.errors:
+            try:
+                check(field.data or "")
+            except SpaceError as exc:
+                field.errors.append(str(exc))
+        ok = ok and not field.errors
+    return ok
+
+
 @bp.route("/cuenta/registro", methods=["GET", "POST"])
 def signup() -> Any:
     form = SignUpForm()
-    if form.validate_on_submit():
-        st = state()
-        try:
-            accounts.sign_up(st.settings, st.db, st.mailer, links(), form.username.data or "",
-                             form.email.data or "", form.password.data or "",
-                             form.rfc.data or "")
-        except SpaceError as exc:
-            flash(str(exc), "error")
-        else:
-            return render_template("account/check_email.html", email=form.email.data)
+    if form.is_submitted():
+        valid = form.validate()
+        if domain_errors(form, {"username": accounts.normalize_account_username,
+                                "email": accounts.normalize_email,
+                                "password": service.check_password,
+                                "rfc": accounts.normalize_rfc}) and valid:
+            st = state()
+            try:
+                accounts.sign_up(st.settings, st.db, st.mailer, links(),
+                                 form.username.data or "", form.email.data or "",
+                                 form.password.data or "", form.rfc.data or "")
+            except SpaceError as exc:
+                flash(str(exc), "error")
+            else:
+                session["check_email"] = [form.email.data or "", False]
+                return redirect(url_for("account.check_email"))
     return render_template("account/signup.html", form=form)
+
+
+@bp.get("/cuenta/revise-su-correo")
+def check_email() -> Any:
+    """Where a sign-up or a reset request lands (redirect after POST)."""
+    held = session.get("check_email")
+    if not isinstance(held, list) or len(held) != 2:
+        return redirect(url_for("public.home"))
+    return render_template("account/check_email.html", email=str(held[0]), reset=bool(held[1]))
 
 
 @bp.route("/cuenta/confirmar/<token>", methods=["GET", "POST"])
@@ -115,7 +148,8 @@ def forgot() -> Any:
         accounts.request_password_reset(st.settings, st.db, st.mailer, links(),
                                         form.email.data or "")
         # The same answer whether or not the address has an account.
-        return render_template("account/check_email.html", email=form.email.data, reset=True)
+        session["check_email"] = [form.email.data or "", True]
+        return redirect(url_for("account.check_email"))
     return render_template("account/forgot.html", form=form)
 
 

@@ -28,6 +28,15 @@ PERIOD_LABELS = {
     "annual": _l("Anual"),
 }
 
+#: "Plan 4G por un mes": how long a line of a cart or a receipt lasts.
+PERIOD_SPANS = {
+    "monthly": _l("un mes"),
+    "bimonthly": _l("dos meses"),
+    "quarterly": _l("tres meses"),
+    "semiannual": _l("seis meses"),
+    "annual": _l("un año"),
+}
+
 _pw = [DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)]
 
 

@@ -46,6 +46,7 @@ def _tier_choices() -> list[tuple[str, str]]:
 @bp.post("/espacio-gratis")
 @login_required
 def claim_free() -> Any:
+    """Create the free space, then redirect (a reload never posts again)."""
     st = state()
     account = current_account()
     assert account is not None
@@ -53,26 +54,81 @@ def claim_free() -> Any:
     if not form.validate_on_submit():
         abort(400)
     try:
-        space = accounts.claim_free_space(st.settings, st.db, st.mailer, links(), account.id)
+        accounts.claim_free_space(st.settings, st.db, st.mailer, links(), account.id)
     except SpaceError as exc:
         flash(str(exc), "error")
+        return redirect(url_for("public.home"))
+    return redirect(url_for("shop.free_ready"))
+
+
+@bp.get("/espacio-gratis")
+@login_required
+def free_ready() -> Any:
+    """The free space's drive address: after creating it, and on every reload."""
+    st = state()
+    account = current_account()
+    assert account is not None
+    free = plans.free_tier(st.settings).name
+    space = next((sp for sp in accounts.owned_spaces(st.db, account.id) if sp.tier == free),
+                 None)
+    if space is None:
         return redirect(url_for("public.home"))
     return render_template("shop/free_ready.html", space=space,
                            drive_url=links().drive(space.name))
 
 
-@bp.route("/planes", methods=["GET", "POST"])
-def plans_page() -> Any:
-    """Tiers, periods and the breakdown of the chosen one; POST adds it to the cart.
-    Works without JavaScript: "Ver precio" re-renders with the chosen options."""
+def _selection(form: BuyForm) -> tuple[str, str, str]:
+    tier = form.tier.data or form.tier.choices[0][0]
+    period = form.period.data if form.period.data in plans.PERIODS else "monthly"
+    naming = form.naming.data if form.naming.data in billing.NAMINGS else "username"
+    return tier, period, naming
+
+
+def _preview(tier: str, period: str, naming: str) -> dict[str, Any]:
+    """The breakdown of a selection as "Agregar al carrito" would add it: for a
+    logged-in account with the space's name, the action and any credit for the
+    unused days of its current plan; else the catalogue's price."""
     st = state()
+    account = current_account()
+    line, problem = None, None
+    try:
+        if account is not None:
+            line = billing.preview(st.settings, st.db, account.id, tier, period, naming)
+            q = line.quote
+        else:
+            q = plans.quote(st.settings, tier, period)
+    except SpaceError as exc:
+        problem = str(exc)
+        try:
+            q = plans.quote(st.settings, tier, period)
+        except SpaceError:
+            q = plans.quote(st.settings, plans.saleable_tiers(st.settings)[0].name, "monthly")
+    return {"quote": q, "line": line, "problem": problem}
+
+
+def _buy_form() -> BuyForm:
     form = BuyForm()
     form.tier.choices = _tier_choices()
     if request.method == "GET":
         form.tier.data = request.args.get("tier") or form.tier.choices[0][0]
         form.period.data = request.args.get("period") or "monthly"
         form.naming.data = request.args.get("naming") or "username"
+    return form
+
+
+@bp.route("/planes", methods=["GET", "POST"])
+def plans_page() -> Any:
+    """Tiers, periods and the breakdown of the chosen one; POST adds exactly the
+    selection of the form's fields to the cart. Without JavaScript "Ver precio"
+    (a button of the same form) shows the breakdown of the selection; with it the
+    breakdown follows each change (/planes/desglose)."""
+    st = state()
+    form = _buy_form()
     if request.method == "POST":
+        if request.form.get("ver"):
+            tier, period, naming = _selection(form)
+            return redirect(url_for("shop.plans_page", tier=tier, period=period,
+                                    naming=naming))
         if current_account() is None:
             return redirect(url_for("account.login", next=url_for("shop.plans_page")))
         if form.validate_on_submit():
@@ -86,15 +142,16 @@ def plans_page() -> Any:
             else:
                 flash(_("Agregado al carrito."), "ok")
                 return redirect(url_for("shop.cart"))
-    try:
-        q = plans.quote(st.settings, form.tier.data or "", form.period.data or "monthly")
-    except NotFound:
-        q = plans.quote(st.settings, form.tier.choices[0][0], "monthly")
     table = {t.name: {p: plans.quote(st.settings, t.name, p).total for p in plans.PERIODS}
              for t in plans.saleable_tiers(st.settings)}
-    return render_template("shop/plans.html", form=form, quote=q, tiers=plans.list_tiers(
-        st.settings), table=table, period_labels=PERIOD_LABELS,
-        iva=st.settings.billing.iva_rate)
+    return render_template("shop/plans.html", form=form, table=table,
+                           period_labels=PERIOD_LABELS, **_preview(*_selection(form)))
+
+
+@bp.get("/planes/desglose")
+def price_preview() -> Any:
+    """The breakdown of a selection (HTML fragment) for the plans page's script."""
+    return render_template("shop/_preview.html", **_preview(*_selection(_buy_form())))
 
 
 @bp.get("/carrito")

@@ -60,31 +60,66 @@ class CartLine:
 @dataclass(frozen=True)
 class Totals:
     price: Decimal
+    #: The periods' discounts (credits for unused days apart, in ``credit``).
     discount: Decimal
     subtotal: Decimal
     tax: Decimal
     total: Decimal
+    credit: Decimal = Decimal("0.00")
 
     @classmethod
     def of(cls, quotes: list[plans.Quote]) -> Totals:
         z = Decimal("0.00")
         return cls(sum((q.price for q in quotes), z), sum((q.discount for q in quotes), z),
                    sum((q.subtotal for q in quotes), z), sum((q.tax for q in quotes), z),
-                   sum((q.total for q in quotes), z))
+                   sum((q.total for q in quotes), z), sum((q.credit for q in quotes), z))
 
 
-def _action(db: Database, account_id: int, space_name: str, tier: str) -> str:
-    """What buying ``tier`` for ``space_name`` would do for this account.
-    AlreadyExists if another account (or the command line) owns that name."""
+def _paid_period(s, space: Space) -> str:  # type: ignore[no-untyped-def]
+    """The period the space's current plan was last paid for (monthly if none)."""
+    period = s.scalar(select(OrderItem.period).join(Order, Order.id == OrderItem.order_id)
+                      .where(OrderItem.space_name == space.name)
+                      .where(OrderItem.tier == space.tier)
+                      .where(Order.status == "paid")
+                      .order_by(Order.paid_at.desc(), OrderItem.id.desc()).limit(1))
+    return period if period in plans.PERIODS else "monthly"
+
+
+def _action(settings: Settings, db: Database, account_id: int, space_name: str, tier: str,
+            period: str, today: date | None = None) -> tuple[str, plans.Quote]:
+    """What buying ``tier`` for ``period`` for ``space_name`` would do for this
+    account, and its price: "create", "renew" (same plan: the period is added to
+    the paid one) or "change" (another plan: it starts on the day it is paid and
+    the unused days of the current plan are credited, plans.proration_credit).
+    AlreadyExists if another account (or the command line) owns that name;
+    CreditExceedsPrice when the credit is more than the new plan costs."""
+    today = today or date.today()
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name))
         if space is None:
             service.check_new_space_name(space_name)
-            return "create"
+            return "create", plans.quote(settings, tier, period)
         if space.account_id != account_id:
             raise AlreadyExists(f"El nombre «{space_name}» ya lo usa otro espacio. Elija el otro "
                                 "nombre (RFC o usuario) o escríbanos.")
-        return "renew" if space.tier == tier else "change"
+        if space.tier == plans.get_tier(settings, tier).name:
+            return "renew", plans.quote(settings, tier, period)
+        try:
+            credit = plans.proration_credit(settings, space.tier, _paid_period(s, space),
+                                            space.paid_until, today)
+        except NotFound:  # the current plan left the catalogue: nothing to price it by
+            credit = None
+    return "change", plans.quote(settings, tier, period, credit)
+
+
+def preview(settings: Settings, db: Database, account_id: int, tier: str, period: str,
+            naming: str) -> CartLine:
+    """What "Agregar al carrito" would add right now (id 0): the space's name, the
+    action and the price with any credit. The same errors as add_to_cart."""
+    account = accounts.get_account(db, account_id)
+    name = target_space_name(account, naming)
+    action, q = _action(settings, db, account_id, name, tier, period)
+    return CartLine(0, name, action, q)
 
 
 def add_to_cart(settings: Settings, db: Database, account_id: int, tier: str, period: str,
@@ -92,10 +127,9 @@ def add_to_cart(settings: Settings, db: Database, account_id: int, tier: str, pe
     account = accounts.get_account(db, account_id)
     if not account.confirmed:
         raise Forbidden("Confirme su correo antes de contratar.")
-    q = plans.quote(settings, tier, period)
     name = target_space_name(account, naming)
     rfc_claims.check_may_name(account.rfc, account.rfc_verified, name)
-    action = _action(db, account_id, name, q.tier)
+    action, q = _action(settings, db, account_id, name, tier, period)
     with db.session() as s:
         if s.scalar(select(CartItem.id).where(CartItem.account_id == account_id)
                     .where(CartItem.space_name == name)) is not None:
@@ -117,10 +151,9 @@ def cart(settings: Settings, db: Database, account_id: int) -> list[CartLine]:
         try:
             # A name that was the account's verified RFC may not be any more.
             rfc_claims.check_may_name(account.rfc, account.rfc_verified, it.space_name)
-            action = _action(db, account_id, it.space_name, it.tier)
-            lines.append(CartLine(it.id, it.space_name, action,
-                                  plans.quote(settings, it.tier, it.period)))
-        except (NotFound, AlreadyExists, Forbidden):
+            action, q = _action(settings, db, account_id, it.space_name, it.tier, it.period)
+            lines.append(CartLine(it.id, it.space_name, action, q))
+        except (NotFound, AlreadyExists, Forbidden, plans.CreditExceedsPrice):
             # The tier left the catalogue, the name was taken meanwhile or is an RFC
             # the account no longer holds.
             remove_cart_item(db, account_id, it.id)
@@ -129,7 +162,12 @@ def cart(settings: Settings, db: Database, account_id: int) -> list[CartLine]:
 
 def change_cart_item(settings: Settings, db: Database, account_id: int, item_id: int,
                      tier: str, period: str) -> None:
-    q = plans.quote(settings, tier, period)
+    with db.session() as s:
+        name = s.scalar(select(CartItem.space_name).where(CartItem.id == item_id)
+                        .where(CartItem.account_id == account_id))
+    if name is None:
+        raise NotFound("Ese artículo ya no está en su carrito.")
+    _, q = _action(settings, db, account_id, name, tier, period)  # refuses what cannot be
     with db.session() as s:
         n = affected(s.execute(update(CartItem).where(CartItem.id == item_id)
                                .where(CartItem.account_id == account_id)
@@ -160,6 +198,11 @@ class OrderLine:
     tax: Decimal
     total: Decimal
     outcome: str | None
+    #: A plan change: the unused days of ``credit_tier`` credited (``discount``
+    #: is the period's discount alone).
+    credit: Decimal = Decimal("0.00")
+    credit_days: int = 0
+    credit_tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,12 +243,15 @@ def _order_info(s, o: Order) -> OrderInfo:  # type: ignore[no-untyped-def]
     items = s.scalars(select(OrderItem).where(OrderItem.order_id == o.id).order_by(OrderItem.id))
     c = plans.from_cents
     lines = tuple(OrderLine(i.tier, i.period, i.months, i.space_name, i.description,
-                            c(i.price_cents), Decimal(i.discount_percent), c(i.discount_cents),
-                            c(i.subtotal_cents), c(i.tax_cents), c(i.total_cents), i.outcome)
+                            c(i.price_cents), Decimal(i.discount_percent),
+                            c(i.discount_cents - i.credit_cents), c(i.subtotal_cents),
+                            c(i.tax_cents), c(i.total_cents), i.outcome, c(i.credit_cents),
+                            i.credit_days, i.credit_tier)
                   for i in items)
     price = sum((ln.price for ln in lines), Decimal("0.00"))
-    totals = Totals(price, c(o.discount_cents), c(o.subtotal_cents), c(o.tax_cents),
-                    c(o.total_cents))
+    credit = sum((ln.credit for ln in lines), Decimal("0.00"))
+    totals = Totals(price, c(o.discount_cents) - credit, c(o.subtotal_cents), c(o.tax_cents),
+                    c(o.total_cents), credit)
     return OrderInfo(o.id, o.reference, o.account_id, a.username if a else "?",
                      a.email if a else "?", a.rfc if a else None, o.status, o.currency, totals,
                      o.contract_version, o.contract_accepted_at, o.gateway, o.created_at,
@@ -230,7 +276,9 @@ def checkout(settings: Settings, db: Database, account_id: int,
         order = Order(
             reference=f"RG-{secrets.token_hex(5).upper()}", account_id=account_id,
             status="pending", currency=settings.billing.currency,
-            subtotal_cents=cents(totals.subtotal), discount_cents=cents(totals.discount),
+            subtotal_cents=cents(totals.subtotal),
+            # The CFDI's Descuento: the periods' discounts and the credits for unused days.
+            discount_cents=cents(totals.discount) + cents(totals.credit),
             tax_cents=cents(totals.tax), total_cents=cents(totals.total),
             contract_version=accepted_contract_version, contract_accepted_at=utcnow(),
             gateway=settings.billing.gateway, invoice_requested=invoice)
@@ -242,8 +290,11 @@ def checkout(settings: Settings, db: Database, account_id: int,
                 order_id=order.id, tier=q.tier, period=q.period, months=q.months,
                 space_name=ln.space_name, description=q.description,
                 price_cents=cents(q.price), discount_percent=str(q.discount_percent),
-                discount_cents=cents(q.discount), subtotal_cents=cents(q.subtotal),
-                tax_cents=cents(q.tax), total_cents=cents(q.total)))
+                discount_cents=cents(q.discount) + cents(q.credit),
+                subtotal_cents=cents(q.subtotal), tax_cents=cents(q.tax),
+                total_cents=cents(q.total), credit_cents=cents(q.credit),
+                credit_days=q.credited.days if q.credited else 0,
+                credit_tier=q.credited.tier if q.credited else None))
         s.query(CartItem).filter(CartItem.account_id == account_id).delete()
         s.flush()
         info = _order_info(s, order)
@@ -434,7 +485,11 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
         return None
     old_tier = space.tier
     service.apply_tier(space, tier)
-    space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
+    if item.credit_days:
+        # The unused days of the old plan were credited: the new one starts today.
+        space.paid_until = plans.add_months(today, item.months)
+    else:
+        space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
     who = audit.Actor(f"account:{account.username}", None, "portal")
     if space.status == "readonly" and space.status_reason == "expired":
         space.status, space.status_reason = "active", None

@@ -306,7 +306,7 @@ def _build(settings: Settings, csd: Csd, *, folio: str, fecha: datetime, recepto
 
 def _order_lines(s: Session, order: Order) -> list[_Line]:
     c = plans.from_cents
-    return [_Line(f'Servicio "{it.description}", espacio {it.space_name}', order.reference,
+    return [_Line(f"{it.description}, espacio {it.space_name}", order.reference,
                   c(it.price_cents), c(it.discount_cents), c(it.subtotal_cents),
                   c(it.tax_cents))
             for it in s.scalars(select(OrderItem).where(OrderItem.order_id == order.id)

@@ -355,6 +355,13 @@ class OrderItem(Base):
     tax_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     total_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     outcome: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: A plan change: the unused days of the plan it replaces, credited (also in
+    #: discount_cents, the CFDI's Descuento), how many days and of which plan.
+    credit_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0,
+                                              server_default="0")
+    credit_days: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                             server_default="0")
+    credit_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class PaymentEvent(Base):

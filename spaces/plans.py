@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from spaces.errors import NotFound
+from spaces.errors import NotFound, SpaceError
 from spaces.settings import Settings, parse_size
 
 
@@ -123,10 +123,26 @@ def format_mxn(value: Decimal) -> str:
 
 
 @dataclass(frozen=True)
+class Credit:
+    """The unused days of a space's current plan, credited on a plan change: the
+    plan's price for its period (after the period's discount, before IVA) times
+    unused days / days of that period, half up to centavos."""
+
+    tier: str
+    period: str
+    #: Days from the change (the new plan starts that day) to the paid-until date.
+    days: int
+    period_days: int
+    until: date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class Quote:
     """The breakdown shown before buying, all in MXN rounded half-up to centavos:
-    price = monthly price x months; discount = price x percent; subtotal =
-    price - discount; tax = subtotal x IVA; total = subtotal + tax."""
+    price = monthly price x months; discount = price x percent; credit = the
+    unused days of the plan being replaced (a change of plan, :func:`proration_credit`);
+    subtotal = price - discount - credit; tax = subtotal x IVA; total = subtotal + tax."""
 
     tier: str
     period: str
@@ -139,6 +155,8 @@ class Quote:
     tax: Decimal
     total: Decimal
     currency: str
+    credit: Decimal = Decimal("0.00")
+    credited: Credit | None = None
 
 
 def period_months(period: str) -> int:
@@ -152,9 +170,40 @@ def period_discount(settings: Settings, period: str) -> Decimal:
     return Decimal(getattr(settings.billing, f"discount_{period}"))
 
 
-def quote(settings: Settings, tier_name: str, period: str) -> Quote:
-    """Price of ``tier_name`` for ``period``. NotFound for an unknown tier or period;
-    the free tier is not for sale (it is claimed, see :mod:`spaces.accounts`)."""
+def proration_credit(settings: Settings, tier_name: str, period: str, paid_until: date | None,
+                     today: date) -> Credit | None:
+    """What the unused days of ``tier_name`` bought for ``period`` and paid until
+    ``paid_until`` are worth on ``today``; None when nothing is left (expired,
+    due today, never paid, or a free plan).
+
+    The value of a day is the plan's price for its period (after the period's
+    discount, before IVA: the tax is computed on what remains) divided by that
+    period's calendar days, the period being the one that ends on ``paid_until``.
+    Several periods paid ahead are all credited, at the same daily value."""
+    if paid_until is None or paid_until <= today:
+        return None
+    tier = get_tier(settings, tier_name)
+    if tier.free:
+        return None
+    q = quote(settings, tier_name, period)
+    period_days = (paid_until - add_months(paid_until, -q.months)).days
+    days = (paid_until - today).days
+    amount = money(q.subtotal * days / period_days)
+    return Credit(tier.name, period, days, period_days, paid_until, amount)
+
+
+class CreditExceedsPrice(SpaceError):
+    """A change of plan whose credit for unused days is more than the new plan costs."""
+
+    status = 403
+
+
+def quote(settings: Settings, tier_name: str, period: str,
+          credit: Credit | None = None) -> Quote:
+    """Price of ``tier_name`` for ``period`` (less ``credit``: the unused days of
+    the plan it replaces). NotFound for an unknown tier or period; the free tier
+    is not for sale (it is claimed, see :mod:`spaces.accounts`);
+    CreditExceedsPrice when the credit is more than the new plan's price."""
     tier = get_tier(settings, tier_name)
     if tier.free:
         raise NotFound(f"El plan {tier.name} es gratuito: se activa, no se compra.")
@@ -162,13 +211,24 @@ def quote(settings: Settings, tier_name: str, period: str) -> Quote:
     percent = period_discount(settings, period)
     price = money(tier.monthly_price * months)
     discount = money(price * percent / 100)
-    subtotal = price - discount
+    reduction = credit.amount if credit is not None else Decimal("0.00")
+    subtotal = price - discount - reduction
+    if subtotal < 0:
+        from spaces import formats
+
+        assert credit is not None
+        raise CreditExceedsPrice(
+            f"Los {credit.days} días que le quedan del plan {credit.tier} valen "
+            f"{formats.mxn(reduction)}, más que el plan {tier.name} por {words} "
+            f"({formats.mxn(price - discount)}): elija un periodo más largo o cambie de plan "
+            f"cuando venza el actual, el {formats.day(credit.until)}.")
     tax = money(subtotal * Decimal(settings.billing.iva_rate))
     return Quote(
         tier=tier.name, period=period, months=months,
-        description=f"@spacio {tier.name} por {words}",
+        description=f"Plan {tier.name} por {words}",
         price=price, discount_percent=percent, discount=discount, subtotal=subtotal,
         tax=tax, total=subtotal + tax, currency=settings.billing.currency,
+        credit=reduction, credited=credit,
     )
 
 

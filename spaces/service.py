@@ -123,12 +123,12 @@ RESERVED_SPACE_NAMES = frozenset({
     # the portal's routes, every segment
     "acceso", "activar", "aprobar", "bitacora", "bloqueos", "borrar", "cambiar",
     "cambiar-correo", "cancelar", "carpeta", "carrito", "cfdi", "compartido", "confirmar",
-    "crear", "cuenta", "descargar", "eliminar", "enlaces", "entrar", "entrar-unidad",
-    "espacio-gratis", "espacios", "factura", "facturas", "fiscal", "global", "idioma",
-    "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos", "papelera", "pedido",
-    "pedidos", "planes", "quitar", "rechazar", "recibo", "reembolsos", "registro", "renombrar",
-    "restablecer", "restaurar", "revocar", "rfc", "salir", "sandbox", "subir", "tokens",
-    "unidad", "usuarios", "vaciar", "versiones", "webhook",
+    "contrato", "crear", "cuenta", "descargar", "desglose", "eliminar", "enlaces", "entrar",
+    "entrar-unidad", "espacio-gratis", "espacios", "factura", "facturas", "fiscal", "global",
+    "idioma", "liberar", "mover", "olvide", "operador", "pagar", "pago", "pagos", "papelera",
+    "pedido", "pedidos", "planes", "quitar", "rechazar", "recibo", "reembolsos", "registro",
+    "renombrar", "restablecer", "restaurar", "revise-su-correo", "revocar", "rfc", "salir",
+    "sandbox", "subir", "tokens", "unidad", "usuarios", "vaciar", "versiones", "webhook",
     # what would pass for the service or its staff
     "admin", "administrador", "administrator", "ayuda", "help", "login", "logout",
     "operator", "resguardo", "root", "sistema", "soporte", "support", "system", "www",

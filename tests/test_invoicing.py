@@ -174,7 +174,8 @@ def test_a_factura_asked_at_checkout_is_a_cfdi_sats_schemas_accept_with_the_rece
     [c] = root.findall(f"{CFDI}Conceptos/{CFDI}Concepto")
     assert (c.get("ClaveProdServ"), c.get("ClaveUnidad"), c.get("ObjetoImp")) == (
         "81112006", "E48", "02")
-    assert c.get("NoIdentificacion") == ref and "@spacio 4G por un año" in c.get("Descripcion")
+    assert c.get("NoIdentificacion") == ref
+    assert "Plan 4G por un año, espacio" in c.get("Descripcion")
     rc = root.find(f"{CFDI}Receptor")
     assert (rc.get("Rfc"), rc.get("Nombre"), rc.get("RegimenFiscalReceptor"),
             rc.get("DomicilioFiscalReceptor"), rc.get("UsoCFDI")) == (

@@ -99,7 +99,7 @@ def buy(p: Portal, b: Browser, tier: str = "4G", period: str = "monthly",
 
 def test_4g_for_one_month_is_65_plus_16_percent_iva_75_40_in_decimals():
     q = plans.quote(Settings(), "4G", "monthly")
-    assert q.description == "@spacio 4G por un mes"
+    assert q.description == "Plan 4G por un mes"
     assert (q.price, q.discount_percent, q.discount, q.subtotal, q.tax, q.total) == (
         Decimal("65.00"), Decimal("0"), Decimal("0.00"), Decimal("65.00"), Decimal("10.40"),
         Decimal("75.40"))
@@ -126,7 +126,7 @@ def test_amounts_round_half_up_to_centavos(tmp_path):
 def test_period_discounts_and_prices_come_from_the_config(tmp_path):
     s = Settings()
     annual = plans.quote(s, "4G", "annual")
-    assert annual.description == "@spacio 4G por un año"
+    assert annual.description == "Plan 4G por un año"
     assert annual.price == Decimal("780.00") and annual.discount_percent == Decimal("15")
     assert annual.discount == Decimal("117.00") and annual.total == Decimal("769.08")
     cfg = tmp_path / "c.toml"
@@ -159,14 +159,18 @@ def test_plans_page_shows_the_breakdown_line_by_line(portal):
     b = portal.browser()
     b.get("/planes?tier=4G&period=monthly")
     html = b.text
-    for row in ('Servicio "@spacio 4G por un mes"</td><td class="num">$65.00',
-                'Descuento (0 %)</td><td class="num">$0.00',
-                'Subtotal</td><td class="num">$65.00',
-                'Impuesto(s)</td><td class="num">$10.40',
-                'Total</th><th class="num" data-total>$75.40 MXN'):
+    for row in ('Plan 4G por un mes</th><td class="num">$65.00',
+                'Descuento (0 %)</th><td class="num">$0.00',
+                'Subtotal</th><td class="num">$65.00',
+                'IVA 16 %</th><td class="num">$10.40',
+                'Total</th><td class="num" data-total>$75.40 MXN'):
         assert row in html, row
     b.get("/planes?tier=4G&period=annual")
-    assert "Descuento (15 %)" in b.text and "$769.08" in b.text
+    assert "Descuento (15 %)</th><td class=\"num\">-$117.00" in b.text and "$769.08" in b.text
+    # The fragment the page's script asks for as the selection changes: the same rows.
+    frag = b.c.get("/planes/desglose?tier=4G&period=annual&naming=username")
+    assert 'id="desglose"' in frag.get_data(as_text=True)
+    assert "$769.08" in frag.get_data(as_text=True) and "<html" not in frag.get_data(as_text=True)
 
 
 # -- accounts -----------------------------------------------------------------------------
@@ -556,7 +560,7 @@ def test_orders_page_and_printable_receipt_for_the_owner_only(portal):
     b.get("/pedidos")
     assert ref in b.text and "$75.40" in b.text
     b.get(f"/pedidos/{ref}/recibo")
-    assert "Recibo de pago" in b.text and "$75.40" in b.text and "@spacio 4G por un mes" in b.text
+    assert "Recibo de pago" in b.text and "$75.40" in b.text and "Plan 4G por un mes" in b.text
     assert "versión 2026-01" in b.text
     stranger = sign_up(portal, "otro", "otro@x.mx")
     assert stranger.get(f"/pedidos/{ref}/recibo").status_code == 404
@@ -774,3 +778,100 @@ def test_usage_dates_and_times_are_es_mx_in_mexico_city_and_english_in_english(p
     b.get("/idioma/en?next=/espacios/despacho/", follow_redirects=True)
     assert "0 bytes of 4 GB used (0.0%); 4 GB free" in b.text
     assert formats.day(until, "en") in b.text
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def test_sign_up_shows_every_error_at_once_beside_its_field(portal):
+    b = portal.browser()
+    r = b.post("/cuenta/registro", {"username": "a b", "email": "ana@despacho.mx",
+                                    "password": PASSWORD, "rfc": "XOJI740919U47"},
+               form_page="/cuenta/registro")
+    assert r.status_code == 200 and "Revise su correo" not in b.text
+    # The bad username and the wrong RFC check digit, both, each beside its field.
+    assert re.search(r'id="username-error">[^<]+<', b.text), b.text
+    assert re.search(r'id="rfc-error">[^<]*(verificador|válido)[^<]*<', b.text), b.text
+    assert 'aria-invalid="true"' in b.text and "Revise los 2 campos marcados" in b.text
+    assert 'id="email-error"' not in b.text
+
+
+def test_sign_up_and_free_space_redirect_after_post_so_a_reload_repeats_nothing(portal):
+    b = sign_up(portal, confirm=False)
+    assert b.c.get("/cuenta/revise-su-correo").status_code == 200  # a reload: same page
+    b = sign_up(portal, "otro", "otro@despacho.mx")
+    r = b.post("/espacio-gratis", {}, form_page="/", follow=False)
+    assert r.status_code == 302
+    assert r.headers["Location"].endswith("/espacio-gratis")
+    for _ in range(2):  # the confirmation page, and F5 on it
+        r = b.get("/espacio-gratis")
+        assert r.status_code == 200 and 'id="unidad"' in b.text
+        assert "sólo para cuentas" not in b.text
+    owner = accounts.authenticate(portal.db, "otro", PASSWORD)
+    assert [s.name for s in accounts.owned_spaces(portal.db, owner.id)] == ["otro"]
+
+
+@pytest.mark.parametrize("method, path, code, title", [
+    ("GET", "/no-existe", 404, "No encontramos esta página"),
+    ("PUT", "/planes", 405, "Esta dirección no se abre así"),
+    ("GET", "/cuenta/salir", 405, "Esta dirección no se abre así"),
+])
+def test_errors_are_designed_spanish_pages(portal, method, path, code, title):
+    r = portal.browser().c.open(path, method=method)
+    html = r.get_data(as_text=True)
+    assert r.status_code == code and title in html and 'lang="es-MX"' in html
+    assert "Method Not Allowed" not in html and "Not Found" not in html
+    if code == 405:
+        assert "GET" in r.headers["Allow"] or "POST" in r.headers["Allow"]
+
+
+# -- plan changes -----------------------------------------------------------------------------
+
+@pytest.mark.db
+def test_a_plan_change_mid_period_credits_the_unused_days_as_its_own_line(portal):
+    from datetime import timedelta
+
+    from spaces import formats
+
+    b = sign_up(portal)
+    buy(portal, b, "4G", "quarterly")
+    until = date.today() + timedelta(days=40)  # 40 days of 4G left
+    with portal.db.session() as s:
+        s.query(Space).filter(Space.name == "despacho").update({"paid_until": until})
+    credit = plans.proration_credit(portal.settings, "4G", "quarterly", until, date.today())
+    assert credit.days == 40 and credit.amount > 0
+    q = plans.quote(portal.settings, "10G", "monthly", credit)
+
+    # The page names the space and shows the credit as its own line, before the tax.
+    b.get("/planes?tier=10G&period=monthly&naming=username")
+    assert "despacho</strong> — cambio de plan" in b.text
+    assert (f"Crédito: 40 días no usados del plan 4G</th><td class=\"num\">"
+            f"{formats.mxn(-credit.amount)}") in b.text
+    assert f"{formats.mxn(q.total)} MXN" in b.text
+    # A renewal (the same plan) credits nothing: its period is added to the paid one.
+    b.get("/planes?tier=4G&period=monthly&naming=username")
+    assert "renovación" in b.text and "Crédito" not in b.text
+
+    ref = buy(portal, b, "10G", "monthly")
+    order = billing.get_order(portal.db, ref)
+    assert order.totals.total == q.total and order.totals.credit == credit.amount
+    (line,) = order.lines
+    assert (line.credit, line.credit_days, line.credit_tier) == (credit.amount, 40, "4G")
+    with portal.db.session() as s:
+        sp = s.scalar(select(Space).where(Space.name == "despacho"))
+        # The new plan starts the day it is paid: the unused days were credited.
+        assert (sp.tier, sp.paid_until) == ("10G", plans.add_months(date.today(), 1))
+    b.get(f"/pedidos/{ref}/recibo")
+    assert "Crédito: 40 días no usados del plan 4G" in b.text
+    assert f'id="total">{formats.mxn(q.total)}<' in b.text
+
+
+@pytest.mark.db
+def test_a_downgrade_worth_less_than_the_unused_days_is_refused_with_the_figures(portal):
+    b = sign_up(portal)
+    buy(portal, b, "80G", "annual")
+    b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
+           form_page="/planes")
+    assert "Agregado al carrito" not in b.text
+    assert "más que el plan 4G por un mes" in b.text
+    assert billing.cart(portal.settings, portal.db, accounts.authenticate(
+        portal.db, "despacho", PASSWORD).id) == []

@@ -87,15 +87,19 @@ def test_sign_up_to_a_paid_4g_drive_then_upload_and_download_over_webdav(make_se
     expect(page.locator("body")).to_contain_text("1 GB")
     assert srv.show("despacho-lopez")["tier"] == "1G"
 
-    # 3. Buy 4G monthly: the breakdown, then the cart.
-    page.get_by_role("link", name="Planes").click()
+    # 3. Buy 4G monthly: the breakdown follows the selection (no "Ver precio" to
+    # press) and names the space it is for; the cart gets exactly what it shows.
+    page.get_by_role("link", name="Planes").first.click()
+    expect(page.locator("#ver-precio")).to_be_hidden()
     page.select_option("#tier", "4G")
+    page.select_option("#period", "annual")
+    breakdown = page.locator("table.breakdown")
+    expect(breakdown).to_contain_text("$769.08")
+    expect(page.locator("#espacio-resultante")).to_contain_text("despacho-lopez")
     page.select_option("#period", "monthly")
     page.check("input[name=naming][value=username]")
-    page.click("#ver-precio")
-    breakdown = page.locator("table.breakdown")
-    for expected in ('Servicio "@spacio 4G por un mes"', "$65.00", "Descuento (0 %)", "$0.00",
-                     "Subtotal", "Impuesto(s)", "$10.40", "Total", "$75.40"):
+    for expected in ("Plan 4G por un mes", "$65.00", "Descuento (0 %)", "$0.00",
+                     "Subtotal", "IVA 16 %", "$10.40", "Total", "$75.40"):
         expect(breakdown).to_contain_text(expected)
     page.click("#agregar")
     expect(page.locator("#total")).to_contain_text("$75.40")
@@ -178,7 +182,7 @@ def test_a_customer_pays_with_fiscal_data_and_downloads_a_factura_sat_accepts(ma
     page.select_option("#tier", "4G")
     page.select_option("#period", "quarterly")
     page.check("input[name=naming][value=username]")
-    page.click("#ver-precio")
+    expect(page.locator("table.breakdown")).to_contain_text("$214.89")
     page.click("#agregar")
     expect(page.locator("#total")).to_contain_text("$214.89")
     page.click("#pagar")
@@ -236,3 +240,35 @@ def test_a_customer_pays_with_fiscal_data_and_downloads_a_factura_sat_accepts(ma
     assert len(found) == 1
     names = sorted(p.get_filename() for p in found[0].iter_attachments())
     assert names == sorted([f"RG-1-{uuid}.pdf", f"RG-1-{uuid}.xml"])
+
+
+def test_without_javascript_the_cart_gets_the_period_selected_not_the_one_last_shown(
+        make_server, browser):
+    """The Periodo bug: choose Anual, press "Agregar al carrito" without "Ver
+    precio": the cart must get the annual plan (the form's own fields are sent)."""
+    srv = make_server().start()
+    outbox = srv.data / "outbox"
+    context = browser.new_context(locale="es-MX", java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(srv.url + "/cuenta/registro")
+    page.fill("#username", "despacho-sosa")
+    page.fill("#email", "sosa@example.mx")
+    page.fill("#password", "una-clave-larga-1")
+    page.get_by_role("button", name="Crear cuenta").click()
+    expect(page.locator("h1")).to_contain_text("Revise su correo")
+    _, body = last_mail(outbox, "Confirme su correo")
+    page.goto(re.search(r"https?://\S+/cuenta/confirmar/\S+", body).group(0))
+    page.click("#confirmar")
+    expect(page.locator("body")).to_contain_text("Correo confirmado")
+    page.goto(srv.url + "/planes")
+    expect(page.locator("#ver-precio")).to_be_visible()  # the page works without a script
+    expect(page.locator("table.breakdown")).to_contain_text("$75.40")
+    page.select_option("#period", "annual")
+    page.click("#agregar")
+    expect(page.locator("#total")).to_contain_text("$769.08")
+    page.goto(srv.url + "/planes")
+    page.select_option("#period", "quarterly")
+    page.click("#ver-precio")
+    expect(page.locator("table.breakdown")).to_contain_text("$214.89")
+    context.close()
