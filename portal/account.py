@@ -3,7 +3,6 @@ of password and e-mail, drive users' set-password links and portal login."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
@@ -20,6 +19,7 @@ from portal.forms import (
     NewPasswordForm,
     RfcForm,
     SignUpForm,
+    domain_errors,
 )
 from portal.web import (
     current_account,
@@ -35,23 +35,6 @@ from spaces import accounts, rfc_claims, service, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
-
-
-def domain_errors(form: Any, checks: dict[str, Callable[[str], object]]) -> bool:
-    """Run each field's own rule from :mod:`spaces` on every field WTForms found no
-    fault with, and put what it says beside that field, so that a submit shows
-    every error at once. True when no field has an error."""
-    ok = True
-    for name, check in checks.items():
-        field = getattr(form, name)
-        field.errors = list(field.errors)
-        if not field.errors:
-            try:
-                check(field.data or "")
-            except SpaceError as exc:
-                field.errors.append(str(exc))
-        ok = ok and not field.errors
-    return ok
 
 
 @bp.route("/cuenta/registro", methods=["GET", "POST"])

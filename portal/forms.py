@@ -3,6 +3,9 @@ strings translated by Flask-Babel (lazy, so each request gets its locale)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -18,6 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from spaces.errors import SpaceError
 from spaces.passwords import MIN_PASSWORD_LENGTH
 
 PERIOD_LABELS = {
@@ -211,3 +215,20 @@ class ApiTokenForm(FlaskForm):
 class RevokeApiTokenForm(FlaskForm):
     name = HiddenField(validators=[DataRequired(), Length(max=64)])
     submit = SubmitField(_l("Revocar"))
+
+
+def domain_errors(form: Any, checks: dict[str, Callable[[str], object]]) -> bool:
+    """Run each field's own rule from :mod:`spaces` on every field WTForms found no
+    fault with, and put what it says beside that field, so that a submit shows
+    every error at once. True when no field has an error."""
+    ok = True
+    for name, check in checks.items():
+        field = getattr(form, name)
+        field.errors = list(field.errors)
+        if not field.errors:
+            try:
+                check(field.data or "")
+            except SpaceError as exc:
+                field.errors.append(str(exc))
+        ok = ok and not field.errors
+    return ok

@@ -5,6 +5,9 @@ webhook) and the customer's orders and receipts."""
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -26,6 +29,7 @@ from portal.forms import (
     CartItemForm,
     CheckoutForm,
     RemoveItemForm,
+    domain_errors,
 )
 from portal.invoices import fill_choices, order_invoice_context, prefill, save_from
 from portal.web import current_account, links, login_required, state
@@ -219,6 +223,37 @@ def contract_text(version: str) -> str:
         abort(500)
 
 
+@dataclass(frozen=True)
+class Contract:
+    title: str
+    subtitle: str
+    #: (number, heading, text): "4", "Cambios de plan", "Al cambiar ..."
+    clauses: list[tuple[str, str, str]]
+
+
+def contract_document(text: str) -> Contract:
+    """The contract's text as a document: its title, its version line and its
+    numbered clauses, each one paragraph (the file's hard line breaks joined)."""
+    blocks = [" ".join(line.strip() for line in b.splitlines() if line.strip())
+              for b in re.split(r"\n\s*\n", text.strip())]
+    head = text.strip().splitlines()
+    title, subtitle = head[0].strip(), (head[1].strip() if len(head) > 1 else "")
+    clauses = []
+    for block in blocks:
+        m = re.match(r"(\d+)\.\s+([^.]+)\.\s*(.*)", block)
+        if m:
+            clauses.append((m.group(1), m.group(2), m.group(3)))
+    return Contract(title, subtitle, clauses)
+
+
+@bp.get("/contrato")
+def contract_page() -> Any:
+    """The current contract of service, to read before buying (or print)."""
+    version = state().settings.billing.contract_version
+    return render_template("shop/contract.html",
+                           contract=contract_document(contract_text(version)))
+
+
 @bp.route("/pago", methods=["GET", "POST"])
 @login_required
 def checkout() -> Any:
@@ -249,7 +284,8 @@ def checkout() -> Any:
     form.contract_version.data = version
     return render_template("shop/checkout.html", form=form, lines=lines,
                            totals=billing.Totals.of([ln.quote for ln in lines]),
-                           contract=contract_text(version), version=version,
+                           contract=contract_document(contract_text(version)),
+                           version=version,
                            period_labels=PERIOD_LABELS)
 
 
@@ -296,7 +332,10 @@ def sandbox_pay(reference: str) -> Any:
     if order.status != "pending":
         return redirect(url_for("shop.order_status", reference=reference))
     form = CardForm()
-    if form.validate_on_submit():
+    today = datetime.now(st.settings.portal.zone()).date()
+    valid = form.is_submitted() and form.validate()
+    if form.is_submitted() and domain_errors(form, {
+            "expiry": lambda text: SandboxGateway.check_expiry(text, today)}) and valid:
         body, headers = st.gateway.charge(order.to_pay(), form.number.data or "")
         _deliver(st.gateway.name, body, headers)
         return redirect(url_for("shop.order_status", reference=reference))

@@ -158,8 +158,20 @@ def operator_required(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def _owns(account_id: int, space_name: str) -> bool:
+    return any(sp.name == space_name for sp in accounts.owned_spaces(state().db, account_id))
+
+
 def log_in(account: accounts.AccountInfo) -> None:
-    session.clear()  # a new session on login: no fixation
+    """Start the account's session. A new session on login (no fixation), except
+    that a web-drive login of one of the account's own spaces stays: the owner
+    who is also a member uses both at once, and logging in to one never logs
+    out of the other. A drive login of someone else's space is dropped."""
+    member = session.get("member") if current_member() is not None else None
+    keep = member if member and _owns(account.id, str(member[1])) else None
+    session.clear()
+    if keep:
+        session["member"] = keep
     session["account_id"] = account.id
     session["account_v"] = account.session_version
     session.permanent = True
@@ -167,12 +179,19 @@ def log_in(account: accounts.AccountInfo) -> None:
 
 
 def log_in_member(cred: service.Credential) -> None:
-    """Start a portal session for a drive user (web drive or space admin)."""
-    session.clear()  # a new session on login: no fixation
+    """Start a portal session for a drive user (web drive or space admin); the
+    account session stays when the space is that account's own (see log_in)."""
+    a = current_account()
+    keep = (a.id, a.session_version) if a is not None and _owns(a.id, cred.space.name) \
+        else None
+    session.clear()
+    if keep:
+        session["account_id"], session["account_v"] = keep
     session["member"] = [cred.member_id, cred.space.name, cred.username,
                          cred.session_version]
     session.permanent = True
     g.pop("member", None)
+    g.pop("account", None)
 
 
 def log_out() -> None:

@@ -102,5 +102,20 @@ class Mailer:
         tmp = self.outbox / f".{name}.tmp"
         tmp.write_bytes(msg.as_bytes())
         final = self.outbox / name
+        # Beside it, the same message as plain UTF-8 text: the .eml's body is
+        # quoted-printable, and a link copied from it "as text" would be broken.
+        text = self.outbox / f".{name[:-4]}.txt.tmp"
+        text.write_text(_readable(msg), encoding="utf-8")
+        os.replace(text, final.with_suffix(".txt"))
         os.replace(tmp, final)  # a reader never sees half a message
         return final
+
+
+def _readable(msg: EmailMessage) -> str:
+    """A message as a person reads it: the headers that matter, then the body."""
+    head = "".join(f"{h}: {msg[h]}\n" for h in ("Date", "From", "To", "Subject") if msg[h])
+    body = msg.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    names = [p.get_filename() for p in msg.iter_attachments()]
+    extra = "".join(f"[adjunto: {n}]\n" for n in names if n)
+    return f"{head}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{extra}"

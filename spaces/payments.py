@@ -30,11 +30,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
+from spaces.errors import InvalidName
 from spaces.settings import Settings
 
 OUTCOMES = ("paid", "declined", "failed")
@@ -42,6 +45,10 @@ OUTCOMES = ("paid", "declined", "failed")
 #: from it: spaces.sat.catalogs.FORMA_PAGO).
 METHODS = ("credit_card", "debit_card", "service_card", "transfer", "cash", "wallet")
 
+
+
+class InvalidCard(InvalidName):
+    """What a card form says cannot be a card (the sandbox checks it as a provider would)."""
 
 class InvalidSignature(Exception):
     """The webhook was not signed by the gateway (or is malformed or stale)."""
@@ -136,6 +143,24 @@ class SandboxGateway(PaymentGateway):
             if card.number == digits:
                 return card
         return TestCard(digits, "declined", "tarjeta no reconocida por el sandbox")
+
+    @staticmethod
+    def check_expiry(text: str, today: date) -> None:
+        """Refuse what no card can carry, as a provider does before charging:
+        InvalidCard unless ``text`` is MM/AA (or MM/AAAA) with a month 01-12 and
+        not before ``today``'s month (a card is valid through its month)."""
+        m = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text or "")
+        if m is None:
+            raise InvalidCard("Escriba el vencimiento como MM/AA, por ejemplo 08/29.")
+        month, year = int(m.group(1)), int(m.group(2))
+        year += 2000 if year < 100 else 0
+        if not 1 <= month <= 12:
+            raise InvalidCard(f"El mes del vencimiento debe ir de 01 a 12 (escribió {month:02d}).")
+        if (year, month) < (today.year, today.month):
+            raise InvalidCard(f"La tarjeta venció en {month:02d}/{year % 100:02d}: "
+                              "use una vigente.")
+        if year > today.year + 20:
+            raise InvalidCard("Ese vencimiento no es posible: revise el año.")
 
     @classmethod
     def outcome_for(cls, card_number: str) -> tuple[str, str]:

@@ -729,6 +729,19 @@ def test_without_smtp_mail_goes_to_the_outbox_one_eml_per_message(tmp_path):
     assert str(msg["Subject"]) in ("Prueba ñ", "Otra")
 
 
+def test_each_outbox_message_has_a_readable_text_copy_whose_links_copy_whole(tmp_path):
+    from spaces.mail import Mail, Mailer
+
+    link = "http://127.0.0.1:8080/cuenta/confirmar/" + "x" * 90 + "=3D-ñ"
+    Mailer(Settings(data_dir=str(tmp_path))).send(
+        Mail("ana@despacho.mx", "Confirme su correo", f"Ábralo:\n\n{link}\n"))
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    assert link not in eml.read_text(encoding="ascii", errors="replace")  # quoted-printable
+    text = eml.with_suffix(".txt").read_text(encoding="utf-8")
+    assert link in text.splitlines()  # one line, whole, as written
+    assert "To: ana@despacho.mx" in text and "Subject: Confirme su correo" in text
+
+
 @pytest.mark.db
 def test_smtp_down_does_not_undo_the_sign_up(tmp_path):
     from portal_helpers import free_port
@@ -875,3 +888,88 @@ def test_a_downgrade_worth_less_than_the_unused_days_is_refused_with_the_figures
     assert "más que el plan 4G por un mes" in b.text
     assert billing.cart(portal.settings, portal.db, accounts.authenticate(
         portal.db, "despacho", PASSWORD).id) == []
+
+
+# -- two logins -------------------------------------------------------------------------------
+
+@pytest.mark.db
+def test_an_owner_who_is_a_member_keeps_the_account_and_the_drive_logged_in_at_once(portal):
+    b = sign_up(portal)  # logged in to the account
+    b.post("/espacio-gratis", {}, form_page="/")
+    (member,) = service.list_members(portal.db, "despacho")
+    token = accounts.issue_token(portal.db, portal.settings, "member", member_id=member.id)
+    accounts.set_member_password(portal.db, token, "clave-unidad-1")
+
+    b.post("/unidad/entrar", {"space": "despacho", "username": "despacho",
+                             "password": "clave-unidad-1"}, form_page="/unidad/entrar")
+    b.get("/")  # the account is still logged in...
+    assert "Mi cuenta (despacho)" in b.text and "Carrito" in b.text
+    assert 'id="mis-archivos"' in b.text  # ...and so is the drive
+    assert b.get("/unidad/despacho/").status_code == 200 and 'id="ubicacion"' in b.text
+
+    b.post("/cuenta/entrar", {"login": "despacho", "password": PASSWORD},
+           form_page="/cuenta/entrar")  # logging in to the account again...
+    assert b.get("/unidad/despacho/").status_code == 200 and 'id="ubicacion"' in b.text
+    b.get("/")  # ...ends neither
+    assert "Mi cuenta (despacho)" in b.text and 'id="mis-archivos"' in b.text
+
+    b.post("/cuenta/salir", {}, form_page="/")  # one "Salir" ends both
+    b.get("/")
+    assert "Mi cuenta" not in b.text and 'id="mis-archivos"' not in b.text
+
+
+@pytest.mark.db
+def test_an_account_login_drops_a_drive_login_of_a_space_it_does_not_own(portal):
+    service.create_space(portal.settings, portal.db, "ajeno", "4G")
+    service.add_member(portal.db, "ajeno", "pepe", "clave-de-pepe-1")
+    b = sign_up(portal, confirm=False)
+    path = link_in(portal.smtp.last("Confirme su correo", "ana@despacho.mx"),
+                   "/cuenta/confirmar/")
+    b.post("/unidad/entrar", {"space": "ajeno", "username": "pepe",
+                             "password": "clave-de-pepe-1"}, form_page="/unidad/entrar")
+    assert b.get("/unidad/ajeno/").status_code == 200
+    b.post(path, {}, form_page=path)  # confirming logs the account in
+    assert "Correo confirmado" in b.text
+    assert b.get("/unidad/ajeno/", follow_redirects=False).status_code == 302
+    b.get("/")
+    assert "Mi cuenta (despacho)" in b.text and 'id="mis-archivos"' not in b.text
+
+
+# -- sandbox card, contract -----------------------------------------------------------------
+
+@pytest.mark.parametrize("expiry, error", [
+    ("01/24", "venció en 01/24"), ("13/30", "de 01 a 12"), ("1230", "MM/AA"),
+    ("12/99", "no es posible")])
+def test_the_sandbox_refuses_expired_and_impossible_expiry_dates_beside_the_field(
+        portal, expiry, error):
+    b = sign_up(portal)
+    b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
+           form_page="/planes")
+    b.post("/pago", {"contract_version": portal.settings.billing.contract_version,
+                     "accept": "y"}, form_page="/pago")
+    with portal.db.session() as s:
+        ref = s.scalar(select(Order.reference))
+    b.post(f"/sandbox/pagar/{ref}", {"number": "4242424242424242", "name": "Ana",
+                                     "expiry": expiry, "cvc": "123"},
+           form_page=f"/sandbox/pagar/{ref}")
+    assert re.search(r'id="expiry-error">[^<]*' + re.escape(error), b.text), b.text
+    assert billing.get_order(portal.db, ref).status == "pending"
+    b.post(f"/sandbox/pagar/{ref}", {"number": "4242424242424242", "name": "Ana",
+                                     "expiry": "12/30", "cvc": "123"},
+           form_page=f"/sandbox/pagar/{ref}")
+    assert billing.get_order(portal.db, ref).status == "paid"
+
+
+def test_the_contract_is_a_document_with_numbered_clauses(portal):
+    b = portal.browser()
+    b.get("/contrato")
+    assert "<pre" not in b.text and '<ol class="clauses">' in b.text
+    assert re.search(r'<li id="clausula-1" value="1"><strong>Objeto\.</strong> Resguardo '
+                     r'presta al Cliente un espacio de almacenamiento accesible como unidad',
+                     b.text)
+    assert 'id="clausula-8"' in b.text
+    b = sign_up(portal)
+    b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
+           form_page="/planes")
+    b.get("/pago")
+    assert 'id="clausula-4"' in b.text and "<pre" not in b.text
