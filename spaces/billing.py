@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -91,8 +91,7 @@ def _action(settings: Settings, db: Database, account_id: int, space_name: str, 
     account, and its price: "create", "renew" (same plan: the period is added to
     the paid one) or "change" (another plan: it starts on the day it is paid and
     the unused days of the current plan are credited, plans.proration_credit).
-    AlreadyExists if another account (or the command line) owns that name;
-    CreditExceedsPrice when the credit is more than the new plan costs."""
+    AlreadyExists if another account (or the command line) owns that name."""
     today = today or date.today()
     with db.session() as s:
         space = s.scalar(select(Space).where(Space.name == space_name))
@@ -153,7 +152,7 @@ def cart(settings: Settings, db: Database, account_id: int) -> list[CartLine]:
             rfc_claims.check_may_name(account.rfc, account.rfc_verified, it.space_name)
             action, q = _action(settings, db, account_id, it.space_name, it.tier, it.period)
             lines.append(CartLine(it.id, it.space_name, action, q))
-        except (NotFound, AlreadyExists, Forbidden, plans.CreditExceedsPrice):
+        except (NotFound, AlreadyExists, Forbidden):
             # The tier left the catalogue, the name was taken meanwhile or is an RFC
             # the account no longer holds.
             remove_cart_item(db, account_id, it.id)
@@ -203,6 +202,7 @@ class OrderLine:
     credit: Decimal = Decimal("0.00")
     credit_days: int = 0
     credit_tier: str | None = None
+    extra_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def _order_info(s, o: Order) -> OrderInfo:  # type: ignore[no-untyped-def]
                             c(i.price_cents), Decimal(i.discount_percent),
                             c(i.discount_cents - i.credit_cents), c(i.subtotal_cents),
                             c(i.tax_cents), c(i.total_cents), i.outcome, c(i.credit_cents),
-                            i.credit_days, i.credit_tier)
+                            i.credit_days, i.credit_tier, i.extra_days)
                   for i in items)
     price = sum((ln.price for ln in lines), Decimal("0.00"))
     credit = sum((ln.credit for ln in lines), Decimal("0.00"))
@@ -294,7 +294,8 @@ def checkout(settings: Settings, db: Database, account_id: int,
                 subtotal_cents=cents(q.subtotal), tax_cents=cents(q.tax),
                 total_cents=cents(q.total), credit_cents=cents(q.credit),
                 credit_days=q.credited.days if q.credited else 0,
-                credit_tier=q.credited.tier if q.credited else None))
+                credit_tier=q.credited.tier if q.credited else None,
+                extra_days=q.extra_days))
         s.query(CartItem).filter(CartItem.account_id == account_id).delete()
         s.flush()
         info = _order_info(s, order)
@@ -486,8 +487,10 @@ def _provision_item(s, settings: Settings, account: Account, item: OrderItem,  #
     old_tier = space.tier
     service.apply_tier(space, tier)
     if item.credit_days:
-        # The unused days of the old plan were credited: the new one starts today.
-        space.paid_until = plans.add_months(today, item.months)
+        # The unused days of the old plan were credited: the new one starts today
+        # (with the days a credit larger than its price bought).
+        space.paid_until = plans.add_months(today, item.months) + timedelta(
+            days=item.extra_days)
     else:
         space.paid_until = plans.extend_paid_until(space.paid_until, item.months, today)
     who = audit.Actor(f"account:{account.username}", None, "portal")

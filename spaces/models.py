@@ -362,6 +362,9 @@ class OrderItem(Base):
     credit_days: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
                                              server_default="0")
     credit_tier: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: A credit larger than the new plan's price: days of the new plan it bought.
+    extra_days: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                            server_default="0")
 
 
 class PaymentEvent(Base):

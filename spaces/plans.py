@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from spaces.errors import NotFound, SpaceError
+from spaces.errors import NotFound
 from spaces.settings import Settings, parse_size
 
 
@@ -155,8 +155,12 @@ class Quote:
     tax: Decimal
     total: Decimal
     currency: str
+    #: The part of ``credited`` applied to this price (at most price - discount).
     credit: Decimal = Decimal("0.00")
     credited: Credit | None = None
+    #: A credit larger than the new plan's price: the rest becomes this many more
+    #: days of the new plan (rounded down), after its period.
+    extra_days: int = 0
 
 
 def period_months(period: str) -> int:
@@ -192,18 +196,15 @@ def proration_credit(settings: Settings, tier_name: str, period: str, paid_until
     return Credit(tier.name, period, days, period_days, paid_until, amount)
 
 
-class CreditExceedsPrice(SpaceError):
-    """A change of plan whose credit for unused days is more than the new plan costs."""
-
-    status = 403
-
-
 def quote(settings: Settings, tier_name: str, period: str,
           credit: Credit | None = None) -> Quote:
     """Price of ``tier_name`` for ``period`` (less ``credit``: the unused days of
     the plan it replaces). NotFound for an unknown tier or period; the free tier
-    is not for sale (it is claimed, see :mod:`spaces.accounts`);
-    CreditExceedsPrice when the credit is more than the new plan's price."""
+    is not for sale (it is claimed, see :mod:`spaces.accounts`).
+
+    A credit larger than the new plan's price (a downgrade early in a long
+    period) pays it whole, and what is left buys more days of the new plan at its
+    own daily value, rounded down: nothing the customer paid is lost."""
     tier = get_tier(settings, tier_name)
     if tier.free:
         raise NotFound(f"El plan {tier.name} es gratuito: se activa, no se compra.")
@@ -212,23 +213,21 @@ def quote(settings: Settings, tier_name: str, period: str,
     price = money(tier.monthly_price * months)
     discount = money(price * percent / 100)
     reduction = credit.amount if credit is not None else Decimal("0.00")
+    extra_days = 0
+    if credit is not None and reduction > price - discount:
+        value = price - discount
+        start = credit.until - timedelta(days=credit.days)  # the day of the change
+        days = (add_months(start, months) - start).days
+        extra_days = int((reduction - value) * days / value) if value > 0 else 0
+        reduction = value
     subtotal = price - discount - reduction
-    if subtotal < 0:
-        from spaces import formats
-
-        assert credit is not None
-        raise CreditExceedsPrice(
-            f"Los {credit.days} días que le quedan del plan {credit.tier} valen "
-            f"{formats.mxn(reduction)}, más que el plan {tier.name} por {words} "
-            f"({formats.mxn(price - discount)}): elija un periodo más largo o cambie de plan "
-            f"cuando venza el actual, el {formats.day(credit.until)}.")
     tax = money(subtotal * Decimal(settings.billing.iva_rate))
     return Quote(
         tier=tier.name, period=period, months=months,
         description=f"Plan {tier.name} por {words}",
         price=price, discount_percent=percent, discount=discount, subtotal=subtotal,
         tax=tax, total=subtotal + tax, currency=settings.billing.currency,
-        credit=reduction, credited=credit,
+        credit=reduction, credited=credit, extra_days=extra_days,
     )
 
 

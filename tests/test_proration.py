@@ -70,12 +70,17 @@ def test_every_change_of_plan_and_period_credits_the_unused_days_half_up(
     assert (credit.tier, credit.days, credit.period_days) == (old_tier, days, period_days)
     assert credit.amount == expected
     new_value = value_of(new_tier, new_period)
-    if expected > new_value:
-        with pytest.raises(plans.CreditExceedsPrice, match=f"{days} días"):
-            plans.quote(SETTINGS, new_tier, new_period, credit)
-        return
     q = plans.quote(SETTINGS, new_tier, new_period, credit)
-    assert q.credit == expected and q.credited == credit
+    assert q.credited == credit
+    if expected > new_value:
+        # A credit larger than the new price pays it whole; the rest buys days of
+        # the new plan at its own daily value, rounded down.
+        new_days = (plans.add_months(today, MONTHS[new_period]) - today).days
+        assert q.credit == new_value and q.subtotal == 0 and q.tax == 0 and q.total == 0
+        assert q.extra_days == int((expected - new_value) * new_days / new_value)
+        assert q.extra_days * new_value / new_days <= expected - new_value
+        return
+    assert q.credit == expected and q.extra_days == 0
     assert q.subtotal == new_value - expected == q.price - q.discount - q.credit
     assert q.tax == half_up(q.subtotal * Decimal("0.16"))
     assert q.total == q.subtotal + q.tax
@@ -95,6 +100,16 @@ def test_nothing_is_credited_when_no_paid_day_is_left(until, today):
 def test_the_free_plan_is_worth_nothing_to_credit():
     assert plans.proration_credit(SETTINGS, "1G", "monthly", date(2030, 1, 1),
                                   date(2027, 1, 1)) is None
+
+
+def test_a_downgrade_early_in_a_year_turns_the_rest_of_the_credit_into_days():
+    # 80G for a year, changed the same day to 4G monthly: $8,160.00 of credit pays
+    # the $65.00 month and the other $8,095.00 buys 8095 x 31 / 65 = 3,860.7 days.
+    today = date(2027, 1, 15)
+    credit = plans.proration_credit(SETTINGS, "80G", "annual", date(2028, 1, 15), today)
+    assert credit.amount == Decimal("8160.00")
+    q = plans.quote(SETTINGS, "4G", "monthly", credit)
+    assert (q.credit, q.total, q.extra_days) == (Decimal("65.00"), Decimal("0.00"), 3860)
 
 
 def test_a_whole_unused_period_is_credited_whole():

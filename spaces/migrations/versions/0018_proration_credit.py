@@ -26,9 +26,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("credit_days", sa.Integer(), nullable=False,
                                    server_default="0"))
         batch.add_column(sa.Column("credit_tier", sa.String(16), nullable=True))
+        batch.add_column(sa.Column("extra_days", sa.Integer(), nullable=False,
+                                   server_default="0"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("order_items") as batch:
-        for name in ("credit_tier", "credit_days", "credit_cents"):
+        for name in ("extra_days", "credit_tier", "credit_days", "credit_cents"):
             batch.drop_column(name)
