@@ -1,5 +1,6 @@
 # Resguardo — two commands on a fresh clone:
-#   make run    installs everything into .venv and starts the server (SQLite, ./data, demo space)
+#   make run    installs everything into .venv and starts the server (SQLite, ./data, demo space);
+#               PORT=9000 listens on another port
 #   make test   runs the whole test suite (installs litmus and PostgreSQL if missing)
 PYTHON ?= python3
 VENV := .venv
@@ -7,8 +8,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test venv lint bench clean
 
+PORT ?=
+
 run: venv
-	$(VENV)/bin/resguardo serve
+	$(VENV)/bin/resguardo serve $(if $(PORT),--port $(PORT))
 
 test:
 	./scripts/test.sh

@@ -879,15 +879,23 @@ def test_a_plan_change_mid_period_credits_the_unused_days_as_its_own_line(portal
 
 
 @pytest.mark.db
-def test_a_downgrade_worth_less_than_the_unused_days_is_refused_with_the_figures(portal):
+def test_a_downgrade_worth_less_than_the_unused_days_pays_nothing_and_lasts_longer(portal):
+    from datetime import timedelta
+
     b = sign_up(portal)
     buy(portal, b, "80G", "annual")
-    b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
-           form_page="/planes")
-    assert "Agregado al carrito" not in b.text
-    assert "más que el plan 4G por un mes" in b.text
-    assert billing.cart(portal.settings, portal.db, accounts.authenticate(
-        portal.db, "despacho", PASSWORD).id) == []
+    credit = plans.proration_credit(portal.settings, "80G", "annual",
+                                    plans.add_months(date.today(), 12), date.today())
+    q = plans.quote(portal.settings, "4G", "monthly", credit)
+    assert q.total == 0 and q.extra_days > 300
+    b.get("/planes?tier=4G&period=monthly&naming=username")
+    assert f"{q.extra_days} días más del plan 4G" in b.text
+    ref = buy(portal, b, "4G", "monthly")
+    assert billing.get_order(portal.db, ref).status == "paid"
+    with portal.db.session() as s:
+        sp = s.scalar(select(Space).where(Space.name == "despacho"))
+        assert (sp.tier, sp.paid_until) == (
+            "4G", plans.add_months(date.today(), 1) + timedelta(days=q.extra_days))
 
 
 # -- two logins -------------------------------------------------------------------------------
@@ -973,3 +981,15 @@ def test_the_contract_is_a_document_with_numbered_clauses(portal):
            form_page="/planes")
     b.get("/pago")
     assert 'id="clausula-4"' in b.text and "<pre" not in b.text
+
+
+def test_no_button_inside_a_link_on_the_pages_a_customer_walks(portal):
+    nested = re.compile(r"<a\b[^>]*>(?:(?!</a>).)*<(button|input)\b", re.S)
+    b = portal.browser()
+    for path in ("/", "/planes", "/cuenta/registro", "/contrato"):
+        assert not nested.search(b.get(path).get_data(as_text=True)), path
+    b = sign_up(portal)
+    b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
+           form_page="/planes")
+    for path in ("/", "/carrito", "/pago"):
+        assert not nested.search(b.get(path).get_data(as_text=True)), path
