@@ -675,8 +675,9 @@ class StatusFile(DAVNonCollection):
                 custody = None
             big = listings.oversized_folders_cached(self.ctx.space.name, self.ctx.files.root)
             self._body = statusfile.render(self.ctx.space, _usage(self.environ),
-                                           cfdi_count=custody,
-                                           oversized=big).encode("utf-8")
+                                           cfdi_count=custody, oversized=big,
+                                           zone=self.ctx.files.settings.portal.zone(),
+                                           ).encode("utf-8")
         return self._body
 
     def get_content_length(self) -> int:

@@ -515,6 +515,9 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     assert "Plan: T1M" in before
     assert f"Espacio usado: {format_bytes(0)} de {format_bytes(quota_bytes)}" in before
     assert f"Espacio disponible: {format_bytes(quota_bytes)}" in before
+    # es-MX figures, and the time in Mexico City with its zone.
+    assert "(0.0 %)" in before
+    assert re.search(r"Consultado: \d{1,2} [a-z]{3,4} \d{4}, \d{2}:\d{2} CST\r\n", before), before
 
     size = 256 * 1024
     assert s.put(srv.dav("acme", "datos.bin"), data=b"d" * size).status_code == 201
