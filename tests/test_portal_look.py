@@ -157,12 +157,15 @@ def test_sign_up_free_space_upgrade_live_price_prorated_change_and_payment(
         f"Pagado hasta: {formats.day(plans.add_months(today, 1))}")
     w.fits(page.get_by_role("button", name="Eliminar").first)
     w.check("espacio")
+    page.goto(srv.url + "/")  # the dashboard: its spaces, paid-until readable on a phone
+    w.fits(page.locator("main table td", has_text=formats.day(plans.add_months(today, 1))))
+    w.check("escritorio-con-espacio")
     page.goto(srv.url + "/pedidos")
     w.check("pedidos")
     page.goto(srv.url + "/no-existe")
     expect(page.locator("h1")).to_have_text("No encontramos esta página")
     w.check("error-404")
-    assert len(w.checked) == 13
+    assert len(w.checked) == 14
 
 
 def pay(page, w: Walk, check: str | None = None) -> None:
