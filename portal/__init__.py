@@ -22,10 +22,13 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from spaces import formats, rfc_claims
 from spaces.db import Database, open_database
+from spaces.errors import UsageUnavailable
 from spaces.mail import Mailer
 from spaces.payments import make_gateway
 from spaces.settings import Settings
@@ -180,6 +183,25 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
             if name.lower() in ("allow", "retry-after", "www-authenticate"):
                 resp.headers[name] = value
         return resp
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(UsageUnavailable)
+    def _unavailable(exc: Exception) -> Any:
+        # Fail closed like the drive: the database is locked, down or out of
+        # connections; nothing was changed and the client may try again.
+        log.warning("portal: database unavailable on %s %s: %s", request.method,
+                    request.path, type(exc).__name__)
+        g.pop("account", None)
+        g.pop("member", None)
+        try:
+            body = render_template("error.html", code=503)
+        except Exception:  # noqa: BLE001 - the page itself may need the database
+            body = ("<!doctype html><html lang=\"es\"><meta charset=\"utf-8\"><title>Error"
+                    "</title><h1>Algo salió mal</h1><p>No pudimos completar la operación; no "
+                    "se cambió nada. Intente de nuevo en unos minutos.</p></html>")
+        return body, 503, {"Retry-After": "5"}
 
     @app.errorhandler(500)
     def _server_error(exc: Any) -> Any:

@@ -149,6 +149,36 @@ def test_locked_database_refuses_writes_with_503_then_recovers(make_server):
     _recount_is_clean(srv, "acme")
 
 
+def _portal_login(srv, session: requests.Session, password: str = "secreto-ana-1"):
+    import re
+
+    page = session.get(srv.url + "/unidad/entrar").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return session.post(srv.url + "/unidad/entrar", allow_redirects=False, data={
+        "csrf_token": token, "space": "acme", "username": "ana", "password": password})
+
+
+def test_a_locked_database_makes_the_portal_answer_503_never_500(make_server):
+    """The portal's doors fail closed like the drive's: a database that cannot
+    be written answers 503 with Retry-After and the portal's page (logins, which
+    record their outcome, included), never a 500 with a traceback in the log."""
+    srv = make_server("[database]\nbusy_timeout_ms = 300\n").start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1")
+    w = requests.Session()
+    release = _hold_write_lock(srv)
+    try:
+        for password in ("secreto-ana-1", "otra-cosa-1"):
+            r = _portal_login(srv, w, password)
+            assert r.status_code == 503, (r.status_code, r.text[:200])
+            assert r.headers.get("Retry-After") and "Intente de nuevo" in r.text
+    finally:
+        release()
+    r = _portal_login(srv, w)
+    assert r.status_code == 302 and "/unidad/acme/" in r.headers["Location"]
+    assert "portal error" not in srv.log.read_text(encoding="utf-8")
+
+
 def test_postgresql_restart_refuses_cleanly_then_recovers(make_server, private_postgres):
     """The database goes away for a moment: 503 with Retry-After (never a 500, never
     a 401 that would make Windows ask for the password again), then back to normal.
@@ -160,7 +190,8 @@ def test_postgresql_restart_refuses_cleanly_then_recovers(make_server, private_p
     assert s.put(srv.dav("acme", "a.txt"), data=b"uno").status_code == 201
     private_postgres.stop()
     try:
-        for r in (s.put(srv.dav("acme", "a.txt"), data=b"dos"), s.get(srv.dav("acme", "a.txt"))):
+        for r in (s.put(srv.dav("acme", "a.txt"), data=b"dos"), s.get(srv.dav("acme", "a.txt")),
+                  _portal_login(srv, requests.Session())):
             assert r.status_code == 503, (r.status_code, r.text[:300])
             assert r.headers.get("Retry-After") and "Traceback" not in r.text
     finally:
