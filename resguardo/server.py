@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,28 @@ def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MALLOC_MMAP_T
     return applied
 
 
+def start_janitor(settings: Settings, db: Database) -> threading.Event:
+    """A thread that, every half lease (at most a minute), gives back the
+    upload reservations no live upload holds (expired leases, from any node;
+    this machine's dead processes') and keeps the disk ballast. Never stops
+    on an error (the database may be away): it logs and tries again.
+    Returns the event that stops it."""
+    stop = threading.Event()
+    every = max(1.0, min(60.0, settings.storage.lease_seconds / 2))
+
+    def run() -> None:
+        while not stop.wait(every):
+            try:
+                storage.reclaim_leases(settings, db)
+                diskspace.keep_ballast(settings)
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("janitor: %s: %s", exc.__class__.__name__,
+                            str(exc).splitlines()[0][:200] if str(exc) else "")
+
+    threading.Thread(target=run, name="resguardo-janitor", daemon=True).start()
+    return stop
+
+
 def serve(settings: Settings, only: str | None = None) -> int:
     """Run the server until interrupted: drive and portal, or ``only`` one of them."""
     tune_malloc()
@@ -256,11 +279,13 @@ def serve(settings: Settings, only: str | None = None) -> int:
     if settings.demo.create:
         print(f"Unidad de demostración: {base}/dav/{settings.demo.space}/", flush=True)
     print(f"Datos en {Path(settings.data_path)}", flush=True)
+    janitor = start_janitor(settings, db)
     try:
         server.serve()
     except KeyboardInterrupt:
         pass
     finally:
+        janitor.set()
         server.stop()
         db.dispose()
     return 0

@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "resguardo-backup"
 VERSION = 1
-#: Transient: a restored lock would be held by nobody (nor would its placeholder).
-SKIPPED_TABLES = frozenset({"dav_locks", "lock_placeholders"})
+#: Transient: a restored lock would be held by nobody (nor would its placeholder, nor an
+#: upload lease).
+SKIPPED_TABLES = frozenset({"dav_locks", "lock_placeholders", "upload_leases"})
 
 
 class BackupError(SpaceError):

@@ -534,6 +534,29 @@ class LockPlaceholder(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
 
 
+class UploadLease(Base):
+    """What one upload in flight has added to its space's counters (``used``
+    bytes and files, ``held`` bytes: see spaces.quota), which process holds it
+    (``node``, ``pid``, its temporary file ``tmp_name`` in the space's ``tmp``)
+    and until when: renewed while the body streams, taken with the final
+    accounting of a commit or an abort. Any node gives back an expired one,
+    and a node its own dead processes' at once (spaces.quota.reclaim)."""
+
+    __tablename__ = "upload_leases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    node: Mapped[str] = mapped_column(String(64), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    tmp_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    used_files: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    held_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
 class ShareLink(Base):
     """A read-only link to a file or folder of a space (the web drive's "compartir").
 

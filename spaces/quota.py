@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from spaces.db import Database, below, below_params
@@ -42,7 +43,7 @@ from spaces.errors import (
     ReadOnlySpace,
     UsageUnavailable,
 )
-from spaces.models import DAV_MOUNT, DeadProperty, Space
+from spaces.models import DAV_MOUNT, DeadProperty, Space, UploadLease, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,105 @@ class Usage:
     @property
     def available_bytes(self) -> int:
         return max(self.quota_bytes - self.used_bytes, 0)
+
+
+class LeaseLost(UsageUnavailable):
+    """An upload's lease was given back meanwhile (it expired: the database
+    was away, or the upload stalled): its reservation is no longer counted,
+    so the upload cannot go on (503, the client retries)."""
+
+
+@dataclass
+class Lease:
+    """Who holds an upload's reservation and for how long (see
+    :class:`spaces.models.UploadLease`). ``created``: its row exists."""
+
+    space_id: int
+    node: str
+    pid: int
+    tmp_name: str
+    seconds: int
+    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    created: bool = False
+
+    def expiry(self) -> Any:
+        return utcnow() + timedelta(seconds=self.seconds)
+
+
+_LEASE_ADD = (update(UploadLease).where(UploadLease.id == bindparam("lease_id"))
+              .values(used_bytes=UploadLease.used_bytes + bindparam("nbytes"),
+                      used_files=UploadLease.used_files + bindparam("nfiles"),
+                      held_bytes=UploadLease.held_bytes + bindparam("held_bytes"),
+                      expires_at=bindparam("expires_at")))
+_LEASE_TAKE = (delete(UploadLease).where(UploadLease.id == bindparam("lease_id"))
+               .returning(UploadLease.space_id, UploadLease.used_bytes,
+                          UploadLease.used_files, UploadLease.held_bytes,
+                          UploadLease.tmp_name))
+
+
+def _lease_in(conn: Connection, lease: Lease, nbytes: int, nfiles: int,
+              held_bytes: int) -> None:
+    """Add this change to the lease, in the transaction that changes the
+    counters (creating its row the first time). LeaseLost if it is gone."""
+    params = {"lease_id": lease.id, "nbytes": int(nbytes), "nfiles": int(nfiles),
+              "held_bytes": int(held_bytes), "expires_at": lease.expiry()}
+    if lease.created:
+        if conn.execute(_LEASE_ADD, params).rowcount != 1:
+            raise LeaseLost("la reserva de esta subida ya se liberó")
+        return
+    conn.execute(insert(UploadLease).values(
+        id=lease.id, space_id=lease.space_id, node=lease.node, pid=lease.pid,
+        tmp_name=lease.tmp_name, used_bytes=int(nbytes), used_files=int(nfiles),
+        held_bytes=int(held_bytes), expires_at=params["expires_at"]))
+
+
+def renew(db: Database, lease: Lease) -> None:
+    """Extend the lease while its upload streams. LeaseLost when it was
+    given back meanwhile; UsageUnavailable when the database is away."""
+    if not lease.created:
+        return
+    try:
+        with db.engine.begin() as conn:
+            n = conn.execute(update(UploadLease).where(UploadLease.id == lease.id)
+                             .values(expires_at=lease.expiry())).rowcount
+    except SQLAlchemyError as exc:
+        raise UsageUnavailable(str(exc)) from exc
+    if n != 1:
+        raise LeaseLost("la reserva de esta subida ya se liberó")
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    space_id: int
+    used_bytes: int
+    used_files: int
+    held_bytes: int
+    tmp_name: str
+
+
+def reclaim(db: Database, lease_id: str) -> Reclaimed | None:
+    """Give back what a lease holds (its row taken and its deltas undone in
+    one transaction): None if another node or its own upload took it first."""
+    with db.engine.begin() as conn:
+        row = conn.execute(_LEASE_TAKE, {"lease_id": lease_id}).one_or_none()
+        if row is None:
+            return None
+        got = Reclaimed(int(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+        apply_in(conn, got.space_id, -got.used_bytes, -got.used_files,
+                 held_bytes=-got.held_bytes)
+    return got
+
+
+def leases(db: Database, *, expired_before: Any = None) -> list[Any]:
+    """Rows (id, space_id, node, pid, tmp_name, expires_at, name) of every lease, or
+    of those that expired before ``expired_before``."""
+    q = (select(UploadLease.id, UploadLease.space_id, UploadLease.node, UploadLease.pid,
+                UploadLease.tmp_name, UploadLease.expires_at, Space.name)
+         .join(Space, Space.id == UploadLease.space_id))
+    if expired_before is not None:
+        q = q.where(UploadLease.expires_at < expired_before)
+    with db.engine.connect() as conn:
+        return list(conn.execute(q).all())
 
 
 _USAGE = select(Space.used_bytes, Space.used_files, Space.quota_bytes, Space.held_bytes,
@@ -107,9 +207,14 @@ _APPLY = (update(Space)
           .values(**_DELTAS))
 
 
+class _NotApplied(Exception):
+    """The conditional delta did not apply: roll the transaction back."""
+
+
 def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: int = 0, *,
             held_bytes: int = 0, held_files: int = 0, needed: int | None = None,
-            room: int = 0, at_least: bool = False) -> None:
+            room: int = 0, at_least: bool = False, lease: Lease | None = None,
+            end: bool = False) -> None:
     """Add ``nbytes``/``nfiles`` to the space's files only if they stay within its
     quota (and, in the same statement, ``held_bytes``/``held_files`` to its
     safety net: an overwrite whose old content becomes a version).
@@ -121,6 +226,11 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
     ``nbytes``; ``at_least`` when its end is not known yet) and what the plan
     has for it: the free room plus ``room``, the bytes the write already has
     on its side (its own reservation, the size of the file it replaces).
+
+    With ``lease`` (an upload's) the change is recorded in the lease in the
+    same transaction; with ``end`` too, the lease is taken instead (a commit:
+    what it held becomes the file's) — LeaseLost, nothing changed, if it was
+    given back meanwhile.
     """
     nbytes = max(int(nbytes), 0)
     if nbytes > MAX_DELTA:
@@ -129,12 +239,23 @@ def reserve(db: Database, space_id: int, space_name: str, nbytes: int, nfiles: i
         _refuse(db, space_id, space_name, nbytes, needed, room, at_least)
     try:
         with db.engine.begin() as conn:
+            if lease is not None and end and lease.created and conn.execute(
+                    _LEASE_TAKE, {"lease_id": lease.id}).one_or_none() is None:
+                raise LeaseLost("la reserva de esta subida ya se liberó")
             result = conn.execute(_RESERVE, {
                 "space_id": space_id, "nbytes": nbytes, "nfiles": int(nfiles),
                 "held_bytes": held_bytes, "held_files": held_files,
                 "new_entries": (int(nfiles) + max(int(held_files), 0) if nfiles > 0
                                 else _NO_NEW_ENTRIES)})
-            applied = result.rowcount == 1
+            if result.rowcount != 1:
+                raise _NotApplied  # undoes the lease's taking too
+            if lease is not None and not end:
+                _lease_in(conn, lease, nbytes, nfiles, held_bytes)
+        applied = True
+        if lease is not None:
+            lease.created = not end
+    except _NotApplied:
+        applied = False
     except SQLAlchemyError as exc:
         log.error("quota reserve failed for %s: %s", space_name, exc)
         raise UsageUnavailable(str(exc)) from exc
@@ -173,23 +294,48 @@ def _refuse(db: Database, space_id: int, space_name: str, nbytes: int, needed: i
 
 
 def apply(db: Database, space_id: int, nbytes: int, nfiles: int = 0, *,
-          held_bytes: int = 0, held_files: int = 0) -> None:
+          held_bytes: int = 0, held_files: int = 0, lease: Lease | None = None,
+          end: bool = False) -> bool:
     """Apply an unconditional delta (frees, credits, releases of reservations,
     moves between the files and the safety net).
 
-    Never raises for a database error: it is logged, because the bytes are
-    already gone from disk and a later recount repairs the counters.
+    With ``lease`` and ``end`` (an upload's release, or its commit) the lease
+    is taken in the same transaction, and nothing is applied if it is gone
+    already (it was given back: applying would count the release twice).
+
+    Never raises for a database error: it is logged and False returned. An
+    upload's lease then stays, and is given back when it expires
+    (:func:`reclaim`); other deltas wait for a recount.
     """
-    if not (nbytes or nfiles or held_bytes or held_files):
-        return
+    if not (nbytes or nfiles or held_bytes or held_files) and not (
+            lease is not None and lease.created):
+        return True
     try:
         with db.engine.begin() as conn:
+            if lease is not None and lease.created:
+                if end:
+                    if conn.execute(_LEASE_TAKE, {"lease_id": lease.id}).one_or_none() is None:
+                        lease.created = False
+                        log.info("upload lease already given back: space=%s lease=%s",
+                                 space_id, lease.id)
+                        return True
+                else:
+                    _lease_in(conn, lease, nbytes, nfiles, held_bytes)
             apply_in(conn, space_id, nbytes, nfiles, held_bytes=held_bytes,
                      held_files=held_files)
-    except SQLAlchemyError as exc:  # pragma: no cover - needs a failing database
-        log.error("quota delta lost for space %s (%+d bytes, %+d files, %+d held bytes, "
-                  "%+d held files): %s — run 'resguardo quota recount'", space_id, nbytes,
-                  nfiles, held_bytes, held_files, exc)
+        if lease is not None and end:
+            lease.created = False
+        return True
+    except SQLAlchemyError as exc:
+        if lease is not None and lease.created:
+            log.error("quota release postponed for space %s (%+d bytes, %+d files): %s — "
+                      "the upload's lease %s is given back when it expires", space_id,
+                      nbytes, nfiles, exc.__class__.__name__, lease.id)
+        else:
+            log.error("quota delta lost for space %s (%+d bytes, %+d files, %+d held bytes, "
+                      "%+d held files): %s — run 'resguardo quota recount'", space_id,
+                      nbytes, nfiles, held_bytes, held_files, exc)
+        return False
 
 
 def apply_in(conn: Connection, space_id: int, nbytes: int, nfiles: int = 0, *,
@@ -299,14 +445,30 @@ def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> D
     of ``files_root`` (``held``), and set its counters to what is on disk
     (``used`` also counts the bytes of the space's WebDAV dead properties).
 
-    The only absolute write of the counters. Call it with the space idle (or
-    under the space's write lock in the drive process), since a write in flight
-    holds a reservation the walk cannot see.
+    The only absolute write of the counters. Safe while uploads stream: what
+    they hold is read from their leases in the transaction that sets the
+    counters. Call it under the space's guard (spaces.storage.space_guard), so
+    that no commit renames a file into place during the walk.
     """
-    before = usage(db, space_id)
     nbytes, nfiles, held_bytes, held_files = measure_space(files_root)
     nbytes += property_bytes(db, space_name)  # the plan counts its properties too
+    in_flight = (select(func.coalesce(func.sum(UploadLease.used_bytes), 0),
+                        func.coalesce(func.sum(UploadLease.used_files), 0),
+                        func.coalesce(func.sum(UploadLease.held_bytes), 0))
+                 .where(UploadLease.space_id == space_id))
     with db.engine.begin() as conn:
+        # The space's row first (PostgreSQL: locked; SQLite: the write lock),
+        # then the uploads in flight: a reservation committed before is in
+        # both, one made after waits and adds to what is set here.
+        if db.is_sqlite:
+            conn.execute(update(Space).where(Space.id == space_id)
+                         .values(used_bytes=Space.used_bytes))
+        row = conn.execute(_USAGE.with_for_update() if not db.is_sqlite else _USAGE,
+                           {"space_id": space_id}).one()
+        before = Usage(*(int(v) for v in row))
+        lease_bytes, lease_files, lease_held = (int(v) for v in conn.execute(in_flight).one())
+        nbytes, nfiles, held_bytes = (nbytes + lease_bytes, nfiles + lease_files,
+                                      held_bytes + lease_held)
         conn.execute(update(Space).where(Space.id == space_id).values(
             used_bytes=nbytes, used_files=nfiles, held_bytes=held_bytes,
             held_files=held_files))

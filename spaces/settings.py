@@ -379,6 +379,12 @@ class StorageSettings:
         "data_dir/spaces and deletes, with an error in the log, when something else has filled "
         "the disk completely, so deletes, emptying the trash and the database still have room.")
 
+    lease_seconds: int = _f(
+        300, "How long an upload's reservation of quota stays counted without news from the "
+        "process receiving it (renewed while the body streams). After that — the process "
+        "died, or the database was away — any node gives it back; a node gives back its "
+        "own dead processes' at once.")
+
     @property
     def ballast_bytes(self) -> int:
         return parse_size(self.ballast)
@@ -566,6 +572,8 @@ def _validate(settings: Settings, source: str) -> None:
                           "ser negativos")
     if settings.locks.backend not in ("database", "redis"):
         raise ConfigError(f"{source}: locks.backend debe ser 'database' o 'redis'")
+    if settings.storage.lease_seconds < 2:
+        raise ConfigError(f"{source}: storage.lease_seconds debe ser al menos 2")
     if settings.locks.redis_persistence not in ("warn", "require"):
         raise ConfigError(f"{source}: locks.redis_persistence debe ser 'warn' o 'require'")
     try:

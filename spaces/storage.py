@@ -1001,6 +1001,11 @@ class Upload:
         self.credit = 0
         new = int(existing is None)
         files.check_disk(declared or 0)
+        self.tmp_name = f"up-{NODE}-{os.getpid()}-{os.urandom(8).hex()}"
+        #: Who holds this upload's reservation, until when (see quota.Lease).
+        self.lease = quota.Lease(files.space_id, NODE, os.getpid(), self.tmp_name,
+                                 files.settings.storage.lease_seconds)
+        self._renewed = time.monotonic()
         if self.old_size > 0:
             with files.guard():
                 fits = self.old_size <= quota.usage(files.db, files.space_id).reserve_bytes
@@ -1009,7 +1014,8 @@ class Upload:
                 # bytes from the plan to the reserve), then make room there.
                 growth = max((declared or 0) - credit, 0)
                 quota.reserve(files.db, files.space_id, files.space_name, growth, new,
-                              held_bytes=credit, needed=declared or 0, room=credit)
+                              held_bytes=credit, needed=declared or 0, room=credit,
+                              lease=self.lease)
                 self.reserved, self.reserved_files, self.credit = growth, new, credit
                 if credit:
                     try:
@@ -1021,11 +1027,11 @@ class Upload:
             # Reserve what the declared length adds (0 still checks the space is writable).
             growth = max(declared or 0, 0)
             quota.reserve(files.db, files.space_id, files.space_name, growth, new,
-                          needed=declared or 0)
+                          needed=declared or 0, lease=self.lease)
             self.reserved, self.reserved_files = growth, new
         try:
             files.tmp.mkdir(parents=True, exist_ok=True)
-            self.tmp_path = files.tmp / f"up-{NODE}-{os.getpid()}-{os.urandom(8).hex()}"
+            self.tmp_path = files.tmp / self.tmp_name
             fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             self._release()
@@ -1035,19 +1041,32 @@ class Upload:
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)
 
     def _release(self) -> None:
-        if self.reserved or self.reserved_files or self.credit:
+        """Give the reservation back with its lease (if the database is away
+        the lease stays and is given back when it expires)."""
+        if self.reserved or self.reserved_files or self.credit or self.lease.created:
             quota.apply(self.files.db, self.files.space_id, -self.reserved,
-                        -self.reserved_files, held_bytes=-self.credit)
+                        -self.reserved_files, held_bytes=-self.credit, lease=self.lease,
+                        end=True)
             self.reserved = self.reserved_files = self.credit = 0
+
+    def _renew(self, *, now: bool = False) -> None:
+        """Extend the lease while the body streams (every third of its
+        length), or ``now``. LeaseLost if it was given back meanwhile."""
+        t = time.monotonic()
+        if now or t - self._renewed >= max(self.lease.seconds / 3, 1):
+            quota.renew(self.files.db, self.lease)
+            self._renewed = t
 
     def write(self, data: bytes) -> int:
         n = len(data)
+        self._renew()
         need = self.written + n - self.credit - self.reserved
         if need > 0:
             f = self.files
             f.check_disk(max(need, RESERVE_STEP))
             try:
-                quota.reserve(f.db, f.space_id, f.space_name, max(need, RESERVE_STEP))
+                quota.reserve(f.db, f.space_id, f.space_name, max(need, RESERVE_STEP),
+                              lease=self.lease)
                 self.reserved += max(need, RESERVE_STEP)
             except QuotaExceeded:
                 # The refusal states the real figures: all the file needs so far
@@ -1056,7 +1075,8 @@ class Upload:
                 quota.reserve(f.db, f.space_id, f.space_name, need,
                               needed=max(so_far, self.declared or 0),
                               room=self.reserved + self.credit,
-                              at_least=self.expected is None and so_far >= (self.declared or 0))
+                              at_least=self.expected is None and so_far >= (self.declared or 0),
+                              lease=self.lease)
                 self.reserved += need
         if len(self.head) < cfdi_index.SNIFF_BYTES:
             self.head += data[: cfdi_index.SNIFF_BYTES - len(self.head)]
@@ -1133,6 +1153,15 @@ class Upload:
                     raise Forbidden("Ya existe una carpeta con ese nombre.")
                 old_now = existing.size if existing else 0
                 new_file = existing is None
+                try:
+                    self._renew(now=True)  # and nobody gives it back while we commit
+                except quota.LeaseLost:
+                    # Given back while the upload stalled: it holds nothing now,
+                    # so the whole file is charged below (conditionally).
+                    log.warning("upload lease lost before commit: space=%s path=%s",
+                                f.space_name, self.target.name)
+                    self.reserved = self.reserved_files = self.credit = 0
+                    self.lease.created = False
                 if new_file:  # a twin may have arrived while the body streamed
                     check_no_twin(self.target.parent, self.target.name)
                 if existing is not None:  # it may have become a protected CFDI meanwhile
@@ -1144,9 +1173,10 @@ class Upload:
                 if extra > 0:
                     quota.reserve(f.db, f.space_id, f.space_name, extra, more_files,
                                   held_bytes=-self.credit, needed=self.written,
-                                  room=self.reserved + old_now)
-                else:
-                    quota.apply(f.db, f.space_id, extra, more_files, held_bytes=-self.credit)
+                                  room=self.reserved + old_now, lease=self.lease, end=True)
+                elif not quota.apply(f.db, f.space_id, extra, more_files,
+                                     held_bytes=-self.credit, lease=self.lease, end=True):
+                    raise UsageUnavailable("no se pudo registrar el uso")
                 accounted, counted_files = self.reserved + extra, self.reserved_files + more_files
                 self.reserved = self.reserved_files = self.credit = 0
                 keep, kept = False, None
@@ -1274,11 +1304,52 @@ def _orphaned(p: Path) -> bool:
         return False
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_leases(settings: Settings, db: Database) -> list[quota.Reclaimed]:
+    """Give back the reservations no live upload holds: every expired lease
+    (whichever node held it) and, at once, those of this machine's dead
+    processes; their temporary files go too. Any node may run it at any time
+    (each lease is taken in one transaction: two nodes never give one back
+    twice). Returns what was given back."""
+    now = utcnow()
+    out = []
+    for row in quota.leases(db):
+        dead = row.node == NODE and row.pid != os.getpid() and not _pid_alive(row.pid)
+        if not dead and row.expires_at >= now:
+            continue
+        got = quota.reclaim(db, row.id)
+        if got is None:
+            continue
+        out.append(got)
+        tmp = space_dir(settings, row.name) / "tmp" / got.tmp_name
+        if os.sep not in got.tmp_name and got.tmp_name.startswith("up-"):
+            tmp.unlink(missing_ok=True)
+        log.warning("upload reservation given back: space=%s node=%s pid=%s bytes=%d "
+                    "files=%d reason=%s", row.name, row.node, row.pid, got.used_bytes,
+                    got.used_files, "process gone" if dead else "lease expired")
+    return out
+
+
 def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
-    """At start-up: remove uploads a crash left in ``tmp`` and recount every space
-    that had some (their reservations died with the process). Returns the drifts."""
+    """At start-up: give back the reservations of this machine's dead
+    processes (their leases: deltas, so an upload another node is receiving
+    meanwhile keeps its own), remove the temporary files crashes left in
+    ``tmp``, and recount only a space whose trash or versions needed repair
+    (the recount counts the uploads in flight). Returns the drifts."""
     from spaces.service import list_spaces
 
+    for got in reclaim_leases(settings, db):
+        log.warning("start-up: interrupted upload given back in space %s (%d bytes)",
+                    got.space_id, got.used_bytes)
     drifts = []
     for space in list_spaces(db):
         tmp = space_dir(settings, space.name) / "tmp"
@@ -1288,13 +1359,12 @@ def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+        if leftovers:
+            log.warning("start-up: removed %d interrupted uploads in space %s",
+                        len(leftovers), space.name)
         ensure_space_dirs(settings, space.name)
         files = SpaceFiles(settings, db, space.id, space.name)
         with files.guard():
-            repaired = trash.reconcile(files) + versions.reconcile(files)
-            if leftovers:
-                log.warning("start-up: removed %d interrupted uploads in space %s",
-                            len(leftovers), space.name)
-            if leftovers or repaired:
+            if trash.reconcile(files) + versions.reconcile(files):
                 drifts.append(quota.recount(db, space.id, space.name, files.root))
     return drifts
