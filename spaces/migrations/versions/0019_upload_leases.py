@@ -3,16 +3,16 @@ row saying which process holds it and until when, so any node can give back
 the reservation of a crashed process or of an upload cut off by a database
 outage (see spaces.quota), and a recount can count the uploads in flight.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
