@@ -21,7 +21,7 @@ from portal import create_app
 from resguardo.api import make_api
 from resguardo.front import FrontLimits, FrontManager
 from resguardo.observe import observe
-from spaces import diskspace, storage
+from spaces import diskspace, service, storage
 from spaces.db import Database, open_database
 from spaces.errors import SpaceError
 from spaces.service import add_member, create_space, list_spaces
@@ -253,6 +253,9 @@ def serve(settings: Settings, only: str | None = None) -> int:
     for drift in storage.recover_after_crash(settings, db):
         print(f"Recuperación: espacio {drift.space} recontado "
               f"({drift.bytes:+d} bytes, {drift.files:+d} archivos)", flush=True)
+    for name in service.restore_missing_limits(settings, db):
+        print(f"Espacio {name}: recibe los límites de archivos y carpetas de su plan.",
+              flush=True)
     if only != "portal":
         try:
             check_lock_persistence(settings)

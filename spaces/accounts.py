@@ -444,10 +444,9 @@ def create_owned_space(s: Session, settings: Settings, account: Account, name: s
     t = plans.get_tier(settings, tier_name)
     if s.scalar(select(Space.id).where(Space.name == n)) is not None:
         raise AlreadyExists(f"Ya existe un espacio llamado «{n}».")
-    space = Space(name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
-                  reserve_bytes=t.reserve_bytes,
-                  used_bytes=0, used_files=0, status="active", owner_email=account.email,
-                  account_id=account.id)
+    space = Space(name=n, used_bytes=0, used_files=0, status="active",
+                  owner_email=account.email, account_id=account.id)
+    service.apply_tier(space, t)  # every limit of the plan, entries and depth included
     s.add(space)
     s.flush()
     member = Member(space_id=space.id, username=account.username, role="admin",

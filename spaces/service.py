@@ -181,12 +181,9 @@ def create_space(
     t = plans.get_tier(settings, tier)
     try:
         with db.session() as s:
-            space = Space(
-                name=n, tier=t.name, quota_bytes=t.quota_bytes, max_users=t.max_users,
-                reserve_bytes=t.reserve_bytes, max_entries=t.max_entries,
-                max_depth=t.max_depth, used_bytes=0, used_files=0, status="active",
-                owner_email=owner_email,
-            )
+            space = Space(name=n, used_bytes=0, used_files=0, status="active",
+                          owner_email=owner_email)
+            apply_tier(space, t)
             s.add(space)
             s.flush()
             info = SpaceInfo.of(space)
@@ -239,11 +236,34 @@ def change_tier(settings: Settings, db: Database, name: str, tier: str,
 
 def apply_tier(space: Space, t: plans.Tier) -> None:
     """Give ``space`` every limit of plan ``t`` (quota, users, reserve, entries,
-    depth): the one place a plan change writes them, from the CLI, the API or
-    a payment. The caller commits, then runs :func:`fit_reserve`."""
+    depth): the one place a space's plan is written, when it is created (CLI,
+    API, purchase, free space) and when it changes (CLI, API, operator,
+    payment). After a change the caller commits, then runs :func:`fit_reserve`."""
     space.tier, space.quota_bytes, space.max_users = t.name, t.quota_bytes, t.max_users
     space.reserve_bytes = t.reserve_bytes
     space.max_entries, space.max_depth = t.max_entries, t.max_depth
+
+
+def restore_missing_limits(settings: Settings, db: Database) -> list[str]:
+    """Spaces without an entry limit (``max_entries`` 0: the portal created
+    them so before it gave every limit of the plan; a plan's own limit is never
+    0) get their plan's entries and depth. Run at start-up; returns their
+    names. A space whose plan is no longer configured is left as it is, and
+    logged."""
+    fixed = []
+    with db.session() as s:
+        for space in s.scalars(select(Space).where(Space.max_entries <= 0)):
+            try:
+                t = plans.get_tier(settings, space.tier)
+            except NotFound:
+                log.warning("space without an entry limit and an unknown plan: space=%s "
+                            "tier=%s", space.name, space.tier)
+                continue
+            space.max_entries, space.max_depth = t.max_entries, t.max_depth
+            fixed.append(space.name)
+            log.warning("space given its plan's limits: space=%s max_entries=%d max_depth=%d",
+                        space.name, t.max_entries, t.max_depth)
+    return fixed
 
 
 def fit_reserve(settings: Settings, db: Database, space_id: int, space_name: str,

@@ -165,6 +165,57 @@ def test_reminders_once_then_read_only_after_grace_then_renewal_restores(shop, s
 
 
 @pytest.mark.db
+def test_a_space_bought_or_claimed_in_the_portal_has_every_limit_of_its_plan(shop):
+    """Customers get their spaces from the portal (a purchase, the free space):
+    those spaces carry every limit of the plan, entries and depth included, as
+    `resguardo space create` gives them (they were created without an entry
+    limit: empty files and folders without end)."""
+    srv, settings, db, mailer, links, account_id = shop
+    with db.session() as s:
+        a = Account(username="libre", email="libre@x.mx", password_hash="-",
+                    ever_had_space=False, is_operator=False, email_confirmed_at=utcnow())
+        s.add(a)
+        s.flush()
+        free_id = a.id
+    accounts.claim_free_space(settings, db, mailer, links, free_id)
+    srv.create_space("porcli", "4G")
+    with db.engine.connect() as c:
+        rows = {r.name: r for r in c.execute(select(
+            Space.name, Space.tier, Space.quota_bytes, Space.max_users, Space.reserve_bytes,
+            Space.max_entries, Space.max_depth))}
+    for name in ("acme", "libre", "porcli"):
+        row = rows[name]
+        t = plans.get_tier(settings, row.tier)
+        assert (row.quota_bytes, row.max_users, row.reserve_bytes, row.max_entries,
+                row.max_depth) == (t.quota_bytes, t.max_users, t.reserve_bytes, t.max_entries,
+                                   t.max_depth), name
+        assert row.max_entries > 0, name
+
+
+@pytest.mark.db
+def test_spaces_made_without_an_entry_limit_get_their_plans_limit_at_start_up(make_server):
+    """Spaces the portal created before it gave them every limit of their plan
+    (max_entries 0: no limit at all) get their plan's limit when the server
+    starts; the drive then refuses entries beyond it."""
+    import sqlalchemy as sa
+
+    srv = make_server('[tiers.P]\nquota = "10M"\nmax_users = 2\ncfdi_years = 1\n'
+                      'max_entries = 3\n').start()
+    srv.create_space("acme", "P")
+    srv.add_user("acme", "acme", "clave-acme-1", role="admin")
+    engine = sa.create_engine(srv.db_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE spaces SET max_entries = 0 WHERE name = 'acme'"))
+    srv.restart()
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT max_entries FROM spaces WHERE name = 'acme'")) == 3
+    engine.dispose()
+    codes = [requests.put(srv.dav("acme", f"v{i}.txt"), data=b"", auth=AUTH,
+                          timeout=30).status_code for i in range(4)]
+    assert codes[-1] == 507 and codes.count(201) <= 3, codes
+
+
+@pytest.mark.db
 def test_the_free_space_never_expires(shop):
     srv, settings, db, mailer, links, account_id = shop
     with db.session() as s:
