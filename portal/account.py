@@ -255,14 +255,25 @@ def member_password(token: str) -> Any:
         except SpaceError as exc:
             flash(str(exc), "error")
             return render_template("account/member_password.html", form=None, link=None)
-        return render_template("account/member_password_done.html", link=done,
-                               drive_url=links().drive(done.space))
+        session["password_done"] = [done.space, done.username]
+        return redirect(url_for("account.member_password_done"))  # F5 posts nothing again
     if link is None:
         flash(_("El enlace no es válido, ya se usó o caducó. Pida uno nuevo al "
                 "administrador del espacio."), "error")
         return render_template("account/member_password.html", form=None, link=None), 410
     return render_template("account/member_password.html", form=form, link=link,
                            drive_url=links().drive(link.space))
+
+
+@bp.get("/acceso/listo")
+def member_password_done() -> Any:
+    """Where a drive user lands once the password is saved (redirect after POST)."""
+    held = session.get("password_done")
+    if not isinstance(held, list) or len(held) != 2:
+        return redirect(url_for("public.home"))
+    space, username = str(held[0]), str(held[1])
+    return render_template("account/member_password_done.html", username=username,
+                           drive_url=links().drive(space))
 
 
 @bp.route("/cuenta/entrar-unidad", methods=["GET", "POST"])

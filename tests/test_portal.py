@@ -993,3 +993,20 @@ def test_no_button_inside_a_link_on_the_pages_a_customer_walks(portal):
            form_page="/planes")
     for path in ("/", "/carrito", "/pago"):
         assert not nested.search(b.get(path).get_data(as_text=True)), path
+
+
+@pytest.mark.db
+def test_saving_a_drive_password_redirects_so_a_reload_does_not_spend_the_link_again(portal):
+    b = sign_up(portal)
+    b.post("/espacio-gratis", {}, form_page="/")
+    (member,) = service.list_members(portal.db, "despacho")
+    token = accounts.issue_token(portal.db, portal.settings, "member", member_id=member.id)
+    path = f"/acceso/{token}"
+    anyone = portal.browser()
+    r = anyone.post(path, {"password": "clave-unidad-1", "confirm": "clave-unidad-1"},
+                    form_page=path, follow=False)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/acceso/listo")
+    for _ in range(2):  # the page, and F5 on it
+        anyone.get("/acceso/listo")
+        assert "Contraseña guardada" in anyone.text and "no es válido" not in anyone.text
+        assert "/dav/despacho/" in anyone.text and "<strong>despacho</strong>" in anyone.text
