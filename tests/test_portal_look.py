@@ -181,3 +181,40 @@ def pay(page, w: Walk, check: str | None = None) -> None:
     page.fill("#expiry", "12/30")
     page.fill("#cvc", "123")
     page.click("#pagar-tarjeta")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)], ids=["desk", "phone"])
+def test_the_web_drive_and_the_login_pages_are_accessible_and_fit_a_phone(
+        make_server, browser, axe, tmp_path, width, height):  # noqa: F811 - the fixture
+    import requests
+
+    srv = make_server().start()
+    srv.create_space("acme", "4G")
+    srv.add_user("acme", "ana", "secreto-ana-1", role="admin")
+    auth = ("ana", "secreto-ana-1")
+    assert requests.request("MKCOL", srv.dav("acme", "Clientes"), auth=auth,
+                            timeout=30).status_code == 201
+    for name in ("balanza enero.xlsx", "borrar.txt"):
+        assert requests.put(srv.dav("acme", name), data=b"x" * 600_147, auth=auth,
+                            timeout=30).status_code == 201
+    assert requests.delete(srv.dav("acme", "borrar.txt"), auth=auth, timeout=30).status_code \
+        in (200, 204)
+    page = browser.new_page(locale="es-MX", viewport={"width": width, "height": height})
+    page.set_default_timeout(30_000)
+    w = Walk(page, axe, tmp_path, width)
+    for path, name in (("/cuenta/entrar", "entrar"), ("/unidad/entrar", "entrar-unidad"),
+                       ("/cuenta/olvide", "olvide"), ("/contrato", "contrato")):
+        page.goto(srv.url + path)
+        w.check(name)
+    page.goto(srv.url + "/unidad/entrar")
+    page.fill("#space", "acme")
+    page.fill("#username", "ana")
+    page.fill("#password", "secreto-ana-1")
+    page.click("#entrar-unidad")
+    page.wait_for_selector('tr[data-name="balanza enero.xlsx"]')
+    expect(page.locator('tr[data-name="balanza enero.xlsx"] td.num')).to_have_text("586.1 KB")
+    expect(page.locator("a.folder svg.icon")).to_have_count(1)  # drawn, not an emoji
+    w.check("unidad")
+    page.goto(srv.url + "/unidad/acme/papelera")
+    expect(page.locator("body")).to_contain_text("borrar.txt")
+    w.check("papelera")
