@@ -163,6 +163,9 @@ class AuthSettings:
         "before attempts are slowed, on every door at once (drive, web drive, portal)."
     )
     failure_window_seconds: int = _f(300, "Window in which bad passwords are counted.")
+    block_seconds: int = _f(
+        1, "First pause once max_failures is reached; each further bad password doubles it."
+    )
     max_block_seconds: int = _f(
         60, "Longest pause imposed after repeated bad passwords (doubles up to this)."
     )
@@ -269,6 +272,8 @@ class PortalSettings:
         "link before logins are slowed (addresses: [auth])."
     )
     login_window_seconds: int = _f(300, "Window in which bad portal passwords are counted.")
+    login_block_seconds: int = _f(
+        1, "First pause once max_login_failures is reached; each further one doubles it.")
     max_login_block_seconds: int = _f(60, "Longest pause after repeated bad portal passwords.")
     timezone: str = _f(
         "America/Mexico_City", "IANA time zone in which the portal, e-mails and status files "

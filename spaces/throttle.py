@@ -39,17 +39,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rule:
-    """``limit`` failures within ``window`` seconds start a pause that doubles
-    with each further failure, up to ``max_block`` seconds."""
+    """``limit`` failures within ``window`` seconds start a pause of ``first``
+    seconds that doubles with each further failure, up to ``max_block`` seconds."""
 
     limit: int
     window: float
     max_block: float
+    first: float = 1.0
 
     def pause(self, count: int) -> float:
         """Seconds paused after the ``count``-th failure in the window (0: none)."""
         over = count - self.limit
-        return 0.0 if over < 0 else min(2.0 ** min(over, 62), self.max_block)
+        return 0.0 if over < 0 else min(self.first * 2.0 ** min(over, 62), self.max_block)
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,13 @@ class LoginThrottle:
         """Drive users and addresses by ``[auth]`` (an address allows 4x the
         failures of one user), accounts and share links by ``[portal]``."""
         a, p = settings.auth, settings.portal
-        users = Rule(a.max_failures, a.failure_window_seconds, a.max_block_seconds)
+        users = Rule(a.max_failures, a.failure_window_seconds, a.max_block_seconds,
+                     a.block_seconds)
         accounts = Rule(p.max_login_failures, p.login_window_seconds,
-                        p.max_login_block_seconds)
+                        p.max_login_block_seconds, p.login_block_seconds)
         return cls(db, {"member": users, "share": accounts, "account": accounts,
                         "address": Rule(4 * a.max_failures, a.failure_window_seconds,
-                                        a.max_block_seconds)})
+                                        a.max_block_seconds, a.block_seconds)})
 
     def blocked(self, first: Subject, second: Subject | None = None, *,
                 now: float | None = None) -> bool:

@@ -53,6 +53,16 @@ def test_the_pause_starts_at_the_limit_doubles_and_is_capped(db):
     assert not t.blocked(ana, now=now + 19 + 60.1)
 
 
+def test_the_first_pause_is_configurable_and_doubles_from_there(db):
+    t = LoginThrottle(db, {**RULES, "member": Rule(3, 300, 60, first=5)})
+    ana = throttle.member("acme", "ana")
+    for _ in range(3):
+        t.failure(ana, now=0.0)  # the 3rd: 5 s
+    assert t.blocked(ana, now=4.9) and not t.blocked(ana, now=5.1)
+    t.failure(ana, now=6.0)  # 10 s
+    assert t.blocked(ana, now=15.9) and not t.blocked(ana, now=16.1)
+
+
 def test_failures_outside_the_window_are_forgotten_and_success_clears(db):
     t = LoginThrottle(db, RULES)
     ana = throttle.member("acme", "ana")

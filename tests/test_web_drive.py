@@ -649,14 +649,17 @@ def test_cli_and_api_revocations_end_old_web_sessions_at_once(make_server):
 
 # -- one brute-force pause for every door ------------------------------------------------------
 
+# The first pause lasts a minute: every door is tried within it, however loaded the machine.
 PAUSE = """
 [auth]
 max_failures = 2
 failure_window_seconds = 300
+block_seconds = 60
 max_block_seconds = 60
 [portal]
 max_login_failures = 2
 login_window_seconds = 300
+login_block_seconds = 60
 max_login_block_seconds = 60
 """
 
