@@ -64,6 +64,45 @@ def examine(fs_path: Path, name: str | None = None) -> cfdi.Finding | None:
         return None
 
 
+#: What :func:`examine_tree` found: relative path -> (inode, finding).
+Examined = dict[str, tuple[int, "cfdi.Finding | None"]]
+
+
+def examine_tree(root: Path, name: str) -> Examined:
+    """:func:`examine` every file at or below ``root`` (a trash item or a
+    version, whose content nobody changes), before the space's lock is taken;
+    ``name``: the name ``root`` will have (a token's own name says nothing).
+    Keyed by the path relative to ``root`` ("." for ``root`` itself), with the
+    inode, so the caller can tell it is still the same file once it holds the
+    lock (a rename keeps it)."""
+    found: Examined = {}
+    try:
+        paths = [root] if root.is_file() else [
+            Path(d) / n for d, _, names in os.walk(root) for n in names]
+        for p in paths:
+            st = p.lstat()
+            if p.is_symlink():
+                continue
+            rel = "." if p == root else str(p.relative_to(root))
+            found[rel] = (st.st_ino, examine(p, name if p == root else None))
+    except OSError as exc:
+        log.warning("cfdi: could not examine %s: %s", root, exc)
+    return found
+
+
+def examined_for(found: Examined | None, root: Path, p: Path) -> cfdi.Finding | None:
+    """The finding :func:`examine_tree` made for ``p`` (now at or below ``root``),
+    if it is still the same file; None: examine it again."""
+    if not found:
+        return None
+    rel = "." if p == root else str(p.relative_to(root))
+    ino, finding = found.get(rel, (None, None))
+    try:
+        return finding if ino is not None and p.lstat().st_ino == ino else None
+    except OSError:
+        return None
+
+
 def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: Path,
            *, now: datetime | None = None, keep_ingest: dict[str, Any] | None = None,
            actor: audit.Actor | None = None,

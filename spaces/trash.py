@@ -147,6 +147,11 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
     plan again: refused with QuotaExceeded (507, nothing changed) when it does
     not fit. Raises NotFound if the item is not in this space's trash.
     """
+    # What comes back is examined for CFDI before the space's lock: a huge
+    # stamped CFDI, or a folder of thousands, takes a while to read.
+    early = _row(files, item_id)
+    examined = cfdi_index.examine_tree(files.trash_root / early.token,
+                                       Path(early.path).name) if files.index_cfdi else None
     with files.guard():
         row = _row(files, item_id)
         src = files.trash_root / row.token
@@ -169,7 +174,7 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
             raise
         _drop(files.db, row.id)
         rel = files.index_path(target)
-        _reindex(files, target)
+        _reindex(files, target, examined if row.token == early.token else None)
     files.record_event(audit.Action.TRASH_RESTORE, row.path, dest=rel, size=row.size)
     log.info("restored from trash: space=%s path=%s as=%s by=%s", files.space_name,
              row.path, rel, by or files.actor_name)
@@ -197,10 +202,12 @@ def _free_name(files: SpaceFiles, target: Path) -> Path:
         n += 1
 
 
-def _reindex(files: SpaceFiles, target: Path) -> None:
+def _reindex(files: SpaceFiles, target: Path,
+             examined: cfdi_index.Examined | None = None) -> None:
     """Examine the files that came back, whatever their names (they were
     forgotten by the index when deleted; a stamped CFDI is protected again from
-    now on)."""
+    now on). ``examined``: what :func:`cfdi_index.examine_tree` found in them
+    before the lock."""
     paths = [target] if target.is_file() else [
         Path(d) / n for d, _, names in os.walk(target) for n in names]
     for p in paths:
@@ -212,7 +219,8 @@ def _reindex(files: SpaceFiles, target: Path) -> None:
                 continue
             if cfdi.worth_examining(p.name, head):
                 cfdi_index.record(files.settings, files.db, files.space_id,
-                                  files.index_path(p), p, actor=files.actor)
+                                  files.index_path(p), p, actor=files.actor,
+                                  finding=cfdi_index.examined_for(examined, target, p))
 
 
 def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -> Freed:

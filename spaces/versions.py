@@ -106,6 +106,11 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
     nothing changed) if it grows beyond the plan. A missing file is recreated
     (missing folders too). Forbidden if the current file is a protected CFDI
     or a folder."""
+    # The restored content is examined for CFDI before the space's lock (a
+    # huge stamped CFDI takes a while to read); a version's file never changes.
+    early = _row(files, version_id)
+    examined = cfdi_index.examine_tree(files.versions_root / early.token,
+                                       Path(early.path).name) if files.index_cfdi else None
     with files.guard():
         row = _row(files, version_id)
         src = files.versions_root / row.token
@@ -154,7 +159,8 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         _drop(files, row.id)
         if kept is not None:
             quota.apply(files.db, files.space_id, 0, 0, held_bytes=current, held_files=1)
-        _index(files, target)
+        _index(files, target, cfdi_index.examined_for(
+            examined if row.token == early.token else None, target, target))
         prune(files, row.path)
     files.record_event(audit.Action.VERSION_RESTORE, row.path, size=row.size,
                  detail=f"versión del {row.created_at:%Y-%m-%d %H:%M} UTC")
@@ -163,7 +169,7 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
     return row.path
 
 
-def _index(files: SpaceFiles, target: Path) -> None:
+def _index(files: SpaceFiles, target: Path, finding: cfdi.Finding | None = None) -> None:
     rel = files.index_path(target)
     try:
         with open(target, "rb") as fh:
@@ -172,7 +178,7 @@ def _index(files: SpaceFiles, target: Path) -> None:
         return
     if files.index_cfdi and cfdi.worth_examining(target.name, head):
         cfdi_index.record(files.settings, files.db, files.space_id, rel, target,
-                          actor=files.actor)
+                          actor=files.actor, finding=finding)
     else:
         cfdi_index.forget(files.db, files.space_id, [rel])
 

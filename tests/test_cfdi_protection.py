@@ -226,3 +226,56 @@ def test_examining_a_huge_cfdi_never_holds_up_the_colleagues_writes(make_server)
     assert max(latencies) < 1.5, (max(latencies), done)
     assert index(srv)["/enorme.xml"]["uuid"] == meta["uuid"]
     assert_protected(srv, s, "enorme.xml", data, meta["uuid"])
+
+
+def _latencies_while(srv, s, work) -> tuple[list[float], list[int], float]:
+    """Run ``work`` in a thread while a colleague keeps uploading small files."""
+    import threading
+    import time
+
+    took: list[float] = []
+
+    def run() -> None:
+        t = time.monotonic()
+        work()
+        took.append(time.monotonic() - t)
+
+    th = threading.Thread(target=run)
+    th.start()
+    latencies, statuses, i = [], [], 0
+    while th.is_alive():
+        t = time.monotonic()
+        statuses.append(s.put(srv.dav("acme", f"colega-{time.monotonic_ns()}-{i}.txt"),
+                              data=b"hola").status_code)
+        latencies.append(time.monotonic() - t)
+        i += 1
+        time.sleep(0.05)
+    th.join()
+    return latencies, statuses, took[0] if took else 0.0
+
+
+@pytest.mark.serial  # measures latencies while a big document is examined
+def test_restoring_a_huge_cfdi_from_the_trash_or_a_version_never_holds_up_colleagues(
+        make_server):
+    """A trash item or an earlier version that is a huge stamped CFDI is
+    examined before the space's lock is taken, like an upload."""
+    srv, s = setup(make_server)
+    text, meta = stamped(81)
+    data = _with_addenda(text, '<l n="1"/>' * 4_000_000).encode()
+    assert s.put(srv.dav("acme", "enorme.xml"), data=data).status_code == 201
+    srv.cli("retention", "sweep", "--now", "2045-01-01")  # its period is over: released
+    assert s.delete(srv.dav("acme", "enorme.xml")).status_code == 204
+    (item,) = json.loads(srv.cli("trash", "list", "acme", "--json").stdout)
+    latencies, statuses, took = _latencies_while(
+        srv, s, lambda: srv.cli("trash", "restore", "acme", str(item["id"])))
+    assert took > 3 and set(statuses) == {201}, (took, statuses)
+    assert max(latencies) < 1.5, (max(latencies), took)
+    assert_protected(srv, s, "enorme.xml", data, meta["uuid"])  # protected again
+    srv.cli("retention", "sweep", "--now", "2045-01-01")
+    assert s.put(srv.dav("acme", "enorme.xml"), data=b"otra cosa").status_code == 204
+    (version,) = json.loads(srv.cli("versions", "list", "acme", "/enorme.xml", "--json").stdout)
+    latencies, statuses, took = _latencies_while(
+        srv, s, lambda: srv.cli("versions", "restore", "acme", str(version["id"])))
+    assert took > 3 and set(statuses) == {201}, (took, statuses)
+    assert max(latencies) < 1.5, (max(latencies), took)
+    assert_protected(srv, s, "enorme.xml", data, meta["uuid"])
