@@ -31,7 +31,7 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts, rfc_claims, service, throttle
+from spaces import accounts, fiscal, rfc_claims, service, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
@@ -185,14 +185,12 @@ def settings() -> Any:
 
 def settings_page(account: accounts.AccountInfo, **forms: Any) -> Any:
     """« Mi cuenta » with its forms (those given keep what was typed and its errors)."""
-    from portal.invoices import fill_choices, prefill
-
     forms.setdefault("pw_form", ChangePasswordForm(prefix="pw", formdata=None))
     forms.setdefault("email_form", ChangeEmailForm(prefix="em", formdata=None))
     if "fiscal_form" not in forms:
         forms["fiscal_form"] = FiscalForm(prefix="fi", formdata=None)
-        prefill(forms["fiscal_form"], account.id)
-    fill_choices(forms["fiscal_form"])
+        forms["fiscal_form"].prefill(fiscal.draft(state().db, account.id))
+    forms["fiscal_form"].fill_choices()
     if "rfc_form" not in forms:
         forms["rfc_form"] = RfcForm(formdata=None)
         forms["rfc_form"].rfc.data = account.rfc or ""

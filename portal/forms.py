@@ -3,9 +3,10 @@ strings translated by Flask-Babel (lazy, so each request gets its locale)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -23,6 +24,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from spaces.errors import SpaceError
 from spaces.passwords import MIN_PASSWORD_LENGTH
+from spaces.sat import catalogs
 
 PERIOD_LABELS = {
     "monthly": _l("Mensual"),
@@ -152,6 +154,24 @@ class FiscalForm(FlaskForm):
                                 validators=[Length(max=5)])
     uso_cfdi = SelectField(_l("Uso del CFDI"), validate_choice=False)
     submit = SubmitField(_l("Guardar datos fiscales"))
+
+    def fill_choices(self) -> None:
+        """SAT's régimenes (saying for which persona) and the usos a storage service takes."""
+        def who(r: catalogs.Regimen) -> str:
+            if r.fisica and r.moral:
+                return gettext("persona física o moral")
+            return gettext("persona moral") if r.moral else gettext("persona física")
+
+        self.regimen_fiscal.choices = [("", gettext("Elija su régimen fiscal"))] + [
+            (r.code, f"{r.code} — {r.description} ({who(r)})")
+            for r in catalogs.REGIMENES.values()]
+        self.uso_cfdi.choices = [(c, f"{c} — {catalogs.USOS[c].description}")
+                                 for c in catalogs.USOS_FOR_SERVICE]
+
+    def prefill(self, data: Mapping[str, str]) -> None:
+        """Fiscal data (spaces.fiscal.draft) in a form shown for the first time."""
+        for key, value in data.items():
+            getattr(self, key).data = value
 
 
 class CheckoutForm(FiscalForm):

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from portal.account import settings_page
 from portal.forms import ButtonForm, FiscalForm, InvoiceCancelForm
 from portal.web import (
     audit_actor,
@@ -30,26 +31,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("invoices", __name__)
 
 
-def fill_choices(form: FiscalForm) -> None:
-    """SAT's régimenes (saying for which persona) and the usos a storage service takes."""
-    def who(r: catalogs.Regimen) -> str:
-        if r.fisica and r.moral:
-            return _("persona física o moral")
-        return _("persona moral") if r.moral else _("persona física")
-
-    form.regimen_fiscal.choices = [("", _("Elija su régimen fiscal"))] + [
-        (r.code, f"{r.code} — {r.description} ({who(r)})") for r in catalogs.REGIMENES.values()]
-    form.uso_cfdi.choices = [(c, f"{c} — {catalogs.USOS[c].description}")
-                             for c in catalogs.USOS_FOR_SERVICE]
-
-
-def prefill(form: FiscalForm, account_id: int) -> None:
-    """The account's fiscal data in a form shown for the first time."""
-    data = fiscal.draft(state().db, account_id)
-    for key, value in data.items():
-        getattr(form, key).data = value
-
-
 def save_from(form: FiscalForm, account_id: int) -> fiscal.FiscalData:
     """Check and store the form's fiscal data (SpaceError with the reason)."""
     st = state()
@@ -63,12 +44,10 @@ def save_from(form: FiscalForm, account_id: int) -> fiscal.FiscalData:
 @bp.post("/cuenta/fiscal")
 @login_required
 def fiscal_submit() -> Any:
-    from portal.account import settings_page
-
     account = current_account()
     assert account is not None
     form = FiscalForm(prefix="fi")
-    fill_choices(form)
+    form.fill_choices()
     if form.validate_on_submit():
         try:
             save_from(form, account.id)

@@ -31,9 +31,9 @@ from portal.forms import (
     RemoveItemForm,
     domain_errors,
 )
-from portal.invoices import fill_choices, order_invoice_context, prefill, save_from
+from portal.invoices import order_invoice_context, save_from
 from portal.web import current_account, links, login_required, state
-from spaces import accounts, billing, plans
+from spaces import accounts, billing, fiscal, plans
 from spaces.errors import NotFound, SpaceError
 from spaces.payments import SANDBOX_CARDS, CheckoutUrls, InvalidSignature, SandboxGateway
 
@@ -262,7 +262,7 @@ def checkout() -> Any:
     assert account is not None
     version = st.settings.billing.contract_version
     form = CheckoutForm()
-    fill_choices(form)
+    form.fill_choices()
     lines = billing.cart(st.settings, st.db, account.id)
     if not lines:
         flash(_("Su carrito está vacío."), "info")
@@ -280,7 +280,7 @@ def checkout() -> Any:
         else:
             return redirect(_checkout_url(order))
     elif not form.is_submitted():
-        prefill(form, account.id)
+        form.prefill(fiscal.draft(st.db, account.id))
     form.contract_version.data = version
     return render_template("shop/checkout.html", form=form, lines=lines,
                            totals=billing.Totals.of([ln.quote for ln in lines]),
