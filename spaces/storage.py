@@ -1054,8 +1054,18 @@ class Upload:
         length), or ``now``. LeaseLost if it was given back meanwhile."""
         t = time.monotonic()
         if now or t - self._renewed >= max(self.lease.seconds / 3, 1):
-            quota.renew(self.files.db, self.lease)
             self._renewed = t
+            try:
+                quota.renew(self.files.db, self.lease)
+            except quota.LeaseLost:
+                raise
+            except UsageUnavailable:
+                if now:
+                    raise
+                # A database blip while the body streams: the lease has two
+                # more thirds to run; try again at the next third.
+                log.warning("upload lease not renewed (database unavailable): space=%s "
+                            "path=%s", self.files.space_name, self.target.name)
 
     def write(self, data: bytes) -> int:
         n = len(data)
