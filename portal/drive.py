@@ -52,7 +52,7 @@ from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
 from portal.web import current_member, log_in_member, safe_next, state
-from spaces import audit, metrics, quota, service, statusfile, throttle
+from spaces import audit, formats, metrics, quota, service, statusfile, throttle
 from spaces.errors import (
     Forbidden,
     InvalidName,
@@ -880,9 +880,7 @@ def trash_erase(name: str, item_id: int) -> Any:
 
     def act(w: Who) -> str:
         freed = trash.delete_from_trash(w.files, item_id, by=w.username)
-        from spaces.plans import format_bytes
-
-        return _("Eliminado definitivamente; se liberaron %(b)s.", b=format_bytes(freed.bytes))
+        return _("Eliminado definitivamente; se liberaron %(b)s.", b=formats.size(freed.bytes))
 
     return _trash_action(name, act, admin=True)
 
@@ -893,10 +891,8 @@ def trash_empty(name: str) -> Any:
 
     def act(w: Who) -> str:
         freed = trash.empty_trash(w.files, by=w.username)
-        from spaces.plans import format_bytes
-
         return _("Papelera vaciada: %(n)s elementos, %(b)s liberados.", n=freed.items,
-                 b=format_bytes(freed.bytes))
+                 b=formats.size(freed.bytes))
 
     return _trash_action(name, act, admin=True)
 
@@ -906,7 +902,6 @@ def trash_reclaim(name: str) -> Any:
     """An admin frees room: earlier versions first (oldest first), then the oldest
     trash items; current files are never touched."""
     from spaces import trash
-    from spaces.plans import format_bytes
     from spaces.settings import parse_size
 
     def act(w: Who) -> str:
@@ -916,7 +911,7 @@ def trash_reclaim(name: str) -> Any:
             raise InvalidName(_("Escriba cuánto liberar, por ejemplo 500M o 2G.")) from None
         freed = trash.reclaim(w.files, nbytes, by=w.username)
         return _("Se liberaron %(b)s (%(n)s versiones anteriores y elementos de la papelera).",
-                 b=format_bytes(freed.bytes), n=freed.items)
+                 b=formats.size(freed.bytes), n=freed.items)
 
     return _trash_action(name, act, admin=True)
 

@@ -33,7 +33,7 @@ from portal.forms import (
 )
 from portal.invoices import order_invoice_context, save_from
 from portal.web import current_account, links, login_required, state
-from spaces import accounts, billing, fiscal, plans
+from spaces import accounts, billing, fiscal, formats, plans
 from spaces.errors import NotFound, SpaceError
 from spaces.payments import SANDBOX_CARDS, CheckoutUrls, InvalidSignature, SandboxGateway
 
@@ -43,7 +43,7 @@ bp = Blueprint("shop", __name__)
 
 
 def _tier_choices() -> list[tuple[str, str]]:
-    return [(t.name, f"{t.name} — {plans.format_bytes(t.quota_bytes)}")
+    return [(t.name, f"{t.name} — {formats.size(t.quota_bytes)}")
             for t in plans.saleable_tiers(state().settings)]
 
 

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import audit, diskspace, quota, service, storage, trash
+from spaces import audit, diskspace, formats, quota, service, storage, trash
 from spaces.db import Database, open_database
 from spaces.errors import NotFound, SpaceError
-from spaces.plans import format_bytes
 from spaces.settings import ConfigError, Settings, load_settings
 
 
@@ -261,13 +260,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             info = service.create_space(settings, db, args.name, args.tier, args.owner_email,
                                         actor=audit.Actor.cli())
             print(f"Espacio '{info.name}' creado (plan {info.tier}, "
-                  f"{format_bytes(info.quota_bytes)}). Unidad: "
+                  f"{formats.size(info.quota_bytes)}). Unidad: "
                   f"{settings.base_url()}/dav/{info.name}/")
             return 0
         if args.action == "list":
             for info in service.list_spaces(db):
-                print(f"{info.name}\t{info.tier}\t{format_bytes(info.used_bytes)} de "
-                      f"{format_bytes(info.quota_bytes)}\t{info.status}")
+                print(f"{info.name}\t{info.tier}\t{formats.size(info.used_bytes)} de "
+                      f"{formats.size(info.quota_bytes)}\t{info.status}")
             return 0
         if args.action == "show":
             info = service.get_space(db, args.name)

@@ -5,6 +5,8 @@ instead of 409 for AlreadyExists (RFC 4918: MKCOL on a name that exists)."""
 
 from __future__ import annotations
 
+from spaces import formats
+
 
 class SpaceError(Exception):
     """Base class: ``str(exc)`` is the Spanish message for the customer."""
@@ -71,12 +73,10 @@ class QuotaExceeded(SpaceError):
                  at_least: bool = False) -> None:
         self.space, self.needed, self.quota = space, needed, quota
         self.available = max(available, 0)
-        from spaces.plans import format_bytes
-
-        need = ("al menos " if at_least else "") + format_bytes(needed)
+        need = ("al menos " if at_least else "") + formats.size(needed)
         figures = (f"el archivo necesita {need} y el plan tiene "
-                   f"{format_bytes(self.available)} disponibles de {format_bytes(quota)}"
-                   if needed > 0 else f"el plan de {format_bytes(quota)} está lleno")
+                   f"{formats.size(self.available)} disponibles de {formats.size(quota)}"
+                   if needed > 0 else f"el plan de {formats.size(quota)} está lleno")
         super().__init__(
             f"Espacio insuficiente en '{space}': {figures}. Borre lo que ya no necesite "
             "(lo borrado deja de contar al instante) o cambie a un plan mayor."

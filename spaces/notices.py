@@ -11,7 +11,6 @@ from datetime import date
 
 from spaces import formats
 from spaces.mail import Attachment, Mail
-from spaces.plans import format_bytes
 
 CONFIRM_PATH = "/cuenta/confirmar/"
 RESET_PATH = "/cuenta/restablecer/"
@@ -110,7 +109,7 @@ def access_data(to: str, *, space: str, tier: str, quota_bytes: int, drive_url: 
     return Mail(to, f"Datos de acceso a su espacio {space} ({tier})", (
         f"{opening}\n\n"
         f"Espacio: {space}\n"
-        f"Plan: {tier} ({format_bytes(quota_bytes)})\n"
+        f"Plan: {tier} ({formats.size(quota_bytes)})\n"
         f"{until}"
         f"Dirección de la unidad: {drive_url}\n"
         f"Usuario: {user}\n\n"
@@ -126,7 +125,7 @@ def plan_changed(to: str, *, space: str, tier: str, quota_bytes: int, drive_url:
     until = f"{formats.day(paid_until)}" if paid_until else "sin vencimiento"
     return Mail(to, f"Su espacio {space} ahora tiene el plan {tier}", (
         f"Recibimos su pago. El espacio {space} tiene ahora el plan {tier} "
-        f"({format_bytes(quota_bytes)}), pagado hasta el {until}.\n\n"
+        f"({formats.size(quota_bytes)}), pagado hasta el {until}.\n\n"
         f"Sus archivos y usuarios no cambiaron. Unidad: {drive_url}" + SIGNATURE))
 
 

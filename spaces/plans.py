@@ -80,14 +80,6 @@ def list_tiers(settings: Settings) -> list[Tier]:
     return [get_tier(settings, name) for name in settings.tiers]
 
 
-def format_bytes(n: int) -> str:
-    """Human size in binary units, Mexican Spanish: '1.5 GB' (1 GB = 2**30 bytes).
-    The one rule is :func:`spaces.formats.size`."""
-    from spaces import formats
-
-    return formats.size(n)
-
-
 # -- periods and prices (MXN, Decimal, IVA) -----------------------------------------
 
 #: What can be bought: period key -> (months, Spanish words used in "por un mes").

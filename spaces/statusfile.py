@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from spaces import formats
 from spaces.listings import OversizedFolder
-from spaces.plans import format_bytes
 from spaces.quota import Usage
 from spaces.service import SpaceInfo
 
@@ -62,12 +61,12 @@ def render(space: SpaceInfo, usage: Usage | None, now: datetime | None = None,
     else:
         pct = (100 * usage.used_bytes / usage.quota_bytes) if usage.quota_bytes else 0
         lines += [
-            f"Espacio usado: {format_bytes(usage.used_bytes)} de "
-            f"{format_bytes(usage.quota_bytes)} ({formats.percent(pct)})",
+            f"Espacio usado: {formats.size(usage.used_bytes)} de "
+            f"{formats.size(usage.quota_bytes)} ({formats.percent(pct)})",
             f"Espacio disponible: {formats.free_bytes(usage.available_bytes)}",
             f"Archivos y carpetas: {usage.used_files}",
-            f"Papelera y versiones: {format_bytes(usage.held_bytes)} de "
-            f"{format_bytes(usage.reserve_bytes)} de reserva; lo más antiguo se elimina solo.",
+            f"Papelera y versiones: {formats.size(usage.held_bytes)} de "
+            f"{formats.size(usage.reserve_bytes)} de reserva; lo más antiguo se elimina solo.",
         ]
         if usage.used_bytes > usage.quota_bytes:
             lines.append("ATENCIÓN: el espacio está lleno; puede leer, mover y borrar, pero no "

@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from spaces import formats
-from spaces.plans import format_bytes
 from spaces.statusfile import READ_ONLY_MESSAGE, STATUS_FILE_NAME
 
 WIN_UA = "Microsoft-WebDAV-MiniRedir/10.0.19045"
@@ -513,8 +512,8 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     before = r.content.decode("utf-8")
     assert int(prop_text(props, f"{D}getcontentlength")) == len(r.content)
     assert "Plan: T1M" in before
-    assert f"Espacio usado: {format_bytes(0)} de {format_bytes(quota_bytes)}" in before
-    assert f"Espacio disponible: {format_bytes(quota_bytes)}" in before
+    assert f"Espacio usado: {formats.size(0)} de {formats.size(quota_bytes)}" in before
+    assert f"Espacio disponible: {formats.size(quota_bytes)}" in before
     # es-MX figures, and the time in Mexico City with its zone.
     assert "(0.0 %)" in before
     assert re.search(r"Consultado: \d{1,2} [a-z]{3,4} \d{4}, \d{2}:\d{2} CST\r\n", before), before
@@ -523,7 +522,7 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     assert s.put(srv.dav("acme", "datos.bin"), data=b"d" * size).status_code == 201
     after = s.get(status_url).content.decode("utf-8")
     assert after != before
-    assert f"Espacio usado: {format_bytes(size)} de {format_bytes(quota_bytes)}" in after
+    assert f"Espacio usado: {formats.size(size)} de {formats.size(quota_bytes)}" in after
     assert f"Espacio disponible: {formats.free_bytes(quota_bytes - size)}" in after
     assert "Plan: T1M" in after
     assert "Papelera y versiones: 0 bytes de 256 MB de reserva" in after
@@ -531,8 +530,8 @@ def test_status_file_is_listed_readable_and_states_usage_and_tier_in_spanish(mak
     # What is deleted leaves the plan at once, into the reserve: the file says so.
     assert s.delete(srv.dav("acme", "datos.bin")).status_code == 204
     deleted = s.get(status_url).content.decode("utf-8")
-    assert f"Espacio usado: {format_bytes(0)} de {format_bytes(quota_bytes)}" in deleted
-    assert f"Papelera y versiones: {format_bytes(size)} de 256 MB de reserva; lo más " \
+    assert f"Espacio usado: {formats.size(0)} de {formats.size(quota_bytes)}" in deleted
+    assert f"Papelera y versiones: {formats.size(size)} de 256 MB de reserva; lo más " \
         "antiguo se elimina solo." in deleted
     assert "reserva aparte, fuera de su plan" in deleted
 
