@@ -31,7 +31,7 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts, fiscal, rfc_claims, service, throttle
+from spaces import accounts, fiscal, rfc, rfc_claims, service, throttle
 from spaces.errors import SpaceError
 
 bp = Blueprint("account", __name__)
@@ -45,7 +45,7 @@ def signup() -> Any:
         if domain_errors(form, {"username": accounts.normalize_account_username,
                                 "email": accounts.normalize_email,
                                 "password": service.check_password,
-                                "rfc": accounts.normalize_rfc}) and valid:
+                                "rfc": rfc.normalize_rfc}) and valid:
             st = state()
             try:
                 accounts.sign_up(st.settings, st.db, st.mailer, links(),

@@ -28,7 +28,7 @@ from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.mail import Mail, Mailer, MailError
 from spaces.models import Account, Member, OneTimeToken, Space, new_session_version, utcnow
 from spaces.passwords import hash_password, verify_password
-from spaces.rfc import is_valid_rfc, looks_like_rfc
+from spaces.rfc import looks_like_rfc, normalize_rfc
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,24 +97,6 @@ def normalize_email(email: str) -> str:
     local, _, domain = e.rpartition("@")
     return f"{local}@{domain.lower()}"
 
-
-def normalize_rfc(rfc: str) -> str | None:
-    """Upper-case RFC, or None when empty. InvalidName unless it has 12 (persona
-    moral) or 13 (persona física) characters, the SAT pattern and a valid check
-    digit (the generic XAXX010101000 and XEXX010101000 are accepted)."""
-    r = rfc.strip().upper().replace(" ", "").replace("-", "")
-    if not r:
-        return None
-    if len(r) not in (12, 13):
-        raise InvalidName("El RFC debe tener 12 caracteres (persona moral) o 13 (persona "
-                          "física).")
-    if not is_valid_rfc(r):
-        raise InvalidName(f"El RFC {r} no es válido: revise las letras, la fecha y el dígito "
-                          "verificador.")
-    return r
-
-
-# -- one-time tokens -----------------------------------------------------------------
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

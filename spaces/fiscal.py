@@ -27,7 +27,7 @@ from spaces import rfc_claims
 from spaces.db import Database
 from spaces.errors import AlreadyExists, InvalidName, NotFound
 from spaces.models import Account
-from spaces.rfc import GENERIC_RFCS
+from spaces.rfc import GENERIC_RFCS, normalize_rfc
 from spaces.sat import catalogs, postal_codes
 from spaces.settings import Settings
 
@@ -85,8 +85,6 @@ def check(settings: Settings, rfc: str, razon_social: str, regimen: str, codigo_
     PAC would refuse: a malformed RFC, a generic one or the issuer's, a name a CFDI
     cannot carry, a régimen or uso outside SAT's catalogue or not valid together
     for this kind of persona, a postal code not in SAT's catalogue."""
-    from spaces.accounts import normalize_rfc
-
     r = normalize_rfc(rfc)
     if r is None:
         raise InvalidName("Escriba su RFC.")

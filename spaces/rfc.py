@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from spaces.errors import InvalidName
+
 #: Generic RFCs the SAT allows by name (their check digit does not verify).
 GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
 
@@ -58,3 +60,22 @@ def rfc_problem(rfc: str) -> str | None:
     if check_digit(rfc[:-1]) != rfc[-1]:
         return "dígito verificador que no coincide"
     return None
+
+
+def normalize_rfc(rfc: str) -> str | None:
+    """Upper-case RFC, or None when empty. InvalidName unless it has 12 (persona
+    moral) or 13 (persona física) characters, the SAT pattern and a valid check
+    digit (the generic XAXX010101000 and XEXX010101000 are accepted)."""
+    r = rfc.strip().upper().replace(" ", "").replace("-", "")
+    if not r:
+        return None
+    if len(r) not in (12, 13):
+        raise InvalidName("El RFC debe tener 12 caracteres (persona moral) o 13 (persona "
+                          "física).")
+    if not is_valid_rfc(r):
+        raise InvalidName(f"El RFC {r} no es válido: revise las letras, la fecha y el dígito "
+                          "verificador.")
+    return r
+
+
+# -- one-time tokens -----------------------------------------------------------------

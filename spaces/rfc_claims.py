@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from spaces.db import Database, affected
 from spaces.errors import AlreadyExists, Forbidden, InvalidName, NotFound
 from spaces.models import Account, utcnow
-from spaces.rfc import looks_like_rfc
+from spaces.rfc import looks_like_rfc, normalize_rfc
 from spaces.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,6 @@ def submit(settings: Settings, db: Database, account_id: int, rfc: str, pdf: byt
     Returns the normalised RFC. InvalidName for a malformed RFC or a file that
     is not a PDF of at most :data:`MAX_DOCUMENT_BYTES`; AlreadyExists when
     another account holds that RFC. Any earlier verification is dropped."""
-    from spaces.accounts import normalize_rfc
-
     r = normalize_rfc(rfc)
     if r is None:
         raise InvalidName("Escriba el RFC de la constancia.")
