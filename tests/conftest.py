@@ -114,7 +114,9 @@ def _migrated_template(kind: str) -> str:
         from spaces.db import migrate
 
         if kind == "sqlite":
-            path = Path(tempfile.mkdtemp(prefix="rg-template-")) / "template.db"
+            folder = tempfile.mkdtemp(prefix="rg-template-")
+            atexit.register(shutil.rmtree, folder, True)
+            path = Path(folder) / "template.db"
             migrate(f"sqlite:///{path}")
             con = sqlite3.connect(path)  # one self-contained file to copy: no WAL beside it
             con.execute("PRAGMA journal_mode=DELETE")
@@ -214,7 +216,9 @@ class _ForkServer:
     def _ensure(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
-        self.path = os.path.join(tempfile.mkdtemp(prefix="rg-forks-"), "s")
+        folder = tempfile.mkdtemp(prefix="rg-forks-")
+        atexit.register(shutil.rmtree, folder, True)
+        self.path = os.path.join(folder, "s")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "forkserver.py"),
                                       self.path], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
