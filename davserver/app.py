@@ -33,13 +33,8 @@ from davserver.locks import (
 )
 from davserver.properties import PropPatchTransaction, SqlPropertyManager
 from davserver.propfind import FastPropfind
-from davserver.provider import (
-    HumanDAVError,
-    ProbeProvider,
-    SpacesProvider,
-    is_status_file_path,
-    request_context,
-)
+from davserver.provider import ProbeProvider, SpacesProvider, is_status_file_path
+from davserver.request import HumanDAVError, request_context
 from davserver.xmlbody import XML_BODY_METHODS, XmlBodies
 from spaces import statusfile
 from spaces.db import Database

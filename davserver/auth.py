@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dc.base_dc import BaseDomainController
 
-from davserver.provider import CTX_KEY, HumanDAVError, RequestContext, SpacesProvider
+from davserver.provider import SpacesProvider
+from davserver.request import CTX_KEY, HumanDAVError, RequestContext
 from spaces import metrics, throttle
 from spaces.audit import Actor
 from spaces.db import Database

@@ -28,6 +28,13 @@ from wsgidav.lock_man.lock_storage import (
 )
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from davserver.request import (
+    HumanDAVError,
+    plain_refusal,
+    request_context,
+    split_path,
+    to_dav_error,
+)
 from spaces import audit
 from spaces import locks as domain
 from spaces.db import Database, below, below_params
@@ -85,7 +92,6 @@ def _space_of(root: str) -> str | None:
 
 
 def _refused(exc: SpaceError) -> Exception:
-    from davserver.provider import to_dav_error
 
     return to_dav_error(exc)
 
@@ -303,7 +309,6 @@ class LockPolicy(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        from davserver.provider import _split, plain_refusal, request_context
 
         ctx = request_context(environ)
         try:
@@ -312,7 +317,7 @@ class LockPolicy(BaseMiddleware):
             length = 0
         if environ.get("REQUEST_METHOD") != "LOCK" or ctx is None or length <= 0:
             return self.next_app(environ, start_response)
-        rel = _split(environ.get("PATH_INFO", ""))[1]
+        rel = split_path(environ.get("PATH_INFO", ""))[1]
         try:
             if length > self.limits.max_owner_bytes + self.BODY_SLACK:
                 self.limits.check_owner(b"x" * (length - self.BODY_SLACK))
@@ -372,7 +377,6 @@ class LockBreaker(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        from davserver.provider import request_context
 
         ctx = request_context(environ)
         if (environ.get("REQUEST_METHOD") != "UNLOCK" or ctx is None or ctx.role != "admin"
@@ -405,7 +409,6 @@ class LockBreaker(BaseMiddleware):
         except Exception as exc:  # noqa: BLE001 - no record, no broken lock
             log.error("lock break refused (audit unavailable): space=%s path=%s: %s",
                       ctx.space.name, rel, exc)
-            from davserver.provider import HumanDAVError
 
             raise HumanDAVError(503, "No se pudo registrar el cambio; el bloqueo sigue. "
                                 "Intente de nuevo en unos segundos.",
@@ -424,7 +427,6 @@ _LOCKS_UNAVAILABLE = ("El servicio de bloqueos no responde; no se modificó nada
 
 
 def _unavailable(exc: Exception) -> Exception:
-    from davserver.provider import HumanDAVError
 
     log.error("lock storage unavailable: %s", exc)
     return HumanDAVError(503, _LOCKS_UNAVAILABLE, [("Retry-After", "5")])
@@ -724,7 +726,6 @@ class LockPlaceholders(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        from davserver.provider import request_context
 
         ctx = request_context(environ)
         if ctx is not None:

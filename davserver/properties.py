@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dav_error import HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from davserver.request import plain_refusal, request_context
 from spaces import quota
 from spaces.db import Database, below, below_params, path_move_params, path_mover
 from spaces.errors import InvalidName, QuotaExceeded, SpaceError, UsageUnavailable
@@ -263,7 +264,6 @@ class SqlPropertyManager:
 
     def _space(self, key: str, environ: Any) -> tuple[int, str, Callable[[], Any]] | None:
         """(id, name, commit guard) of the space a key belongs to."""
-        from davserver.provider import request_context
 
         ctx = request_context(environ) if isinstance(environ, dict) else None
         name = _space_key(key)
@@ -349,7 +349,6 @@ class PropPatchTransaction(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        from davserver.provider import plain_refusal, request_context
 
         if environ.get("REQUEST_METHOD") != "PROPPATCH" or request_context(environ) is None:
             return self.next_app(environ, start_response)

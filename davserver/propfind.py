@@ -33,13 +33,8 @@ from wsgidav import util, xml_tools
 from wsgidav.dav_error import DAVError, get_http_status_string
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from davserver.provider import (
-    SpaceFile,
-    SpaceFolder,
-    SpacesProvider,
-    _usage,
-    request_context,
-)
+from davserver.provider import SpaceFile, SpaceFolder, SpacesProvider, _usage
+from davserver.request import request_context
 from davserver.xmlbody import stored_element
 from spaces import statusfile
 

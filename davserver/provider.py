@@ -10,14 +10,12 @@ domain errors into ``DAVError`` statuses with a Spanish message.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
 import os
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,103 +26,28 @@ from wsgidav.dav_error import (
     HTTP_BAD_REQUEST,
     HTTP_FORBIDDEN,
     HTTP_LOCKED,
-    HTTP_METHOD_NOT_ALLOWED,
     HTTP_NOT_FOUND,
     DAVError,
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 
 from davserver.locks import PLACEHOLDER_KEY
+from davserver.request import HumanDAVError, RequestContext, mapped, request_context, split_path
 from davserver.xmlbody import stored_element
-from spaces import cfdi_index, listings, metrics, quota, retention, statusfile
+from spaces import cfdi_index, listings, quota, retention, statusfile
 from spaces.db import Database
 from spaces.errors import (
     AlreadyExists,
     SpaceError,
-    UsageUnavailable,
 )
-from spaces.service import SpaceInfo
 from spaces.settings import Settings
-from spaces.storage import DiskFull, Entry, SpaceFiles, Upload
+from spaces.storage import Entry, Upload
 
 log = logging.getLogger(__name__)
 
-CTX_KEY = "resguardo.ctx"
 #: Files whose properties this request may change (retention checked once each).
 _WRITABLE_KEY = "resguardo.props_writable"
 USAGE_KEY = "resguardo.usage"
-
-
-class HumanDAVError(DAVError):
-    """A DAVError whose body is a plain Spanish sentence a person can read."""
-
-    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
-        super().__init__(status, message, add_headers=headers)
-        self.message = message
-
-    def get_response_page(self) -> tuple[str, bytes]:
-        return "text/plain; charset=utf-8", (self.message + "\n").encode("utf-8")
-
-
-def to_dav_error(exc: SpaceError) -> DAVError:
-    """A domain error as the drive's answer: its status (see spaces.errors: 507
-    space, 403 protection, ...) with its Spanish message; 405 for a name that
-    exists (RFC 4918's MKCOL), and a retry hint with a 503."""
-    metrics.count_refusal(exc)
-    if isinstance(exc, AlreadyExists):
-        return HumanDAVError(HTTP_METHOD_NOT_ALLOWED, str(exc))
-    headers = [("Retry-After", "5")] if exc.status == 503 else None
-    return HumanDAVError(exc.status, str(exc), headers)
-
-
-def plain_refusal(start_response: Any, exc: SpaceError) -> list[bytes]:
-    """A domain refusal answered before WsgiDAV: its status and Spanish message
-    as plain text (a 503 with a retry hint)."""
-    metrics.count_refusal(exc)
-    body = (str(exc) + "\n").encode("utf-8")
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if exc.status == 503:
-        headers.append(("Retry-After", "5"))
-    start_response(util.get_http_status_string(exc.status), headers)
-    return [body]
-
-
-class _Mapped:
-    """Context manager: domain errors out, DAVErrors in."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, SpaceError):
-            raise to_dav_error(exc) from exc
-        if isinstance(exc, SQLAlchemyError):
-            # The database failed (down, locked, or its disk full): nothing
-            # half-done is acknowledged, and the client may retry. Never a 500.
-            log.error("database unavailable during %s: %s", typ.__name__,
-                      str(exc).splitlines()[0][:300])
-            raise to_dav_error(UsageUnavailable(str(exc))) from exc
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            log.error("disk full: %s", exc)
-            raise to_dav_error(DiskFull("")) from exc
-
-
-mapped = _Mapped()
-
-
-@dataclass
-class RequestContext:
-    """Who is asking, set by the domain controller once the password is checked."""
-
-    space: SpaceInfo
-    username: str
-    role: str
-    files: SpaceFiles
-
-
-def request_context(environ: dict[str, Any]) -> RequestContext | None:
-    ctx = environ.get(CTX_KEY)
-    return ctx if isinstance(ctx, RequestContext) else None
 
 
 def _usage(environ: dict[str, Any]) -> quota.Usage | None:
@@ -141,15 +64,9 @@ def _usage(environ: dict[str, Any]) -> quota.Usage | None:
     return value if isinstance(value, quota.Usage) else None
 
 
-def _split(path: str) -> tuple[str, str]:
-    """'/space/a/b' -> ('space', '/a/b')."""
-    seg, _, rest = path.lstrip("/").partition("/")
-    return seg, "/" + rest
-
-
 def is_status_file_path(path: str) -> bool:
     """True for ``/<space>/<status file>`` (a path relative to the drive's mount)."""
-    return _split(path)[1].rstrip("/") == "/" + statusfile.STATUS_FILE_NAME
+    return split_path(path)[1].rstrip("/") == "/" + statusfile.STATUS_FILE_NAME
 
 
 def _etag(e: Entry) -> str:
@@ -174,7 +91,7 @@ class SpacesProvider(DAVProvider):
             # COPY or MOVE aimed at the drive's root: there is none, so it
             # answers 4xx instead of crashing with 500.
             return None
-        seg, rel = _split(path)
+        seg, rel = split_path(path)
         if not seg:
             return VirtualRoot(path, environ)
         ctx = request_context(environ)
@@ -249,7 +166,7 @@ class _SpaceResource:
 
     @property
     def rel(self) -> str:
-        return _split(self.path)[1]
+        return split_path(self.path)[1]
 
     def get_property_value(self, name: str) -> Any:
         """WsgiDAV builds ``lockdiscovery`` by looking up each lock's root, and
@@ -285,7 +202,7 @@ class _SpaceResource:
                 principal=self.environ.get("wsgidav.user_name", ""))
 
     def _dest_rel(self, dest_path: str) -> str:
-        seg, rel = _split(dest_path)
+        seg, rel = split_path(dest_path)
         if seg.lower() != self.ctx.space.name:
             raise HumanDAVError(HTTP_FORBIDDEN, "No se puede copiar ni mover fuera de su espacio.")
         if is_status_file_path(dest_path):
@@ -367,7 +284,7 @@ class _SpaceResource:
             self.remove_all_properties(recursive=True)  # type: ignore[attr-defined]
             self.remove_all_locks(recursive=True)  # type: ignore[attr-defined]
             return []
-        base = self.provider.share_path + "/" + _split(self.path)[0]
+        base = self.provider.share_path + "/" + split_path(self.path)[0]
         return [(quote(base + pr.path), HumanDAVError(HTTP_FORBIDDEN, pr.message()))
                 for pr in result.kept]
 
@@ -603,7 +520,7 @@ class SpaceFolder(_SpaceResource, DAVCollection):
         placeholder until its first write (see davserver.locks.LockPlaceholders)."""
         self._check_reserved(name)
         path = util.join_uri(self.path, name)
-        rel = _split(path)[1]
+        rel = split_path(path)[1]
         with mapped:
             fp = self.ctx.files.resolve(rel)
             if self.environ.get("REQUEST_METHOD") != "PUT":
@@ -625,7 +542,7 @@ class SpaceFolder(_SpaceResource, DAVCollection):
     def create_collection(self, name: str) -> None:
         self._check_reserved(name)
         with mapped:
-            self.ctx.files.make_folder(_split(util.join_uri(self.path, name))[1])
+            self.ctx.files.make_folder(split_path(util.join_uri(self.path, name))[1])
 
     def support_recursive_delete(self) -> bool:
         return True

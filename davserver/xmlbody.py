@@ -22,6 +22,8 @@ from typing import Any
 from lxml import etree
 from wsgidav.mw.base_mw import BaseMiddleware
 
+from davserver.request import request_context
+
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
@@ -145,7 +147,6 @@ class XmlBodies(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
-        from davserver.provider import request_context
 
         if environ.get("REQUEST_METHOD") not in XML_BODY_METHODS:
             return self.next_app(environ, start_response)

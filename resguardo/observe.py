@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
-from davserver.provider import request_context
+from davserver.request import request_context
 from spaces import diskspace
 from spaces.db import Database
 from spaces.metrics import SpaceUsageCollector
