@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -186,6 +188,28 @@ def nginx_main(folder: Path) -> Path:
     return conf
 
 
+@contextlib.contextmanager
+def running_nginx(exe: str, folder: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    """nginx with ``folder``'s resguardo.conf (see :func:`nginx_main`), once it
+    accepts connections on ``port``; stopped at the end."""
+    proc = subprocess.Popen([exe, "-c", str(nginx_main(folder)), "-p", str(folder)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"nginx did not start: {proc.stderr.read()}")
+                time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _nginx() -> str:
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                     else None)
@@ -218,26 +242,12 @@ def behind_nginx(make_server, tmp_path):
     (tmp_path / "resguardo.conf").write_text(
         nginx_site(urlparse(srv.url).netloc, https_port, http_port, cert, key),
         encoding="utf-8")
-    proc = subprocess.Popen([exe, "-c", str(nginx_main(tmp_path)), "-p", str(tmp_path)],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"nginx did not start: {proc.stderr.read()}")
-                time.sleep(0.1)
+    with running_nginx(exe, tmp_path, https_port):
         s = requests.Session()
         s.auth = ("ana", "secreto-ana-1")
         s.verify = str(cert)
         s.trust_env = False
         yield srv, s, f"https://127.0.0.1:{https_port}", http_port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_webdav_through_the_sample_nginx_config(behind_nginx):

@@ -7,13 +7,11 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import threading
-import time
 from urllib.parse import urlparse
 
 import requests
-from test_deploy import _nginx, free_port, nginx_main, self_signed
+from test_deploy import _nginx, free_port, running_nginx, self_signed
 
 from tests.conftest import ROOT
 
@@ -79,45 +77,34 @@ def test_node_dying_mid_request_reads_retry_on_the_other_node_writes_are_not_rep
     https_port, http_port = free_port(), free_port()
     (tmp_path / "resguardo.conf").write_text(
         _site([dying.address, live], https_port, http_port, cert, key), encoding="utf-8")
-    proc = subprocess.Popen([exe, "-c", str(nginx_main(tmp_path)), "-p", str(tmp_path)],
-                            stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.1)
-        s = requests.Session()
-        s.auth, s.verify, s.trust_env = ("ana", "secreto-ana-1"), str(cert), False
-        direct = requests.Session()
-        direct.auth = s.auth
-        base = f"https://127.0.0.1:{https_port}/dav/acme/"
-        body = os.urandom(4096)
-        # Writes: a DELETE that reached the dying node is answered 502 and is
-        # not sent to the live node (round robin: within two tries one lands there).
-        for i in range(4):
-            assert direct.put(srv.dav("acme", f"borrar{i}.txt"), data=b"x").status_code == 201
-            before = dying.seen.count("DELETE")
-            r = s.delete(base + f"borrar{i}.txt")
-            if dying.seen.count("DELETE") > before:
-                assert r.status_code == 502, (r.status_code, r.text[:200])
-                assert direct.get(srv.dav("acme", f"borrar{i}.txt")).status_code == 200
-                break
-            assert r.status_code == 204
-        else:
-            raise AssertionError(f"no DELETE reached the dying node: {dying.seen}")
-        # Reads: every one answered by the live node, even those sent to the dying one.
-        assert direct.put(srv.dav("acme", "libro.xlsx"), data=body).status_code == 201
-        before = len(dying.seen)
-        for _ in range(6):
-            assert s.get(base + "libro.xlsx").content == body
-            r = s.request("PROPFIND", base, headers={"Depth": "1"})
-            assert r.status_code == 207 and "libro.xlsx" in r.text
-        assert len(dying.seen) > before  # some did land on the dying node first
+        with running_nginx(exe, tmp_path, https_port):
+            s = requests.Session()
+            s.auth, s.verify, s.trust_env = ("ana", "secreto-ana-1"), str(cert), False
+            direct = requests.Session()
+            direct.auth = s.auth
+            base = f"https://127.0.0.1:{https_port}/dav/acme/"
+            body = os.urandom(4096)
+            # Writes: a DELETE that reached the dying node is answered 502 and is
+            # not sent to the live node (round robin: within two tries one lands there).
+            for i in range(4):
+                assert direct.put(srv.dav("acme", f"borrar{i}.txt"), data=b"x").status_code == 201
+                before = dying.seen.count("DELETE")
+                r = s.delete(base + f"borrar{i}.txt")
+                if dying.seen.count("DELETE") > before:
+                    assert r.status_code == 502, (r.status_code, r.text[:200])
+                    assert direct.get(srv.dav("acme", f"borrar{i}.txt")).status_code == 200
+                    break
+                assert r.status_code == 204
+            else:
+                raise AssertionError(f"no DELETE reached the dying node: {dying.seen}")
+            # Reads: every one answered by the live node, even those sent to the dying one.
+            assert direct.put(srv.dav("acme", "libro.xlsx"), data=body).status_code == 201
+            before = len(dying.seen)
+            for _ in range(6):
+                assert s.get(base + "libro.xlsx").content == body
+                r = s.request("PROPFIND", base, headers={"Depth": "1"})
+                assert r.status_code == 207 and "libro.xlsx" in r.text
+            assert len(dying.seen) > before  # some did land on the dying node first
     finally:
-        proc.terminate()
-        proc.wait(10)
         dying.close()
