@@ -20,15 +20,13 @@ LOCKINFO = (b'<?xml version="1.0" encoding="utf-8"?>'
             b'<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
             b"<D:locktype><D:write/></D:locktype><D:owner>ana</D:owner></D:lockinfo>")
 
-# Both nodes share the machine's Redis: run alone, after the parallel part.
-pytestmark = pytest.mark.serial
 
-
-def _config(redis_url: str) -> str:
+def _config(redis_url: str, key_prefix: str) -> str:
     return f"""
 [locks]
 backend = "redis"
 redis_url = "{redis_url}"
+key_prefix = "{key_prefix}"
 
 [tiers.T100K]
 quota = "100K"
@@ -39,10 +37,13 @@ cfdi_years = 1
 
 @pytest.fixture
 def nodes(make_server, pg_database, redis_url):
-    """Nodes A and B of one installation and a fresh space (unique name: the
-    Redis server is shared with every other test run)."""
-    a = make_server(_config(redis_url), name="nodeA", db_url=pg_database)
-    b = make_server(_config(redis_url), name="nodeB", share_with=a)
+    """Nodes A and B of one installation and a fresh space. The machine's Redis
+    is shared with every test running beside this one: the pair gets a key
+    prefix of its own and the space a unique name."""
+    prefix = f"resguardo:mn-{uuid.uuid4().hex[:12]}:"
+    config = _config(redis_url, prefix)
+    a = make_server(config, name="nodeA", db_url=pg_database)
+    b = make_server(config, name="nodeB", share_with=a)
     assert a.data == b.data and a.db_url == b.db_url
     a.serve_args = b.serve_args = ["--only", "drive"]
     a.start()
