@@ -36,12 +36,12 @@ from davserver.propfind import FastPropfind
 from davserver.provider import ProbeProvider, SpacesProvider, is_status_file_path
 from davserver.request import HumanDAVError, request_context
 from davserver.xmlbody import XML_BODY_METHODS, XmlBodies
-from spaces import statusfile
-from spaces.db import Database
-from spaces.errors import Forbidden
-from spaces.locks import LockLimits
-from spaces.service import WRITER_ROLES, check_may_write
-from spaces.settings import Settings
+from spaces.access import statusfile
+from spaces.access.service import WRITER_ROLES, check_may_write
+from spaces.core.db import Database
+from spaces.core.errors import Forbidden
+from spaces.core.settings import Settings
+from spaces.files.locks import LockLimits
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class RolePolicy(BaseMiddleware):
     and nobody changes the status file. Refusals are decided here, for the
     whole request, because inside WsgiDAV a PROPPATCH would answer 207 with a
     403 propstat and a LOCK an English page; every client gets one 403 with
-    the Spanish reason (:func:`spaces.service.check_may_write`, as the web
+    the Spanish reason (:func:`spaces.access.service.check_may_write`, as the web
     drive)."""
 
     def __init__(self, wsgidav_app: Any, next_app: WSGIApp, config: dict[str, Any]) -> None:

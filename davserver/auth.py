@@ -24,14 +24,15 @@ from wsgidav.dc.base_dc import BaseDomainController
 
 from davserver.provider import SpacesProvider
 from davserver.request import CTX_KEY, HumanDAVError, RequestContext
-from spaces import metrics, throttle
-from spaces.audit import Actor
-from spaces.db import Database
-from spaces.passwords import verify_password
-from spaces.service import find_credential, login_name
-from spaces.settings import Settings
-from spaces.storage import SpaceFiles
-from spaces.throttle import LoginThrottle
+from spaces.access import throttle
+from spaces.access.service import find_credential, login_name
+from spaces.access.throttle import LoginThrottle
+from spaces.core import metrics
+from spaces.core.audit import Actor
+from spaces.core.db import Database
+from spaces.core.passwords import verify_password
+from spaces.core.settings import Settings
+from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 

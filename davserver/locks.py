@@ -35,12 +35,12 @@ from davserver.request import (
     split_path,
     to_dav_error,
 )
-from spaces import audit
-from spaces import locks as domain
-from spaces.db import Database, below, below_params
-from spaces.errors import SpaceError
-from spaces.models import DavLock
-from spaces.settings import Settings
+from spaces.core import audit
+from spaces.core.db import Database, below, below_params
+from spaces.core.errors import SpaceError
+from spaces.core.models import DavLock
+from spaces.core.settings import Settings
+from spaces.files import locks as domain
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ _COUNT_NAMESPACE = 0x52474C4B  # "RGLK"
 
 class SqlLockStorage:
     """Locks in the ``dav_locks`` table, within ``[locks]`` limits (see
-    :mod:`spaces.locks`): each lock is inserted and the space's and the
+    :mod:`spaces.files.locks`): each lock is inserted and the space's and the
     user's live locks counted in one transaction, serialised per space, so
     simultaneous LOCKs cannot pass the counts together."""
 
@@ -290,7 +290,7 @@ class LockPolicy(BaseMiddleware):
     nobody locks the space's root, only a space admin locks a folder, the
     body (``<owner>`` is nearly all of it) stays within ``max_owner_bytes``,
     and the user and the space are below their lock counts (see
-    :mod:`spaces.locks`). Decided here, before WsgiDAV creates the empty file
+    :mod:`spaces.files.locks`). Decided here, before WsgiDAV creates the empty file
     a LOCK of a new name makes; the storage counts again, exactly, as it
     inserts."""
 
@@ -343,7 +343,7 @@ class LockPolicy(BaseMiddleware):
         return len(locks), sum(1 for lk in locks if lk.principal == principal)
 
 
-#: The WsgiDAV config key holding the :class:`spaces.locks.LockLimits`.
+#: The WsgiDAV config key holding the :class:`spaces.files.locks.LockLimits`.
 LIMITS_KEY = "resguardo.lock_limits"
 
 
@@ -669,7 +669,7 @@ PLACEHOLDER_KEY = "resguardo.placeholder"
 
 class LockPlaceholders(BaseMiddleware):
     """A LOCK on a name that does not exist creates an empty file there (RFC
-    4918 §9.10.4; see spaces.storage.SpaceFiles.create_empty). If no write
+    4918 §9.10.4; see spaces.files.storage.SpaceFiles.create_empty). If no write
     follows, it must not stay behind (davfs2 copying a file that does not fit:
     LOCK, PUT → 507, UNLOCK; Office likewise). It goes away when:
 
@@ -772,7 +772,7 @@ class LockPlaceholders(BaseMiddleware):
                      ctx: Any, rel: str, root: str, lm: Any) -> list[bytes] | None:
         """204 for the UNLOCK of a lock rooted here, held by this user, when
         nothing is at the path any more; None to let WsgiDAV answer."""
-        from spaces.errors import SpaceError
+        from spaces.core.errors import SpaceError
 
         token = environ.get("HTTP_LOCK_TOKEN", "").strip().strip("<>")
         try:
@@ -811,8 +811,8 @@ class LockPlaceholders(BaseMiddleware):
         without their UNLOCK reaching us). Returns how many files were removed."""
         from datetime import timedelta
 
-        from spaces.models import utcnow
-        from spaces.storage import SpaceFiles, lock_placeholders
+        from spaces.core.models import utcnow
+        from spaces.files.storage import SpaceFiles, lock_placeholders
 
         lm = getattr(self.wsgidav_app, "lock_manager", None)
         if lm is None:

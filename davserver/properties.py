@@ -2,7 +2,7 @@
 shared by every drive process. Implements WsgiDAV's property-manager interface.
 
 Dead properties take room like files do, so they count toward the space's
-quota (through :mod:`spaces.quota`'s deltas: name and value, in UTF-8 bytes)
+quota (through :mod:`spaces.files.quota`'s deltas: name and value, in UTF-8 bytes)
 and are bounded (``[properties]``): per PROPPATCH, and per file or folder in
 number and in bytes. A PROPPATCH is checked whole during WsgiDAV's dry run
 and then stored in one transaction, with its quota, by
@@ -27,11 +27,11 @@ from wsgidav.dav_error import HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from davserver.request import plain_refusal, request_context
-from spaces import quota
-from spaces.db import Database, below, below_params, path_move_params, path_mover
-from spaces.errors import InvalidName, QuotaExceeded, SpaceError, UsageUnavailable
-from spaces.models import DAV_MOUNT, MAX_KEY_CHARS, MAX_PROPERTY_NAME, DeadProperty
-from spaces.settings import PropertySettings
+from spaces.core.db import Database, below, below_params, path_move_params, path_mover
+from spaces.core.errors import InvalidName, QuotaExceeded, SpaceError, UsageUnavailable
+from spaces.core.models import DAV_MOUNT, MAX_KEY_CHARS, MAX_PROPERTY_NAME, DeadProperty
+from spaces.core.settings import PropertySettings
+from spaces.files import quota
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class SqlPropertyManager:
             return ctx.space.id, ctx.space.name, ctx.files.guard
         if name is None:
             return None
-        from spaces.service import get_space
+        from spaces.access.service import get_space
 
         try:
             info = get_space(self.db, name)

@@ -36,7 +36,7 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from davserver.provider import SpaceFile, SpaceFolder, SpacesProvider, _usage
 from davserver.request import request_context
 from davserver.xmlbody import stored_element
-from spaces import statusfile
+from spaces.access import statusfile
 
 StartResponse = Callable[..., Any]
 

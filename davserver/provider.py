@@ -3,7 +3,7 @@
 One provider serves every space. A request may only reach the space its user
 authenticated against (see :mod:`davserver.auth`); any path into another
 space — including a COPY/MOVE Destination — is refused with 403. Every change
-goes through :class:`spaces.storage.SpaceFiles`, which keeps quota and usage
+goes through :class:`spaces.files.storage.SpaceFiles`, which keeps quota and usage
 in step; this module only adapts WsgiDAV's resource model to it and turns
 domain errors into ``DAVError`` statuses with a Spanish message.
 """
@@ -34,14 +34,17 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from davserver.locks import PLACEHOLDER_KEY
 from davserver.request import HumanDAVError, RequestContext, mapped, request_context, split_path
 from davserver.xmlbody import stored_element
-from spaces import cfdi_index, listings, quota, retention, statusfile
-from spaces.db import Database
-from spaces.errors import (
+from spaces.access import statusfile
+from spaces.cfdi import index as cfdi_index
+from spaces.cfdi import retention
+from spaces.core.db import Database
+from spaces.core.errors import (
     AlreadyExists,
     SpaceError,
 )
-from spaces.settings import Settings
-from spaces.storage import Entry, Upload
+from spaces.core.settings import Settings
+from spaces.files import listings, quota
+from spaces.files.storage import Entry, Upload
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +399,7 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
 
     def _forget_if_gone(self) -> None:
         """After a failed write: a LOCK's placeholder the write was refused on
-        is gone (spaces.storage.SpaceFiles.drop_placeholder); its properties go
+        is gone (spaces.files.storage.SpaceFiles.drop_placeholder); its properties go
         with it, so a later file of that name does not inherit them."""
         if self.entry is not None and self.entry.size == 0 and \
                 self.ctx.files.entry(self.fs_path) is None:
@@ -576,7 +579,7 @@ class StatusFile(DAVNonCollection):
     """The read-only text file at each space's root that states, in Spanish, the
     used and available space, the reserve, the tier and the paid-until date
     (Windows Explorer cannot show RFC 4331 quota). Only Windows' redirector
-    sees it (see spaces.statusfile.shown_to)."""
+    sees it (see spaces.access.statusfile.shown_to)."""
 
     def __init__(self, path: str, environ: dict[str, Any], ctx: RequestContext) -> None:
         super().__init__(path, environ)

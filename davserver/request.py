@@ -1,7 +1,7 @@
 """What every part of the drive shares about one request, below the provider:
 who is asking (:class:`RequestContext`, set by :mod:`davserver.auth`), how a
 path names its space, and how a domain refusal becomes the drive's answer (a
-plain Spanish sentence with the status of :mod:`spaces.errors`). The provider,
+plain Spanish sentence with the status of :mod:`spaces.core.errors`). The provider,
 the locks, the properties, the XML bodies and the fast PROPFIND import it; it
 imports none of them."""
 
@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from wsgidav import util
 from wsgidav.dav_error import HTTP_METHOD_NOT_ALLOWED, DAVError
 
-from spaces import metrics
-from spaces.errors import AlreadyExists, SpaceError, UsageUnavailable
-from spaces.service import SpaceInfo
-from spaces.storage import DiskFull, SpaceFiles
+from spaces.access.service import SpaceInfo
+from spaces.core import metrics
+from spaces.core.errors import AlreadyExists, SpaceError, UsageUnavailable
+from spaces.files.storage import DiskFull, SpaceFiles
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class HumanDAVError(DAVError):
 
 
 def to_dav_error(exc: SpaceError) -> DAVError:
-    """A domain error as the drive's answer: its status (see spaces.errors: 507
+    """A domain error as the drive's answer: its status (see spaces.core.errors: 507
     space, 403 protection, ...) with its Spanish message; 405 for a name that
     exists (RFC 4918's MKCOL), and a retry hint with a 503."""
     metrics.count_refusal(exc)

@@ -26,13 +26,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from spaces import formats, rfc_claims
-from spaces.db import Database, open_database
-from spaces.errors import UsageUnavailable
-from spaces.mail import Mailer
-from spaces.payments import make_gateway
-from spaces.settings import Settings
-from spaces.throttle import LoginThrottle
+from spaces.access.throttle import LoginThrottle
+from spaces.commerce import rfc_claims
+from spaces.commerce.payments import make_gateway
+from spaces.core import formats
+from spaces.core.db import Database, open_database
+from spaces.core.errors import UsageUnavailable
+from spaces.core.mail import Mailer
+from spaces.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
         lang = _select_locale()
         zone = settings.portal.zone()
         return {"current_account": current_account(), "current_member": current_member(),
-                # One formatter (spaces.formats), the page's language: es-MX or English.
+                # One formatter (spaces.core.formats), the page's language: es-MX or English.
                 "mxn": lambda v: formats.mxn(v, lang),
                 "fmt_bytes": lambda n: formats.size(n, lang),
                 "fmt_free": lambda n: formats.free_bytes(n, lang),

@@ -31,8 +31,10 @@ from portal.web import (
     safe_next,
     state,
 )
-from spaces import accounts, fiscal, rfc, rfc_claims, service, throttle
-from spaces.errors import SpaceError
+from spaces.access import service, throttle
+from spaces.cfdi import rfc
+from spaces.commerce import accounts, fiscal, rfc_claims
+from spaces.core.errors import SpaceError
 
 bp = Blueprint("account", __name__)
 
@@ -201,7 +203,7 @@ def settings_page(account: accounts.AccountInfo, **forms: Any) -> Any:
 @login_required
 def rfc_submit() -> Any:
     """The account's RFC and its Constancia de Situación Fiscal, for an operator to
-    verify: only a verified RFC names a space (see spaces.rfc_claims)."""
+    verify: only a verified RFC names a space (see spaces.commerce.rfc_claims)."""
     st = state()
     account = current_account()
     assert account is not None

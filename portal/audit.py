@@ -3,7 +3,7 @@ owner account, operators and members with the admin role), every space's for
 operators. Filter by dates, user, action and path; export CSV.
 
 Reads only: there is no form or route that changes a record (see
-:mod:`spaces.audit`). Anyone who may not administer the space gets 404, like
+:mod:`spaces.core.audit`). Anyone who may not administer the space gets 404, like
 every space page, so a member cannot tell the page exists.
 """
 
@@ -17,9 +17,10 @@ from flask_babel import lazy_gettext as _l
 
 from portal.space import may_admin
 from portal.web import operator_required, state
-from spaces import audit, service
-from spaces.audit import Action
-from spaces.errors import NotFound
+from spaces.access import service
+from spaces.core import audit
+from spaces.core.audit import Action
+from spaces.core.errors import NotFound
 
 bp = Blueprint("audit", __name__)
 

@@ -3,7 +3,7 @@ protected-until dates, and exports (CSV of the result, ZIP of its XML files).
 
 For the owner account, operators and every user of that space logged in to the
 portal (accountants search; only admins administer). Reads only: nothing here
-changes files, and the protection rules live in :mod:`spaces.retention`.
+changes files, and the protection rules live in :mod:`spaces.cfdi.retention`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from flask_babel import gettext as _
 
 from portal.space import may_admin
 from portal.web import current_account, current_member, state
-from spaces import cfdi_index, csvexport, service, storage
-from spaces.errors import NotFound, SpaceError
-from spaces.models import CfdiDocument
+from spaces.access import service
+from spaces.cfdi import index as cfdi_index
+from spaces.core import csvexport
+from spaces.core.errors import NotFound, SpaceError
+from spaces.core.models import CfdiDocument
+from spaces.files import storage
 
 bp = Blueprint("cfdi", __name__, url_prefix="/espacios")
 

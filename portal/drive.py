@@ -3,8 +3,8 @@
 A member logs in with the space, user and password of the drive and gets a
 file manager: browse, upload (several files, drag and drop, progress), download
 (a folder as a streamed ZIP), create folders, rename, move and delete. Every
-change goes through :class:`spaces.storage.SpaceFiles`, the same functions the
-WebDAV drive calls, and the write rule is :func:`spaces.service.check_may_write`,
+change goes through :class:`spaces.files.storage.SpaceFiles`, the same functions the
+WebDAV drive calls, and the write rule is :func:`spaces.access.service.check_may_write`,
 so quota (507), roles (403), CFDI protection (403 with the date) and the
 space's status apply identically on both. Every path goes through
 ``SpaceFiles.resolve`` (which refuses ``..`` and symlinks out of the space).
@@ -52,16 +52,18 @@ from flask_wtf.csrf import ValidationError, validate_csrf
 
 from portal.forms import MemberLoginForm
 from portal.web import current_member, log_in_member, safe_next, state
-from spaces import audit, formats, metrics, quota, service, statusfile, throttle
-from spaces.errors import (
+from spaces.access import service, statusfile, throttle
+from spaces.core import audit, formats, metrics
+from spaces.core.errors import (
     Forbidden,
     InvalidName,
     NotFound,
     QuotaExceeded,
     SpaceError,
 )
-from spaces.names import check_new_name
-from spaces.storage import SpaceFiles
+from spaces.files import quota
+from spaces.files.names import check_new_name
+from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class Who:
 
 
 def status_of(exc: SpaceError) -> int:
-    """The HTTP status of a domain error (see spaces.errors), counted like the drive's."""
+    """The HTTP status of a domain error (see spaces.core.errors), counted like the drive's."""
     metrics.count_refusal(exc)
     return exc.status
 
@@ -361,7 +363,7 @@ def login() -> Any:
     if request.method == "GET" and request.args.get("espacio"):
         form.space.data = request.args["espacio"]
     if form.validate_on_submit():
-        from spaces import accounts
+        from spaces.commerce import accounts
 
         space = service.login_name(form.space.data or "")
         # The drive user's pause, whichever door (the drive's too) earned it.
@@ -399,7 +401,7 @@ def _render_folder(w: Who, rel: str, status: int = 200) -> Any:
         usage: quota.Usage | None = quota.usage(st.db, w.space.id)
     except SpaceError:
         usage = None
-    from spaces import shares
+    from spaces.files import shares
 
     return render_template(
         "drive/browse.html", who=w, space=w.space, rel=rel, rows=rows,
@@ -650,7 +652,7 @@ def _link_url(token: str) -> str:
 @bp.get("/<name>/enlaces")
 def share_list(name: str) -> Any:
     """The space admin sees and revokes every link; other users their own."""
-    from spaces import shares
+    from spaces.files import shares
 
     w = _require(name)
     st = state()
@@ -662,7 +664,7 @@ def share_list(name: str) -> Any:
 
 @bp.post("/<name>/enlaces/activar")
 def share_toggle(name: str) -> Any:
-    from spaces import shares
+    from spaces.files import shares
 
     w = _require(name)
     if not w.is_admin:
@@ -679,7 +681,7 @@ def share_toggle(name: str) -> Any:
 
 @bp.post("/<name>/enlaces/crear")
 def share_create(name: str) -> Any:
-    from spaces import shares
+    from spaces.files import shares
 
     w = _require(name)
     folder = clean_rel(request.form.get("carpeta"))
@@ -711,7 +713,7 @@ def share_create(name: str) -> Any:
 
 @bp.post("/<name>/enlaces/<int:link_id>/revocar")
 def share_revoke(name: str, link_id: int) -> Any:
-    from spaces import shares
+    from spaces.files import shares
 
     w = _require(name)
     try:
@@ -730,7 +732,7 @@ def _opened(token: str) -> tuple[Any, SpaceFiles]:
     for an unknown token, 410 for an expired, revoked or switched-off link, or
     one whose object was deleted or replaced (the link serves only what it was
     made for, wherever that object now is)."""
-    from spaces import shares
+    from spaces.files import shares
 
     st = state()
     try:
@@ -758,7 +760,7 @@ def _share_rel(root: str, sub: str | None) -> str:
 
 @share_bp.route("/<token>", methods=["GET", "POST"])
 def view_link(token: str) -> Any:
-    from spaces import shares
+    from spaces.files import shares
 
     opened, files = _opened(token)
     link = opened.link
@@ -801,7 +803,7 @@ def view_link(token: str) -> Any:
 
 @share_bp.get("/<token>/descargar")
 def share_download(token: str) -> Any:
-    from spaces import shares
+    from spaces.files import shares
 
     opened, files = _opened(token)
     link = opened.link
@@ -826,7 +828,7 @@ def share_download(token: str) -> Any:
 
 
 def _trash_page(w: Who, status: int = 200) -> Any:
-    from spaces import trash
+    from spaces.files import trash
 
     st = state()
     try:
@@ -865,7 +867,7 @@ def _trash_action(name: str, act: Any, *, admin: bool = False) -> Any:
 
 @bp.post("/<name>/papelera/<int:item_id>/restaurar")
 def trash_restore(name: str, item_id: int) -> Any:
-    from spaces import trash
+    from spaces.files import trash
 
     def act(w: Who) -> str:
         path = trash.restore_from_trash(w.files, item_id, by=w.username)
@@ -876,7 +878,7 @@ def trash_restore(name: str, item_id: int) -> Any:
 
 @bp.post("/<name>/papelera/<int:item_id>/eliminar")
 def trash_erase(name: str, item_id: int) -> Any:
-    from spaces import trash
+    from spaces.files import trash
 
     def act(w: Who) -> str:
         freed = trash.delete_from_trash(w.files, item_id, by=w.username)
@@ -887,7 +889,7 @@ def trash_erase(name: str, item_id: int) -> Any:
 
 @bp.post("/<name>/papelera/vaciar")
 def trash_empty(name: str) -> Any:
-    from spaces import trash
+    from spaces.files import trash
 
     def act(w: Who) -> str:
         freed = trash.empty_trash(w.files, by=w.username)
@@ -901,8 +903,8 @@ def trash_empty(name: str) -> Any:
 def trash_reclaim(name: str) -> Any:
     """An admin frees room: earlier versions first (oldest first), then the oldest
     trash items; current files are never touched."""
-    from spaces import trash
-    from spaces.settings import parse_size
+    from spaces.core.settings import parse_size
+    from spaces.files import trash
 
     def act(w: Who) -> str:
         try:
@@ -917,7 +919,7 @@ def trash_reclaim(name: str) -> Any:
 
 
 def _versions_page(w: Who, rel: str, status: int = 200) -> Any:
-    from spaces import versions
+    from spaces.files import versions
 
     p = w.files.resolve(rel)
     e = w.files.entry(p)
@@ -941,7 +943,7 @@ def versions_page(name: str) -> Any:
 
 @bp.get("/<name>/versiones/<int:version_id>/descargar")
 def version_download(name: str, version_id: int) -> Any:
-    from spaces import versions
+    from spaces.files import versions
 
     w = _require(name)
     try:
@@ -962,7 +964,7 @@ def version_download(name: str, version_id: int) -> Any:
 
 @bp.post("/<name>/versiones/<int:version_id>/restaurar")
 def version_restore(name: str, version_id: int) -> Any:
-    from spaces import versions
+    from spaces.files import versions
 
     w = _require(name)
     rel = clean_rel(request.form.get("ruta"))

@@ -22,8 +22,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from spaces.errors import SpaceError
-from spaces.passwords import MIN_PASSWORD_LENGTH
+from spaces.core.errors import SpaceError
+from spaces.core.passwords import MIN_PASSWORD_LENGTH
 from spaces.sat import catalogs
 
 PERIOD_LABELS = {
@@ -141,7 +141,7 @@ class RemoveItemForm(FlaskForm):
 
 
 class FiscalForm(FlaskForm):
-    """A customer's fiscal data (spaces.fiscal checks it against SAT's catalogues)."""
+    """A customer's fiscal data (spaces.commerce.fiscal checks it against SAT's catalogues)."""
 
     rfc = StringField(_l("RFC"), validators=[Length(max=16)],
                       description=_l("12 caracteres (persona moral) o 13 (persona física)."))
@@ -169,7 +169,7 @@ class FiscalForm(FlaskForm):
                                  for c in catalogs.USOS_FOR_SERVICE]
 
     def prefill(self, data: Mapping[str, str]) -> None:
-        """Fiscal data (spaces.fiscal.draft) in a form shown for the first time."""
+        """Fiscal data (spaces.commerce.fiscal.draft) in a form shown for the first time."""
         for key, value in data.items():
             getattr(self, key).data = value
 

@@ -2,7 +2,7 @@
 order and downloading its XML and PDF (the order's owner and operators only:
 anyone else gets 404), and the operators' list, cancellation (SAT's motivos),
 substitution and the month's global factura. The rules are in
-:mod:`spaces.invoicing` and :mod:`spaces.fiscal`."""
+:mod:`spaces.commerce.invoicing` and :mod:`spaces.commerce.fiscal`."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from portal.web import (
     operator_required,
     state,
 )
-from spaces import billing, fiscal, invoicing
-from spaces.errors import NotFound, SpaceError
-from spaces.pac import local_now
+from spaces.commerce import billing, fiscal, invoicing
+from spaces.commerce.pac import local_now
+from spaces.core.errors import NotFound, SpaceError
 from spaces.sat import catalogs
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def operator_global() -> Any:
 @operator_required
 def operator_refund() -> Any:
     """Record a refund made in the gateway: the factura is cancelled (motivo 03)."""
-    from spaces import refunds
+    from spaces.commerce import refunds
 
     st = state()
     if not ButtonForm().validate_on_submit():

@@ -23,9 +23,11 @@ from sqlalchemy import select
 
 from portal.forms import ApiTokenForm, OperatorSpaceForm, ReviewForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
-from spaces import accounts, apitokens, billing, invoicing, plans, rfc_claims, service
-from spaces.errors import SpaceError
-from spaces.models import Account, Space
+from spaces.access import apitokens, service
+from spaces.commerce import accounts, billing, invoicing, rfc_claims
+from spaces.core import plans
+from spaces.core.errors import SpaceError
+from spaces.core.models import Account, Space
 
 bp = Blueprint("operator", __name__, url_prefix="/operador")
 
@@ -152,7 +154,7 @@ def revoke_token() -> Any:
 @operator_required
 def rfc_claims_page() -> Any:
     """Constancias de Situación Fiscal to compare with the RFC and the account that
-    sent them; approving one is what lets an RFC name a space (spaces.rfc_claims)."""
+    sent them; approving one is what lets an RFC name a space (spaces.commerce.rfc_claims)."""
     st = state()
     return render_template("operator/rfc.html", claims=rfc_claims.pending(st.db),
                            form=ReviewForm(formdata=None))

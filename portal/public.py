@@ -16,7 +16,8 @@ from flask import (
 
 from portal.forms import ButtonForm
 from portal.web import current_account, links, safe_next, state
-from spaces import accounts, plans
+from spaces.commerce import accounts
+from spaces.core import plans
 
 bp = Blueprint("public", __name__)
 

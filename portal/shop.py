@@ -33,9 +33,10 @@ from portal.forms import (
 )
 from portal.invoices import order_invoice_context, save_from
 from portal.web import current_account, links, login_required, state
-from spaces import accounts, billing, fiscal, formats, plans
-from spaces.errors import NotFound, SpaceError
-from spaces.payments import SANDBOX_CARDS, CheckoutUrls, InvalidSignature, SandboxGateway
+from spaces.commerce import accounts, billing, fiscal
+from spaces.commerce.payments import SANDBOX_CARDS, CheckoutUrls, InvalidSignature, SandboxGateway
+from spaces.core import formats, plans
+from spaces.core.errors import NotFound, SpaceError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,10 @@ from flask_babel import gettext as _
 
 from portal.forms import AddMemberForm, LockBreakForm, MemberActionForm
 from portal.web import audit_actor, current_account, current_member, links, state
-from spaces import accounts, billing, listings, locks, quota, service, storage
-from spaces.errors import InvalidName, NotFound, SpaceError
+from spaces.access import service
+from spaces.commerce import accounts, billing
+from spaces.core.errors import InvalidName, NotFound, SpaceError
+from spaces.files import listings, locks, quota, storage
 
 bp = Blueprint("space", __name__, url_prefix="/espacios")
 

@@ -12,13 +12,15 @@ from urllib.parse import quote, urlsplit
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
 
-from spaces import accounts, audit, notices, service
-from spaces.db import Database
-from spaces.errors import SpaceError
-from spaces.mail import Mailer
-from spaces.payments import PaymentGateway
-from spaces.settings import Settings
-from spaces.throttle import LoginThrottle
+from spaces.access import service
+from spaces.access.throttle import LoginThrottle
+from spaces.commerce import accounts, notices
+from spaces.commerce.payments import PaymentGateway
+from spaces.core import audit
+from spaces.core.db import Database
+from spaces.core.errors import SpaceError
+from spaces.core.mail import Mailer
+from spaces.core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -25,10 +25,12 @@ from urllib.parse import parse_qs
 from jsonschema import Draft202012Validator, ValidationError, validators
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from spaces import apitokens, pages, plans, quota, service, throttle
-from spaces.audit import Actor
-from spaces.db import Database
-from spaces.errors import (
+from spaces.access import apitokens, pages, service, throttle
+from spaces.access.throttle import LoginThrottle
+from spaces.core import plans
+from spaces.core.audit import Actor
+from spaces.core.db import Database
+from spaces.core.errors import (
     AlreadyExists,
     Forbidden,
     InvalidName,
@@ -37,9 +39,9 @@ from spaces.errors import (
     UsageUnavailable,
     UserLimitReached,
 )
-from spaces.passwords import MIN_PASSWORD_LENGTH
-from spaces.settings import Settings
-from spaces.throttle import LoginThrottle
+from spaces.core.passwords import MIN_PASSWORD_LENGTH
+from spaces.core.settings import Settings
+from spaces.files import quota
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ STATUS = {"type": "string", "enum": list(STATUSES)}
 DATE = {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
         "description": "AAAA-MM-DD"}
 
-#: The counters of a space, as every door names them (see spaces.quota.as_dict).
+#: The counters of a space, as every door names them (see spaces.files.quota.as_dict).
 _USAGE_FIELDS = {
     "used_bytes": "bytes de los archivos actuales (lo que cuenta el plan)",
     "used_files": "archivos y carpetas actuales",
@@ -576,7 +578,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
     }
 
 
-#: The error code of each domain error (its status comes with it: spaces.errors).
+#: The error code of each domain error (its status comes with it: spaces.core.errors).
 _CODES: tuple[tuple[type[SpaceError], str], ...] = (
     (NotFound, "not_found"), (AlreadyExists, "conflict"), (UserLimitReached, "user_limit"),
     (Forbidden, "forbidden"), (InvalidName, "invalid"), (UsageUnavailable, "unavailable"),

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces import audit, diskspace, formats, quota, service, storage, trash
-from spaces.db import Database, open_database
-from spaces.errors import NotFound, SpaceError
-from spaces.settings import ConfigError, Settings, load_settings
+from spaces.access import service
+from spaces.core import audit, formats
+from spaces.core.db import Database, open_database
+from spaces.core.errors import NotFound, SpaceError
+from spaces.core.settings import ConfigError, Settings, load_settings
+from spaces.files import diskspace, quota, storage, trash
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -224,7 +226,7 @@ def _doc_dict(d: object) -> dict[str, object]:
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
-        from spaces.settings import example_toml
+        from spaces.core.settings import example_toml
 
         sys.stdout.write(example_toml())
         return 0
@@ -249,7 +251,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
-    from spaces.db import Database
+    from spaces.core.db import Database
 
     assert isinstance(db, Database)
     if args.command == "migrate":
@@ -303,7 +305,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                 print(f"{m.username}\t{m.role}")
             return 0
     if args.command == "cfdi":
-        from spaces import cfdi_index
+        from spaces.cfdi import index as cfdi_index
 
         info = service.get_space(db, args.space)
         if args.action == "reindex":
@@ -325,7 +327,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
                     "protected_until")))
         return 0
     if args.command == "retention":
-        from spaces import retention
+        from spaces.cfdi import retention
 
         if args.action == "hold":
             hold = retention.place_hold(db, args.space, args.path, args.by, args.reason,
@@ -350,14 +352,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
     if args.command in ("trash", "versions"):
         return _trash(args, settings, db)
     if args.command == "admin" and args.action == "create":
-        from spaces import accounts
+        from spaces.commerce import accounts
 
         a = accounts.create_operator(db, args.user, args.email, _read_password())
         print(f"Operador '{a.username}' creado; entra al portal en /cuenta/entrar y ve "
               "/operador/.")
         return 0
     if args.command == "admin" and args.action == "token":
-        from spaces import apitokens
+        from spaces.access import apitokens
 
         if args.tokens == "create":
             token = apitokens.create(db, args.name)
@@ -375,8 +377,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
     if args.command == "lifecycle" and args.action == "run":
         from datetime import date
 
-        from spaces import lifecycle, notices
-        from spaces.mail import Mailer
+        from spaces.commerce import lifecycle, notices
+        from spaces.core.mail import Mailer
 
         try:
             today = date.fromisoformat(args.today) if args.today else None
@@ -390,7 +392,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             print(f"{name}: vencido, ahora en solo lectura")
         from datetime import UTC, datetime
 
-        from spaces import invoicing
+        from spaces.commerce import invoicing
 
         now = (datetime(today.year, today.month, today.day, 18, tzinfo=UTC) if today
                else None)
@@ -410,7 +412,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
     if args.command in ("backup", "restore"):
         from pathlib import Path
 
-        from spaces import backup
+        from spaces.jobs import backup
 
         if args.command == "backup":
             report = backup.backup(settings, db, Path(args.archive), args.spaces,
@@ -420,7 +422,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
             report = backup.restore(settings, db, Path(args.archive), args.spaces,
                                     reserved_ok=args.reserved_ok)
             verb = "restaurado"
-        from spaces.service import RESERVED_SPACE_NAMES
+        from spaces.access.service import RESERVED_SPACE_NAMES
 
         for sp in report.spaces:
             print(f"{sp.name}: {verb} ({len(sp.files)} archivos, {sp.used_bytes} bytes, "
@@ -459,9 +461,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, db: object) -> int:
 def _trash(args: argparse.Namespace, settings: Settings, db: object) -> int:
     from datetime import datetime
 
-    from spaces import versions
-    from spaces.db import Database
-    from spaces.settings import parse_size
+    from spaces.core.db import Database
+    from spaces.core.settings import parse_size
+    from spaces.files import versions
 
     assert isinstance(db, Database)
     if args.action == "purge":
@@ -517,7 +519,7 @@ def _trash(args: argparse.Namespace, settings: Settings, db: object) -> int:
 def _audit(args: argparse.Namespace, db: object) -> int:
     from datetime import date
 
-    from spaces.db import Database
+    from spaces.core.db import Database
 
     assert isinstance(db, Database)
     try:
@@ -561,8 +563,8 @@ PRIVATE_UMASK = 0o077
 
 
 def _invoice(args: argparse.Namespace, settings: Settings, db: Database) -> int:
-    from spaces import invoicing
-    from spaces.pac import local_now
+    from spaces.commerce import invoicing
+    from spaces.commerce.pac import local_now
 
     if args.action == "list":
         rows = invoicing.list_invoices(db, args.search, limit=100000)

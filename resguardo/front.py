@@ -46,7 +46,7 @@ from typing import Any
 from cheroot.connections import ConnectionManager
 from cheroot.makefile import MakeFile
 
-from spaces.settings import ServerSettings
+from spaces.core.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

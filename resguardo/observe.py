@@ -22,10 +22,10 @@ from prometheus_client import (
 from sqlalchemy import text
 
 from davserver.request import request_context
-from spaces import diskspace
-from spaces.db import Database
-from spaces.metrics import SpaceUsageCollector
-from spaces.settings import Settings
+from spaces.core.db import Database
+from spaces.core.metrics import SpaceUsageCollector
+from spaces.core.settings import Settings
+from spaces.files import diskspace
 
 access_log = logging.getLogger("resguardo.access")
 log = logging.getLogger(__name__)

@@ -21,11 +21,13 @@ from portal import create_app
 from resguardo.api import make_api
 from resguardo.front import FrontLimits, FrontManager
 from resguardo.observe import observe
-from spaces import diskspace, service, storage
-from spaces.db import Database, open_database
-from spaces.errors import SpaceError
-from spaces.service import add_member, create_space, list_spaces
-from spaces.settings import Settings
+from spaces.access import service
+from spaces.access.service import add_member, create_space, list_spaces
+from spaces.core.db import Database, open_database
+from spaces.core.errors import SpaceError
+from spaces.core.settings import Settings
+from spaces.files import diskspace
+from spaces.jobs import recovery
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +237,7 @@ def start_janitor(settings: Settings, db: Database) -> threading.Event:
     def run() -> None:
         while not stop.wait(every):
             try:
-                storage.reclaim_leases(settings, db)
+                recovery.reclaim_leases(settings, db)
                 diskspace.keep_ballast(settings)
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("janitor: %s: %s", exc.__class__.__name__,
@@ -250,7 +252,7 @@ def serve(settings: Settings, only: str | None = None) -> int:
     tune_malloc()
     settings.data_path.mkdir(parents=True, exist_ok=True)
     db = open_database(settings)
-    for drift in storage.recover_after_crash(settings, db):
+    for drift in recovery.recover_after_crash(settings, db):
         print(f"Recuperación: espacio {drift.space} recontado "
               f"({drift.bytes:+d} bytes, {drift.files:+d} archivos)", flush=True)
     for name in service.restore_missing_limits(settings, db):

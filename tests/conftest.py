@@ -111,7 +111,7 @@ def _migrated_template(kind: str) -> str:
     from nothing costs a server about as much as its imports; the migrations
     themselves are tested from an empty database in test_foundation."""
     if kind not in _templates:
-        from spaces.db import migrate
+        from spaces.core.db import migrate
 
         if kind == "sqlite":
             folder = tempfile.mkdtemp(prefix="rg-template-")

@@ -39,10 +39,10 @@ def _child(request: dict[str, object], fds: list[int]) -> None:
         os.environ.update(dict(request["env"]))  # type: ignore[call-overload]
         # What a new interpreter would have drawn for itself: process-wide random
         # secrets must not be shared between the servers of one test.
-        import spaces.settings
+        import spaces.core.settings
 
-        spaces.settings._PROCESS_SECRET = os.urandom(32)
-        spaces.settings._PROCESS_WEBHOOK_SECRET = os.urandom(32)
+        spaces.core.settings._PROCESS_SECRET = os.urandom(32)
+        spaces.core.settings._PROCESS_WEBHOOK_SECRET = os.urandom(32)
         from resguardo.cli import main
 
         try:

@@ -185,7 +185,7 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.") and spec["components"]["securitySchemes"]
     from resguardo.api import routes
-    from spaces.settings import Settings
+    from spaces.core.settings import Settings
 
     for route in routes(Settings()):
         op = spec["paths"][f"/api/v1{route.template}"][route.method.lower()]

@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from test_cfdi import one_cfdi
 from test_portal import buy, link_in, portal, sign_up, smtp  # noqa: F401 - fixtures
 
-from spaces import accounts, audit, retention, service
-from spaces.models import AuditRecord
+from spaces.access import service
+from spaces.cfdi import retention
+from spaces.commerce import accounts
+from spaces.core import audit
+from spaces.core.models import AuditRecord
 
 # Its outcome depends on the database: runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.db
@@ -179,8 +182,8 @@ def test_records_cannot_be_altered_through_any_interface(make_server, tmp_path):
 
     from portal import create_app
     from resguardo import api
-    from spaces.db import open_database
-    from spaces.settings import load_settings
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
 
     srv = make_server().start()
     srv.create_space("acme", "4G")
@@ -298,14 +301,14 @@ def test_expiry_keeps_records_for_the_longest_cfdi_period_and_under_a_hold(make_
     # The records of a space that no longer exists can still be listed by its name.
     assert [r["detalle"] for r in log_of(srv, "borrado")] == ["espacio-que-ya-no-existe"]
     # The same rule, stated by the domain: 5 years (the longest plan) plus the margin.
-    from spaces.settings import Settings
+    from spaces.core.settings import Settings
 
     cut = audit.cutoff(Settings(), datetime(2031, 6, 1))
     assert cut == datetime(2026, 6, 1) - audit.KEEP_MARGIN
 
 
 def test_an_audit_failure_after_a_file_operation_is_logged_never_raised(tmp_path, caplog):
-    from spaces.db import Database, make_engine, migrate
+    from spaces.core.db import Database, make_engine, migrate
 
     url = f"sqlite:///{tmp_path / 'a.db'}"
     migrate(url)
@@ -442,7 +445,7 @@ def test_operator_sees_every_space_and_their_actions_are_recorded(portal):  # no
     assert len(_csv_rows(op.c.get("/operador/bitacora?formato=csv"))) == len(rows)
 
 
-# -- file operations (recorded by spaces.storage, trash and versions) ------------------------
+# -- file operations (recorded by spaces.files.storage, trash and versions) ------------------------
 
 def test_file_operations_over_webdav_are_recorded_with_user_address_path_and_size(
         make_server):
@@ -477,10 +480,10 @@ def test_file_operations_over_webdav_are_recorded_with_user_address_path_and_siz
 
 
 def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_server):
-    from spaces import trash, versions
-    from spaces.db import open_database
-    from spaces.settings import load_settings
-    from spaces.storage import SpaceFiles
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
+    from spaces.files import trash, versions
+    from spaces.files.storage import SpaceFiles
 
     srv = make_server().start()
     srv.create_space("acme", "4G")
@@ -513,8 +516,8 @@ def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_serve
 
 
 def test_payments_and_the_lifecycle_record_read_only_renewal_and_tier_change(portal):  # noqa: F811
-    from spaces import lifecycle, notices
-    from spaces.mail import Mailer
+    from spaces.commerce import lifecycle, notices
+    from spaces.core.mail import Mailer
 
     b = sign_up(portal)
     buy(portal, b, "4G")

@@ -252,7 +252,7 @@ def test_backup_reads_back_what_it_wrote_and_refuses_an_archive_restore_would_re
     p = srv.cli("backup", str(archive), "--space", "acme")
     assert "verificado" in p.stdout, p.stdout
     # The check itself: a flipped bit in a written archive is found.
-    from spaces import backup
+    from spaces.jobs import backup
 
     data = bytearray(archive.read_bytes())
     with tarfile.open(archive) as tar:
@@ -303,7 +303,7 @@ def test_restore_refuses_space_names_that_space_creation_refuses_and_writes_noth
     assert sorted(p.name for p in tmp_path.iterdir()) == outside
     assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
     # The same archive is refused by the check a backup runs on itself.
-    from spaces import backup
+    from spaces.jobs import backup
 
     with pytest.raises(backup.BackupError, match="espacio no válido"):
         backup.verify(evil)
@@ -328,7 +328,7 @@ def test_restore_refuses_reserved_space_names_unless_the_operator_says_so(
     assert "reservado" in p.stderr and "--allow-reserved-names" in p.stderr, p.stderr
     assert dst.cli("space", "list").stdout.strip() == ""
     assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
-    from spaces import backup
+    from spaces.jobs import backup
 
     with pytest.raises(backup.BackupError, match="reservado"):
         backup.verify(evil)

@@ -17,8 +17,8 @@ from portal_helpers import Browser
 from test_cfdi import one_cfdi
 from test_windows_clients import WIN_UA
 
-from spaces import listings
-from spaces.statusfile import STATUS_FILE_NAME
+from spaces.access.statusfile import STATUS_FILE_NAME
+from spaces.files import listings
 
 #: What Windows Explorer (WebClient) asks for when it lists a folder.
 EXPLORER_PROPFIND = (
@@ -117,8 +117,8 @@ def test_a_space_with_small_folders_gets_no_warning(make_server):
 def test_the_portal_names_the_folder_offers_the_registry_value_and_links_cfdi_to_files(
         make_server, tmp_path):
     from portal import create_app
-    from spaces.db import open_database
-    from spaces.settings import load_settings
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
 
     srv = _space(make_server)
     _fill(srv, "Facturas 2026", _cfdi_names(3000))

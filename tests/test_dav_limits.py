@@ -17,7 +17,7 @@ READ_ONLY = "solo lectura"
 
 
 def _set_status(srv, space: str, status: str) -> None:
-    from spaces import service
+    from spaces.access import service
 
     db = _db(srv)
     service.set_status(db, space, status)

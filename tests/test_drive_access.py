@@ -28,7 +28,7 @@ import pytest
 import requests
 from conftest import ROOT
 
-from spaces.passwords import HASH_SLOTS
+from spaces.core.passwords import HASH_SLOTS
 
 #: Generous throttle so that the 401s these tests provoke come from the rule
 #: under test, never from the bad-password brake.
@@ -486,7 +486,7 @@ def test_password_change_and_removal_take_effect_at_once_despite_the_cache(make_
     assert raw(srv, "PROPFIND", url, auth=ANA, headers={"Depth": "0"}).status == 207
 
 
-ARGON2_MIB = 19  # spaces/passwords.py: OWASP's 19 MiB per check
+ARGON2_MIB = 19  # spaces/core/passwords.py: OWASP's 19 MiB per check
 
 
 def password_checks(srv) -> float:

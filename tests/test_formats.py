@@ -1,4 +1,4 @@
-"""The one formatter (spaces.formats): what a Mexican customer reads, and English
+"""The one formatter (spaces.core.formats): what a Mexican customer reads, and English
 with English formats."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from spaces import formats
+from spaces.core import formats
 
 
 @pytest.mark.parametrize("n, text", [
@@ -49,7 +49,7 @@ def test_dates_one_style_and_times_in_mexico_city_with_their_zone():
 
 
 def test_an_unknown_time_zone_is_a_config_error(tmp_path):
-    from spaces.settings import ConfigError, load_settings
+    from spaces.core.settings import ConfigError, load_settings
 
     cfg = tmp_path / "r.toml"
     cfg.write_text('[portal]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")

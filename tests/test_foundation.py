@@ -11,7 +11,7 @@ from conftest import run_cli
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from spaces.settings import ConfigError, Settings, example_toml, load_settings
+from spaces.core.settings import ConfigError, Settings, example_toml, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ def test_example_config_lists_every_key_with_its_default_and_loads():
     import tomllib
 
     data = tomllib.loads(uncommented)
-    from spaces.settings import iter_schema
+    from spaces.core.settings import iter_schema
 
     for key, default, help_text in iter_schema():
         node = data
@@ -88,8 +88,8 @@ def test_migrated_database_matches_the_models(database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from spaces.db import migrate
-    from spaces.models import Base
+    from spaces.core.db import migrate
+    from spaces.core.models import Base
 
     url = database_url
     migrate(url)
@@ -103,13 +103,13 @@ def test_migrated_database_matches_the_models(database_url):
 @pytest.mark.db
 def test_the_drive_credential_lookup_reads_what_the_orm_reads(database_url, tmp_path):
     """The credential check runs on every request straight through the DB-API
-    cursor (spaces.db.Database.first_row): its values, a date included, must be
+    cursor (spaces.core.db.Database.first_row): its values, a date included, must be
     the ones SQLAlchemy itself gives, on both databases."""
     from datetime import date
 
-    from spaces import service
-    from spaces.db import open_database
-    from spaces.models import Space
+    from spaces.access import service
+    from spaces.core.db import open_database
+    from spaces.core.models import Space
 
     settings = Settings(data_dir=str(tmp_path / "data"))
     settings.database.url = database_url
@@ -143,7 +143,7 @@ def test_upgrade_is_idempotent_and_downgrade_round_trips(database_url):
     from alembic import command
     from sqlalchemy import inspect
 
-    from spaces.db import alembic_config, migrate
+    from spaces.core.db import alembic_config, migrate
 
     url = database_url
     migrate(url)
@@ -161,10 +161,10 @@ def test_upgrade_is_idempotent_and_downgrade_round_trips(database_url):
 
 @pytest.mark.parametrize("module,forbidden", [
     ("davserver.app", "flask"),
-    ("spaces.storage", "flask"),
-    ("spaces.service", "wsgidav"),
-    ("spaces.quota", "wsgidav"),
-    ("spaces.statusfile", "wsgidav"),
+    ("spaces.files.storage", "flask"),
+    ("spaces.access.service", "wsgidav"),
+    ("spaces.files.quota", "wsgidav"),
+    ("spaces.access.statusfile", "wsgidav"),
 ])
 def test_dependencies_point_one_way(module, forbidden):
     code = f"import sys, {module}; print({forbidden!r} in sys.modules)"

@@ -18,15 +18,17 @@ from lxml import etree
 from portal_helpers import SmtpSink, drop, write_config
 from sqlalchemy import select, update
 
-from spaces import audit, billing, fiscal, invoicing, notices, pac, plans, sat
-from spaces.db import open_database
-from spaces.errors import AlreadyExists, Forbidden, InvalidName, SpaceError
-from spaces.invoice_pdf import verification_url
-from spaces.mail import Mailer
-from spaces.models import Account, AuditRecord, Invoice, Order, utcnow
-from spaces.passwords import hash_password
-from spaces.payments import SandboxGateway
-from spaces.settings import ConfigError, load_settings
+from spaces import sat
+from spaces.commerce import billing, fiscal, invoicing, notices, pac
+from spaces.commerce.invoice_pdf import verification_url
+from spaces.commerce.payments import SandboxGateway
+from spaces.core import audit, plans
+from spaces.core.db import open_database
+from spaces.core.errors import AlreadyExists, Forbidden, InvalidName, SpaceError
+from spaces.core.mail import Mailer
+from spaces.core.models import Account, AuditRecord, Invoice, Order, utcnow
+from spaces.core.passwords import hash_password
+from spaces.core.settings import ConfigError, load_settings
 
 SAT = Path(__file__).resolve().parent.parent / "spaces" / "sat" / "cfd"
 CFDI = "{http://www.sat.gob.mx/cfd/4}"
@@ -674,8 +676,8 @@ def test_a_cancellation_the_receptor_must_accept_ends_when_it_answers(shop):
 
 @pytest.mark.db
 def test_a_refund_cancels_the_factura_with_motivo_03_and_is_audited(shop):
-    from spaces import refunds
-    from spaces.models import PaymentEvent
+    from spaces.commerce import refunds
+    from spaces.core.models import PaymentEvent
 
     invoiced = shop.issue(shop.pay(moral(shop)))
     done = refunds.refund_order(shop.settings, shop.db, invoiced.order_reference or "",

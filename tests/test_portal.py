@@ -17,11 +17,13 @@ import pytest
 from portal_helpers import Browser, SmtpSink, drop, link_in, write_config
 from sqlalchemy import func, select
 
-from spaces import accounts, billing, plans, service
-from spaces.db import Database, open_database
-from spaces.errors import SpaceError
-from spaces.models import Order, PaymentEvent, Space
-from spaces.settings import ConfigError, Settings, load_settings
+from spaces.access import service
+from spaces.commerce import accounts, billing
+from spaces.core import plans
+from spaces.core.db import Database, open_database
+from spaces.core.errors import SpaceError
+from spaces.core.models import Order, PaymentEvent, Space
+from spaces.core.settings import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "clave-segura-1"
@@ -375,7 +377,7 @@ def test_an_account_that_had_a_paid_space_cannot_claim_the_free_one(portal):
 
 @pytest.mark.db
 def test_cart_holds_changes_and_removes_items_with_totals(portal):
-    from spaces import rfc_claims
+    from spaces.commerce import rfc_claims
 
     b = sign_up(portal, rfc="ABC680524P73")
     # naming a space by RFC needs the RFC verified (tests/test_portal_security.py)
@@ -715,7 +717,7 @@ def test_spanish_by_default_even_for_english_browsers_and_english_on_request(por
 
 
 def test_without_smtp_mail_goes_to_the_outbox_one_eml_per_message(tmp_path):
-    from spaces.mail import Mail, Mailer
+    from spaces.core.mail import Mail, Mailer
 
     m = Mailer(Settings(data_dir=str(tmp_path)))
     m.send(Mail("a@b.mx", "Prueba ñ", "Hola, ¿qué tal?"))
@@ -730,7 +732,7 @@ def test_without_smtp_mail_goes_to_the_outbox_one_eml_per_message(tmp_path):
 
 
 def test_each_outbox_message_has_a_readable_text_copy_whose_links_copy_whole(tmp_path):
-    from spaces.mail import Mail, Mailer
+    from spaces.core.mail import Mail, Mailer
 
     link = "http://127.0.0.1:8080/cuenta/confirmar/" + "x" * 90 + "=3D-ñ"
     Mailer(Settings(data_dir=str(tmp_path))).send(
@@ -764,8 +766,9 @@ def test_smtp_down_does_not_undo_the_sign_up(tmp_path):
 
 
 def test_domain_modules_import_neither_flask_nor_wsgidav():
-    mods = ["spaces.accounts", "spaces.billing", "spaces.payments", "spaces.mail",
-            "spaces.notices", "spaces.lifecycle", "spaces.plans", "spaces.throttle"]
+    mods = ["spaces.commerce.accounts", "spaces.commerce.billing", "spaces.commerce.payments",
+            "spaces.core.mail", "spaces.commerce.notices", "spaces.commerce.lifecycle",
+            "spaces.core.plans", "spaces.access.throttle"]
     code = ("import sys\n" + "".join(f"import {m}\n" for m in mods)
             + "print('flask' in sys.modules, 'wsgidav' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -776,7 +779,7 @@ def test_domain_modules_import_neither_flask_nor_wsgidav():
 
 
 def test_usage_dates_and_times_are_es_mx_in_mexico_city_and_english_in_english(portal):
-    from spaces import formats
+    from spaces.core import formats
 
     b = sign_up(portal)
     ref = buy(portal, b)
@@ -843,7 +846,7 @@ def test_errors_are_designed_spanish_pages(portal, method, path, code, title):
 def test_a_plan_change_mid_period_credits_the_unused_days_as_its_own_line(portal):
     from datetime import timedelta
 
-    from spaces import formats
+    from spaces.core import formats
 
     b = sign_up(portal)
     buy(portal, b, "4G", "quarterly")

@@ -14,8 +14,8 @@ import requests
 from portal_helpers import Browser
 from test_cfdi import corpus, put_tree
 
-from spaces.db import open_database
-from spaces.settings import load_settings
+from spaces.core.db import open_database
+from spaces.core.settings import load_settings
 
 
 def _setup(make_server, tmp_path):

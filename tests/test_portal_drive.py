@@ -11,12 +11,14 @@ import requests
 from portal_helpers import SmtpSink
 from sqlalchemy import select
 
-from spaces import accounts, billing, lifecycle, notices, plans, service
-from spaces.db import open_database
-from spaces.mail import Mailer
-from spaces.models import Account, Space, utcnow
-from spaces.payments import GatewayEvent
-from spaces.settings import load_settings
+from spaces.access import service
+from spaces.commerce import accounts, billing, lifecycle, notices
+from spaces.commerce.payments import GatewayEvent
+from spaces.core import plans
+from spaces.core.db import open_database
+from spaces.core.mail import Mailer
+from spaces.core.models import Account, Space, utcnow
+from spaces.core.settings import load_settings
 
 SMALL_TIER = ('[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
               'reserve = "256K"\nmax_entries = 50\nmax_depth = 4\n'
@@ -115,8 +117,8 @@ def test_a_paid_change_of_plan_applies_every_limit_of_the_new_plan_at_once(shop)
 
 
 def _trash(settings, db):
-    from spaces import trash
-    from spaces.storage import SpaceFiles
+    from spaces.files import trash
+    from spaces.files.storage import SpaceFiles
 
     sp = service.get_space(db, "acme")
     return trash.list_trash(SpaceFiles(settings, db, sp.id, sp.name))

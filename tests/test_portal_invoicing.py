@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from test_invoicing import schema_errors
 from test_portal import PASSWORD, Portal, _portal, sign_up
 
-from spaces import accounts, billing, invoicing
-from spaces.models import Account, AuditRecord, Order
+from spaces.commerce import accounts, billing, invoicing
+from spaces.core.models import Account, AuditRecord, Order
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import expect
 from test_portal_browser import browser, last_mail  # noqa: F401 - the fixture
 
-from spaces import formats, plans
-from spaces.settings import Settings
+from spaces.core import formats, plans
+from spaces.core.settings import Settings
 
 pytestmark = pytest.mark.browser
 

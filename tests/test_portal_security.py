@@ -37,7 +37,7 @@ def test_next_never_leaves_the_site_and_never_fails(portal, door):  # noqa: F811
     b = sign_up(portal)
     if door == "/unidad/entrar":
         b.post("/espacio-gratis", {}, form_page="/")
-        from spaces import service
+        from spaces.access import service
 
         service.set_password(portal.db, "despacho", "despacho", "clave-unidad-1")
     for raw in HOSTILE_NEXT:
@@ -69,7 +69,7 @@ FORMULAS = ['=HYPERLINK("http://evil.example","Factura")', "+cmd|' /C calc'!A0",
 
 @pytest.mark.parametrize("text", FORMULAS)
 def test_the_csv_writer_turns_every_formula_start_into_text(text):
-    from spaces import csvexport
+    from spaces.core import csvexport
 
     out = "".join(csvexport.chunks(["a", "b"], [[text, "-12.50"]], bom=False))
     import csv
@@ -80,7 +80,7 @@ def test_the_csv_writer_turns_every_formula_start_into_text(text):
 
 
 def test_only_the_one_csv_writer_writes_csv():
-    """Every export goes through spaces.csvexport: no other module of the product
+    """Every export goes through spaces.core.csvexport: no other module of the product
     builds CSV on its own (the CFDI export once did, and let formulas through)."""
     import re
     from pathlib import Path
@@ -91,7 +91,7 @@ def test_only_the_one_csv_writer_writes_csv():
                                                      "resguardo")
                for p in (root / pkg).rglob("*.py")
                if uses_csv.search(p.read_text(encoding="utf-8"))]
-    assert writers == ["spaces/csvexport.py"]
+    assert writers == ["spaces/core/csvexport.py"]
 
 
 def _stamped_cfdi(tmp_path, emisor_nombre: str, receptor_nombre: str) -> bytes:
@@ -116,7 +116,9 @@ def test_cfdi_export_never_hands_a_formula_to_the_spreadsheet(portal, tmp_path):
 
     from portal_helpers import Browser
 
-    from spaces import cfdi_index, service, storage
+    from spaces.access import service
+    from spaces.cfdi import index as cfdi_index
+    from spaces.files import storage
 
     st, db = portal.settings, portal.db
     info = service.create_space(st, db, "acme", "4G")
@@ -140,7 +142,7 @@ def test_cfdi_export_never_hands_a_formula_to_the_spreadsheet(portal, tmp_path):
 def test_every_route_segment_of_the_portal_and_server_is_a_reserved_space_name(portal):  # noqa: F811
     import re
 
-    from spaces import service
+    from spaces.access import service
 
     valid = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
     segments = {seg for rule in portal.app.url_map.iter_rules()
@@ -184,7 +186,8 @@ MEMBER_PW = "clave-de-jefa-1"
 def _acme(p: Portal) -> None:
     """Space 'acme' (4G) made like the CLI makes it, with an admin 'jefa', an
     editor 'ed', a file, share links on and one link."""
-    from spaces import service, shares, storage
+    from spaces.access import service
+    from spaces.files import shares, storage
 
     info = service.create_space(p.settings, p.db, "acme", "4G")
     service.add_member(p.db, "acme", "jefa", MEMBER_PW, "admin")
@@ -242,7 +245,9 @@ def _writes(p: Portal, b) -> None:
 
 
 def _untouched(p: Portal) -> None:
-    from spaces import accounts, service, shares, storage
+    from spaces.access import service
+    from spaces.commerce import accounts
+    from spaces.files import shares, storage
 
     root = storage.space_dir(p.settings, "acme") / "files"
     assert sorted(x.name for x in root.iterdir()) == ["doc"]
@@ -270,7 +275,7 @@ REVOCATIONS = ["removed", "password changed (resguardo user passwd)",
 @pytest.mark.parametrize("user,door", [("jefa", "/cuenta/entrar-unidad"),
                                        ("ed", "/unidad/entrar")])
 def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, user, door):  # noqa: F811
-    from spaces import service
+    from spaces.access import service
 
     _acme(portal)
     b = _member_browser(portal, user, door)
@@ -282,7 +287,7 @@ def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, use
     if why.startswith("beyond"):
         from sqlalchemy import update
 
-        from spaces.models import Space
+        from spaces.core.models import Space
 
         # members are admitted oldest first: jefa, ed, then the newest
         service.add_member(portal.db, "acme", "nueva", MEMBER_PW, "admin")
@@ -294,7 +299,7 @@ def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, use
     elif why.startswith("password changed"):
         service.set_password(portal.db, "acme", user, "otra-clave-99")
     elif why.startswith("password set"):
-        from spaces import accounts
+        from spaces.commerce import accounts
 
         member_id = next(m.id for m in accounts.member_rows(portal.db, "acme")
                          if m.username == user)
@@ -370,7 +375,7 @@ def test_an_account_session_dies_with_logout_and_password_changes(portal):  # no
 
 @pytest.mark.db
 def test_a_suspended_space_keeps_its_documents_even_from_its_owner_account(portal):  # noqa: F811
-    from spaces import service
+    from spaces.access import service
 
     b = sign_up(portal)
     b.post("/espacio-gratis", {}, form_page="/")
@@ -436,7 +441,7 @@ def test_sign_up_answers_alike_and_costs_alike_whatever_exists(portal):  # noqa:
     e-mail that already has an account, get the page a new sign-up gets, after
     the same work (argon2 always runs; one e-mail always goes out): only the
     mailbox owner learns which it was."""
-    from spaces import service
+    from spaces.access import service
 
     sign_up(portal)  # account 'despacho' with ana@despacho.mx
     service.create_space(portal.settings, portal.db, "beta", "4G")  # made by the CLI
@@ -455,7 +460,7 @@ def test_sign_up_answers_alike_and_costs_alike_whatever_exists(portal):  # noqa:
     assert portal.smtp.find("no está disponible", "alguien@x.mx")
     assert portal.smtp.find("no está disponible", "otro@x.mx")
     assert portal.smtp.find("Ya tiene una cuenta", "ana@despacho.mx")
-    from spaces import accounts
+    from spaces.commerce import accounts
 
     assert {a.username for a in accounts.list_accounts(portal.db)} == {"despacho", "nuevo"}
     # the same work: medians of many tries, a generous margin (argon2 dominates)
@@ -491,7 +496,7 @@ PDF = b"%PDF-1.4\n% Constancia de Situacion Fiscal (de prueba)\n%%EOF\n"
 
 
 def _operator(p: Portal):
-    from spaces import accounts
+    from spaces.commerce import accounts
 
     accounts.create_operator(p.db, "root", "ops@resguardo.mx", "operador-seguro-1")
     op = p.browser()
@@ -513,7 +518,7 @@ def _buy_named_by_rfc(p: Portal, b) -> str:
 
 
 def _review(p: Portal, op, username: str, action: str, reason: str = "") -> object:
-    from spaces import accounts
+    from spaces.commerce import accounts
 
     account = next(a for a in accounts.list_accounts(p.db, username)
                    if a.username == username)
@@ -535,7 +540,7 @@ def test_naming_a_space_by_an_rfc_needs_an_operator_verified_constancia(portal):
     page = op.get("/operador/rfc").get_data(as_text=True)
     assert RFC_A in page and "despacho" in page
     assert "1" in op.get("/operador/").get_data(as_text=True)  # pending count on the dashboard
-    from spaces import accounts
+    from spaces.commerce import accounts
 
     account = accounts.list_accounts(portal.db, "despacho")[0]
     doc = op.c.get(f"/operador/rfc/{account.id}/constancia.pdf")
@@ -567,14 +572,14 @@ def test_two_accounts_never_hold_the_same_rfc(portal):  # noqa: F811
     # approving another account for the same RFC is refused, whatever the operator does
     _submit_constancia(squatter, RFC_A)
     assert "otra cuenta" in squatter.text
-    from spaces import accounts, rfc_claims
-    from spaces.errors import AlreadyExists
+    from spaces.commerce import accounts, rfc_claims
+    from spaces.core.errors import AlreadyExists
 
     intruso = accounts.list_accounts(portal.db, "intruso")[0]
     with portal.db.session() as s:  # even a claim that got in before the approval
         from sqlalchemy import update
 
-        from spaces.models import Account
+        from spaces.core.models import Account
 
         s.execute(update(Account).where(Account.id == intruso.id)
                   .values(rfc=RFC_A, rfc_document="x.pdf", rfc_review_note=None))
@@ -587,8 +592,8 @@ def test_two_accounts_never_hold_the_same_rfc(portal):  # noqa: F811
 def test_simultaneous_approvals_of_one_rfc_verify_exactly_one_account(portal):  # noqa: F811
     import threading
 
-    from spaces import accounts, rfc_claims
-    from spaces.errors import AlreadyExists
+    from spaces.commerce import accounts, rfc_claims
+    from spaces.core.errors import AlreadyExists
 
     ids = []
     for i in range(4):
@@ -621,7 +626,7 @@ def test_a_username_shaped_like_an_rfc_cannot_squat_the_free_space(portal):  # n
         b.post("/cuenta/registro", {"username": name, "email": f"{name}@x.mx",
                                     "password": PASSWORD}, form_page="/cuenta/registro")
         assert "forma de un RFC" in b.text, name
-    from spaces import accounts
+    from spaces.commerce import accounts
 
     assert accounts.list_accounts(portal.db) == []
 
@@ -635,9 +640,9 @@ def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # n
     from portal_helpers import Browser, drop, write_config
 
     from portal import create_app
-    from spaces import backup
-    from spaces.db import open_database
-    from spaces.settings import load_settings
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
+    from spaces.jobs import backup
 
     _acme(portal)
     b = _member_browser(portal, "jefa", "/cuenta/entrar-unidad")

@@ -1,6 +1,6 @@
 """Proration: a plan change mid-period credits the unused days of the current
 plan as a line of its own, half up to centavos, for every pair of plans and
-periods (the pricing function, spaces.plans), and through the portal."""
+periods (the pricing function, spaces.core.plans), and through the portal."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from spaces import plans
-from spaces.settings import Settings
+from spaces.core import plans
+from spaces.core.settings import Settings
 
 SETTINGS = Settings()
 TIERS = [t.name for t in plans.saleable_tiers(SETTINGS)]

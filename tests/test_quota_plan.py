@@ -26,7 +26,7 @@ import requests
 from test_web_drive import WebDrive
 from test_windows_clients import LOCK_BODY, lock, propfind, windows_session
 
-from spaces.statusfile import STATUS_FILE_NAME
+from spaces.access.statusfile import STATUS_FILE_NAME
 
 #: Counters and their migration live in SQL: every test runs on SQLite and PostgreSQL.
 pytestmark = pytest.mark.db
@@ -551,8 +551,8 @@ def test_migration_moves_trash_and_versions_out_of_the_plan_of_existing_spaces(
     installation's settings, else moved by the rows), with its tier's reserve."""
     import sqlalchemy as sa
 
-    from spaces.db import migrate
-    from spaces.settings import Settings
+    from spaces.core.db import migrate
+    from spaces.core.settings import Settings
 
     url = (f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite"
            else _fresh_pg_database(request))

@@ -1,4 +1,4 @@
-"""The brute-force pause (spaces.throttle) with an injected clock, on a real
+"""The brute-force pause (spaces.access.throttle) with an injected clock, on a real
 database: SQLite and PostgreSQL (the pause lives in the database so every door,
 process and node shares it)."""
 
@@ -9,10 +9,10 @@ import threading
 import pytest
 from conftest import _pg_create_database, _pg_drop_database, on_postgresql
 
-from spaces import throttle
-from spaces.db import open_database
-from spaces.settings import Settings
-from spaces.throttle import LoginThrottle, Rule
+from spaces.access import throttle
+from spaces.access.throttle import LoginThrottle, Rule
+from spaces.core.db import open_database
+from spaces.core.settings import Settings
 
 pytestmark = pytest.mark.db
 
@@ -135,7 +135,7 @@ def test_simultaneous_failures_are_all_counted(db):
 def test_old_records_are_purged(db):
     from sqlalchemy import func, select
 
-    from spaces.models import LoginFailure
+    from spaces.core.models import LoginFailure
 
     t = LoginThrottle(db, RULES)
     for i in range(50):

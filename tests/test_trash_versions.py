@@ -582,10 +582,11 @@ def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monke
     import errno
     import os
 
-    from spaces import service, versions
-    from spaces.db import open_database
-    from spaces.settings import load_settings
-    from spaces.storage import SpaceFiles
+    from spaces.access import service
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
+    from spaces.files import versions
+    from spaces.files.storage import SpaceFiles
 
     cfg = tmp_path / "resguardo.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")

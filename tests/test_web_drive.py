@@ -205,7 +205,7 @@ def test_reader_is_refused_every_write_on_both_drives_with_the_same_reason(make_
 def test_a_changed_role_or_a_removed_user_applies_at_once(make_server):
     srv, dav, web = setup(make_server)
     assert web.upload("/", "a.txt", b"a").status_code == 201
-    from spaces import service
+    from spaces.access import service
 
     db = _db(srv)
     service.set_role(db, "acme", "ana", "reader")
@@ -404,8 +404,8 @@ def _share(web, path: str, folder: str = "/", days: str = "7", clave: str = ""):
 
 
 def _db(srv):
-    from spaces.db import open_database
-    from spaces.settings import load_settings
+    from spaces.core.db import open_database
+    from spaces.core.settings import load_settings
 
     return open_database(load_settings(srv.config))
 
@@ -437,7 +437,7 @@ def test_share_link_with_password_expiry_and_revocation(make_server):
     # The token is not stored, only its hash.
     from sqlalchemy import select
 
-    from spaces.models import ShareLink
+    from spaces.core.models import ShareLink
 
     db = _db(srv)
     with db.session() as s:
@@ -471,7 +471,7 @@ def test_share_link_with_password_expiry_and_revocation(make_server):
 
     # Expired -> 410 with the date.
     r, link2 = _share(web, "/estado de cuenta.pdf", days="1")
-    from spaces.models import utcnow
+    from spaces.core.models import utcnow
 
     with db.session() as s:
         s.execute(update(ShareLink).where(ShareLink.revoked_at.is_(None))
@@ -597,7 +597,7 @@ def test_an_admin_frees_space_versions_first_then_the_oldest_trash(make_server):
 
 
 def test_a_read_only_space_refuses_writes_on_both_and_a_suspended_one_logs_out(make_server):
-    from spaces import service
+    from spaces.access import service
 
     srv, dav, web = setup(make_server)
     assert web.upload("/", "a.txt", b"a").status_code == 201
@@ -768,9 +768,10 @@ def test_a_share_link_follows_its_own_object_and_never_serves_another(make_serve
     assert served(folder_link, "/f.txt")[0] == 410
     assert requests.get(folder_link, timeout=30).status_code == 410
     # restored from the trash it stays dead: a deleted object's link does not come back
-    from spaces import service, trash
-    from spaces.settings import load_settings
-    from spaces.storage import SpaceFiles
+    from spaces.access import service
+    from spaces.core.settings import load_settings
+    from spaces.files import trash
+    from spaces.files.storage import SpaceFiles
 
     db = _db(srv)
     info = service.get_space(db, "acme")

@@ -20,8 +20,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 import requests
 
-from spaces import formats
-from spaces.statusfile import READ_ONLY_MESSAGE, STATUS_FILE_NAME
+from spaces.access.statusfile import READ_ONLY_MESSAGE, STATUS_FILE_NAME
+from spaces.core import formats
 
 WIN_UA = "Microsoft-WebDAV-MiniRedir/10.0.19045"
 D = "{DAV:}"
