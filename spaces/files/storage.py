@@ -69,6 +69,7 @@ from spaces.core.models import (
 from spaces.core.settings import Settings
 from spaces.files import diskspace, quota, shares, trash, versions
 from spaces.files.names import check_new_name, check_no_twin, split_rel
+from spaces.files.store import PosixStore, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -208,51 +209,6 @@ def _file_lock(settings: Settings, space_id: int, timeout_ms: int) -> Iterator[N
 #: While an upload streams, every this many bytes are handed to the kernel's
 #: writeback, so the fsync before commit finds little left to write.
 WRITEBACK_STEP = 8 * 2**20
-
-
-def _writeback_function() -> Any:
-    """libc's sync_file_range (Linux), or None where there is none."""
-    try:
-        import ctypes
-
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return fn
-
-
-_sync_file_range = _writeback_function()
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _start_writeback(fd: int, offset: int, nbytes: int) -> None:
-    """Start writing ``nbytes`` at ``offset`` to disk without waiting for it: a
-    big upload's data then goes to disk while the rest arrives, and the fsync in
-    Upload.close() (which still decides durability) has little left to do. A
-    hint only: errors are ignored, fsync reports real ones."""
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename into ``folder`` durable (the file's own fsync does not
-    cover its name). A filesystem that cannot fsync a folder is let be."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EROFS, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _is_disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class DiskFull(QuotaExceeded):
@@ -518,7 +474,7 @@ class SpaceFiles:
                 os.close(fd)
             except OSError as exc:
                 quota.apply(self.db, self.space_id, 0, -1)
-                if _is_disk_full(exc):
+                if is_disk_full(exc):
                     raise DiskFull(self.space_name) from exc
                 raise
             with self.db.engine.begin() as c:
@@ -570,7 +526,7 @@ class SpaceFiles:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.") from None
             except OSError as exc:
                 quota.apply(self.db, self.space_id, 0, -1)
-                if _is_disk_full(exc):
+                if is_disk_full(exc):
                     raise DiskFull(self.space_name) from exc
                 raise
         self.record_event(audit.Action.MKDIR, self.index_path(p))
@@ -968,7 +924,7 @@ class Upload:
         self.target = target
         self.expected = declared if exact else None
         self.written = 0
-        #: Bytes already handed to the disk's writeback (see _start_writeback).
+        #: Bytes already handed to the disk's writeback (see PosixStore.start_writeback).
         self._synced = 0
         self.reserved = 0
         #: Entries reserved: 1 for a new file, so its commit usually has nothing left to count.
@@ -1027,7 +983,7 @@ class Upload:
             fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             self._release()
-            if _is_disk_full(exc):
+            if is_disk_full(exc):
                 raise DiskFull(files.space_name) from exc
             raise
         self._fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)
@@ -1085,7 +1041,7 @@ class Upload:
         self._write_all(data)
         self.written += n
         if self.written - self._synced >= WRITEBACK_STEP:
-            _start_writeback(self._fh.fileno(), self._synced, self.written - self._synced)
+            PosixStore.start_writeback(self._fh.fileno(), self._synced, self.written - self._synced)
             self._synced = self.written
         return n
 
@@ -1106,7 +1062,7 @@ class Upload:
                     raise OSError(errno.ENOSPC, "short write")
                 view = view[done:]
         except OSError as exc:
-            if _is_disk_full(exc):
+            if is_disk_full(exc):
                 log.warning("disk full: space=%s path=%s written=%d",
                             self.files.space_name, self.target.name, self.written)
                 raise DiskFull(self.files.space_name) from exc
@@ -1119,7 +1075,7 @@ class Upload:
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
             except OSError as exc:
-                if _is_disk_full(exc):
+                if is_disk_full(exc):
                     raise DiskFull(self.files.space_name) from exc
                 raise
             finally:
@@ -1194,7 +1150,7 @@ class Upload:
                     if kept is not None:
                         versions.unlink_kept(f, kept)
                     raise
-                _fsync_dir(self.target.parent)  # the new name is durable too
+                PosixStore.sync_folder(self.target.parent)  # the new name is durable too
                 if keep:
                     quota.apply(f.db, f.space_id, 0, 0, held_bytes=old_now, held_files=1)
                 self._index(new_file)
@@ -1202,7 +1158,7 @@ class Upload:
                     versions.prune(f, f.index_path(self.target))
         except OSError as exc:
             self.abort()
-            if _is_disk_full(exc):
+            if is_disk_full(exc):
                 log.warning("disk full at commit: space=%s path=%s bytes=%d",
                             f.space_name, self.target.name, self.written)
                 raise DiskFull(f.space_name) from exc

@@ -1,0 +1,224 @@
+"""The store: the one module that touches the files under ``data_dir``.
+
+Everything else (the file core, trash and versions, the CFDI index, quota
+recounts, backup, the drive and the web drive) asks the store: to read a file
+as a stream, to list a folder, to learn an entry's size, dates and opaque
+ETag, to write a temporary file and put it in place durably, to rename, link,
+copy or remove. Policy lives above it: the store knows nothing of quota, trash,
+retention or the database (SFTPGo's ``vfs.Fs`` is the model).
+
+:class:`PosixStore` (a local or network POSIX filesystem) is the only
+implementation today; an object-storage backend implements :class:`Store`
+and answers the capability questions (:attr:`Store.atomic_rename`,
+:attr:`Store.hard_links`) differently. See docs/object-storage.md.
+
+Paths are absolute and must lie under the store's root; entries are never
+followed through symbolic links.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from spaces.core.settings import Settings
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether an error means the disk (or the user's disk quota) is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class Info:
+    """What is at a path (never a symbolic link: see :meth:`Store.info`)."""
+
+    is_dir: bool
+    size: int
+    mtime: float
+    ctime: float
+    inode: int
+    mtime_ns: int
+
+    @property
+    def etag(self) -> str:
+        """Opaque: changes whenever the content may have (identity, time, size)."""
+        return f"{self.inode:x}-{self.mtime_ns:x}-{self.size:x}"
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Info:
+        return cls(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_ctime,
+                   st.st_ino, st.st_mtime_ns)
+
+
+class Store(Protocol):
+    """Every file operation under ``data_dir``. Capabilities say what a backend
+    can do natively; callers choose their strategy from them."""
+
+    root: Path
+    #: A finished upload replaces its target in one step (rename over it).
+    atomic_rename: bool
+    #: An earlier version can share the bytes of the current file (hard link).
+    hard_links: bool
+
+    def info(self, p: Path) -> Info | None: ...
+    def scandir(self, p: Path) -> Iterator[os.DirEntry[str]]: ...
+    def open_read(self, p: Path) -> BinaryIO: ...
+
+
+class PosixStore:
+    """The store on a POSIX filesystem (local disk, or NFS shared by drive nodes)."""
+
+    atomic_rename = True
+    hard_links = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- reading ---------------------------------------------------------------------
+
+    def info(self, p: Path) -> Info | None:
+        """The entry at ``p`` or None if nothing (or a symbolic link) is there."""
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        return Info.of(st)
+
+    def scandir(self, p: Path) -> Iterator[os.DirEntry[str]]:
+        """The entries of folder ``p`` (``os.scandir``: cheap stat of each)."""
+        with os.scandir(p) as it:
+            yield from it
+
+    def open_read(self, p: Path) -> BinaryIO:
+        """``p`` opened for reading, refusing a symbolic link at its last step."""
+        fd = os.open(p, os.O_RDONLY | _NOFOLLOW)
+        return os.fdopen(fd, "rb")
+
+    # -- writing ---------------------------------------------------------------------
+
+    def create_exclusive(self, p: Path) -> BinaryIO:
+        """A new file at ``p`` (never an existing one), private to the service."""
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        return os.fdopen(fd, "wb", buffering=0)
+
+    @staticmethod
+    def write_all(fh: Any, data: bytes) -> None:
+        """Write every byte: a filling disk may write part of a block and say so
+        only in the count, never with an error (loop until done or an error)."""
+        view = memoryview(data)
+        while view:
+            n = fh.write(view)
+            if n is None or n <= 0:
+                raise OSError(errno.ENOSPC, "short write")
+            view = view[n:]
+
+    @staticmethod
+    def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+        """Start writing ``nbytes`` at ``offset`` to disk without waiting for it: a
+        big upload's data then goes to disk while the rest arrives, and the final
+        fsync (which still decides durability) has little left to do. A hint
+        only: errors are ignored, fsync reports real ones."""
+        if _sync_file_range is not None:
+            _sync_file_range(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+
+    @staticmethod
+    def sync(fh: Any) -> None:
+        """The file's bytes are on disk when this returns."""
+        os.fsync(fh.fileno())
+
+    @staticmethod
+    def sync_folder(folder: Path) -> None:
+        """Make a rename into ``folder`` durable (the file's own fsync does not
+        cover its name). A filesystem that cannot fsync a folder is let be."""
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS, errno.EBADF):
+                raise
+        finally:
+            os.close(fd)
+
+    def replace(self, src: Path, dst: Path, *, durable: bool = True) -> None:
+        """Put ``src`` in place of ``dst`` in one step; with ``durable`` the new
+        name survives a power cut."""
+        os.replace(src, dst)
+        if durable:
+            self.sync_folder(dst.parent)
+
+    @staticmethod
+    def rename(src: Path, dst: Path) -> None:
+        os.rename(src, dst)
+
+    @staticmethod
+    def link(src: Path, dst: Path) -> None:
+        os.link(src, dst)
+
+    def copy(self, src: Path, dst: Path) -> None:
+        """A durable copy of ``src`` at new name ``dst``, with its times."""
+        with self.open_read(src) as fi, self.create_exclusive(dst) as fo:
+            shutil.copyfileobj(fi, fo, 1024 * 1024)
+            self.sync(fo)
+        shutil.copystat(src, dst)
+
+    @staticmethod
+    def unlink(p: Path, *, missing_ok: bool = False) -> None:
+        p.unlink(missing_ok=missing_ok)
+
+    @staticmethod
+    def rmtree(p: Path) -> None:
+        shutil.rmtree(p, ignore_errors=True)
+
+    @staticmethod
+    def mkdir(p: Path, *, parents: bool = False, exist_ok: bool = False) -> None:
+        p.mkdir(parents=parents, exist_ok=exist_ok)
+
+    @staticmethod
+    def rmdir(p: Path) -> None:
+        os.rmdir(p)
+
+    @staticmethod
+    def set_mtime(p: Path, mtime: float) -> None:
+        os.utime(p, (mtime, mtime), follow_symlinks=False)
+
+
+_stores: dict[Path, PosixStore] = {}
+
+
+def store_for(settings: Settings) -> PosixStore:
+    """The store of an installation's ``data_dir`` (one per folder and process)."""
+    root = settings.data_path
+    got = _stores.get(root)
+    if got is None:
+        got = _stores.setdefault(root, PosixStore(root))
+    return got
+
+
+def _writeback_function() -> Any:
+    """Linux's ``sync_file_range`` through ctypes, or None where there is none."""
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return fn
+
+
+_sync_file_range = _writeback_function()
+_SYNC_FILE_RANGE_WRITE = 2
