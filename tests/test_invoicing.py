@@ -19,7 +19,7 @@ from portal_helpers import SmtpSink, drop, write_config
 from sqlalchemy import select, update
 
 from spaces import sat
-from spaces.commerce import billing, fiscal, invoicing, notices, pac
+from spaces.commerce import billing, fiscal, invoicing, notices, pac, rfc_claims
 from spaces.commerce.invoice_pdf import verification_url
 from spaces.commerce.payments import SandboxGateway
 from spaces.core import audit, plans
@@ -331,6 +331,21 @@ def test_an_rfc_another_account_verified_cannot_be_invoiced_from_this_one(shop):
     with pytest.raises(Forbidden, match="verificado en otra cuenta"):
         shop.issue(ref)
     assert invoicing.for_order(shop.db, ref) == []
+
+
+@pytest.mark.db
+def test_verified_elsewhere_is_another_accounts_verified_rfc_only(shop):
+    owner = shop.account("titular", "DLO0101019A5", "DESPACHO LOPEZ", "601", "06600")
+    other = shop.account("tercero", "DLO0101019A5", "DESPACHO LOPEZ", "601", "06600")
+    with shop.db.session() as s:  # stated by both, verified by nobody yet
+        assert not rfc_claims.verified_elsewhere(s, "DLO0101019A5", other)
+    with shop.db.session() as s:
+        s.execute(update(Account).where(Account.id == owner)
+                  .values(rfc_verified_at=utcnow(), rfc_document="x.pdf"))
+    with shop.db.session() as s:
+        assert rfc_claims.verified_elsewhere(s, "DLO0101019A5", other)
+        assert not rfc_claims.verified_elsewhere(s, "DLO0101019A5", owner)  # its own
+        assert not rfc_claims.verified_elsewhere(s, "XOJI740919U48", other)
 
 
 @pytest.mark.db

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from spaces.cfdi.rfc import GENERIC_RFCS, normalize_rfc
 from spaces.commerce import rfc_claims
@@ -145,10 +145,7 @@ def save(settings: Settings, db: Database, account_id: int, data: FiscalData) ->
     AlreadyExists when another account holds that RFC verified. A new RFC drops
     the verification of the old one and withdraws its constancia."""
     with db.session() as s:
-        holder = s.scalar(select(Account.id).where(Account.rfc == data.rfc)
-                          .where(Account.rfc_verified_at.is_not(None))
-                          .where(Account.id != account_id))
-        if holder is not None:
+        if rfc_claims.verified_elsewhere(s, data.rfc, account_id):
             raise AlreadyExists(f"El RFC {data.rfc} ya está verificado en otra cuenta. Si es "
                                 "de su empresa, escríbanos.")
         a = s.get(Account, account_id)

@@ -54,7 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from spaces import sat
-from spaces.commerce import fiscal, notices
+from spaces.commerce import fiscal, notices, rfc_claims
 from spaces.commerce.pac import (
     CancelRequest,
     Csd,
@@ -481,10 +481,7 @@ def _claim_for_order(settings: Settings, db: Database, order_id: int, owner: int
                         data.codigo_postal, data.uso_cfdi)
     try:
         with db.session() as s:
-            holder = s.scalar(select(Account.id).where(Account.rfc == data.rfc)
-                              .where(Account.rfc_verified_at.is_not(None))
-                              .where(Account.id != owner))
-            if holder is not None:
+            if rfc_claims.verified_elsewhere(s, data.rfc, owner):
                 raise Forbidden(f"El RFC {data.rfc} está verificado en otra cuenta: no se "
                                 "puede facturar a ese RFC desde esta cuenta.")
             order = s.get(Order, order_id)

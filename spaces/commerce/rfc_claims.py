@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from spaces.cfdi.rfc import looks_like_rfc, normalize_rfc
 from spaces.core.db import Database, affected
@@ -53,6 +54,14 @@ def folder(settings: Settings, account_id: int) -> Path:
     return settings.data_path / "rfc" / str(int(account_id))
 
 
+def verified_elsewhere(s: Session, rfc: str, account_id: int) -> bool:
+    """Whether another account than ``account_id`` holds ``rfc`` verified (so this
+    one may neither submit it, nor save it as its fiscal data, nor invoice to it)."""
+    return s.scalar(select(Account.id).where(Account.rfc == rfc)
+                    .where(Account.rfc_verified_at.is_not(None))
+                    .where(Account.id != account_id)) is not None
+
+
 def submit(settings: Settings, db: Database, account_id: int, rfc: str, pdf: bytes) -> str:
     """Store ``pdf`` as the constancia of ``rfc`` for the account, to be reviewed.
     Returns the normalised RFC. InvalidName for a malformed RFC or a file that
@@ -65,11 +74,9 @@ def submit(settings: Settings, db: Database, account_id: int, rfc: str, pdf: byt
         raise InvalidName("Suba la Constancia de Situación Fiscal en PDF (hasta 900 KB), "
                           "como la descarga del SAT.")
     with db.session() as s:
-        holder = s.scalar(select(Account.id).where(Account.rfc == r)
-                          .where(Account.rfc_verified_at.is_not(None))
-                          .where(Account.id != account_id))
+        held = verified_elsewhere(s, r, account_id)
         old = s.scalar(select(Account.rfc_document).where(Account.id == account_id))
-    if holder is not None:
+    if held:
         raise AlreadyExists(f"El RFC {r} ya está verificado en otra cuenta. Si es de su "
                             "empresa, escríbanos.")
     d = folder(settings, account_id)
