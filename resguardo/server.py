@@ -18,7 +18,7 @@ from cheroot.server import HTTPConnection, HTTPRequest
 from davserver.app import make_app
 from davserver.locks import LockStoreNotDurable, check_lock_persistence
 from portal import create_app
-from resguardo.api import make_api
+from resguardo.api.app import make_api
 from resguardo.front import FrontLimits, FrontManager
 from resguardo.observe import observe
 from spaces.access import service

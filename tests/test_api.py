@@ -184,7 +184,7 @@ def test_openapi_document_describes_every_route_the_api_answers(api):
     _srv, s, base = api
     spec = requests.get(f"{base}/openapi.json", timeout=10).json()
     assert spec["openapi"].startswith("3.") and spec["components"]["securitySchemes"]
-    from resguardo.api import routes
+    from resguardo.api.routes import routes
     from spaces.core.settings import Settings
 
     for route in routes(Settings()):
