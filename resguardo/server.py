@@ -19,7 +19,8 @@ from davserver.app import make_app
 from davserver.locks import LockStoreNotDurable, check_lock_persistence
 from portal import create_app
 from resguardo.api.app import make_api
-from resguardo.front import FrontLimits, FrontManager
+from resguardo.front.limits import FrontLimits
+from resguardo.front.manager import FrontManager
 from resguardo.observe import observe
 from spaces.access import service
 from spaces.access.service import add_member, create_space, list_spaces
@@ -104,7 +105,7 @@ class BoundedDrainRequest(HTTPRequest):
     one call) to keep the connection alive. Instead: above ``max_drain`` bytes
     (or for a chunked body) the connection is closed, so a refused 10 GB upload
     costs nothing; below it, the front reads past the rest once the worker is
-    done (:class:`resguardo.front.FrontManager`), so a client that trickles the
+    done (:class:`resguardo.front.manager.FrontManager`), so a client that trickles the
     body of a refused request holds no worker."""
 
     max_drain = 1024 * 1024
@@ -130,7 +131,7 @@ class _Connection(HTTPConnection):
 
     def close(self) -> None:
         """A connection closed with a request body still unread lingers in the
-        front (:meth:`resguardo.front.ClientSocket.linger`): closing it at once
+        front (:meth:`resguardo.front.client.ClientSocket.linger`): closing it at once
         would reset it, and a proxy streaming that body (nginx) would answer
         its client 502 instead of our 507."""
         linger = getattr(self.socket, "linger", None)
@@ -143,7 +144,7 @@ class _Connection(HTTPConnection):
 
 
 class FrontServer(wsgi.Server):
-    """cheroot's WSGI server with :class:`resguardo.front.FrontManager` in place
+    """cheroot's WSGI server with :class:`resguardo.front.manager.FrontManager` in place
     of its connection manager: no worker thread waits for a request head."""
 
     front_limits = FrontLimits()

@@ -1,34 +1,9 @@
-"""The server's front door: a connection waits here, not in a worker thread,
-until its request head (and a small body) has arrived whole.
-
-cheroot hands a connection to a worker thread as soon as its first byte is
-readable, and the worker then reads the head line by line with no limit on its
-size or on the time it takes (only on each single read); with TLS, it even
-runs the handshake in its one accepting thread. Sixteen slow clients held the
-sixteen workers, one silent TLS client blocked every new connection, and a
-header line was read into memory however long it grew. This module replaces
-cheroot's connection manager (:class:`FrontManager`) with one that, in its one
-selector thread and never blocking:
-
-- completes the TLS handshake;
-- reads the request head, refusing a request line longer than
-  ``max_request_line`` (414), a head larger than ``max_header_bytes`` or with
-  more than ``max_headers`` fields (431), and closing a connection whose
-  handshake and head take longer than ``head_timeout`` (408);
-- reads a body of up to ``buffered_body`` bytes too (answering ``Expect:
-  100-continue`` itself), so form posts and WebDAV XML bodies arrive whole;
-- reads past, without a worker, what is left of a body the application
-  refused without reading (cheroot's worker would wait for it);
-- keeps at most ``max_connections`` connections, closing the one that waited
-  longest when a new one arrives.
-
-Only then does a worker get the connection. What the worker reads and writes
-goes through :class:`ClientSocket`, which serves the bytes already received
-first and cuts a client whose transfer stays below ``min_rate`` bytes per
-second for ``head_timeout`` seconds (a slow upload, or a download nobody
-reads). Memory per waiting connection stays below ``max_header_bytes +
-buffered_body``.
-"""
+"""The front's selector thread (:class:`FrontManager`, in place of cheroot's
+connection manager): it accepts connections, completes their TLS handshake,
+reads each request head (and a small body) within the limits, and only then
+hands the connection to a worker; kept-alive connections come back to it
+between requests, refused ones linger here until their answer is read. See
+:mod:`resguardo.front` for what it guards against."""
 
 from __future__ import annotations
 
@@ -46,7 +21,8 @@ from typing import Any
 from cheroot.connections import ConnectionManager
 from cheroot.makefile import MakeFile
 
-from spaces.core.settings import ServerSettings
+from resguardo.front.client import ClientSocket
+from resguardo.front.limits import FrontLimits, refusal
 
 log = logging.getLogger(__name__)
 
@@ -58,139 +34,6 @@ LINGER_SECONDS = 2.0
 READ_BLOCK = 65536
 
 _HANDSHAKE, _HEAD, _BODY, _DISCARD, _LINGER = "handshake", "head", "body", "discard", "linger"
-
-_STATUS_TEXT = {
-    400: ("Bad Request", "La petición no es válida."),
-    408: ("Request Timeout", "La petición tardó demasiado en llegar; se cerró la conexión."),
-    414: ("URI Too Long", "La dirección pedida es demasiado larga."),
-    431: ("Request Header Fields Too Large",
-          "Los encabezados de la petición son demasiado grandes o demasiados."),
-    503: ("Service Unavailable", "El servidor está ocupado; intente de nuevo en unos segundos."),
-}
-
-
-@dataclass(frozen=True)
-class FrontLimits:
-    """What a client may send before a worker takes its request (see the module)."""
-
-    max_request_line: int = 8192
-    max_header_bytes: int = 32768
-    max_headers: int = 100
-    head_timeout: float = 20.0
-    idle_timeout: float = 60.0
-    buffered_body: int = 65536
-    max_connections: int = 512
-    min_rate: int = 1024
-    max_drain: int = 1048576
-
-    @classmethod
-    def of(cls, s: ServerSettings) -> FrontLimits:
-        return cls(max_request_line=s.max_request_line, max_header_bytes=s.max_header_bytes,
-                   max_headers=s.max_headers, head_timeout=float(s.head_timeout),
-                   idle_timeout=float(s.idle_timeout), buffered_body=s.buffered_body,
-                   max_connections=s.max_connections, min_rate=max(s.min_rate, 1),
-                   max_drain=s.max_drained_body)
-
-
-def refusal(status: int, extra: str = "") -> bytes:
-    """A complete plain-text answer that closes the connection."""
-    reason, message = _STATUS_TEXT[status]
-    body = (message + "\n").encode("utf-8")
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n"
-            ).encode("ascii") + body
-
-
-class ClientSocket:
-    """The socket a worker thread reads and writes: first the bytes the front
-    already received, then the network, under a budget of waiting time.
-
-    The budget is a bucket of seconds, full (``head_timeout``) when a request
-    starts: each wait for the client takes from it, each byte moved adds
-    ``1 / min_rate`` s (never beyond full). A client that keeps moving at
-    least ``min_rate`` bytes per second never runs out; one that trickles or
-    stops reading is cut (``TimeoutError``) once the bucket is empty. Time the
-    application spends computing is never counted. Everything else is the
-    socket's own."""
-
-    def __init__(self, sock: socket.socket, limits: FrontLimits, front: FrontManager) -> None:
-        self._sock = sock
-        self._limits = limits
-        self._front = front
-        self._prefix = b""
-        self._at = 0
-        self._credit = limits.head_timeout
-        #: Set while a worker holds the connection (see FrontManager).
-        self.dispatched = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-    @property
-    def raw(self) -> socket.socket:
-        return self._sock
-
-    def feed(self, data: bytes) -> None:
-        """Bytes to serve before reading the network again."""
-        self._prefix = self.take_prefix() + data
-        self._at = 0
-
-    def take_prefix(self) -> bytes:
-        left = self._prefix[self._at:]
-        self._prefix, self._at = b"", 0
-        return left
-
-    def begin_request(self) -> None:
-        self._credit = self._limits.head_timeout
-
-    def _timed(self, op: Any, *args: Any) -> int:
-        if self._credit <= 0:
-            raise TimeoutError("timed out")
-        self._sock.settimeout(min(self._limits.idle_timeout, self._credit))
-        t = time.monotonic()
-        try:
-            n: int = op(*args)
-        finally:
-            self._credit -= time.monotonic() - t
-        self._credit = min(self._credit + n / self._limits.min_rate, self._limits.head_timeout)
-        return n
-
-    def recv_into(self, buffer: Any, *args: Any) -> int:
-        if self._at < len(self._prefix):
-            view = memoryview(buffer)
-            want = args[0] if args and args[0] else len(view)
-            chunk = self._prefix[self._at:self._at + want]
-            view[:len(chunk)] = chunk
-            self._at += len(chunk)
-            if self._at >= len(self._prefix):
-                self._prefix, self._at = b"", 0
-            return len(chunk)
-        return self._timed(self._sock.recv_into, buffer, *args)
-
-    def recv(self, bufsize: int, *args: Any) -> bytes:
-        buf = bytearray(bufsize)
-        n = self.recv_into(buf, bufsize)
-        return bytes(buf[:n])
-
-    def send(self, data: Any, *args: Any) -> int:
-        return self._timed(self._sock.send, data, *args)
-
-    def sendall(self, data: Any, *args: Any) -> None:
-        view = memoryview(data)
-        while view:
-            n = self.send(view)
-            view = view[n:]
-
-    def close(self) -> None:
-        self._front.closed(self)
-        self._sock.close()
-
-    def linger(self) -> None:
-        """Close after the answer already sent, but read (and drop) what the
-        client still sends for a moment first: a refused upload's sender
-        (nginx streaming the body) then reads the answer instead of a reset."""
-        self._front.closed(self)
-        self._front.linger(self._sock)
 
 
 @dataclass(eq=False)
@@ -216,7 +59,7 @@ class _Waiting:
 
 
 class FrontManager(ConnectionManager):
-    """cheroot's connection manager, replaced: see the module docstring."""
+    """cheroot's connection manager, replaced: see :mod:`resguardo.front`."""
 
     def __init__(self, server: Any, limits: FrontLimits) -> None:  # noqa: D107
         self.server = server
