@@ -118,8 +118,6 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     from portal import account, audit, cfdi, drive, invoices, operator, public, shop, space
 
     csrf.exempt(shop.webhook)  # signed by the gateway instead
-    # Raw-body uploads: the form hook would parse the body; it checks X-CSRFToken itself.
-    csrf.exempt(drive.upload)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(account.bp)
@@ -129,8 +127,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     app.register_blueprint(invoices.bp)
     app.register_blueprint(cfdi.bp)
     app.register_blueprint(audit.bp)
-    app.register_blueprint(drive.bp)
-    app.register_blueprint(drive.share_bp)
+    drive.register(app, csrf)  # the web drive's two blueprints
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
