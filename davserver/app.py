@@ -27,10 +27,9 @@ from davserver.locks import (
     LockBreaker,
     LockPlaceholders,
     LockPolicy,
-    RedisLockStorage,
-    SqlLockStorage,
     install_batch_lock_manager,
 )
+from davserver.lockstorage import RedisLockStorage, SqlLockStorage
 from davserver.properties import PropPatchTransaction, SqlPropertyManager
 from davserver.propfind import FastPropfind
 from davserver.provider import ProbeProvider, SpacesProvider, is_status_file_path

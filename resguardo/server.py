@@ -16,7 +16,7 @@ from cheroot import wsgi
 from cheroot.server import HTTPConnection, HTTPRequest
 
 from davserver.app import make_app
-from davserver.locks import LockStoreNotDurable, check_lock_persistence
+from davserver.lockstorage import LockStoreNotDurable, check_lock_persistence
 from portal import create_app
 from resguardo.api.app import make_api
 from resguardo.front.limits import FrontLimits

@@ -1,7 +1,7 @@
 """WebDAV locks as the domain sees them: their limits, what is locked in a space
 (by whom, until when) and breaking a lock from the portal.
 
-The drive keeps the locks (``davserver.locks``: the ``dav_locks`` table, or
+The drive keeps the locks (``davserver.lockstorage``: the ``dav_locks`` table, or
 Redis with ``[locks] backend = "redis"``); this module reads and removes them
 where they are, with the same layout, so the portal needs no WebDAV code.
 
@@ -156,7 +156,7 @@ def sql_counts(conn: Connection, space_name: str, principal: str) -> tuple[int, 
     return int(space_count), int(user_count)
 
 
-# -- the Redis backend (the layout davserver.locks.RedisLockStorage writes) -----------
+# -- the Redis backend (the layout davserver.lockstorage.RedisLockStorage writes) -----
 
 def redis_key(prefix: str, token: str) -> str:
     return f"{prefix}lock:{token}"
