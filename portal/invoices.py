@@ -21,7 +21,7 @@ from portal.web import (
     operator_required,
     state,
 )
-from spaces.commerce import billing, fiscal, invoicing
+from spaces.commerce import billing, fiscal, invoice_cancel, invoice_records, invoicing
 from spaces.commerce.pac import local_now
 from spaces.core.errors import NotFound, SpaceError
 from spaces.sat import catalogs
@@ -81,17 +81,17 @@ def request_invoice(reference: str) -> Any:
     return redirect(url_for("shop.order_status", reference=reference) + "#factura")
 
 
-def _allowed(invoice_id: int) -> invoicing.InvoiceInfo:
+def _allowed(invoice_id: int) -> invoice_records.InvoiceInfo:
     """The factura if the visitor is its customer or an operator; 404 otherwise."""
     st = state()
     account = current_account()
     if account is None:
         abort(404)
     try:
-        info = invoicing.get_invoice(st.db, invoice_id)
+        info = invoice_records.get_invoice(st.db, invoice_id)
     except NotFound:
         abort(404)
-    if not (account.is_operator or invoicing.may_see(st.db, invoice_id, account.id)):
+    if not (account.is_operator or invoice_records.may_see(st.db, invoice_id, account.id)):
         abort(404)
     if info.uuid is None:
         abort(404)
@@ -101,14 +101,14 @@ def _allowed(invoice_id: int) -> invoicing.InvoiceInfo:
 @bp.get("/facturas/<int:invoice_id>.xml")
 def download_xml(invoice_id: int) -> Any:
     info = _allowed(invoice_id)
-    xml, _pdf = invoicing.files(state().db, invoice_id)
+    xml, _pdf = invoice_records.files(state().db, invoice_id)
     return _attachment(xml, "application/xml", f"{info.name}-{info.uuid}.xml")
 
 
 @bp.get("/facturas/<int:invoice_id>.pdf")
 def download_pdf(invoice_id: int) -> Any:
     info = _allowed(invoice_id)
-    _xml, pdf = invoicing.files(state().db, invoice_id)
+    _xml, pdf = invoice_records.files(state().db, invoice_id)
     if pdf is None:
         abort(404)
     return _attachment(pdf, "application/pdf", f"{info.name}-{info.uuid}.pdf")
@@ -136,7 +136,7 @@ def operator_list() -> Any:
     today = local_now(st.settings.invoicing.issuer_postal_code)
     last = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
     return render_template("operator/invoices.html", q=q,
-                           invoices=invoicing.list_invoices(st.db, q, limit=500),
+                           invoices=invoice_records.list_invoices(st.db, q, limit=500),
                            cancel_form=form, button=ButtonForm(formdata=None),
                            motivos=catalogs.MOTIVOS_CANCELACION,
                            last_month=f"{last[0]:04d}-{last[1]:02d}")
@@ -157,8 +157,8 @@ def operator_cancel(invoice_id: int) -> Any:
             flash(_("Factura sustituida por %(name)s (UUID %(uuid)s) y cancelada con el motivo "
                     "01.", name=new.name, uuid=new.uuid), "ok")
         else:
-            info = invoicing.cancel(st.settings, st.db, invoice_id, form.motivo.data or "",
-                                    actor=audit_actor())
+            info = invoice_cancel.cancel(st.settings, st.db, invoice_id, form.motivo.data or "",
+                                         actor=audit_actor())
             flash(_("Factura %(name)s: %(status)s.", name=info.name,
                     status=_("cancelada") if info.status == "cancelled"
                     else _("cancelación en espera de que el receptor la acepte")), "ok")
@@ -229,7 +229,7 @@ def operator_refund() -> Any:
 def order_invoice_context(order: billing.OrderInfo) -> dict[str, Any]:
     """What the order page shows about its factura."""
     st = state()
-    facturas = invoicing.for_order(st.db, order.reference)
+    facturas = invoice_records.for_order(st.db, order.reference)
     live = next((f for f in facturas if f.live), None)
     month_open = invoicing.may_request(st.settings, order.paid_at)
     data = fiscal.get(st.db, order.account_id)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from portal.forms import ApiTokenForm, OperatorSpaceForm, ReviewForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
 from spaces.access import apitokens, service
-from spaces.commerce import accounts, billing, invoicing, rfc_claims
+from spaces.commerce import accounts, billing, invoice_records, rfc_claims
 from spaces.core import plans
 from spaces.core.errors import SpaceError
 from spaces.core.models import Account, Space
@@ -56,7 +56,7 @@ def dashboard() -> Any:
                            rfc_pending=len(rfc_claims.pending(st.db)),
                            owners=_owners(), accounts=accounts.list_accounts(st.db, q),
                            orders=billing.list_orders(st.db, search=q, limit=200),
-                           invoices=invoicing.list_invoices(st.db, q, limit=50),
+                           invoices=invoice_records.list_invoices(st.db, q, limit=50),
                            events=billing.list_events(st.db, q, limit=200))
 
 

@@ -563,11 +563,11 @@ PRIVATE_UMASK = 0o077
 
 
 def _invoice(args: argparse.Namespace, settings: Settings, db: Database) -> int:
-    from spaces.commerce import invoicing
+    from spaces.commerce import invoice_cancel, invoice_records, invoicing
     from spaces.commerce.pac import local_now
 
     if args.action == "list":
-        rows = invoicing.list_invoices(db, args.search, limit=100000)
+        rows = invoice_records.list_invoices(db, args.search, limit=100000)
         if args.json:
             print(json.dumps([{
                 "id": f.id, "name": f.name, "uuid": f.uuid, "kind": f.kind,
@@ -597,7 +597,7 @@ def _invoice(args: argparse.Namespace, settings: Settings, db: Database) -> int:
             print(f"Factura global {made.name} de {made.period}: UUID {made.uuid}, total "
                   f"{made.total}")
         return 0
-    info = invoicing.cancel(settings, db, args.id, args.motivo, actor=audit.Actor.cli())
+    info = invoice_cancel.cancel(settings, db, args.id, args.motivo, actor=audit.Actor.cli())
     print(f"Factura {info.name} ({info.uuid}): {info.status}")
     return 0
 

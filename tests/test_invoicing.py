@@ -19,7 +19,16 @@ from portal_helpers import SmtpSink, drop, write_config
 from sqlalchemy import select, update
 
 from spaces import sat
-from spaces.commerce import billing, fiscal, invoicing, notices, pac, rfc_claims
+from spaces.commerce import (
+    billing,
+    fiscal,
+    invoice_cancel,
+    invoice_records,
+    invoicing,
+    notices,
+    pac,
+    rfc_claims,
+)
 from spaces.commerce.invoice_pdf import verification_url
 from spaces.commerce.payments import SandboxGateway
 from spaces.core import audit, plans
@@ -75,7 +84,7 @@ class Shop:
         with self.db.session() as s:
             s.execute(update(Order).where(Order.reference == reference).values(paid_at=when))
 
-    def issue(self, reference: str, **kw) -> invoicing.InvoiceInfo:  # type: ignore[no-untyped-def]
+    def issue(self, reference: str, **kw) -> invoice_records.InvoiceInfo:  # type: ignore[no-untyped-def]
         if "now" in kw and "pac" not in kw:
             kw["pac"] = self.pac_at(kw["now"])
         return invoicing.issue_for_order(self.settings, self.db, self.mailer, reference,
@@ -85,12 +94,13 @@ class Shop:
         """The sandbox PAC with its clock at ``now`` (aware)."""
         return pac.SandboxPac(self.settings, clock=lambda: now)
 
-    def issue_global(self, year: int, month: int, now: datetime) -> invoicing.InvoiceInfo | None:
+    def issue_global(self, year: int, month: int,
+                     now: datetime) -> invoice_records.InvoiceInfo | None:
         return invoicing.issue_global(self.settings, self.db, year, month, now=now,
                                       pac=self.pac_at(now))
 
-    def xml(self, info: invoicing.InvoiceInfo) -> bytes:
-        return invoicing.files(self.db, info.id)[0]
+    def xml(self, info: invoice_records.InvoiceInfo) -> bytes:
+        return invoice_records.files(self.db, info.id)[0]
 
 
 @pytest.fixture
@@ -153,7 +163,7 @@ def test_a_factura_asked_at_checkout_is_a_cfdi_sats_schemas_accept_with_the_rece
         shop):
     who = moral(shop)
     ref = shop.pay(who, "4G", "annual", invoice=True)  # 780.00 - 15 % + IVA: 769.08
-    [info] = invoicing.for_order(shop.db, ref)
+    [info] = invoice_records.for_order(shop.db, ref)
     assert info.status == "valid" and info.uuid and info.sandbox
     xml = shop.xml(info)
     assert schema_errors(xml) == []
@@ -250,7 +260,7 @@ def test_the_pdf_is_a_readable_representacion_impresa_with_qr_uuid_and_seals(sho
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
     info = shop.issue(shop.pay(moral(shop)))
-    xml, pdf = invoicing.files(shop.db, info.id)
+    xml, pdf = invoice_records.files(shop.db, info.id)
     (tmp_path / "f.pdf").write_bytes(pdf or b"")
     text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "f.pdf"), "-"],
                           capture_output=True, text=True, check=True).stdout
@@ -327,10 +337,10 @@ def test_an_rfc_another_account_verified_cannot_be_invoiced_from_this_one(shop):
     # Stated before the owner verified it: the factura is still refused.
     intruder = shop.account("intruso", "DLO0101019A5", "DESPACHO LOPEZ", "601", "06600")
     ref = shop.pay(intruder, invoice=True)
-    assert invoicing.for_order(shop.db, ref) == []
+    assert invoice_records.for_order(shop.db, ref) == []
     with pytest.raises(Forbidden, match="verificado en otra cuenta"):
         shop.issue(ref)
-    assert invoicing.for_order(shop.db, ref) == []
+    assert invoice_records.for_order(shop.db, ref) == []
 
 
 @pytest.mark.db
@@ -458,7 +468,7 @@ def test_a_pac_that_does_not_answer_gets_the_same_signed_cfdi_again(shop):
     assert status == "stamping" and signed
     report = invoicing.run(shop.settings, shop.db, shop.mailer, pac=flaky)
     assert report.restamped == [ref] and report.errors == []
-    info = invoicing.for_order(shop.db, ref)[0]
+    info = invoice_records.for_order(shop.db, ref)[0]
     assert info.status == "valid"
     stamped = etree.fromstring(shop.xml(info))
     assert stamped.get("Sello") == etree.fromstring(signed.encode()).get("Sello")
@@ -475,7 +485,7 @@ def test_a_pac_refusal_leaves_no_factura_and_the_customer_may_ask_again(shop):
     ref = shop.pay(moral(shop))
     with pytest.raises(pac.PacRefused, match="CFDI40145"):
         shop.issue(ref, pac=RefusingPac(shop.settings))
-    assert invoicing.for_order(shop.db, ref) == []
+    assert invoice_records.for_order(shop.db, ref) == []
     assert billing.get_order(shop.db, ref).invoice_state == "none"
     assert shop.issue(ref).status == "valid"
 
@@ -496,7 +506,7 @@ def test_the_csd_comes_from_the_environment_and_must_be_the_issuers(shop, monkey
     ref = shop.pay(moral(shop))
     with pytest.raises(pac.InvoicingUnavailable):
         shop.issue(ref)
-    assert invoicing.for_order(shop.db, ref) == []  # nothing signed, nothing kept
+    assert invoice_records.for_order(shop.db, ref) == []  # nothing signed, nothing kept
     monkeypatch.setenv("RESGUARDO_CSD_PASSWORD", "otra")
     with pytest.raises(pac.InvoicingUnavailable, match="no se pudo leer"):
         pac.load_csd(shop.settings)
@@ -535,18 +545,18 @@ def test_an_operator_cancels_with_sats_motivos_and_each_cancellation_is_audited(
     a = moral(shop)
     first = shop.issue(shop.pay(a))
     with pytest.raises(InvalidName, match="04"):
-        invoicing.cancel(shop.settings, shop.db, first.id, "04", actor=OPERATOR)
+        invoice_cancel.cancel(shop.settings, shop.db, first.id, "04", actor=OPERATOR)
     with pytest.raises(InvalidName, match="Sustituir"):
-        invoicing.cancel(shop.settings, shop.db, first.id, "01", actor=OPERATOR)
+        invoice_cancel.cancel(shop.settings, shop.db, first.id, "01", actor=OPERATOR)
     with pytest.raises(InvalidName):
-        invoicing.cancel(shop.settings, shop.db, first.id, "05", actor=OPERATOR)
-    done = invoicing.cancel(shop.settings, shop.db, first.id, "02", actor=OPERATOR)
+        invoice_cancel.cancel(shop.settings, shop.db, first.id, "05", actor=OPERATOR)
+    done = invoice_cancel.cancel(shop.settings, shop.db, first.id, "02", actor=OPERATOR)
     assert done.status == "cancelled" and done.cancel_reason == "02"
     with shop.db.session() as s:
         ack = s.get(Invoice, first.id).cancel_ack
     assert first.uuid in ack and 'Motivo="02"' in ack
     with pytest.raises(Forbidden):
-        invoicing.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR)
+        invoice_cancel.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR)
     # The operator issues it again; then replaces it (01): new one related, old cancelled.
     again = shop.issue(first.order_reference, operator=True)
     assert again.uuid != first.uuid
@@ -556,7 +566,7 @@ def test_an_operator_cancels_with_sats_motivos_and_each_cancellation_is_audited(
     assert rel.get("TipoRelacion") == "04"
     assert rel.find(f"{CFDI}CfdiRelacionado").get("UUID") == again.uuid
     assert schema_errors(shop.xml(new)) == []
-    old = invoicing.get_invoice(shop.db, again.id)
+    old = invoice_records.get_invoice(shop.db, again.id)
     assert old.status == "cancelled" and old.cancel_reason == "01"
     assert old.cancel_replacement == new.uuid
     with shop.db.session() as s:
@@ -579,7 +589,7 @@ def test_a_cancelled_global_factura_releases_its_sales_for_the_next_one(shop):
     after = datetime(2026, 4, 1, 12, 0).replace(tzinfo=pac.UTC)
     g = shop.issue_global(2026, 3, after)
     assert g is not None
-    invoicing.cancel(shop.settings, shop.db, g.id, "04", actor=OPERATOR)
+    invoice_cancel.cancel(shop.settings, shop.db, g.id, "04", actor=OPERATOR)
     assert billing.get_order(shop.db, ref).invoice_state == "none"
     g2 = shop.issue_global(2026, 3, after)
     assert g2 is not None and g2.id != g.id and g2.status == "valid"
@@ -664,24 +674,24 @@ class ReceptorMustAcceptPac(pac.SandboxPac):
 def test_a_cancellation_the_receptor_must_accept_ends_when_it_answers(shop):
     slow = ReceptorMustAcceptPac(shop.settings)
     first = shop.issue(shop.pay(moral(shop)))
-    assert invoicing.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR,
-                            pac=slow).status == "cancel_pending"
+    assert invoice_cancel.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR,
+                                 pac=slow).status == "cancel_pending"
     invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)  # no answer yet
-    assert invoicing.get_invoice(shop.db, first.id).status == "cancel_pending"
+    assert invoice_records.get_invoice(shop.db, first.id).status == "cancel_pending"
     slow.answer = "rejected"
     invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)
-    assert invoicing.get_invoice(shop.db, first.id).status == "valid"
-    invoicing.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR, pac=slow)
+    assert invoice_records.get_invoice(shop.db, first.id).status == "valid"
+    invoice_cancel.cancel(shop.settings, shop.db, first.id, "03", actor=OPERATOR, pac=slow)
     slow.answer = "cancelled"
     invoicing.run(shop.settings, shop.db, shop.mailer, pac=slow)
-    assert invoicing.get_invoice(shop.db, first.id).status == "cancelled"
+    assert invoice_records.get_invoice(shop.db, first.id).status == "cancelled"
     # A replaced one waiting for its receptor never blocks its substitute.
     second = shop.issue(first.order_reference, operator=True)
     slow.answer = None
     new = invoicing.substitute(shop.settings, shop.db, shop.mailer, second.id,
                                actor=OPERATOR, pac=slow)
-    assert invoicing.get_invoice(shop.db, second.id).status == "pending_01"
-    assert invoicing.get_invoice(shop.db, new.id).status == "valid"
+    assert invoice_records.get_invoice(shop.db, second.id).status == "pending_01"
+    assert invoice_records.get_invoice(shop.db, new.id).status == "valid"
     with shop.db.session() as s:
         actions = list(s.scalars(select(AuditRecord.action).order_by(AuditRecord.id)
                                  .where(AuditRecord.action.like("invoice%"))))
@@ -698,7 +708,7 @@ def test_a_refund_cancels_the_factura_with_motivo_03_and_is_audited(shop):
     done = refunds.refund_order(shop.settings, shop.db, invoiced.order_reference or "",
                                 actor=OPERATOR)
     assert done.factura == f"cancelada ({invoiced.uuid})" and done.amount == "$75.40"
-    after = invoicing.get_invoice(shop.db, invoiced.id)
+    after = invoice_records.get_invoice(shop.db, invoiced.id)
     assert after.status == "cancelled" and after.cancel_reason == "03"
     assert billing.get_order(shop.db, invoiced.order_reference or "").status == "refunded"
     with pytest.raises(Forbidden):

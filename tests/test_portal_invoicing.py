@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from test_invoicing import schema_errors
 from test_portal import PASSWORD, Portal, _portal, sign_up
 
-from spaces.commerce import accounts, billing, invoicing
+from spaces.commerce import accounts, billing, invoice_records
 from spaces.core.models import Account, AuditRecord, Order
 
 
@@ -62,7 +62,7 @@ def test_fiscal_data_asked_at_checkout_gives_a_factura_on_the_order_page_and_by_
     ref = checkout(portal, b, FISCAL)
     page = b.get(f"/pago/{ref}").get_data(as_text=True)
     uuid = re.search(r'id="factura-uuid">([0-9A-F-]{36})<', page).group(1)
-    [info] = invoicing.for_order(portal.db, ref)
+    [info] = invoice_records.for_order(portal.db, ref)
     assert info.uuid == uuid and "SIN VALIDEZ FISCAL" in page
     xml = b.c.get(f"/facturas/{info.id}.xml")
     assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("application/xml")
@@ -84,7 +84,7 @@ def test_fiscal_data_asked_at_checkout_gives_a_factura_on_the_order_page_and_by_
 def test_only_the_customer_and_operators_download_a_factura(portal, tmp_path):
     b = sign_up(portal)
     ref = checkout(portal, b, FISCAL)
-    [info] = invoicing.for_order(portal.db, ref)
+    [info] = invoice_records.for_order(portal.db, ref)
     stranger = sign_up(portal, "otro-despacho", "beto@otro.mx")
     anonymous = portal.browser()
     for path in (f"/facturas/{info.id}.xml", f"/facturas/{info.id}.pdf",
@@ -125,7 +125,7 @@ def test_a_customer_asks_from_the_order_page_after_paying_with_its_saved_fiscal_
     assert "emitida" in b.text and 'id="factura-xml"' in b.text
     # Asking again is the same factura.
     b.post(f"/pago/{ref}/factura", {}, form_page=f"/pago/{ref}")
-    assert len(invoicing.for_order(portal.db, ref)) == 1
+    assert len(invoice_records.for_order(portal.db, ref)) == 1
 
 
 @pytest.mark.db
@@ -142,14 +142,14 @@ def test_after_the_month_of_payment_the_order_page_says_the_window_closed(portal
     assert "terminó con el mes" in page and 'id="pedir-factura"' not in page
     b.post(f"/pago/{ref}/factura", {}, form_page=f"/pago/{ref}")
     assert "ese mes ya terminó" in b.text
-    assert invoicing.for_order(portal.db, ref) == []
+    assert invoice_records.for_order(portal.db, ref) == []
 
 
 @pytest.mark.db
 def test_an_operator_cancels_from_the_page_and_the_customer_sees_it(portal):
     b = sign_up(portal)
     ref = checkout(portal, b, FISCAL)
-    [info] = invoicing.for_order(portal.db, ref)
+    [info] = invoice_records.for_order(portal.db, ref)
     accounts.create_operator(portal.db, "root", "root@resguardo.mx", PASSWORD)
     op = portal.browser()
     op.post("/cuenta/entrar", {"login": "root", "password": PASSWORD}, form_page="/cuenta/entrar")
@@ -158,7 +158,7 @@ def test_an_operator_cancels_from_the_page_and_the_customer_sees_it(portal):
     op.post(f"/operador/facturas/{info.id}/cancelar", {"motivo": "02"},
             form_page="/operador/facturas")
     assert "cancelada" in op.text
-    assert invoicing.get_invoice(portal.db, info.id).status == "cancelled"
+    assert invoice_records.get_invoice(portal.db, info.id).status == "cancelled"
     with portal.db.session() as s:
         row = s.execute(select(AuditRecord.user, AuditRecord.detail)
                         .where(AuditRecord.action == "invoice_cancelled")).one()
@@ -171,7 +171,7 @@ def test_an_operator_cancels_from_the_page_and_the_customer_sees_it(portal):
     # The operator issues it again from the list.
     op.post(f"/operador/facturas/pedido/{ref}", {}, form_page="/operador/facturas")
     assert "emitida" in op.text
-    assert [f.status for f in invoicing.for_order(portal.db, ref)] == ["valid", "cancelled"]
+    assert [f.status for f in invoice_records.for_order(portal.db, ref)] == ["valid", "cancelled"]
     assert billing.get_order(portal.db, ref).invoice_state == "own"
 
 

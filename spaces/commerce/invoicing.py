@@ -29,35 +29,47 @@ What is issued
 How
 ===
 
-:func:`spaces.commerce.pac.load_csd` gives the operator's CSD; satcfdi builds the
-CFDI and seals it (SAT's XSLT for the cadena original, RSA-SHA256); it is
-checked against SAT's schemas (fail closed: a CFDI SAT would refuse never
+:func:`spaces.commerce.pac.load_csd` gives the operator's CSD; the CFDI is built,
+sealed and checked against the receipt and SAT's schemas by
+:mod:`spaces.commerce.invoice_cfdi` (fail closed: a CFDI SAT would refuse never
 leaves); the signed XML is stored *before* the PAC is called, so a PAC that
 does not answer is asked again with the same CFDI (PACs answer a repeat with
 the stamp they made); the stamped XML is checked again and stored with its PDF
 (:mod:`spaces.commerce.invoice_pdf`), and both are e-mailed. Cancellation (SAT's motivos
-01–04) goes through the same PAC (:func:`cancel`, :func:`substitute`). Every
-issue and cancellation is in the audit log of the order's spaces.
+01–04) goes through the same PAC (:func:`spaces.commerce.invoice_cancel.cancel`,
+:func:`substitute`). Every issue and cancellation is in the audit log of the
+order's spaces. Reading the facturas stored is :mod:`spaces.commerce.invoice_records`.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from spaces import sat
 from spaces.commerce import fiscal, notices, rfc_claims
+from spaces.commerce.invoice_cancel import cancel, refresh_cancellations
+from spaces.commerce.invoice_cfdi import (
+    Line,
+    Receptor,
+    build,
+    expected_amounts,
+    forma_pago,
+    order_lines,
+)
+from spaces.commerce.invoice_records import (
+    InvoiceInfo,
+    audit_detail,
+    files,
+    spaces_of,
+    to_info,
+)
 from spaces.commerce.pac import (
-    CancelRequest,
-    Csd,
     InvoicingUnavailable,
     Pac,
     PacRefused,
@@ -70,119 +82,11 @@ from spaces.core import audit, plans
 from spaces.core.db import Database, affected
 from spaces.core.errors import AlreadyExists, Forbidden, InvalidName, NotFound, SpaceError
 from spaces.core.mail import Attachment, Mailer, MailError
-from spaces.core.models import Account, Invoice, Order, OrderItem, Space, utcnow
+from spaces.core.models import Account, Invoice, Order, utcnow
 from spaces.core.settings import Settings
 from spaces.sat import catalogs
 
 log = logging.getLogger(__name__)
-
-CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class InvoiceInfo:
-    id: int
-    kind: str
-    order_reference: str | None
-    account_id: int | None
-    period: str | None
-    status: str
-    serie: str
-    folio: str
-    uuid: str | None
-    pac: str
-    sandbox: bool
-    receptor_rfc: str
-    receptor_nombre: str
-    uso_cfdi: str
-    forma_pago: str
-    subtotal: Decimal
-    discount: Decimal
-    tax: Decimal
-    total: Decimal
-    fecha: str
-    created_at: datetime
-    stamped_at: datetime | None
-    replaces_uuid: str | None
-    cancel_reason: str | None
-    cancel_replacement: str | None
-    cancelled_at: datetime | None
-    cancelled_by: str | None
-
-    @property
-    def name(self) -> str:
-        """"RG-12": serie and folio, what the customer calls it."""
-        return f"{self.serie}-{self.folio}"
-
-    @property
-    def live(self) -> bool:
-        return self.status in ("valid", "stamping", "cancelling", "cancel_pending")
-
-
-def _info(s: Session, inv: Invoice) -> InvoiceInfo:
-    ref = s.scalar(select(Order.reference).where(Order.id == inv.order_id)) \
-        if inv.order_id else None
-    c = plans.from_cents
-    return InvoiceInfo(inv.id, inv.kind, ref, inv.account_id, inv.period, inv.status,
-                       inv.serie, inv.folio, inv.uuid, inv.pac, inv.sandbox, inv.receptor_rfc,
-                       inv.receptor_nombre, inv.uso_cfdi, inv.forma_pago,
-                       c(inv.subtotal_cents), c(inv.discount_cents), c(inv.tax_cents),
-                       c(inv.total_cents), inv.fecha, inv.created_at, inv.stamped_at,
-                       inv.replaces_uuid, inv.cancel_reason, inv.cancel_replacement,
-                       inv.cancelled_at, inv.cancelled_by)
-
-
-# -- reading --------------------------------------------------------------------------------
-
-def get_invoice(db: Database, invoice_id: int) -> InvoiceInfo:
-    with db.session() as s:
-        inv = s.get(Invoice, invoice_id)
-        if inv is None:
-            raise NotFound("No existe esa factura.")
-        return _info(s, inv)
-
-
-def for_order(db: Database, reference: str) -> list[InvoiceInfo]:
-    """The facturas of an order, newest first (one live at most)."""
-    with db.session() as s:
-        rows = s.scalars(select(Invoice).join(Order, Order.id == Invoice.order_id)
-                         .where(Order.reference == reference)
-                         .order_by(Invoice.id.desc())).all()
-        return [_info(s, inv) for inv in rows]
-
-
-def list_invoices(db: Database, search: str = "", limit: int = 200) -> list[InvoiceInfo]:
-    """Every factura issued, newest first; ``search`` matches UUID, RFC, name, folio,
-    order reference or period."""
-    with db.session() as s:
-        q = select(Invoice).order_by(Invoice.id.desc())
-        if search.strip():
-            like = f"%{search.strip()}%"
-            q = q.where(or_(Invoice.uuid.ilike(like), Invoice.receptor_rfc.ilike(like),
-                            Invoice.receptor_nombre.ilike(like), Invoice.folio == search.strip(),
-                            Invoice.period == search.strip(),
-                            Invoice.order_id.in_(select(Order.id)
-                                                 .where(Order.reference.ilike(like)))))
-        return [_info(s, inv) for inv in s.scalars(q.limit(limit))]
-
-
-def files(db: Database, invoice_id: int) -> tuple[bytes, bytes | None]:
-    """(XML, PDF) of a stamped factura; NotFound before it is stamped."""
-    with db.session() as s:
-        inv = s.get(Invoice, invoice_id)
-        if inv is None or inv.uuid is None:
-            raise NotFound("No existe esa factura.")
-        return inv.xml.encode("utf-8"), inv.pdf
-
-
-def may_see(db: Database, invoice_id: int, account_id: int) -> bool:
-    """Whether the account is the factura's customer (the order's owner)."""
-    with db.session() as s:
-        inv = s.get(Invoice, invoice_id)
-        if inv is None or inv.order_id is None:
-            return False
-        owner = s.scalar(select(Order.account_id).where(Order.id == inv.order_id))
-        return owner == account_id
 
 
 # -- the window a customer has ----------------------------------------------------------------
@@ -200,136 +104,6 @@ def may_request(settings: Settings, paid_at: datetime | None,
         return False
     today = local_now(settings.invoicing.issuer_postal_code, now)
     return payment_month(settings, paid_at) == (today.year, today.month)
-
-
-# -- building -------------------------------------------------------------------------------
-
-def _text(value: str, limit: int) -> str:
-    """Free text a CFDI can carry: no "|" (the cadena original's separator), no
-    control characters, single spaces."""
-    clean = "".join(" " if ch == "|" or ord(ch) < 32 else ch for ch in value)
-    return " ".join(clean.split())[:limit]
-
-
-@dataclass(frozen=True)
-class _Line:
-    description: str
-    reference: str
-    price: Decimal
-    discount: Decimal
-    subtotal: Decimal
-    tax: Decimal
-
-
-def _concepto(settings: Settings, line: _Line, *, global_: bool) -> Any:
-    from satcfdi.create.cfd import cfdi40
-
-    rate = Decimal(settings.billing.iva_rate).quantize(Decimal("0.000001"))
-    taxed = line.subtotal > 0
-    impuestos = cfdi40.Impuestos(traslados=cfdi40.Traslado(
-        impuesto="002", tipo_factor="Tasa", tasa_o_cuota=rate, importe=line.tax,
-        base=line.subtotal)) if taxed else None
-    if global_:
-        return cfdi40.Concepto(
-            clave_prod_serv=catalogs.GLOBAL_CLAVE_PROD_SERV, cantidad=Decimal(1),
-            clave_unidad=catalogs.GLOBAL_CLAVE_UNIDAD, descripcion="Venta",
-            valor_unitario=line.price, descuento=line.discount or None,
-            no_identificacion=line.reference, objeto_imp="02" if taxed else "01",
-            impuestos=impuestos)
-    return cfdi40.Concepto(
-        clave_prod_serv=settings.invoicing.product_code, cantidad=Decimal(1),
-        clave_unidad=settings.invoicing.unit_code, unidad="Servicio",
-        descripcion=_text(line.description, 1000), valor_unitario=line.price,
-        descuento=line.discount or None, no_identificacion=line.reference,
-        objeto_imp="02" if taxed else "01", impuestos=impuestos)
-
-
-@dataclass(frozen=True)
-class _Receptor:
-    rfc: str
-    nombre: str
-    codigo_postal: str
-    regimen: str
-    uso: str
-
-
-def _build(settings: Settings, csd: Csd, *, folio: str, fecha: datetime, receptor: _Receptor,
-           lines: list[_Line], forma_pago: str, expected: tuple[int, int, int, int],
-           informacion_global: tuple[int, int] | None = None,
-           replaces: str | None = None) -> bytes:
-    """The signed CFDI, checked against SAT's schemas and against the amounts it
-    must carry (``expected``: subtotal, discount, tax, total in centavos).
-    InvoicingUnavailable if it is not exactly that (nothing leaves)."""
-    from satcfdi.create.cfd import cfdi40
-
-    i = settings.invoicing
-    comprobante = cfdi40.Comprobante(
-        emisor=cfdi40.Emisor(rfc=i.issuer_rfc, nombre=_text(i.issuer_name, 300),
-                             regimen_fiscal=i.issuer_regime),
-        lugar_expedicion=i.issuer_postal_code,
-        receptor=cfdi40.Receptor(rfc=receptor.rfc, nombre=receptor.nombre,
-                                 domicilio_fiscal_receptor=receptor.codigo_postal,
-                                 regimen_fiscal_receptor=receptor.regimen,
-                                 uso_cfdi=receptor.uso),
-        conceptos=[_concepto(settings, ln, global_=informacion_global is not None)
-                   for ln in lines],
-        moneda=settings.billing.currency, tipo_de_comprobante="I", exportacion="01",
-        serie=i.series, folio=folio, forma_pago=forma_pago, metodo_pago="PUE",
-        informacion_global=cfdi40.InformacionGlobal(
-            periodicidad="04", meses=f"{informacion_global[1]:02d}",
-            ano=informacion_global[0]) if informacion_global else None,
-        cfdi_relacionados=cfdi40.CfdiRelacionados(tipo_relacion="04",
-                                                  cfdi_relacionado=replaces)
-        if replaces else None,
-        fecha=fecha)
-    comprobante.sign(csd.signer)
-    xml: bytes = comprobante.xml_bytes()
-    root = sat.parse(xml).getroot()
-    impuestos = root.find(f"{{{sat.CFDI_NS}}}Impuestos")
-    got = (plans.to_cents(Decimal(root.get("SubTotal", "0"))),
-           plans.to_cents(Decimal(root.get("Descuento", "0"))),
-           plans.to_cents(Decimal(impuestos.get("TotalImpuestosTrasladados", "0")
-                                  if impuestos is not None else "0")),
-           plans.to_cents(Decimal(root.get("Total", "0"))))
-    # The price before discount: the receipt shows subtotal after discount.
-    if got != expected:
-        log.error("cfdi amounts differ from the receipt: folio=%s got=%s expected=%s", folio,
-                  got, expected)
-        raise InvoicingUnavailable("No se pudo generar la factura: sus importes no coinciden "
-                                   "con el recibo. Ya avisamos al equipo.")
-    try:
-        sat.validate(xml)
-    except sat.InvalidCfdi as exc:
-        log.error("cfdi refused by SAT's schema before stamping: folio=%s: %s", folio, exc)
-        raise InvoicingUnavailable("No se pudo generar la factura: el comprobante no cumple "
-                                   "el esquema del SAT. Ya avisamos al equipo.") from None
-    return xml
-
-
-def _order_lines(s: Session, order: Order) -> list[_Line]:
-    c = plans.from_cents
-    return [_Line(f"{it.description}, espacio {it.space_name}", order.reference,
-                  c(it.price_cents), c(it.discount_cents), c(it.subtotal_cents),
-                  c(it.tax_cents))
-            for it in s.scalars(select(OrderItem).where(OrderItem.order_id == order.id)
-                                .order_by(OrderItem.id))]
-
-
-def _expected(orders: list[Order], lines: list[_Line]) -> tuple[int, int, int, int]:
-    """What the receipt(s) say: price (SubTotal of the CFDI), discount, tax, total."""
-    return (sum(plans.to_cents(ln.price) for ln in lines), sum(o.discount_cents for o in orders),
-            sum(o.tax_cents for o in orders), sum(o.total_cents for o in orders))
-
-
-def forma_pago(order: Order) -> str:
-    return catalogs.FORMA_PAGO.get(order.payment_method or "", "04")
-
-
-def _spaces_of(s: Session, order_ids: list[int]) -> list[tuple[int, str]]:
-    names = sorted({n for n in s.scalars(select(OrderItem.space_name)
-                                          .where(OrderItem.order_id.in_(order_ids)))})
-    return [(sid, name) for sid, name in s.execute(
-        select(Space.id, Space.name).where(Space.name.in_(names)))]
 
 
 # -- stamping (shared) ----------------------------------------------------------------------
@@ -370,21 +144,15 @@ def _stamp_and_store(settings: Settings, db: Database, pac: Pac, invoice_id: int
             order_ids = ([inv.order_id] if inv.order_id else
                          list(s.scalars(select(Order.id)
                                         .where(Order.global_invoice_id == inv.id))))
-            for sid, name in _spaces_of(s, order_ids):
+            for sid, name in spaces_of(s, order_ids):
                 audit.record(s, sid, audit.Action.INVOICE_ISSUED, actor=actor, space_name=name,
-                             detail=_detail(inv, stamped.uuid))
-        info = _info(s, inv)
+                             detail=audit_detail(inv, stamped.uuid))
+        info = to_info(s, inv)
     if done == 1:
         log.info("invoice stamped: %s uuid=%s receptor=%s total=%s pac=%s%s", info.name,
                  info.uuid, info.receptor_rfc, info.total, info.pac,
                  " (sandbox: not valid before SAT)" if info.sandbox else "")
     return info
-
-
-def _detail(inv: Invoice, uuid: str | None) -> str:
-    what = f"global {inv.period}" if inv.kind == "global" else f"RFC {inv.receptor_rfc}"
-    return (f"factura {inv.serie}-{inv.folio} UUID {uuid} {what} total "
-            f"{plans.format_mxn(plans.from_cents(inv.total_cents))}")
 
 
 def _forget(db: Database, invoice_id: int) -> None:
@@ -449,7 +217,7 @@ def issue_for_order(settings: Settings, db: Database, mailer: Mailer, reference:
                         .where(Invoice.status.in_(("valid", "cancelling", "cancel_pending",
                                                    "stamping"))))
         if live is not None and live.status != "stamping":
-            return _info(s, live)
+            return to_info(s, live)
         order_id, paid_at, owner = order.id, order.paid_at, order.account_id
         state = order.invoice_state
     if live is None:
@@ -523,13 +291,13 @@ def _build_for_order(settings: Settings, db: Database, invoice_id: int,
         a = s.get(Account, inv.account_id) if inv.account_id else None
         if a is None or not (a.regimen_fiscal and a.codigo_postal):
             raise InvalidName("Complete sus datos fiscales en «Mi cuenta».")
-        receptor = _Receptor(inv.receptor_rfc, inv.receptor_nombre, a.codigo_postal,
+        receptor = Receptor(inv.receptor_rfc, inv.receptor_nombre, a.codigo_postal,
                              a.regimen_fiscal, inv.uso_cfdi)
-        lines = _order_lines(s, order)
+        lines = order_lines(s, order)
         expected = (sum(plans.to_cents(ln.price) for ln in lines), order.discount_cents,
                     order.tax_cents, order.total_cents)
         fecha = local_now(settings.invoicing.issuer_postal_code, now)
-        signed = _build(settings, csd, folio=inv.folio, fecha=fecha, receptor=receptor,
+        signed = build(settings, csd, folio=inv.folio, fecha=fecha, receptor=receptor,
                         lines=lines, forma_pago=inv.forma_pago, expected=expected,
                         replaces=inv.replaces_uuid)
         inv.fecha = fecha.isoformat()
@@ -581,7 +349,7 @@ def issue_global(settings: Settings, db: Database, year: int, month: int, *,
                         .where(Invoice.status.in_(("valid", "stamping", "cancelling",
                                                    "cancel_pending"))))
         if live is not None and live.status != "stamping":
-            return _info(s, live)
+            return to_info(s, live)
         invoice_id = live.id if live is not None else None
     if invoice_id is None:
         invoice_id = _claim_global(settings, db, period, year, month, pac)
@@ -653,135 +421,18 @@ def _build_global(settings: Settings, db: Database, invoice_id: int, year: int, 
         assert inv is not None
         orders = list(s.scalars(select(Order).where(Order.global_invoice_id == invoice_id)
                                 .order_by(Order.paid_at, Order.id)))
-        lines = [ln for o in orders for ln in _order_lines(s, o)]
-        lines = [_Line(ln.description, ln.reference, ln.price, ln.discount, ln.subtotal, ln.tax)
+        lines = [ln for o in orders for ln in order_lines(s, o)]
+        lines = [Line(ln.description, ln.reference, ln.price, ln.discount, ln.subtotal, ln.tax)
                  for ln in lines]
         cp = settings.invoicing.issuer_postal_code
-        receptor = _Receptor(catalogs.PUBLICO_EN_GENERAL_RFC,
+        receptor = Receptor(catalogs.PUBLICO_EN_GENERAL_RFC,
                              catalogs.PUBLICO_EN_GENERAL_NOMBRE, cp, "616", "S01")
         fecha = local_now(cp, now)
-        signed = _build(settings, csd, folio=inv.folio, fecha=fecha, receptor=receptor,
+        signed = build(settings, csd, folio=inv.folio, fecha=fecha, receptor=receptor,
                         lines=lines, forma_pago=inv.forma_pago,
-                        expected=_expected(orders, lines), informacion_global=(year, month))
+                        expected=expected_amounts(orders, lines), informacion_global=(year, month))
         inv.fecha = fecha.isoformat()
     return signed
-
-
-# -- cancellation ---------------------------------------------------------------------------
-
-def cancel(settings: Settings, db: Database, invoice_id: int, motivo: str, *,
-           actor: audit.Actor, replacement: str | None = None,
-           pac: Pac | None = None) -> InvoiceInfo:
-    """Cancel a stamped factura through the PAC with SAT's ``motivo``: 01 (errors,
-    replaced: ``replacement`` is the UUID of the factura that replaces it, see
-    :func:`substitute`), 02 (errors, not replaced), 03 (the operation did not
-    happen), 04 (a global factura: a sale in it got its own factura). Audited on
-    the spaces of its orders. A cancelled global factura releases its orders for
-    the month's next one."""
-    pac = pac or make_pac(settings)
-    motivo = motivo.strip()
-    if motivo not in catalogs.MOTIVOS_CANCELACION:
-        raise InvalidName("Elija el motivo de cancelación del SAT (01, 02, 03 o 04).")
-    with db.session() as s:
-        inv = s.get(Invoice, invoice_id)
-        if inv is None or inv.uuid is None:
-            raise NotFound("No existe esa factura timbrada.")
-        if inv.status not in ("valid", "replacing"):
-            raise Forbidden(f"La factura {inv.serie}-{inv.folio} no se puede cancelar: está "
-                            f"«{inv.status}».")
-        if motivo == "04" and inv.kind != "global":
-            raise InvalidName("El motivo 04 es para una factura global.")
-        if motivo == "01":
-            sub = s.scalar(select(Invoice).where(Invoice.uuid == (replacement or ""))
-                           .where(Invoice.replaces_uuid == inv.uuid)
-                           .where(Invoice.status == "valid"))
-            if sub is None:
-                raise InvalidName("El motivo 01 necesita la factura que la sustituye: use "
-                                  "«Sustituir».")
-        elif motivo != "01":
-            replacement = None
-        before = inv.status
-        # A replaced factura is not live (its substitute is): it stays out of the
-        # one-live-factura index while its cancellation is asked.
-        claim = "cancelling" if before == "valid" else "cancelling_01"
-        if affected(s.execute(update(Invoice).where(Invoice.id == invoice_id)
-                              .where(Invoice.status == before)
-                              .values(status=claim))) != 1:
-            raise AlreadyExists("Otra persona está cancelando esa factura.")
-        request = CancelRequest(inv.uuid, settings.invoicing.issuer_rfc, inv.receptor_rfc,
-                                f"{plans.from_cents(inv.total_cents)}", motivo, replacement)
-    try:
-        result = pac.cancel(request)
-    except SpaceError:
-        with db.session() as s:
-            s.execute(update(Invoice).where(Invoice.id == invoice_id)
-                      .where(Invoice.status == claim).values(status=before))
-        raise
-    with db.session() as s:
-        inv = s.get(Invoice, invoice_id)
-        assert inv is not None
-        # A replaced one waiting for the receptor stays out of the live index too.
-        inv.status = ("cancelled" if result.status == "cancelled"
-                      else "cancel_pending" if claim == "cancelling" else "pending_01")
-        inv.cancel_reason, inv.cancel_replacement = motivo, replacement
-        inv.cancelled_at, inv.cancelled_by, inv.cancel_ack = utcnow(), actor.user, result.ack
-        reason = catalogs.MOTIVOS_CANCELACION[motivo]
-        _record_cancellation(s, inv, actor, audit.Action.INVOICE_CANCELLED,
-                             f"motivo {motivo} ({reason})"
-                             + (f"; sustituida por {replacement}" if replacement else "")
-                             + ("" if inv.status == "cancelled" else "; en espera del receptor"))
-        info = _info(s, inv)
-    log.info("invoice cancelled: %s uuid=%s motivo=%s by=%s status=%s", info.name, info.uuid,
-             motivo, actor.user, info.status)
-    return info
-
-
-def _record_cancellation(s: Session, inv: Invoice, actor: audit.Actor, action: audit.Action,
-                         what: str) -> None:
-    """Audit a cancellation's step on the spaces of the factura's orders; a cancelled
-    global factura releases its orders for the month's next one."""
-    order_ids = ([inv.order_id] if inv.order_id else
-                 list(s.scalars(select(Order.id).where(Order.global_invoice_id == inv.id))))
-    if inv.kind == "global" and inv.status == "cancelled":
-        s.execute(update(Order).where(Order.global_invoice_id == inv.id)
-                  .values(invoice_state="none", global_invoice_id=None))
-    for sid, name in _spaces_of(s, order_ids):
-        audit.record(s, sid, action, actor=actor, space_name=name,
-                     detail=f"{_detail(inv, inv.uuid)}; {what}")
-
-
-def refresh_cancellations(settings: Settings, db: Database, pac: Pac | None = None) -> int:
-    """Ask the PAC how the cancellations waiting for their receptor ended: cancelled,
-    or rejected (the factura is in force again). Returns how many ended."""
-    pac = pac or make_pac(settings)
-    with db.session() as s:
-        waiting = list(s.scalars(select(Invoice).where(
-            Invoice.status.in_(("cancel_pending", "pending_01")))))
-        requests = [(inv.id, inv.status, CancelRequest(
-            inv.uuid or "", settings.invoicing.issuer_rfc, inv.receptor_rfc,
-            f"{plans.from_cents(inv.total_cents)}", inv.cancel_reason or "",
-            inv.cancel_replacement)) for inv in waiting]
-    ended = 0
-    for invoice_id, status, request in requests:
-        result = pac.cancellation_status(request)
-        if result is None or result.status == "pending":
-            continue
-        with db.session() as s:
-            inv = s.get(Invoice, invoice_id)
-            if inv is None or inv.status != status:
-                continue
-            if result.status == "cancelled":
-                inv.status, inv.cancel_ack = "cancelled", result.ack or inv.cancel_ack
-                _record_cancellation(s, inv, audit.SYSTEM, audit.Action.INVOICE_CANCELLED,
-                                     f"motivo {inv.cancel_reason}: el receptor aceptó")
-            else:
-                inv.status = "valid" if status == "cancel_pending" else "replacing"
-                _record_cancellation(s, inv, audit.SYSTEM,
-                                     audit.Action.INVOICE_CANCEL_REJECTED,
-                                     f"motivo {inv.cancel_reason}: el receptor la rechazó")
-            ended += 1
-        log.info("invoice cancellation ended: id=%s %s", invoice_id, result.status)
-    return ended
 
 
 def substitute(settings: Settings, db: Database, mailer: Mailer, invoice_id: int, *,
@@ -853,7 +504,7 @@ def run(settings: Settings, db: Database, mailer: Mailer, now: datetime | None =
         unsent = list(s.scalars(select(Invoice).where(Invoice.status == "valid")
                                 .where(Invoice.kind == "order")
                                 .where(Invoice.mailed_at.is_(None))))
-        unsent_info = [_info(s, inv) for inv in unsent]
+        unsent_info = [to_info(s, inv) for inv in unsent]
     for info in unsent_info:
         _mail(settings, db, mailer, info)
     today = local_now(settings.invoicing.issuer_postal_code, now)
@@ -869,22 +520,3 @@ def run(settings: Settings, db: Database, mailer: Mailer, now: datetime | None =
     except SpaceError as exc:
         report.errors.append(f"global {year}-{month:02d}: {exc}")
     return report
-
-
-def sello_matches(xml: bytes) -> bool:
-    """Whether the CFDI's Sello verifies with its own Certificado over SAT's cadena
-    original (used by tests and by operators checking a file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    root = sat.parse(xml).getroot()
-    cert = x509.load_der_x509_certificate(base64.b64decode(root.get("Certificado", "")))
-    try:
-        cert.public_key().verify(  # type: ignore[call-arg, union-attr]
-            base64.b64decode(root.get("Sello", "")), sat.cadena_original(xml).encode(),
-            padding.PKCS1v15(), hashes.SHA256())  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-

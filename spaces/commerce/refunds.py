@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from spaces.commerce import invoicing
+from spaces.commerce import invoice_cancel
 from spaces.commerce.pac import Pac
 from spaces.core import audit, plans
 from spaces.core.db import Database, affected
@@ -67,7 +67,7 @@ def refund_order(settings: Settings, db: Database, reference: str, *, actor: aud
                         "nuevo cuando termine.")
     factura = "sin factura"
     if live_id is not None:
-        done = invoicing.cancel(settings, db, live_id, "03", actor=actor, pac=pac)
+        done = invoice_cancel.cancel(settings, db, live_id, "03", actor=actor, pac=pac)
         factura = f"cancelada ({done.uuid})"
     elif state == "global":
         factura = ("en la factura global del mes: emita una nota de crédito (CFDI de Egreso) "
