@@ -33,7 +33,7 @@ from portal.web import (
 )
 from spaces.access import service, throttle
 from spaces.cfdi import rfc
-from spaces.commerce import accounts, fiscal, rfc_claims
+from spaces.commerce import accounts, fiscal, rfc_claims, space_admin
 from spaces.core.errors import SpaceError
 
 bp = Blueprint("account", __name__)
@@ -246,12 +246,12 @@ def email_change(token: str) -> Any:
 def member_password(token: str) -> Any:
     """A drive user's one-time link to set the password of the drive."""
     st = state()
-    link = accounts.peek_member_link(st.db, token)
+    link = space_admin.peek_member_link(st.db, token)
     form = NewPasswordForm()
     if form.validate_on_submit():
         try:
-            done = accounts.set_member_password(st.db, token, form.password.data or "",
-                                                address=request.remote_addr)
+            done = space_admin.set_member_password(st.db, token, form.password.data or "",
+                                                   address=request.remote_addr)
         except SpaceError as exc:
             flash(str(exc), "error")
             return render_template("account/member_password.html", form=None, link=None)
@@ -288,8 +288,8 @@ def member_login() -> Any:
         if st.throttle.blocked(who, addr):
             flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
             return render_template("account/member_login.html", form=form), 429
-        m = accounts.authenticate_member(st.db, form.space.data or "", form.username.data or "",
-                                         form.password.data or "")
+        m = space_admin.authenticate_member(st.db, form.space.data or "", form.username.data or "",
+                                            form.password.data or "")
         if m is None or m.role != "admin":
             if m is None:
                 st.throttle.failure(who, addr)

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from portal.forms import AddMemberForm, LockBreakForm, MemberActionForm
 from portal.web import audit_actor, current_account, current_member, links, state
 from spaces.access import service
-from spaces.commerce import accounts, billing
+from spaces.commerce import billing, space_admin
 from spaces.core.errors import InvalidName, NotFound, SpaceError
 from spaces.files import listings, locks, quota, storage
 
@@ -26,8 +26,8 @@ def may_admin(name: str) -> bool:
     m = current_member()
     if m is not None and m.space_name != name.strip().lower():
         m = None
-    return accounts.can_admin(st.db, name, account_id=a.id if a else None,
-                              member_id=m.id if m else None)
+    return space_admin.can_admin(st.db, name, account_id=a.id if a else None,
+                                 member_id=m.id if m else None)
 
 
 def _space_or_404(name: str) -> service.SpaceInfo:
@@ -48,7 +48,7 @@ def overview(name: str) -> Any:
         usage: quota.Usage | None = quota.usage(st.db, space.id)
     except SpaceError:
         usage = None
-    members = accounts.member_rows(st.db, space.name)
+    members = space_admin.member_rows(st.db, space.name)
     add_form = AddMemberForm(formdata=None)
     actions = {}
     for m in members:
@@ -99,9 +99,9 @@ def add_member(name: str) -> Any:
     form = AddMemberForm()
     if form.validate_on_submit():
         try:
-            accounts.invite_member(st.settings, st.db, st.mailer, links(), space.name,
-                                   form.username.data or "", form.email.data or "",
-                                   form.role.data or "editor", actor=audit_actor())
+            space_admin.invite_member(st.settings, st.db, st.mailer, links(), space.name,
+                                      form.username.data or "", form.email.data or "",
+                                      form.role.data or "editor", actor=audit_actor())
             flash(_("Usuario agregado: le enviamos un enlace para elegir su contraseña."),
                   "ok")
         except SpaceError as exc:
@@ -134,7 +134,7 @@ def member_action(name: str, member_id: int) -> Any:
             service.remove_member(st.db, space.name, user, actor=audit_actor())
             flash(_("Usuario eliminado. Sus archivos siguen en la unidad."), "ok")
         elif form.action.data == "reset":
-            accounts.send_member_link(st.settings, st.db, st.mailer, links(), space.name, user)
+            space_admin.send_member_link(st.settings, st.db, st.mailer, links(), space.name, user)
             flash(_("Le enviamos al usuario un enlace para elegir una contraseña nueva."), "ok")
         else:
             abort(400)

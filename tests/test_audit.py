@@ -20,7 +20,7 @@ from test_portal import buy, link_in, portal, sign_up, smtp  # noqa: F401 - fixt
 
 from spaces.access import service
 from spaces.cfdi import retention
-from spaces.commerce import accounts
+from spaces.commerce import accounts, space_admin
 from spaces.core import audit
 from spaces.core.models import AuditRecord
 
@@ -348,7 +348,7 @@ def test_space_admin_sees_filters_and_exports_only_their_space(portal):  # noqa:
     buy(portal, other, "4G")
     b.post("/espacios/despacho/usuarios", {"username": "luis", "email": "luis@x.mx",
                                            "role": "editor"}, form_page="/espacios/despacho/")
-    luis = [m for m in accounts.member_rows(portal.db, "despacho") if m.username == "luis"][0]
+    luis = [m for m in space_admin.member_rows(portal.db, "despacho") if m.username == "luis"][0]
     p = f"m{luis.id}-"
     b.post(f"/espacios/despacho/usuarios/{luis.id}", {p + "username": "luis", p + "role":
                                                        "reader", p + "action": "role"},

@@ -18,7 +18,7 @@ from portal_helpers import Browser, SmtpSink, drop, link_in, write_config
 from sqlalchemy import func, select
 
 from spaces.access import service
-from spaces.commerce import accounts, billing
+from spaces.commerce import accounts, billing, space_admin
 from spaces.core import plans
 from spaces.core.db import Database, open_database
 from spaces.core.errors import SpaceError
@@ -589,7 +589,7 @@ def test_space_admin_manages_users_within_the_tier_limit(portal):
     assert "2 de 10 usuarios" in b.text
     invite = portal.smtp.last("Su acceso a la unidad despacho", "luis@x.mx")
     assert "Usuario: luis" in invite and "http://localhost/dav/despacho/" in invite
-    luis = [m for m in accounts.member_rows(portal.db, "despacho") if m.username == "luis"][0]
+    luis = [m for m in space_admin.member_rows(portal.db, "despacho") if m.username == "luis"][0]
     p = f"m{luis.id}-"
     b.post(f"/espacios/despacho/usuarios/{luis.id}", {p + "username": "luis", p + "role":
                                                        "reader", p + "action": "role"},
@@ -909,7 +909,7 @@ def test_an_owner_who_is_a_member_keeps_the_account_and_the_drive_logged_in_at_o
     b.post("/espacio-gratis", {}, form_page="/")
     (member,) = service.list_members(portal.db, "despacho")
     token = accounts.issue_token(portal.db, portal.settings, "member", member_id=member.id)
-    accounts.set_member_password(portal.db, token, "clave-unidad-1")
+    space_admin.set_member_password(portal.db, token, "clave-unidad-1")
 
     b.post("/unidad/entrar", {"space": "despacho", "username": "despacho",
                              "password": "clave-unidad-1"}, form_page="/unidad/entrar")

@@ -12,7 +12,7 @@ from portal_helpers import SmtpSink
 from sqlalchemy import select
 
 from spaces.access import service
-from spaces.commerce import accounts, billing, lifecycle, notices
+from spaces.commerce import accounts, billing, lifecycle, notices, space_admin
 from spaces.commerce.payments import GatewayEvent
 from spaces.core import plans
 from spaces.core.db import open_database
@@ -52,7 +52,7 @@ def shop(make_server, smtp):
     pay(settings, db, mailer, links, account_id, "4G", "monthly")
     token = accounts.issue_token(db, settings, "member", member_id=service.list_members(
         db, "acme")[0].id)
-    accounts.set_member_password(db, token, "clave-acme-1")
+    space_admin.set_member_password(db, token, "clave-acme-1")
     yield srv, settings, db, mailer, links, account_id
     db.dispose()
 

@@ -246,13 +246,13 @@ def _writes(p: Portal, b) -> None:
 
 def _untouched(p: Portal) -> None:
     from spaces.access import service
-    from spaces.commerce import accounts
+    from spaces.commerce import space_admin
     from spaces.files import shares, storage
 
     root = storage.space_dir(p.settings, "acme") / "files"
     assert sorted(x.name for x in root.iterdir()) == ["doc"]
     assert (root / "doc" / "a.txt").read_bytes() == b"secreto"
-    assert [m.username for m in accounts.member_rows(p.db, "acme")
+    assert [m.username for m in space_admin.member_rows(p.db, "acme")
             if m.username == "cuate"] == []
     space = service.get_space(p.db, "acme")
     assert shares.list_links(p.db, space.id) == [] and shares.enabled(p.db, space.id)
@@ -299,9 +299,9 @@ def test_a_revoked_member_old_session_reads_and_changes_nothing(portal, why, use
     elif why.startswith("password changed"):
         service.set_password(portal.db, "acme", user, "otra-clave-99")
     elif why.startswith("password set"):
-        from spaces.commerce import accounts
+        from spaces.commerce import accounts, space_admin
 
-        member_id = next(m.id for m in accounts.member_rows(portal.db, "acme")
+        member_id = next(m.id for m in space_admin.member_rows(portal.db, "acme")
                          if m.username == user)
         token = accounts.issue_token(portal.db, portal.settings, "member", member_id=member_id)
         other = portal.browser()

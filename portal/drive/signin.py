@@ -26,7 +26,7 @@ def login() -> Any:
     if request.method == "GET" and request.args.get("espacio"):
         form.space.data = request.args["espacio"]
     if form.validate_on_submit():
-        from spaces.commerce import accounts
+        from spaces.commerce import space_admin
 
         space = service.login_name(form.space.data or "")
         # The drive user's pause, whichever door (the drive's too) earned it.
@@ -35,8 +35,8 @@ def login() -> Any:
         if st.throttle.blocked(who, throttle.address(addr)):
             flash(_("Demasiados intentos. Espere un minuto e intente de nuevo."), "error")
             return render_template("drive/login.html", form=form), 429
-        m = accounts.authenticate_member(st.db, space, form.username.data or "",
-                                         form.password.data or "")
+        m = space_admin.authenticate_member(st.db, space, form.username.data or "",
+                                            form.password.data or "")
         if m is None:
             st.throttle.failure(who, throttle.address(addr))
             flash(_("Espacio, usuario o contraseña incorrectos."), "error")

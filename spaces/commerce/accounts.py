@@ -1,5 +1,7 @@
-"""Portal accounts: sign-up, e-mail confirmation, login, one-time links, the
-free space (once per account, ever) and the space admin's user management.
+"""Portal accounts: sign-up, e-mail confirmation, login, passwords and e-mail
+changes, one-time links, the spaces an account owns and the free space (once
+per account, ever). The space admin's user management is
+:mod:`spaces.commerce.space_admin`.
 
 Functions that send e-mail take a :class:`~spaces.core.mail.Mailer` and the
 :class:`~spaces.commerce.notices.Links` to put in it. Nothing here says whether an
@@ -135,7 +137,9 @@ def peek_token(db: Database, token: str, purpose: str) -> TokenInfo | None:
         return TokenInfo(t.purpose, t.account_id, t.member_id, t.data)
 
 
-def _spend(s: Session, token: str, purpose: str) -> TokenInfo | None:
+def spend_token(s: Session, token: str, purpose: str) -> TokenInfo | None:
+    """Spend the token inside the caller's transaction: its data if it was unspent,
+    unexpired and for ``purpose``; None otherwise (it stays as it was)."""
     now = utcnow()
     t = s.scalar(select(OneTimeToken).where(OneTimeToken.token_hash == _digest(token)))
     if t is None or t.purpose != purpose:
@@ -150,7 +154,7 @@ def _spend(s: Session, token: str, purpose: str) -> TokenInfo | None:
     return TokenInfo(t.purpose, t.account_id, t.member_id, t.data)
 
 
-_INVALID_LINK = ("El enlace no es válido, ya se usó o caducó. Pida uno nuevo.")
+INVALID_LINK = ("El enlace no es válido, ya se usó o caducó. Pida uno nuevo.")
 
 
 # -- sign-up, confirmation, login ----------------------------------------------------
@@ -201,29 +205,29 @@ def sign_up(settings: Settings, db: Database, mailer: Mailer, links: notices.Lin
         return info
     if taken == "email":
         log.info("sign-up with a registered e-mail: %s", e)
-        _send(mailer, notices.already_registered(e, links.home() + "cuenta/entrar",
-                                                 links.home() + "cuenta/olvide"))
+        send_quietly(mailer, notices.already_registered(e, links.home() + "cuenta/entrar",
+                                                        links.home() + "cuenta/olvide"))
     else:
         log.info("sign-up with a username in use: user=%s", u)
-        _send(mailer, notices.username_taken(e, u, links.home() + "cuenta/registro"))
+        send_quietly(mailer, notices.username_taken(e, u, links.home() + "cuenta/registro"))
     return None
 
 
 def send_confirmation(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
                       account: AccountInfo) -> None:
     token = issue_token(db, settings, "confirm", account_id=account.id, data=account.email)
-    _send(mailer, notices.confirm_email(account.email, account.username, links.confirm(token),
-                                        settings.portal.token_hours))
+    send_quietly(mailer, notices.confirm_email(account.email, account.username,
+                                               links.confirm(token), settings.portal.token_hours))
 
 
 def confirm_email(db: Database, token: str) -> AccountInfo:
     with db.session() as s:
-        t = _spend(s, token, "confirm")
+        t = spend_token(s, token, "confirm")
         if t is None or t.account_id is None:
-            raise Forbidden(_INVALID_LINK)
+            raise Forbidden(INVALID_LINK)
         a = s.get(Account, t.account_id)
         if a is None or a.email != t.data:
-            raise Forbidden(_INVALID_LINK)
+            raise Forbidden(INVALID_LINK)
         a.email_confirmed_at = a.email_confirmed_at or utcnow()
         s.flush()
         return AccountInfo.of(a)
@@ -302,23 +306,23 @@ def request_password_reset(settings: Settings, db: Database, mailer: Mailer,
         # The same work as for an account (one message), so the answer's time does
         # not tell whether the address has one; only its owner reads which it was.
         log.info("password reset for an unknown e-mail")
-        _send(mailer, notices.no_account(e, links.home() + "cuenta/registro"))
+        send_quietly(mailer, notices.no_account(e, links.home() + "cuenta/registro"))
         return
     token = issue_token(db, settings, "reset", account_id=info.id)
-    _send(mailer, notices.reset_password(info.email, info.username, links.reset(token),
-                                         settings.portal.token_hours))
+    send_quietly(mailer, notices.reset_password(info.email, info.username, links.reset(token),
+                                                settings.portal.token_hours))
 
 
 def reset_password(db: Database, token: str, password: str) -> AccountInfo:
     service.check_password(password)
     hashed = hash_password(password)
     with db.session() as s:
-        t = _spend(s, token, "reset")
+        t = spend_token(s, token, "reset")
         if t is None or t.account_id is None:
-            raise Forbidden(_INVALID_LINK)
+            raise Forbidden(INVALID_LINK)
         a = s.get(Account, t.account_id)
         if a is None:
-            raise Forbidden(_INVALID_LINK)
+            raise Forbidden(INVALID_LINK)
         a.password_hash = hashed
         a.session_version = new_session_version()  # every older session ends
         # Receiving the link proves the address too.
@@ -361,19 +365,19 @@ def request_email_change(settings: Settings, db: Database, mailer: Mailer, links
     if taken:
         return
     token = issue_token(db, settings, "email", account_id=account_id, data=e)
-    _send(mailer, notices.email_change(e, username, links.email_change(token),
-                                       settings.portal.token_hours))
+    send_quietly(mailer, notices.email_change(e, username, links.email_change(token),
+                                              settings.portal.token_hours))
 
 
 def confirm_email_change(db: Database, token: str) -> AccountInfo:
     try:
         with db.session() as s:
-            t = _spend(s, token, "email")
+            t = spend_token(s, token, "email")
             if t is None or t.account_id is None or not t.data:
-                raise Forbidden(_INVALID_LINK)
+                raise Forbidden(INVALID_LINK)
             a = s.get(Account, t.account_id)
             if a is None:
-                raise Forbidden(_INVALID_LINK)
+                raise Forbidden(INVALID_LINK)
             a.email = t.data
             a.email_confirmed_at = utcnow()
             s.flush()
@@ -452,7 +456,7 @@ def send_access_data(settings: Settings, db: Database, mailer: Mailer, links: no
                      space: service.SpaceInfo, member_id: int, username: str,
                      email: str, changed: bool = False) -> None:
     token = issue_token(db, settings, "member", member_id=member_id)
-    _send(mailer, notices.access_data(
+    send_quietly(mailer, notices.access_data(
         email, space=space.name, tier=space.tier, quota_bytes=space.quota_bytes,
         drive_url=links.drive(space.name), user=username, link=links.member_password(token),
         hours=settings.portal.token_hours, paid_until=space.paid_until, changed=changed))
@@ -500,131 +504,7 @@ def claim_free_space(settings: Settings, db: Database, mailer: Mailer, links: no
     return info
 
 
-# -- space administration (owner and admin members) ----------------------------------
-
-def can_admin(db: Database, space_name: str, *, account_id: int | None = None,
-              member_id: int | None = None) -> bool:
-    """The owner account, an operator, or a member with the admin role of that space."""
-    with db.session() as s:
-        space = s.scalar(select(Space).where(Space.name == space_name.strip().lower()))
-        if space is None:
-            return False
-        if account_id is not None:
-            a = s.get(Account, account_id)
-            if a is not None and (a.is_operator or space.account_id == a.id):
-                return True
-        if member_id is not None:
-            m = s.get(Member, member_id)
-            return bool(m and m.space_id == space.id and m.role == "admin")
-        return False
-
-
-def authenticate_member(db: Database, space_name: str, username: str,
-                        password: str) -> service.Credential | None:
-    """A drive user logging in to the portal (the web drive, or a space admin who
-    has no account): the credential if the password is right, the user is
-    within the plan's users and the space is not suspended; None otherwise, at
-    the same argon2 cost whether or not the user exists."""
-    cred = service.find_credential(db, service.login_name(space_name),
-                                   service.login_name(username))
-    if not verify_password(password, cred.password_hash if cred else None) or cred is None:
-        return None
-    if not cred.within_user_limit or cred.space.status == "suspended":
-        return None
-    return cred
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    id: int
-    username: str
-    role: str
-    email: str | None
-    created_at: datetime
-
-
-def member_rows(db: Database, space_name: str) -> list[MemberRow]:
-    space = service.get_space(db, space_name)
-    with db.session() as s:
-        return [MemberRow(m.id, m.username, m.role, m.email, m.created_at) for m in s.scalars(
-            select(Member).where(Member.space_id == space.id)
-            .order_by(Member.created_at, Member.id))]
-
-
-def invite_member(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
-                  space_name: str, username: str, email: str, role: str,
-                  *, actor: audit.Actor | None = None) -> None:
-    """Add a user (never beyond the tier's limit, see service.add_member) and e-mail
-    them a link to set their password."""
-    e = normalize_email(email)
-    m = service.add_member(db, space_name, username, secrets.token_urlsafe(32), role,
-                           actor=actor)
-    with db.session() as s:
-        s.execute(update(Member).where(Member.id == m.id).values(email=e))
-    send_member_link(settings, db, mailer, links, space_name, m.username)
-
-
-def send_member_link(settings: Settings, db: Database, mailer: Mailer, links: notices.Links,
-                     space_name: str, username: str) -> None:
-    """E-mail a member a one-time link to (re)set their drive password."""
-    with db.session() as s:
-        row = s.execute(
-            select(Member.id, Member.email, Space.name).join(Space, Space.id == Member.space_id)
-            .where(Space.name == space_name.strip().lower())
-            .where(Member.username == username.strip().lower())).one_or_none()
-    if row is None:
-        raise NotFound(f"No existe el usuario «{username}» en el espacio «{space_name}».")
-    member_id, email, space = row
-    if not email:
-        raise InvalidName(f"El usuario «{username}» no tiene correo: agréguelo de nuevo con "
-                          "su correo o cambie su contraseña con `resguardo user passwd`.")
-    token = issue_token(db, settings, "member", member_id=member_id)
-    _send(mailer, notices.member_invite(
-        email, space=space, user=username, drive_url=links.drive(space),
-        link=links.member_password(token), hours=settings.portal.token_hours))
-
-
-@dataclass(frozen=True)
-class MemberLink:
-    space: str
-    username: str
-
-
-def peek_member_link(db: Database, token: str) -> MemberLink | None:
-    t = peek_token(db, token, "member")
-    if t is None or t.member_id is None:
-        return None
-    with db.session() as s:
-        row = s.execute(select(Member.username, Space.name).join(
-            Space, Space.id == Member.space_id).where(Member.id == t.member_id)).one_or_none()
-    return MemberLink(row[1], row[0]) if row else None
-
-
-def set_member_password(db: Database, token: str, password: str,
-                        *, address: str | None = None) -> MemberLink:
-    """Spend a set-password link and set that drive user's password."""
-    service.check_password(password)
-    hashed = hash_password(password)
-    with db.session() as s:
-        t = _spend(s, token, "member")
-        if t is None or t.member_id is None:
-            raise Forbidden(_INVALID_LINK)
-        m = s.get(Member, t.member_id)
-        if m is None:
-            raise Forbidden(_INVALID_LINK)
-        m.password_hash = hashed
-        m.session_version = new_session_version()  # its older web sessions end
-        space = s.get(Space, m.space_id)
-        assert space is not None
-        link = MemberLink(space.name, m.username)
-        audit.record(s, space.id, audit.Action.PASSWORD_CHANGED,
-                     actor=audit.Actor(m.username, address, "portal"), space_name=space.name,
-                     detail=f"{m.username} (enlace por correo)")
-    log.info("member password set by link: space=%s user=%s", link.space, link.username)
-    return link
-
-
-def _send(mailer: Mailer, mail: Mail) -> None:
+def send_quietly(mailer: Mailer, mail: Mail) -> None:
     """Send, and let the action stand if the mail server is down: the error is
     logged by the mailer and the customer can ask for the link again."""
     try:
