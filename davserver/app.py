@@ -32,8 +32,9 @@ from davserver.locks import (
 from davserver.lockstorage import RedisLockStorage, SqlLockStorage
 from davserver.properties import PropPatchTransaction, SqlPropertyManager
 from davserver.propfind import FastPropfind
-from davserver.provider import ProbeProvider, SpacesProvider, is_status_file_path
+from davserver.provider import ProbeProvider, SpacesProvider
 from davserver.request import HumanDAVError, request_context
+from davserver.resources import is_status_file_path
 from davserver.xmlbody import XML_BODY_METHODS, XmlBodies
 from spaces.access import statusfile
 from spaces.access.service import WRITER_ROLES, check_may_write

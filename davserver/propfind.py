@@ -33,10 +33,12 @@ from wsgidav import util, xml_tools
 from wsgidav.dav_error import DAVError, get_http_status_string
 from wsgidav.mw.base_mw import BaseMiddleware
 
-from davserver.provider import SpaceFile, SpaceFolder, SpacesProvider, _usage
+from davserver.provider import SpacesProvider
 from davserver.request import request_context
+from davserver.resources import SpaceFile, SpaceFolder, usage
 from davserver.xmlbody import stored_element
 from spaces.access import statusfile
+from spaces.files.store import Info
 
 StartResponse = Callable[..., Any]
 
@@ -144,7 +146,7 @@ class _Renderer:
 
     def usage(self) -> tuple[int | None, int | None]:
         if not self._usage_done:
-            u = _usage(self.environ)
+            u = usage(self.environ)
             self._used = u.used_bytes if u else None
             self._available = u.available_bytes if u else None
             self._usage_done = True
@@ -389,7 +391,7 @@ class FastPropfind(BaseMiddleware):
         provider: SpacesProvider = environ["wsgidav.provider"]
         path = environ["PATH_INFO"]
         res = provider.get_resource_inst(path, environ)
-        if not isinstance(res, (SpaceFile, SpaceFolder)) or res.entry is None:
+        if not isinstance(res, (SpaceFile, SpaceFolder)) or res.info is None:
             raise _Fallback  # 404, the status file, ...: WsgiDAV's answer
         mode, wanted = _parse_body(environ)
         environ["HTTP_DEPTH"] = environ["HTTP_DEPTH"].lower()
@@ -402,7 +404,7 @@ class FastPropfind(BaseMiddleware):
         self_ref = res.get_ref_url()
         self_norm = "/" + self_ref.strip("/")
         self_member = _Member(res.get_display_name(), res.is_collection,
-                              res.entry.size, res.entry.mtime, res.entry.ctime,
+                              res.info.size, res.info.mtime, res.info.ctime,
                               res.get_etag(), res.get_href(), self_norm)
         if _NOT_XML_TEXT.search(self_member.name):
             raise _Fallback
@@ -452,8 +454,7 @@ class FastPropfind(BaseMiddleware):
                     ref = folder_ref + q
                     href = folder_href + (q if q is n else quote(n, safe=_HREF_SAFE)) + (
                         "/" if is_dir else "")
-                    # the same etag as provider._etag(Entry)
-                    etag = None if is_dir else f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+                    etag = None if is_dir else Info.etag_of(st)
                     if ref in dead:
                         m = _Member(n, is_dir, st.st_size, st.st_mtime, st.st_ctime, etag,
                                     href, ref)

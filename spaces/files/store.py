@@ -37,6 +37,10 @@ def is_disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def _etag(inode: int, mtime_ns: int, size: int) -> str:
+    return f"{inode:x}-{mtime_ns:x}-{size:x}"
+
+
 @dataclass(frozen=True)
 class Info:
     """What is at a path (never a symbolic link: see :meth:`Store.info`)."""
@@ -50,8 +54,15 @@ class Info:
 
     @property
     def etag(self) -> str:
-        """Opaque: changes whenever the content may have (identity, time, size)."""
-        return f"{self.inode:x}-{self.mtime_ns:x}-{self.size:x}"
+        """Opaque: changes whenever the content may have (identity, time, size).
+        The drive's one formula (GET, PROPFIND, If-Match)."""
+        return _etag(self.inode, self.mtime_ns, self.size)
+
+    @staticmethod
+    def etag_of(st: os.stat_result) -> str:
+        """:attr:`etag` of what ``st`` describes, without building an Info (a
+        folder listing asks for thousands)."""
+        return _etag(st.st_ino, st.st_mtime_ns, st.st_size)
 
     @classmethod
     def of(cls, st: os.stat_result) -> Info:
