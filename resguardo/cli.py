@@ -15,7 +15,8 @@ from spaces.access import service
 from spaces.core import audit, formats
 from spaces.core.db import Database, open_database
 from spaces.core.errors import NotFound, SpaceError
-from spaces.core.settings import ConfigError, Settings, load_settings
+from spaces.core.settings import ConfigError, Settings
+from spaces.core.settings_file import load_settings
 from spaces.files import diskspace, quota, storage, trash
 
 
@@ -226,7 +227,7 @@ def _doc_dict(d: object) -> dict[str, object]:
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "config":
-        from spaces.core.settings import example_toml
+        from spaces.core.settings_file import example_toml
 
         sys.stdout.write(example_toml())
         return 0

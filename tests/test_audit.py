@@ -183,7 +183,7 @@ def test_records_cannot_be_altered_through_any_interface(make_server, tmp_path):
     from portal import create_app
     from resguardo.api.routes import routes
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
 
     srv = make_server().start()
     srv.create_space("acme", "4G")
@@ -481,7 +481,7 @@ def test_file_operations_over_webdav_are_recorded_with_user_address_path_and_siz
 
 def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_server):
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
     from spaces.files import trash, versions
     from spaces.files.storage import SpaceFiles
 

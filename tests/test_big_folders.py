@@ -118,7 +118,7 @@ def test_the_portal_names_the_folder_offers_the_registry_value_and_links_cfdi_to
         make_server, tmp_path):
     from portal import create_app
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
 
     srv = _space(make_server)
     _fill(srv, "Facturas 2026", _cfdi_names(3000))

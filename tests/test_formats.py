@@ -49,7 +49,8 @@ def test_dates_one_style_and_times_in_mexico_city_with_their_zone():
 
 
 def test_an_unknown_time_zone_is_a_config_error(tmp_path):
-    from spaces.core.settings import ConfigError, load_settings
+    from spaces.core.settings import ConfigError
+    from spaces.core.settings_file import load_settings
 
     cfg = tmp_path / "r.toml"
     cfg.write_text('[portal]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")

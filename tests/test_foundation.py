@@ -11,7 +11,8 @@ from conftest import run_cli
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from spaces.core.settings import ConfigError, Settings, example_toml, load_settings
+from spaces.core.settings import ConfigError, Settings
+from spaces.core.settings_file import example_toml, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def test_example_config_lists_every_key_with_its_default_and_loads():
     import tomllib
 
     data = tomllib.loads(uncommented)
-    from spaces.core.settings import iter_schema
+    from spaces.core.settings_file import iter_schema
 
     for key, default, help_text in iter_schema():
         node = data

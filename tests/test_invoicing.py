@@ -37,7 +37,8 @@ from spaces.core.errors import AlreadyExists, Forbidden, InvalidName, SpaceError
 from spaces.core.mail import Mailer
 from spaces.core.models import Account, AuditRecord, Invoice, Order, utcnow
 from spaces.core.passwords import hash_password
-from spaces.core.settings import ConfigError, load_settings
+from spaces.core.settings import ConfigError
+from spaces.core.settings_file import load_settings
 
 SAT = Path(__file__).resolve().parent.parent / "spaces" / "sat" / "cfd"
 CFDI = "{http://www.sat.gob.mx/cfd/4}"

@@ -23,7 +23,8 @@ from spaces.core import plans
 from spaces.core.db import Database, open_database
 from spaces.core.errors import SpaceError
 from spaces.core.models import Order, PaymentEvent, Space
-from spaces.core.settings import ConfigError, Settings, load_settings
+from spaces.core.settings import ConfigError, Settings
+from spaces.core.settings_file import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "clave-segura-1"

@@ -15,7 +15,7 @@ from portal_helpers import Browser
 from test_cfdi import corpus, put_tree
 
 from spaces.core.db import open_database
-from spaces.core.settings import load_settings
+from spaces.core.settings_file import load_settings
 
 
 def _setup(make_server, tmp_path):

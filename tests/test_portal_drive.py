@@ -18,7 +18,7 @@ from spaces.core import plans
 from spaces.core.db import open_database
 from spaces.core.mail import Mailer
 from spaces.core.models import Account, Space, utcnow
-from spaces.core.settings import load_settings
+from spaces.core.settings_file import load_settings
 
 SMALL_TIER = ('[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_price = "10.00"\n'
               'reserve = "256K"\nmax_entries = 50\nmax_depth = 4\n'

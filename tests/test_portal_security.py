@@ -641,7 +641,7 @@ def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # n
 
     from portal import create_app
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
     from spaces.jobs import backup
 
     _acme(portal)

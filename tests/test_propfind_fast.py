@@ -22,7 +22,7 @@ from davserver.app import make_app
 from davserver.propfind import DISABLE_KEY
 from spaces.access.service import add_member, create_space
 from spaces.core.db import open_database
-from spaces.core.settings import load_settings
+from spaces.core.settings_file import load_settings
 
 D = "{DAV:}"
 AUTH = "Basic " + base64.b64encode(b"ana:secreto-ana-1").decode()

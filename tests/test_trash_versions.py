@@ -584,7 +584,7 @@ def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monke
 
     from spaces.access import service
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
     from spaces.files import versions
     from spaces.files.storage import SpaceFiles
 

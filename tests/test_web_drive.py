@@ -405,7 +405,7 @@ def _share(web, path: str, folder: str = "/", days: str = "7", clave: str = ""):
 
 def _db(srv):
     from spaces.core.db import open_database
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
 
     return open_database(load_settings(srv.config))
 
@@ -769,7 +769,7 @@ def test_a_share_link_follows_its_own_object_and_never_serves_another(make_serve
     assert requests.get(folder_link, timeout=30).status_code == 410
     # restored from the trash it stays dead: a deleted object's link does not come back
     from spaces.access import service
-    from spaces.core.settings import load_settings
+    from spaces.core.settings_file import load_settings
     from spaces.files import trash
     from spaces.files.storage import SpaceFiles
 

@@ -36,7 +36,7 @@ Adding a real PAC (Finkok, SW Sapien, Diverza, Prodigia, ...):
    signer)`` the acuse. The PAC's user and password come from the environment
    (e.g. RESGUARDO_PAC_USER, RESGUARDO_PAC_PASSWORD), like every secret.
 2. Register it in :func:`make_pac` under its ``[invoicing] pac`` name, and add
-   the name to ``spaces.core.settings.PACS``.
+   the name to ``spaces.core.settings_file.PACS``.
 3. Set ``[invoicing] issuer_*`` to the operator's fiscal data and the CSD
    variables; test with the PAC's test environment first.
 """

@@ -20,7 +20,7 @@ Adding a real gateway (Stripe, Conekta, Openpay, Mercado Pago):
    ``declined`` or ``failed``; ``method`` how the customer paid (one of
    :data:`METHODS`: the factura's forma de pago).
 2. Register it in :func:`make_gateway` under its ``[billing] gateway`` name, and
-   allow the name in ``spaces.core.settings._validate``.
+   allow the name in ``spaces.core.settings_file._validate``.
 3. Point the provider's webhook at ``/pagos/webhook/<name>`` (the portal verifies,
    then calls ``process_event``, and answers 200 to duplicates).
 """
