@@ -38,7 +38,8 @@ class StatusFile(DAVNonCollection):
                 custody = cfdi_index.custody_count(self.ctx.files.db, self.ctx.space.id)
             except SQLAlchemyError:
                 custody = None
-            big = listings.oversized_folders_cached(self.ctx.space.name, self.ctx.files.root)
+            big = listings.oversized_folders_cached(self.ctx.files.settings, self.ctx.space.name,
+                                                    self.ctx.files.root)
             self._body = statusfile.render(self.ctx.space, usage(self.environ),
                                            cfdi_count=custody, oversized=big,
                                            zone=self.ctx.files.settings.portal.zone(),

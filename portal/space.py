@@ -61,7 +61,7 @@ def overview(name: str) -> Any:
                                                                       space.name)
     except SpaceError:
         active_locks = None
-    oversized = listings.oversized_folders_cached(space.name,
+    oversized = listings.oversized_folders_cached(st.settings, space.name,
                                                   storage.space_dir(st.settings, space.name)
                                                   / "files")
     return render_template("space/overview.html", space=space, usage=usage, members=members,

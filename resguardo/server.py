@@ -28,6 +28,7 @@ from spaces.core.db import Database, open_database
 from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
 from spaces.files import diskspace
+from spaces.files.store import store_for
 from spaces.jobs import recovery
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def serve(settings: Settings, only: str | None = None) -> int:
         except LockStoreNotDurable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    (settings.data_path / "spaces").mkdir(exist_ok=True)
+    store_for(settings).mkdir(settings.data_path / "spaces", exist_ok=True)
     diskspace.keep_ballast(settings)
     diskspace.warn_if_low(diskspace.state(settings), force=True)
     try:

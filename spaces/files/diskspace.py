@@ -13,18 +13,20 @@ Should something else fill the disk completely, the server also keeps a
 *ballast* file (``spaces/.ballast``, ``[storage] ballast``) that it
 deletes before a delete, an emptying of the trash or a recount finds no room
 (:func:`rescue`), and makes again once the disk has room (:func:`keep_ballast`).
+
+Both ask the store (:mod:`spaces.files.store`): this module touches no file itself.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from spaces.core.settings import Settings
+from spaces.files.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,13 @@ def state(settings: Settings) -> DiskState:
     """The free and total bytes of the filesystem of the spaces' files
     (``data_dir/spaces``, which may be a mount of its own; for an unprivileged
     process: ``f_bavail``)."""
-    spaces = settings.data_path / "spaces"
-    st = os.statvfs(spaces if spaces.is_dir() else settings.data_path)
-    return DiskState(st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize,
-                     settings.storage.min_free_bytes, settings.storage.warn_free_bytes)
+    store = store_for(settings)
+    try:
+        free, total = store.disk_space(settings.data_path / "spaces")
+    except (FileNotFoundError, NotADirectoryError):  # not made yet: data_dir's own
+        free, total = store.disk_space(settings.data_path)
+    return DiskState(free, total, settings.storage.min_free_bytes,
+                     settings.storage.warn_free_bytes)
 
 
 def warn_if_low(disk: DiskState, *, force: bool = False) -> None:
@@ -106,20 +111,15 @@ def keep_ballast(settings: Settings) -> bool:
     path, size = ballast_path(settings), ballast_size(settings)
     if size <= 0:
         return False
+    store = store_for(settings)
     try:
-        if path.exists():
+        if store.info(path) is not None:
             return True
         disk = state(settings)
         if disk.free_bytes < disk.min_free + size:
             return False
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-        except OSError:
-            os.close(fd)
-            path.unlink(missing_ok=True)
+        if not store.allocate(path, size):
             return False
-        os.close(fd)
         log.info("disk ballast kept: %s (%d bytes), released when the disk is full", path,
                  size)
         return True
@@ -132,14 +132,14 @@ def rescue(settings: Settings) -> None:
     """Before a delete, emptying the trash or a recount: if the disk is
     (almost) completely full, release the ballast so the database and the
     trash have room to work. Never raises."""
-    path = ballast_path(settings)
+    path, store = ballast_path(settings), store_for(settings)
     try:
-        if not path.exists():
+        if store.info(path) is None:
             return
         disk = state(settings)
         if disk.free_bytes >= max(ballast_size(settings) // 2, 1):
             return
-        path.unlink()
+        store.unlink(path)
         log.error("disk full (free=%d bytes): ballast released (%d bytes) so deletes and "
                   "the database keep working; free disk space now", disk.free_bytes,
                   ballast_size(settings))

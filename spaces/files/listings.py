@@ -13,19 +13,21 @@ href and name, as davserver/propfind.py writes them. tests/test_big_folders.py
 holds the estimate against the drive's real answer. The status file and the
 portal's space page name the folders past the default limit. The walk is cached
 for a few minutes per space: the status file is rendered on every listing of a
-space's root.
+space's root. It lists through the store (:mod:`spaces.files.store`).
 """
 
 from __future__ import annotations
 
 import mimetypes
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import escape
+
+from spaces.core.settings import Settings
+from spaces.files.store import store_for
 
 #: Windows' default FileAttributesLimitInBytes.
 WINDOWS_DEFAULT_LIMIT = 1_000_000
@@ -66,10 +68,11 @@ def listing_bytes(space: str, folder: str, names: list[tuple[str, bool]]) -> int
     return total
 
 
-def oversized_folders(space: str, root: Path,
+def oversized_folders(settings: Settings, space: str, root: Path,
                       limit: int = WINDOWS_DEFAULT_LIMIT) -> list[OversizedFolder]:
     """The folders of ``root`` (a space's files) whose listing would be larger than
     ``limit``, largest first. Never follows a symbolic link."""
+    store = store_for(settings)
     found: list[OversizedFolder] = []
     seen = 0
     pending = [("/", root)]
@@ -77,12 +80,11 @@ def oversized_folders(space: str, root: Path,
         rel, path = pending.pop()
         names: list[tuple[str, bool]] = []
         try:
-            with os.scandir(path) as it:
-                for e in it:
-                    is_dir = e.is_dir(follow_symlinks=False)
-                    names.append((e.name, is_dir))
-                    if is_dir:
-                        pending.append((f"{rel.rstrip('/')}/{e.name}", Path(e.path)))
+            for e in store.scandir(path):
+                is_dir = e.is_dir(follow_symlinks=False)
+                names.append((e.name, is_dir))
+                if is_dir:
+                    pending.append((f"{rel.rstrip('/')}/{e.name}", Path(e.path)))
         except OSError:
             continue  # gone or unreadable meanwhile: nothing to say about it
         seen += len(names)
@@ -96,7 +98,8 @@ _cache: dict[str, tuple[float, list[OversizedFolder]]] = {}
 _cache_lock = threading.Lock()
 
 
-def oversized_folders_cached(space: str, root: Path) -> list[OversizedFolder]:
+def oversized_folders_cached(settings: Settings, space: str, root: Path
+                             ) -> list[OversizedFolder]:
     """:func:`oversized_folders`, walked at most once every ``CACHE_SECONDS`` per space."""
     key = str(root)
     now = time.monotonic()
@@ -104,7 +107,7 @@ def oversized_folders_cached(space: str, root: Path) -> list[OversizedFolder]:
         hit = _cache.get(key)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
         return hit[1]
-    result = oversized_folders(space, root)
+    result = oversized_folders(settings, space, root)
     with _cache_lock:
         _cache[key] = (now, result)
     return result

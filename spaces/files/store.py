@@ -82,6 +82,8 @@ class Store(Protocol):
 
     def info(self, p: Path) -> Info | None: ...
     def scandir(self, p: Path) -> Iterator[os.DirEntry[str]]: ...
+    def measure(self, root: Path) -> tuple[int, int]: ...
+    def disk_space(self, p: Path) -> tuple[int, int]: ...
     def open_read(self, p: Path) -> BinaryIO: ...
 
 
@@ -111,6 +113,41 @@ class PosixStore:
         with os.scandir(p) as it:
             yield from it
 
+    @staticmethod
+    def measure(root: Path) -> tuple[int, int]:
+        """(bytes of regular files, number of files and folders) below ``root``,
+        not counting ``root`` itself and never following symbolic links; a
+        missing ``root`` (or a part that vanishes meanwhile) counts nothing."""
+        total = 0
+        count = 0
+        stack = [str(root)]
+        while stack:
+            current = stack.pop()
+            try:
+                entries = list(os.scandir(current))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    count += 1
+                    stack.append(entry.path)
+                elif stat.S_ISREG(st.st_mode):
+                    count += 1
+                    total += st.st_size
+        return total, count
+
+    @staticmethod
+    def disk_space(p: Path) -> tuple[int, int]:
+        """(free bytes for an unprivileged process, total bytes) of the
+        filesystem that holds ``p`` (followed if a symbolic link: a mount of
+        its own); FileNotFoundError if nothing is there."""
+        st = os.statvfs(p)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
     def open_read(self, p: Path) -> BinaryIO:
         """``p`` opened for reading, refusing a symbolic link at its last step."""
         fd = os.open(p, os.O_RDONLY | _NOFOLLOW)
@@ -133,6 +170,21 @@ class PosixStore:
             if n is None or n <= 0:
                 raise OSError(errno.ENOSPC, "short write")
             view = view[n:]
+
+    def allocate(self, p: Path, nbytes: int) -> bool:
+        """A new file at ``p`` (never an existing one), private to the service,
+        whose ``nbytes`` are really taken on disk (not a sparse file). False,
+        and nothing left at ``p``, when the disk cannot give them; OSError
+        when the file cannot be made."""
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, nbytes)
+        except OSError:
+            os.close(fd)
+            self.unlink(p, missing_ok=True)
+            return False
+        os.close(fd)
+        return True
 
     @staticmethod
     def start_writeback(fd: int, offset: int, nbytes: int) -> None:
