@@ -26,6 +26,7 @@ from spaces.core.db import Database
 from spaces.core.metrics import SpaceUsageCollector
 from spaces.core.settings import Settings
 from spaces.files import diskspace
+from spaces.files.store import store_for
 
 access_log = logging.getLogger("resguardo.access")
 log = logging.getLogger(__name__)
@@ -113,11 +114,14 @@ def health(settings: Settings, db: Database) -> tuple[bool, dict[str, Any]]:
         log.error("healthz: database: %s", exc.__class__.__name__)
         checks["database"] = f"error: {exc.__class__.__name__}"
     probe = settings.data_path / "spaces" / f".healthz-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    store = store_for(settings)  # the probe takes the uploads' way to the disk
     try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        ok = probe.read_bytes() == b"ok"
-        probe.unlink()
+        store.mkdir(probe.parent, parents=True, exist_ok=True)
+        with store.create_exclusive(probe) as fh:
+            store.write_all(fh, b"ok")
+        with store.open_read(probe) as fh:
+            ok = fh.read() == b"ok"
+        store.unlink(probe)
         checks["storage"] = "ok" if ok else "error: read back differs"
     except OSError as exc:
         log.error("healthz: storage: %s", exc)

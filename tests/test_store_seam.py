@@ -71,7 +71,6 @@ NOT_YET_ON_THE_STORE: dict[str, str] = {
     "spaces/jobs/backup.py": "splits-domain",
     "spaces/files/quota.py": "storeseam",
     "spaces/files/names.py": "storeseam",
-    "resguardo/observe.py": "storeseam",
 }
 STORE = "spaces/files/store.py"
 
