@@ -173,12 +173,12 @@ def create_app(settings: Settings, db: Database | None = None) -> Flask:
     def _http_error(exc: HTTPException) -> Any:
         """Every HTTP error on the portal's own Spanish (or English) page, with the
         view's own sentence when it gave one (abort(403, "...")); a 405 keeps its
-        Allow header and a 429 its Retry-After."""
+        Allow header, a 429 its Retry-After and a 416 its Content-Range."""
         code = exc.code or 500
         own = exc.description if exc.description != type(exc).description else None
         resp = app.make_response((render_template("error.html", code=code, detail=own), code))
         for name, value in exc.get_headers():
-            if name.lower() in ("allow", "retry-after", "www-authenticate"):
+            if name.lower() in ("allow", "retry-after", "www-authenticate", "content-range"):
                 resp.headers[name] = value
         return resp
 

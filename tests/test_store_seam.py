@@ -67,7 +67,6 @@ NOT_YET_ON_THE_STORE: dict[str, str] = {
     "spaces/files/versions.py": "filecore",
     "spaces/cfdi/index.py": "filecore",
     "spaces/jobs/recovery.py": "filecore",
-    "portal/drive/download.py": "portaldrive",
     "spaces/jobs/backup.py": "splits-domain",
     "spaces/files/quota.py": "storeseam",
     "spaces/files/names.py": "storeseam",

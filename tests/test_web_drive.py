@@ -119,6 +119,75 @@ def test_member_uploads_browses_and_downloads_with_the_real_utf8_name(make_serve
     assert all(r["usuario"] == "ana" and r["direccion"] == "127.0.0.1" for r in web_rows)
 
 
+
+def _dav_etag(dav, url: str) -> str:
+    """The getetag a Depth: 0 PROPFIND reports, as an ETag header says it (quoted)."""
+    r = dav.request("PROPFIND", url, headers={"Depth": "0"}, timeout=30)
+    assert r.status_code == 207, r.text
+    tag = re.search(r"getetag>([^<]+)</", r.text).group(1).strip('"')
+    return f'"{tag}"'
+
+
+def test_a_download_answers_ranges_and_revalidation_with_the_drives_etag(make_server):
+    srv, dav, web = setup(make_server, role="admin")
+    data = os.urandom(200 * KIB)
+    assert web.upload("/", "Póliza enero.pdf", data).status_code == 201
+    r = web.download("/Póliza enero.pdf")
+    assert r.status_code == 200 and r.content == data
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert r.headers["Content-Length"] == str(len(data))
+    etag, modified = r.headers["ETag"], r.headers["Last-Modified"]
+    # The same opaque ETag as the drive's, by GET and by PROPFIND.
+    url = srv.dav("acme", quote("Póliza enero.pdf"))
+    assert dav.get(url, timeout=30).headers["ETag"] == etag
+    assert _dav_etag(dav, url) == etag
+    # The protections of a download stay: a named attachment, not cached, the CSP.
+    for resp in (r, ranged := web.s.get(web.url("descargar"),
+                                        params={"ruta": "/Póliza enero.pdf"},
+                                        headers={"Range": "bytes=1000-2999"}, timeout=30)):
+        assert resp.headers["Content-Disposition"].startswith("attachment;")
+        assert "filename*=UTF-8''" + quote("Póliza enero.pdf", safe="") in \
+            resp.headers["Content-Disposition"]
+        assert resp.headers["Cache-Control"] == "private, no-store"
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    # A range: 206 with exactly those bytes (a suffix too); one past the end is 416.
+    assert ranged.status_code == 206 and ranged.content == data[1000:3000]
+    assert ranged.headers["Content-Range"] == f"bytes 1000-2999/{len(data)}"
+    r = web.s.get(web.url("descargar"), params={"ruta": "/Póliza enero.pdf"},
+                  headers={"Range": "bytes=-100"}, timeout=30)
+    assert r.status_code == 206 and r.content == data[-100:]
+    r = web.s.get(web.url("descargar"), params={"ruta": "/Póliza enero.pdf"},
+                  headers={"Range": f"bytes={len(data)}-"}, timeout=30)
+    assert r.status_code == 416
+    assert r.headers["Content-Range"] == f"bytes */{len(data)}"
+    # Revalidation: 304 without a body while the file is the same.
+    for cond in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+        r = web.s.get(web.url("descargar"), params={"ruta": "/Póliza enero.pdf"},
+                      headers=cond, timeout=30)
+        assert r.status_code == 304 and r.content == b"", cond
+        assert r.headers["ETag"] == etag
+    # Changed: the whole new file, with the drive's new ETag; a resumed download
+    # (If-Range) of what changed meanwhile gets the whole file, not a piece of it.
+    new = os.urandom(50 * KIB)
+    assert dav.put(url, data=new).status_code == 204
+    r = web.s.get(web.url("descargar"), params={"ruta": "/Póliza enero.pdf"},
+                  headers={"If-None-Match": etag}, timeout=30)
+    assert r.status_code == 200 and r.content == new and r.headers["ETag"] != etag
+    assert r.headers["ETag"] == dav.get(url, timeout=30).headers["ETag"]
+    r = web.s.get(web.url("descargar"), params={"ruta": "/Póliza enero.pdf"},
+                  headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=30)
+    assert r.status_code == 200 and r.content == new
+    # A share link serves its file the same way.
+    web.action("enlaces/activar", activar="1")
+    r, link = _share(web, "/Póliza enero.pdf")
+    assert r.status_code == 201
+    v = requests.Session()
+    r = v.get(link + "/descargar", headers={"Range": "bytes=10-19"}, timeout=30)
+    assert r.status_code == 206 and r.content == new[10:20]
+    r = v.get(link + "/descargar", headers={"If-None-Match": r.headers["ETag"]}, timeout=30)
+    assert r.status_code == 304
+
 @pytest.mark.db
 def test_folders_rename_move_and_delete_go_through_the_drive(make_server):
     srv, dav, web = setup(make_server)

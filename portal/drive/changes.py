@@ -58,6 +58,7 @@ def _write_action(name: str, act: Any) -> Any:
         folder = parent_of(folder)
     return redirect(url_for("drive.browse", name=w.space.name, ruta=folder))
 
+
 def _name_field(key: str = "nombre") -> str:
     # Spaces typed around a name in a form are dropped; any other character
     # stays and meets the name rules (a trailing no-break space is refused,
@@ -65,6 +66,7 @@ def _name_field(key: str = "nombre") -> str:
     n = unicodedata.normalize("NFC", (request.form.get(key) or "").strip(" "))
     check_new_name(n)
     return n
+
 
 @bp.post("/<name>/carpeta")
 def make_folder(name: str) -> Any:
@@ -77,6 +79,7 @@ def make_folder(name: str) -> Any:
         return _("Carpeta «%(n)s» creada.", n=n)
 
     return _write_action(name, act)
+
 
 @bp.post("/<name>/renombrar")
 def rename(name: str) -> Any:
@@ -91,6 +94,7 @@ def rename(name: str) -> Any:
         return _("Nombre cambiado a «%(n)s».", n=n)
 
     return _write_action(name, act)
+
 
 @bp.post("/<name>/mover")
 def move(name: str) -> Any:
@@ -112,6 +116,7 @@ def move(name: str) -> Any:
         return _("Movido a %(d)s.", d=dest_folder)
 
     return _write_action(name, act)
+
 
 @bp.post("/<name>/borrar")
 def delete(name: str) -> Any:

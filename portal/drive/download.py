@@ -11,20 +11,20 @@ import mimetypes
 import os
 import stat
 import time
-import unicodedata
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response, flash, request
 from flask_babel import gettext as _
 
+from portal.downloads import content_disposition, send_stored
 from portal.drive.common import BLOCK, bp, clean_rel, parent_of, require, status_of
 from portal.drive.listing import render_folder
 from spaces.core.errors import NotFound, SpaceError
 from spaces.files.storage import SpaceFiles
+from spaces.files.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -33,50 +33,21 @@ log = logging.getLogger(__name__)
 ZIP64_FROM = 2**31
 
 
-def content_disposition(name: str, *, inline: bool = False) -> str:
-    """``attachment; filename="ascii"; filename*=UTF-8''...`` (RFC 6266/5987): every
-    browser gets the real UTF-8 name, old ones an ASCII stand-in."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = "".join(c if c.isprintable() and c not in '"\\' else "_"
-                         for c in ascii_name) or "archivo"
-    kind = "inline" if inline else "attachment"
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-def _open_nofollow(p: Path) -> io.BufferedReader:
-    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    return os.fdopen(fd, "rb", buffering=0)  # type: ignore[return-value]
-
-def stream_file(fh: Any) -> Iterator[bytes]:
-    with fh:
-        while True:
-            buf = fh.read(BLOCK)
-            if not buf:
-                return
-            yield buf
-
 def file_response(files: SpaceFiles, rel: str) -> Response:
-    """Stream the file at ``rel`` (404 for none, a folder goes elsewhere)."""
+    """The file at ``rel`` (404 for none, a folder goes elsewhere), opened by the
+    store and sent by :func:`send_stored`."""
     p = files.resolve(rel)
     e = files.entry(p)
     if e is None or e.is_dir:
         raise NotFound(_("El archivo no existe."))
+    store = store_for(files.settings)
     try:
-        fh = _open_nofollow(p)
+        fh = store.open_read(p)
     except FileNotFoundError:
         raise NotFound(_("El archivo no existe.")) from None
-    size = os.fstat(fh.fileno()).st_size
     mime = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-    resp = Response(stream_file(fh), mimetype=mime, direct_passthrough=True)
-    resp.headers["Content-Length"] = str(size)
-    resp.headers["Content-Disposition"] = content_disposition(p.name)
-    resp.headers["Last-Modified"] = _http_date(e.mtime)
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp
+    return send_stored(store, fh, p.name, mimetype=mime)
 
-def _http_date(ts: float) -> str:
-    from email.utils import formatdate
-
-    return formatdate(ts, usegmt=True)
 
 class _ZipSink(io.RawIOBase):
     """What ``zipfile`` writes into: collects the bytes until the generator hands
@@ -107,9 +78,11 @@ class _ZipSink(io.RawIOBase):
             chunks, self._chunks = self._chunks, []
             yield b"".join(chunks)
 
+
 def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
     t = time.localtime(max(mtime, 315532800 + 86400))  # ZIP cannot say before 1980
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
 
 def walk_tree(files: SpaceFiles, folder: Path, prefix: str
               ) -> Iterator[tuple[Path, str, os.stat_result]]:
@@ -128,8 +101,10 @@ def walk_tree(files: SpaceFiles, folder: Path, prefix: str
         else:
             yield p, arc, st
 
+
 def zip_stream(files: SpaceFiles, folder: Path, top: str) -> Iterator[bytes]:
     """A ZIP of ``folder`` (its contents under ``top/``), produced while it is sent."""
+    store = store_for(files.settings)
     sink = _ZipSink()
     nfiles = nbytes = 0
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
@@ -143,7 +118,7 @@ def zip_stream(files: SpaceFiles, folder: Path, top: str) -> Iterator[bytes]:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             try:
-                src = _open_nofollow(p)
+                src = store.open_read(p)
             except (FileNotFoundError, OSError):
                 continue  # gone meanwhile, or replaced by a symlink: skipped
             with src, zf.open(info, "w", force_zip64=st.st_size >= ZIP64_FROM) as dst:
@@ -160,6 +135,7 @@ def zip_stream(files: SpaceFiles, folder: Path, top: str) -> Iterator[bytes]:
     log.info("zip sent: space=%s folder=%s files=%d bytes=%d", files.space_name,
              files.index_path(folder), nfiles, nbytes)
 
+
 def zip_response(files: SpaceFiles, rel: str) -> Response:
     p = files.resolve(rel)
     e = files.entry(p)
@@ -171,6 +147,7 @@ def zip_response(files: SpaceFiles, rel: str) -> Response:
     resp.headers["Content-Disposition"] = content_disposition(top + ".zip")
     resp.headers["Cache-Control"] = "private, no-store"
     return resp
+
 
 @bp.get("/<name>/descargar")
 def download(name: str) -> Any:

@@ -36,6 +36,7 @@ class Row:
     size: int
     modified: datetime
 
+
 def list_folder(files: SpaceFiles, rel: str) -> list[Row]:
     p = files.resolve(rel)
     e = files.entry(p)
@@ -46,12 +47,14 @@ def list_folder(files: SpaceFiles, rel: str) -> list[Row]:
     rows.sort(key=lambda r: (not r.is_dir, r.name.casefold()))
     return rows
 
+
 def breadcrumbs(rel: str) -> list[tuple[str, str]]:
     crumbs, acc = [], ""
     for part in [x for x in rel.split("/") if x]:
         acc += "/" + part
         crumbs.append((part, acc))
     return crumbs
+
 
 def folders_of(files: SpaceFiles, limit: int = 500) -> list[str]:
     """Folder paths of the space (breadth first, at most ``limit``): the choices
@@ -72,6 +75,7 @@ def folders_of(files: SpaceFiles, limit: int = 500) -> list[str]:
                 if len(out) >= limit:
                     break
     return out
+
 
 def render_folder(w: Who, rel: str, status: int = 200) -> Any:
     st = state()
@@ -95,6 +99,7 @@ def render_folder(w: Who, rel: str, status: int = 200) -> Any:
         folders=folders_of(w.files) if w.may_write else [],
         shares_enabled=shares.enabled(st.db, w.space.id),
     ), status
+
 
 @bp.get("/<name>/")
 def browse(name: str) -> Any:

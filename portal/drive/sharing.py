@@ -22,6 +22,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from portal.downloads import whole_body
 from portal.drive.common import (
     bp,
     clean_rel,
@@ -46,10 +47,12 @@ share_bp = Blueprint("share", __name__, url_prefix="/compartido")
 #: Link ids whose password this browser session has given (bounded).
 _SHARES_OK = "shares_ok"
 
+
 def _link_url(token: str) -> str:
     from portal.web import links
 
     return links().base_url + url_for("share.view_link", token=token)
+
 
 @bp.get("/<name>/enlaces")
 def share_list(name: str) -> Any:
@@ -62,6 +65,7 @@ def share_list(name: str) -> Any:
                               created_by=None if w.is_admin else w.username)
     return render_template("drive/shares.html", who=w, space=w.space, items=items,
                            enabled=shares.enabled(st.db, w.space.id))
+
 
 @bp.post("/<name>/enlaces/activar")
 def share_toggle(name: str) -> Any:
@@ -78,6 +82,7 @@ def share_toggle(name: str) -> Any:
           _("Enlaces para compartir desactivados: los enlaces existentes dejan de abrir."),
           "ok")
     return redirect(url_for("drive.share_list", name=w.space.name))
+
 
 @bp.post("/<name>/enlaces/crear")
 def share_create(name: str) -> Any:
@@ -110,6 +115,7 @@ def share_create(name: str) -> Any:
     return render_template("drive/share_created.html", who=w, space=w.space, link=info,
                            url=_link_url(token), folder=folder), 201
 
+
 @bp.post("/<name>/enlaces/<int:link_id>/revocar")
 def share_revoke(name: str, link_id: int) -> Any:
     from spaces.files import shares
@@ -124,6 +130,7 @@ def share_revoke(name: str, link_id: int) -> Any:
     except SpaceError as exc:
         flash(str(exc), "error")
     return redirect(url_for("drive.share_list", name=w.space.name))
+
 
 def _opened(token: str) -> tuple[Any, SpaceFiles]:
     """The opened link and its space's files; aborts with the Spanish page: 404
@@ -148,11 +155,13 @@ def _opened(token: str) -> tuple[Any, SpaceFiles]:
         abort(make_response(render_template("drive/share_gone.html", message=None), 404))
     return opened, files
 
+
 def _share_rel(root: str, sub: str | None) -> str:
     """A path below the shared ``root``: ``sub`` cannot climb out because
     SpaceFiles.resolve refuses '..' segments."""
     inner = clean_rel(sub)
     return root if inner == "/" else root.rstrip("/") + inner
+
 
 @share_bp.route("/<token>", methods=["GET", "POST"])
 def view_link(token: str) -> Any:
@@ -196,6 +205,7 @@ def view_link(token: str) -> Any:
     except SpaceError as exc:
         return render_template("drive/share_gone.html", message=str(exc)), status_of(exc)
 
+
 @share_bp.get("/<token>/descargar")
 def share_download(token: str) -> Any:
     from spaces.files import shares
@@ -213,8 +223,9 @@ def share_download(token: str) -> Any:
         resp = zip_response(files, rel) if e.is_dir else file_response(files, rel)
     except SpaceError as exc:
         return render_template("drive/share_gone.html", message=str(exc)), status_of(exc)
-    shares.count_download(state().db, link.id)
-    log.info("share link download: space=%s link=%s path=%s addr=%s", opened.space_name,
-             link.id, rel, request.remote_addr)
+    if whole_body(resp):  # a 304 or a later piece of a download is not another one
+        shares.count_download(state().db, link.id)
+        log.info("share link download: space=%s link=%s path=%s addr=%s", opened.space_name,
+                 link.id, rel, request.remote_addr)
     return resp
 

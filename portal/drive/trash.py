@@ -6,13 +6,13 @@ for good to free room.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from portal.downloads import send_stored
 from portal.drive.common import (
     Who,
     bp,
@@ -22,13 +22,13 @@ from portal.drive.common import (
     status_of,
     title_of,
 )
-from portal.drive.download import content_disposition, stream_file
 from portal.drive.listing import render_folder
 from portal.web import state
 from spaces.access import service
 from spaces.core import formats
 from spaces.core.errors import Forbidden, InvalidName, SpaceError
 from spaces.files import quota
+from spaces.files.store import store_for
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,13 @@ def _trash_page(w: Who, status: int = 200) -> Any:
                            usage=usage, days=st.settings.trash.days,
                            held=trash.held(st.db, w.space.id)), status
 
+
 @bp.get("/<name>/papelera")
 def trash_page(name: str) -> Any:
     """What was deleted, restorable until the sweep (or a full reserve) erases
     it; it lives in the reserve, outside the plan, and the page says so."""
     return _trash_page(require(name))
+
 
 def _trash_action(name: str, act: Any, *, admin: bool = False) -> Any:
     w = require(name)
@@ -68,6 +70,7 @@ def _trash_action(name: str, act: Any, *, admin: bool = False) -> Any:
     flash(message, "ok")
     return redirect(url_for("drive.trash_page", name=w.space.name))
 
+
 @bp.post("/<name>/papelera/<int:item_id>/restaurar")
 def trash_restore(name: str, item_id: int) -> Any:
     from spaces.files import trash
@@ -77,6 +80,7 @@ def trash_restore(name: str, item_id: int) -> Any:
         return _("Restaurado en %(p)s.", p=path)
 
     return _trash_action(name, act)
+
 
 @bp.post("/<name>/papelera/<int:item_id>/eliminar")
 def trash_erase(name: str, item_id: int) -> Any:
@@ -88,6 +92,7 @@ def trash_erase(name: str, item_id: int) -> Any:
 
     return _trash_action(name, act, admin=True)
 
+
 @bp.post("/<name>/papelera/vaciar")
 def trash_empty(name: str) -> Any:
     from spaces.files import trash
@@ -98,6 +103,7 @@ def trash_empty(name: str) -> Any:
                  b=formats.size(freed.bytes))
 
     return _trash_action(name, act, admin=True)
+
 
 @bp.post("/<name>/papelera/liberar")
 def trash_reclaim(name: str) -> Any:
@@ -117,6 +123,7 @@ def trash_reclaim(name: str) -> Any:
 
     return _trash_action(name, act, admin=True)
 
+
 def _versions_page(w: Who, rel: str, status: int = 200) -> Any:
     from spaces.files import versions
 
@@ -126,6 +133,7 @@ def _versions_page(w: Who, rel: str, status: int = 200) -> Any:
     return render_template("drive/versions.html", who=w, space=w.space, rel=rel, name=p.name,
                            current=e, items=items, parent=parent_of(rel),
                            fromtimestamp=lambda t: datetime.fromtimestamp(t, UTC)), status
+
 
 @bp.get("/<name>/versiones")
 def versions_page(name: str) -> Any:
@@ -137,6 +145,7 @@ def versions_page(name: str) -> Any:
     except SpaceError as exc:
         flash(str(exc), "error")
         return render_folder(w, parent_of(rel), status_of(exc))
+
 
 @bp.get("/<name>/versiones/<int:version_id>/descargar")
 def version_download(name: str, version_id: int) -> Any:
@@ -151,12 +160,9 @@ def version_download(name: str, version_id: int) -> Any:
     base, dot, ext = v.path.rsplit("/", 1)[-1].rpartition(".")
     stamp = v.created_at.strftime("%Y-%m-%d %H%M")
     fname = f"{base} (versión {stamp}){dot}{ext}" if dot else f"{ext} (versión {stamp})"
-    resp = Response(stream_file(fh), mimetype="application/octet-stream",
-                    direct_passthrough=True)
-    resp.headers["Content-Length"] = str(os.fstat(fh.fileno()).st_size)
-    resp.headers["Content-Disposition"] = content_disposition(fname)
-    resp.headers["Cache-Control"] = "private, no-store"
-    return resp
+    return send_stored(store_for(w.files.settings), fh, fname,
+                       mimetype="application/octet-stream")
+
 
 @bp.post("/<name>/versiones/<int:version_id>/restaurar")
 def version_restore(name: str, version_id: int) -> Any:

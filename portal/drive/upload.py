@@ -93,15 +93,18 @@ def upload(name: str) -> Any:
              w.username, rel, length)
     return _json(201 if created else 200, ok=True, path=rel, size=length)
 
+
 def _json(status: int, **fields: Any) -> Response:
     """JSON with the Spanish as written (not escaped): the page shows it as is."""
     return Response(json.dumps(fields, ensure_ascii=False), status=status,
                     mimetype="application/json")
 
+
 #: A refused upload's unread body up to this size is read and dropped, so the
 #: browser gets the refusal (a browser that is cut off while it still sends sees
 #: a network error, not the answer); above it the connection is closed.
 DISCARD_LIMIT = 64 * 2**20
+
 
 def _discard(nbytes: int) -> None:
     stream = request.environ["wsgi.input"]
@@ -110,6 +113,7 @@ def _discard(nbytes: int) -> None:
         if not buf:
             return
         nbytes -= len(buf)
+
 
 def _json_error(status: int, title: str, message: str, *, unread: int | None = None) -> Any:
     resp = _json(status, ok=False, error=title, message=message)

@@ -81,6 +81,7 @@ class Store(Protocol):
     hard_links: bool
 
     def info(self, p: Path) -> Info | None: ...
+    def info_open(self, fh: BinaryIO) -> Info: ...
     def scandir(self, p: Path) -> Iterator[os.DirEntry[str]]: ...
     def measure(self, root: Path) -> tuple[int, int]: ...
     def disk_space(self, p: Path) -> tuple[int, int]: ...
@@ -147,6 +148,12 @@ class PosixStore:
         its own); FileNotFoundError if nothing is there."""
         st = os.statvfs(p)
         return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+    @staticmethod
+    def info_open(fh: BinaryIO) -> Info:
+        """What a file opened by :meth:`open_read` is: its own size, dates and ETag,
+        whatever its name points to by now."""
+        return Info.of(os.fstat(fh.fileno()))
 
     def open_read(self, p: Path) -> BinaryIO:
         """``p`` opened for reading, refusing a symbolic link at its last step."""
