@@ -15,12 +15,12 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal.downloads import send_stored
 from portal.forms import ApiTokenForm, OperatorSpaceForm, ReviewForm, RevokeApiTokenForm
 from portal.web import audit_actor, current_account, operator_required, state
 from spaces.access import apitokens, service
@@ -28,6 +28,7 @@ from spaces.commerce import accounts, billing, invoice_records, rfc_claims
 from spaces.core import plans
 from spaces.core.errors import SpaceError
 from spaces.core.models import Account, Space
+from spaces.files.store import store_for
 
 bp = Blueprint("operator", __name__, url_prefix="/operador")
 
@@ -168,11 +169,14 @@ def rfc_document(account_id: int) -> Any:
         path = rfc_claims.document(st.settings, st.db, account_id)
     except SpaceError:
         abort(404)
-    resp = send_file(path, mimetype="application/pdf", as_attachment=True,
-                     download_name=f"constancia-{account_id}.pdf", max_age=0)
+    store = store_for(st.settings)
+    try:
+        fh = store.open_read(path)
+    except OSError:  # gone meanwhile, or not a plain file
+        abort(404)
+    resp = send_stored(store, fh, f"constancia-{account_id}.pdf", mimetype="application/pdf")
     # A PDF from a customer is opened, never run as the portal.
     resp.headers["Content-Security-Policy"] = "sandbox"
-    resp.headers["Cache-Control"] = "private, no-store"
     return resp
 
 

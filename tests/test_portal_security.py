@@ -547,6 +547,7 @@ def test_naming_a_space_by_an_rfc_needs_an_operator_verified_constancia(portal):
     assert doc.status_code == 200 and doc.data == PDF
     assert "attachment" in doc.headers["Content-Disposition"]
     assert "sandbox" in doc.headers["Content-Security-Policy"]
+    assert doc.headers["Cache-Control"] == "private, no-store"
     assert b.c.get(f"/operador/rfc/{account.id}/constancia.pdf").status_code == 404
     assert b.c.get("/operador/rfc").status_code == 404
     _review(portal, op, "despacho", "aprobar")
