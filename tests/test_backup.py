@@ -252,7 +252,7 @@ def test_backup_reads_back_what_it_wrote_and_refuses_an_archive_restore_would_re
     p = srv.cli("backup", str(archive), "--space", "acme")
     assert "verificado" in p.stdout, p.stdout
     # The check itself: a flipped bit in a written archive is found.
-    from spaces.jobs import backup
+    from spaces.jobs.archive import BackupError, verify
 
     data = bytearray(archive.read_bytes())
     with tarfile.open(archive) as tar:
@@ -260,9 +260,9 @@ def test_backup_reads_back_what_it_wrote_and_refuses_an_archive_restore_would_re
     data[member.offset_data] ^= 0x01
     bad = tmp_path / "dañado.tar"
     bad.write_bytes(bytes(data))
-    with pytest.raises(backup.BackupError, match="dañado"):
-        backup.verify(bad)
-    backup.verify(archive)
+    with pytest.raises(BackupError, match="dañado"):
+        verify(bad)
+    verify(archive)
 
 
 def rewrite(archive: Path, out: Path, old: str, new: str) -> None:
@@ -303,10 +303,10 @@ def test_restore_refuses_space_names_that_space_creation_refuses_and_writes_noth
     assert sorted(p.name for p in tmp_path.iterdir()) == outside
     assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
     # The same archive is refused by the check a backup runs on itself.
-    from spaces.jobs import backup
+    from spaces.jobs.archive import BackupError, verify
 
-    with pytest.raises(backup.BackupError, match="espacio no válido"):
-        backup.verify(evil)
+    with pytest.raises(BackupError, match="espacio no válido"):
+        verify(evil)
 
 
 @pytest.mark.parametrize("reserved", ["entrar", "healthz", "api"])
@@ -328,10 +328,10 @@ def test_restore_refuses_reserved_space_names_unless_the_operator_says_so(
     assert "reservado" in p.stderr and "--allow-reserved-names" in p.stderr, p.stderr
     assert dst.cli("space", "list").stdout.strip() == ""
     assert not (dst.data / "spaces").exists() or list((dst.data / "spaces").iterdir()) == []
-    from spaces.jobs import backup
+    from spaces.jobs.archive import BackupError, verify
 
-    with pytest.raises(backup.BackupError, match="reservado"):
-        backup.verify(evil)
+    with pytest.raises(BackupError, match="reservado"):
+        verify(evil)
     p = dst.cli("restore", str(evil), "--allow-reserved-names")
     assert reserved in dst.cli("space", "list").stdout
     assert (dst.files_root(reserved) / "x.txt").read_bytes() == b"mismo contenido"

@@ -643,7 +643,7 @@ def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # n
     from portal import create_app
     from spaces.core.db import open_database
     from spaces.core.settings_file import load_settings
-    from spaces.jobs import backup
+    from spaces.jobs import backup, restore
 
     _acme(portal)
     b = _member_browser(portal, "jefa", "/cuenta/entrar-unidad")
@@ -656,7 +656,7 @@ def test_a_restored_backup_brings_back_no_session(portal, tmp_path, whole):  # n
     settings = load_settings(cfg)
     db = open_database(settings)
     try:
-        backup.restore(settings, db, archive)
+        restore.restore(settings, db, archive)
         restored = Browser(create_app(settings, db))
         restored.c.set_cookie("resguardo_sesion", stolen.c.get_cookie("resguardo_sesion").value)
         for path in ("/espacios/acme/", "/espacios/acme/cfdi?formato=zip", "/unidad/acme/"):

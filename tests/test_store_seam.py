@@ -68,6 +68,7 @@ NOT_YET_ON_THE_STORE: dict[str, str] = {
     "spaces/cfdi/index.py": "filecore",
     "spaces/jobs/recovery.py": "filecore",
     "spaces/jobs/backup.py": "splits-domain",
+    "spaces/jobs/restore.py": "splits-domain",
     "spaces/files/quota.py": "storeseam",
     "spaces/files/names.py": "storeseam",
 }

@@ -34,15 +34,15 @@ def run(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     if args.command in ("backup", "restore"):
         from pathlib import Path
 
-        from spaces.jobs import backup
+        from spaces.jobs import backup, restore
 
         if args.command == "backup":
             report = backup.backup(settings, db, Path(args.archive), args.spaces,
                                    check=args.verify)
             verb = "respaldado"
         else:
-            report = backup.restore(settings, db, Path(args.archive), args.spaces,
-                                    reserved_ok=args.reserved_ok)
+            report = restore.restore(settings, db, Path(args.archive), args.spaces,
+                                     reserved_ok=args.reserved_ok)
             verb = "restaurado"
         from spaces.access.service import RESERVED_SPACE_NAMES
 
