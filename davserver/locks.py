@@ -393,7 +393,8 @@ class LockPlaceholders(BaseMiddleware):
         from datetime import timedelta
 
         from spaces.core.models import utcnow
-        from spaces.files.storage import SpaceFiles, lock_placeholders
+        from spaces.files.placeholders import lock_placeholders
+        from spaces.files.storage import SpaceFiles
 
         lm = getattr(self.wsgidav_app, "lock_manager", None)
         if lm is None:

@@ -19,7 +19,8 @@ from wsgidav.dav_error import HTTP_METHOD_NOT_ALLOWED, DAVError
 from spaces.access.service import SpaceInfo
 from spaces.core import metrics
 from spaces.core.errors import AlreadyExists, SpaceError, UsageUnavailable
-from spaces.files.storage import DiskFull, SpaceFiles
+from spaces.files.entries import DiskFull
+from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 

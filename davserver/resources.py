@@ -37,8 +37,8 @@ from spaces.access import statusfile
 from spaces.cfdi import retention
 from spaces.core.errors import AlreadyExists, SpaceError
 from spaces.files import quota
-from spaces.files.storage import Upload
 from spaces.files.store import Info, PosixStore, store_for
+from spaces.files.upload import Upload
 
 log = logging.getLogger(__name__)
 

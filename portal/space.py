@@ -15,7 +15,7 @@ from portal.web import audit_actor, current_account, current_member, links, stat
 from spaces.access import service
 from spaces.commerce import billing, space_admin
 from spaces.core.errors import InvalidName, NotFound, SpaceError
-from spaces.files import listings, locks, quota, storage
+from spaces.files import layout, listings, locks, quota
 
 bp = Blueprint("space", __name__, url_prefix="/espacios")
 
@@ -62,7 +62,7 @@ def overview(name: str) -> Any:
     except SpaceError:
         active_locks = None
     oversized = listings.oversized_folders_cached(st.settings, space.name,
-                                                  storage.space_dir(st.settings, space.name)
+                                                  layout.space_dir(st.settings, space.name)
                                                   / "files")
     return render_template("space/overview.html", space=space, usage=usage, members=members,
                            oversized=oversized,

@@ -118,12 +118,12 @@ def test_cfdi_export_never_hands_a_formula_to_the_spreadsheet(portal, tmp_path):
 
     from spaces.access import service
     from spaces.cfdi import index as cfdi_index
-    from spaces.files import storage
+    from spaces.files import layout
 
     st, db = portal.settings, portal.db
     info = service.create_space(st, db, "acme", "4G")
     service.add_member(db, "acme", "ana", "clave-de-ana-1", "admin")
-    root = storage.space_dir(st, "acme") / "files"
+    root = layout.space_dir(st, "acme") / "files"
     (root / "f.xml").write_bytes(_stamped_cfdi(tmp_path, FORMULAS[0], FORMULAS[7]))
     cfdi_index.reindex(st, db, info.id, root)
     b = Browser(portal.app)
@@ -187,12 +187,12 @@ def _acme(p: Portal) -> None:
     """Space 'acme' (4G) made like the CLI makes it, with an admin 'jefa', an
     editor 'ed', a file, share links on and one link."""
     from spaces.access import service
-    from spaces.files import shares, storage
+    from spaces.files import layout, shares
 
     info = service.create_space(p.settings, p.db, "acme", "4G")
     service.add_member(p.db, "acme", "jefa", MEMBER_PW, "admin")
     service.add_member(p.db, "acme", "ed", MEMBER_PW, "editor")
-    root = storage.space_dir(p.settings, "acme") / "files"
+    root = layout.space_dir(p.settings, "acme") / "files"
     (root / "doc").mkdir()
     (root / "doc" / "a.txt").write_bytes(b"secreto")
     shares.set_enabled(p.db, info.id, True)
@@ -247,9 +247,9 @@ def _writes(p: Portal, b) -> None:
 def _untouched(p: Portal) -> None:
     from spaces.access import service
     from spaces.commerce import space_admin
-    from spaces.files import shares, storage
+    from spaces.files import layout, shares
 
-    root = storage.space_dir(p.settings, "acme") / "files"
+    root = layout.space_dir(p.settings, "acme") / "files"
     assert sorted(x.name for x in root.iterdir()) == ["doc"]
     assert (root / "doc" / "a.txt").read_bytes() == b"secreto"
     assert [m.username for m in space_admin.member_rows(p.db, "acme")

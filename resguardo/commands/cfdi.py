@@ -11,7 +11,8 @@ from spaces.core import audit
 from spaces.core.db import Database
 from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
-from spaces.files import storage, trash
+from spaces.files import layout, trash
+from spaces.files.guard import space_guard
 
 #: The commands this module adds to ``resguardo`` (and runs).
 COMMANDS = ("cfdi", "retention")
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace, settings: Settings, db: Database) -> int:
 
         info = service.get_space(db, args.space)
         if args.action == "reindex":
-            root = storage.space_dir(settings, info.name) / "files"
-            with storage.space_guard(settings, db, info.id):
+            root = layout.space_dir(settings, info.name) / "files"
+            with space_guard(settings, db, info.id):
                 n = cfdi_index.reindex(settings, db, info.id, root)
             print(f"{info.name}: {n} archivos XML examinados; "
                   f"{cfdi_index.custody_count(db, info.id)} CFDI en resguardo.")

@@ -12,7 +12,8 @@ from spaces.core import audit
 from spaces.core.db import Database
 from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
-from spaces.files import diskspace, quota, storage, trash
+from spaces.files import diskspace, layout, quota, storage, trash
+from spaces.files.guard import space_guard
 
 #: The commands this module adds to ``resguardo`` (and runs).
 COMMANDS = ("trash", "versions", "quota")
@@ -60,8 +61,8 @@ def run(args: argparse.Namespace, settings: Settings, db: Database) -> int:
         spaces = [service.get_space(db, args.space)] if args.space else service.list_spaces(db)
         diskspace.rescue(settings)  # on a full disk the database needs the room
         for info in spaces:
-            root = storage.space_dir(settings, info.name) / "files"
-            with storage.space_guard(settings, db, info.id):
+            root = layout.space_dir(settings, info.name) / "files"
+            with space_guard(settings, db, info.id):
                 drift = quota.recount(db, info.id, info.name, root)
             if drift.any:
                 print(f"{info.name}: corregido {drift.before_bytes} -> {drift.after_bytes} bytes "

@@ -35,7 +35,7 @@ from spaces.core.models import (
 )
 from spaces.core.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.core.settings import Settings
-from spaces.files import quota, storage
+from spaces.files import layout, quota, storage
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def create_space(
                          detail=f"plan {t.name}")
     except IntegrityError:
         raise AlreadyExists(f"Ya existe un espacio llamado '{n}'.") from None
-    storage.ensure_space_dirs(settings, n)
+    layout.ensure_space_dirs(settings, n)
     log.info("space created: space=%s tier=%s", n, t.name)
     return info
 
@@ -278,7 +278,7 @@ def fit_reserve(settings: Settings, db: Database, space_id: int, space_name: str
     from spaces.files import trash
 
     files = storage.SpaceFiles(settings, db, space_id, space_name, actor=actor)
-    with storage.space_guard(settings, db, space_id):
+    with files.guard():
         trash.make_room(files, 0)
 
 

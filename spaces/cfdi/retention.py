@@ -169,8 +169,8 @@ def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = 
     in the same transaction; ``actor`` defaults to ``by``."""
     held = canonical_rel(path)
     if settings is not None:
+        from spaces.files.layout import space_dir
         from spaces.files.names import resolve_spelling
-        from spaces.files.storage import space_dir
 
         found = resolve_spelling(space_dir(settings, space_name.lower()) / "files", held)
         if found is None:

@@ -34,7 +34,7 @@ from spaces.core.mail import Mail, Mailer, MailError
 from spaces.core.models import Account, Member, OneTimeToken, Space, new_session_version, utcnow
 from spaces.core.passwords import hash_password, verify_password
 from spaces.core.settings import Settings
-from spaces.files import storage
+from spaces.files import layout
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +497,7 @@ def claim_free_space(settings: Settings, db: Database, mailer: Mailer, links: no
                 from None
         info = service.SpaceInfo.of(space)
         member_id, username, email = member.id, account.username, account.email
-    storage.ensure_space_dirs(settings, info.name)
+    layout.ensure_space_dirs(settings, info.name)
     log.info("free space claimed: account=%s space=%s tier=%s", account_id, info.name,
              info.tier)
     send_access_data(settings, db, mailer, links, info, member_id, username, email)

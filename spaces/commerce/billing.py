@@ -38,7 +38,7 @@ from spaces.core.models import (
     utcnow,
 )
 from spaces.core.settings import Settings
-from spaces.files import storage
+from spaces.files import layout
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ def process_event(settings: Settings, db: Database, mailer: Mailer, links: notic
                  event.event_id)
         return EventResult("duplicate", ref)
     for p in provisioned:
-        storage.ensure_space_dirs(settings, p.space.name)
+        layout.ensure_space_dirs(settings, p.space.name)
         if not p.created:  # a plan change: its reserve may be smaller
             service.fit_reserve(settings, db, p.space.id, p.space.name, actor=audit.SYSTEM)
         _mail_access(settings, db, mailer, links, p)

@@ -1,5 +1,8 @@
-"""A space's folder: Windows name rules, the file core (``storage``: reads,
-uploads, moves, deletes under the space's guard), quota and its leases, trash,
-earlier versions, share links, WebDAV lock rows and the free room on disk.
+"""A space's folder: Windows name rules, the file core (``storage``: writes,
+moves, deletes under the space's guard, on ``folder``: paths, entries, limits,
+the one erase; ``upload``: a write in progress; ``layout``, ``guard``,
+``entries``, ``placeholders``), the store every file operation goes through,
+quota and its leases, trash, earlier versions, share links, WebDAV lock rows
+and the free room on disk.
 
 May import: ``spaces.core``, ``spaces.sat``."""

@@ -22,7 +22,9 @@ import errno
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -160,12 +162,50 @@ class PosixStore:
         fd = os.open(p, os.O_RDONLY | _NOFOLLOW)
         return os.fdopen(fd, "rb")
 
+    @staticmethod
+    def lstat(p: Path | str) -> os.stat_result:
+        """The entry at ``p`` itself, a symbolic link or a special file included
+        (OSError when there is none): for callers that must tell those apart."""
+        return os.lstat(p)
+
+    @staticmethod
+    def is_link(p: Path | str) -> bool:
+        """Whether ``p`` is a symbolic link (False when nothing is there)."""
+        return os.path.islink(p)
+
+    @staticmethod
+    def listdir(p: Path | str) -> list[str]:
+        """The names in folder ``p``."""
+        return os.listdir(p)
+
+    @staticmethod
+    def walk(p: Path | str, *, topdown: bool = True
+             ) -> Iterator[tuple[str, list[str], list[str]]]:
+        """``os.walk`` of the tree at ``p``, never following symbolic links."""
+        yield from os.walk(p, topdown=topdown)
+
+    @staticmethod
+    def same_file(a: Path, b: Path) -> bool:
+        """Whether ``a`` and ``b`` are one file (another spelling, a hard link)."""
+        return os.path.samefile(a, b)
+
+    @staticmethod
+    def realpath(p: Path) -> str:
+        """``p`` with every symbolic link on the way resolved."""
+        return os.path.realpath(p)
+
     # -- writing ---------------------------------------------------------------------
 
     def create_exclusive(self, p: Path) -> BinaryIO:
         """A new file at ``p`` (never an existing one), private to the service."""
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         return os.fdopen(fd, "wb", buffering=0)
+
+    def create_empty(self, p: Path) -> Info:
+        """A new empty file at ``p`` (never an existing one), private to the
+        service; what is there now."""
+        with self.create_exclusive(p) as fh:
+            return Info.of(os.fstat(fh.fileno()))
 
     @staticmethod
     def write_all(fh: Any, data: bytes) -> None:
@@ -264,6 +304,28 @@ class PosixStore:
     @staticmethod
     def set_mtime(p: Path, mtime: float) -> None:
         os.utime(p, (mtime, mtime), follow_symlinks=False)
+
+    @staticmethod
+    @contextmanager
+    def flock(p: Path, timeout: float) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the file ``p`` (made, private, if
+        missing), waiting at most ``timeout`` seconds for it (TimeoutError)."""
+        import fcntl
+
+        fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{p}: still locked after {timeout} s") from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
 
 
 _stores: dict[Path, PosixStore] = {}

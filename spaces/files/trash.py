@@ -409,7 +409,7 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
     start-up drops, recounting the space). The caller made room for it
     (:func:`make_room`). With ``p`` None, an empty folder is made in the trash
     instead (one new held entry; the caller fills it and sets its size)."""
-    from spaces.files.storage import new_token
+    from spaces.files.layout import new_token
 
     files.trash_root.mkdir(parents=True, exist_ok=True)
     values = {"space_id": files.space_id, "token": new_token(), "path": rel, "is_dir": is_dir,

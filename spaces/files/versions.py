@@ -41,7 +41,8 @@ from spaces.files import quota, trash
 from spaces.files.names import check_new_name, check_no_twin
 
 if TYPE_CHECKING:
-    from spaces.files.storage import Entry, SpaceFiles
+    from spaces.files.entries import Entry
+    from spaces.files.storage import SpaceFiles
     from spaces.files.trash import Freed
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ _ADD = insert(FileVersion).returning(FileVersion.id)
 
 
 def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
-    from spaces.files.storage import new_token
+    from spaces.files.layout import new_token
 
     files.versions_root.mkdir(parents=True, exist_ok=True)
     values = {"space_id": files.space_id, "token": new_token(), "path": path, "size": e.size,

@@ -3,7 +3,7 @@ files of one space or all, restorable on a fresh machine (even onto another
 database engine) by :mod:`spaces.jobs.restore`.
 
 Consistency: each space is captured under its commit lock
-(:func:`spaces.files.storage.space_guard`, which every write of every node takes to
+(:func:`spaces.files.guard.space_guard`, which every write of every node takes to
 replace a file): its files are hard-linked into a snapshot (metadata only, so
 the lock is held for moments) and its rows read in the same breath; the
 snapshot is archived after the lock is released. Writes replace files by
@@ -36,7 +36,8 @@ from spaces.core.db import Database, below, below_params
 from spaces.core.errors import AlreadyExists, NotFound
 from spaces.core.models import DeadProperty, Space
 from spaces.core.settings import Settings
-from spaces.files import storage
+from spaces.files import layout
+from spaces.files.guard import space_guard
 from spaces.jobs.archive import (
     AREAS,
     FORMAT,
@@ -193,9 +194,9 @@ def backup(settings: Settings, db: Database, dest: Path,
     try:
         with tarfile.open(partial, mode) as tar:
             for sp in spaces:
-                home = storage.space_dir(settings, sp.name)
+                home = layout.space_dir(settings, sp.name)
                 snap = work / sp.name
-                with storage.space_guard(settings, db, sp.id):
+                with space_guard(settings, db, sp.id):
                     for area in AREAS:
                         if (home / area).is_dir():
                             _snapshot(home / area, snap / area)

@@ -19,13 +19,8 @@ from spaces.core.db import Database
 from spaces.core.models import utcnow
 from spaces.core.settings import Settings
 from spaces.files import quota, trash, versions
-from spaces.files.storage import (
-    NODE,
-    STALE_UPLOAD_SECONDS,
-    SpaceFiles,
-    ensure_space_dirs,
-    space_dir,
-)
+from spaces.files.layout import NODE, STALE_UPLOAD_SECONDS, ensure_space_dirs, space_dir
+from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 

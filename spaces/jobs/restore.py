@@ -31,7 +31,7 @@ from spaces.core.db import Database
 from spaces.core.errors import AlreadyExists, NotFound
 from spaces.core.models import Base, Space, new_session_version
 from spaces.core.settings import Settings
-from spaces.files import quota, storage
+from spaces.files import layout, quota
 from spaces.jobs.archive import (
     AREAS,
     BackupError,
@@ -191,11 +191,11 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
                                     "sueltos con --space.")
     home = (settings.data_path / "spaces").resolve()
     for n in wanted:
-        if storage.space_dir(settings, n).resolve().parent != home:  # belt and braces
+        if layout.space_dir(settings, n).resolve().parent != home:  # belt and braces
             raise BackupError(f"El espacio {n!r} quedaría fuera de la carpeta de datos.")
-        if storage.space_dir(settings, n).exists():
+        if layout.space_dir(settings, n).exists():
             raise AlreadyExists(f"La carpeta del espacio '{n}' ya existe en "
-                                f"{storage.space_dir(settings, n)}; no se sobrescribe.")
+                                f"{layout.space_dir(settings, n)}; no se sobrescribe.")
     staging = settings.data_path / "spaces" / f".restore-{uuid.uuid4().hex[:12]}"
     placed: list[Path] = []
     try:
@@ -207,7 +207,7 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
 
         def place() -> None:
             for n in wanted:
-                final = storage.space_dir(settings, n)
+                final = layout.space_dir(settings, n)
                 os.replace(staging / n, final)
                 placed.append(final)
 
@@ -222,7 +222,7 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
     for n in wanted:
         with db.engine.connect() as c:
             sp_id = c.scalars(select(Space.id).where(Space.name == n)).one()
-        drift = quota.recount(db, sp_id, n, storage.space_dir(settings, n) / "files")
+        drift = quota.recount(db, sp_id, n, layout.space_dir(settings, n) / "files")
         want = by_name[n]
         if (drift.after_bytes, drift.after_files) != (want["used_bytes"], want["used_files"]):
             log.warning("restore: space %s counters recounted %d/%d (backup said %d/%d)", n,

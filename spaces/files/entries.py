@@ -1,0 +1,52 @@
+"""What the file core answers with: the entry at a path (:class:`Entry`), the
+outcome of a delete (:class:`DeleteResult`) and its two refusals of its own,
+a full disk (:class:`DiskFull`, 507) and a body that ended short
+(:class:`IncompleteUpload`, 400). Every other refusal is one of
+:mod:`spaces.core.errors`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from spaces.cfdi import retention
+from spaces.core.errors import InvalidName, QuotaExceeded
+
+
+class DiskFull(QuotaExceeded):
+    """The server's disk (not the plan) ran out of room: also 507."""
+
+    reason = "disk"
+
+    def __init__(self, space: str) -> None:
+        Exception.__init__(
+            self,
+            "El servidor no tiene espacio en disco para guardar este archivo; no se "
+            "modificó nada. Avise a su proveedor del servicio.",
+        )
+        self.space, self.needed, self.available, self.quota = space, 0, 0, 0
+
+
+class IncompleteUpload(InvalidName):
+    """The body ended before its declared length: never committed (400)."""
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    freed_bytes: int
+    freed_files: int
+    #: Protected CFDI that stayed (and the folders leading to them).
+    kept: list[retention.Protection]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What is at a path of the space (never a symlink)."""
+
+    path: Path
+    is_dir: bool
+    size: int
+    mtime: float
+    ctime: float
+    inode: int
+    mtime_ns: int
