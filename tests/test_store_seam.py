@@ -68,7 +68,6 @@ NOT_YET_ON_THE_STORE: dict[str, str] = {
     "spaces/jobs/recovery.py": "filecore",
     "spaces/jobs/backup.py": "splits-domain",
     "spaces/jobs/restore.py": "splits-domain",
-    "spaces/files/quota.py": "storeseam",
     "spaces/files/names.py": "storeseam",
 }
 STORE = "spaces/files/store.py"

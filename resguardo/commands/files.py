@@ -14,6 +14,7 @@ from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
 from spaces.files import diskspace, layout, quota, storage, trash
 from spaces.files.guard import space_guard
+from spaces.files.store import store_for
 
 #: The commands this module adds to ``resguardo`` (and runs).
 COMMANDS = ("trash", "versions", "quota")
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings, db: Database) -> int:
         for info in spaces:
             root = layout.space_dir(settings, info.name) / "files"
             with space_guard(settings, db, info.id):
-                drift = quota.recount(db, info.id, info.name, root)
+                drift = quota.recount(db, store_for(settings), info.id, info.name, root)
             if drift.any:
                 print(f"{info.name}: corregido {drift.before_bytes} -> {drift.after_bytes} bytes "
                       f"({drift.bytes:+d}), {drift.before_files} -> {drift.after_files} "

@@ -162,7 +162,7 @@ class SpaceFolder:
             return 0, 0
         if not e.is_dir:
             return e.size, 1
-        nbytes, count = quota.measure_tree(p)
+        nbytes, count = self.store.measure(p)
         return nbytes, count + 1
 
     # -- limits --------------------------------------------------------------------

@@ -16,7 +16,8 @@ read-modify-write, so concurrent requests on several threads or several drive
 processes cannot lose updates. A delta that grows ``used`` is *conditional*:
 it applies only if the result stays within the quota, so two uploads that each
 fit alone but not together cannot both succeed. :func:`recount` is the only
-absolute write: it walks the files and sets the counters to what is there.
+absolute write: it has the store measure the files and sets the counters to
+what is there. This module touches no file itself.
 
 Fail closed: if the database cannot be read or written, callers get
 :class:`UsageUnavailable` and must refuse the write.
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +44,7 @@ from spaces.core.errors import (
     UsageUnavailable,
 )
 from spaces.core.models import DAV_MOUNT, DeadProperty, Space, UploadLease, utcnow
+from spaces.files.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -387,32 +388,6 @@ class Drift:
         return bool(self.bytes or self.files or self.held_bytes or self.held_files)
 
 
-def measure_tree(root: Path) -> tuple[int, int]:
-    """(bytes of regular files, number of files and folders) below ``root``,
-    not counting ``root`` itself and never following symlinks."""
-    total = 0
-    count = 0
-    stack = [str(root)]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                count += 1
-                stack.append(entry.path)
-            elif stat.S_ISREG(st.st_mode):
-                count += 1
-                total += st.st_size
-    return total, count
-
-
 def property_bytes(db: Database, space_name: str) -> int:
     """What the space's WebDAV dead properties count toward its usage: names
     and values in UTF-8 (see davserver.properties)."""
@@ -428,19 +403,21 @@ def property_bytes(db: Database, space_name: str) -> int:
 HELD_AREAS = ("trash", "versions")
 
 
-def measure_space(files_root: Path) -> tuple[int, int, int, int]:
+def measure_space(store: Store, files_root: Path) -> tuple[int, int, int, int]:
     """(used bytes, used entries, held bytes, held entries) on disk: the tree
-    under ``files_root`` and the trees of its sibling HELD_AREAS."""
-    nbytes, nfiles = measure_tree(files_root)
+    under ``files_root`` and the trees of its sibling HELD_AREAS, as the store
+    measures them (:meth:`spaces.files.store.PosixStore.measure`)."""
+    nbytes, nfiles = store.measure(files_root)
     held_bytes = held_files = 0
     for area in HELD_AREAS:
-        more_bytes, more_files = measure_tree(files_root.parent / area)
+        more_bytes, more_files = store.measure(files_root.parent / area)
         held_bytes += more_bytes
         held_files += more_files
     return nbytes, nfiles, held_bytes, held_files
 
 
-def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> Drift:
+def recount(db: Database, store: Store, space_id: int, space_name: str,
+            files_root: Path) -> Drift:
     """Walk the space's files (``used``) and its trash and versions, the siblings
     of ``files_root`` (``held``), and set its counters to what is on disk
     (``used`` also counts the bytes of the space's WebDAV dead properties).
@@ -450,7 +427,7 @@ def recount(db: Database, space_id: int, space_name: str, files_root: Path) -> D
     counters. Call it under the space's guard (spaces.files.storage.space_guard), so
     that no commit renames a file into place during the walk.
     """
-    nbytes, nfiles, held_bytes, held_files = measure_space(files_root)
+    nbytes, nfiles, held_bytes, held_files = measure_space(store, files_root)
     nbytes += property_bytes(db, space_name)  # the plan counts its properties too
     in_flight = (select(func.coalesce(func.sum(UploadLease.used_bytes), 0),
                         func.coalesce(func.sum(UploadLease.used_files), 0),

@@ -265,7 +265,7 @@ class SpaceFiles(SpaceFolder):
                         continue
                     st = store.lstat(sp)
                     if stat.S_ISDIR(st.st_mode):
-                        nbytes, count = quota.measure_tree(Path(sp))
+                        nbytes, count = store.measure(Path(sp))
                         count += 1
                     elif stat.S_ISREG(st.st_mode):
                         nbytes, count = st.st_size, 1

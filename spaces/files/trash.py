@@ -469,7 +469,7 @@ def reconcile(files: SpaceFiles) -> int:
             p = files.trash_root / token
             if p.is_symlink():
                 continue
-            nbytes, nfiles = (quota.measure_tree(p) if p.is_dir()
+            nbytes, nfiles = (files.store.measure(p) if p.is_dir()
                               else (p.stat().st_size, 0))
             s.add(TrashItem(space_id=files.space_id, token=token,
                             path=f"/recuperado {token[:8]}", is_dir=p.is_dir(), size=nbytes,

@@ -106,5 +106,5 @@ def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
         files = SpaceFiles(settings, db, space.id, space.name)
         with files.guard():
             if trash.reconcile(files) + versions.reconcile(files):
-                drifts.append(quota.recount(db, space.id, space.name, files.root))
+                drifts.append(quota.recount(db, files.store, space.id, space.name, files.root))
     return drifts

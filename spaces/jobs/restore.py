@@ -32,6 +32,7 @@ from spaces.core.errors import AlreadyExists, NotFound
 from spaces.core.models import Base, Space, new_session_version
 from spaces.core.settings import Settings
 from spaces.files import layout, quota
+from spaces.files.store import store_for
 from spaces.jobs.archive import (
     AREAS,
     BackupError,
@@ -222,7 +223,8 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
     for n in wanted:
         with db.engine.connect() as c:
             sp_id = c.scalars(select(Space.id).where(Space.name == n)).one()
-        drift = quota.recount(db, sp_id, n, layout.space_dir(settings, n) / "files")
+        drift = quota.recount(db, store_for(settings), sp_id, n,
+                              layout.space_dir(settings, n) / "files")
         want = by_name[n]
         if (drift.after_bytes, drift.after_files) != (want["used_bytes"], want["used_files"]):
             log.warning("restore: space %s counters recounted %d/%d (backup said %d/%d)", n,

@@ -57,6 +57,7 @@ def upgrade() -> None:
         op.add_column("spaces", sa.Column(name, sa.BigInteger(), nullable=False,
                                           server_default="0"))
     from spaces.files import quota
+    from spaces.files.store import store_for
 
     bind = op.get_bind()
     settings = _settings()
@@ -65,7 +66,7 @@ def upgrade() -> None:
         params: dict[str, Any] = {"sid": sid, "reserve": _reserve(settings, tier, quota_bytes)}
         root = settings.data_path / "spaces" / name / "files" if settings is not None else None
         if root is not None and root.is_dir():
-            used_b, used_f, held_b, held_f = quota.measure_space(root)
+            used_b, used_f, held_b, held_f = quota.measure_space(store_for(settings), root)
             params.update(used_b=used_b, used_f=used_f, held_b=held_b, held_f=held_f)
             bind.execute(sa.text(
                 "UPDATE spaces SET reserve_bytes = :reserve, used_bytes = :used_b, "
