@@ -13,8 +13,13 @@ from urllib.parse import quote
 
 from flask import Response, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wsgi import wrap_file
 
 from spaces.files.store import Store
+
+#: Bytes read from a file at a time (send_file's own 8 KiB made a big file's
+#: download three times slower).
+BLOCK = 256 * 1024
 
 
 def content_disposition(name: str, *, inline: bool = False) -> str:
@@ -36,6 +41,7 @@ def send_stored(store: Store, fh: BinaryIO, name: str, *, mimetype: str) -> Resp
         info = store.info_open(fh)
         resp = send_file(fh, mimetype=mimetype, conditional=False, etag=info.etag,
                          last_modified=info.mtime)
+        resp.response = wrap_file(request.environ, fh, buffer_size=BLOCK)
     except BaseException:
         fh.close()
         raise

@@ -18,7 +18,7 @@ from spaces.files.storage import SpaceFiles
 
 bp = Blueprint("drive", __name__, url_prefix="/unidad")
 
-#: Bytes read from the request body (uploads) or a file (downloads) at a time.
+#: Bytes read from the request body (uploads) or a file (into a ZIP) at a time.
 BLOCK = 256 * 1024
 
 
