@@ -66,8 +66,6 @@ NOT_YET_ON_THE_STORE: dict[str, str] = {
     "spaces/files/versions.py": "filecore",
     "spaces/cfdi/index.py": "filecore",
     "spaces/jobs/recovery.py": "filecore",
-    "spaces/jobs/backup.py": "splits-domain",
-    "spaces/jobs/restore.py": "splits-domain",
     "spaces/files/names.py": "storeseam",
 }
 STORE = "spaces/files/store.py"

@@ -286,6 +286,12 @@ class PosixStore:
         shutil.copystat(src, dst)
 
     @staticmethod
+    def copystat(src: Path, dst: Path) -> None:
+        """Give ``dst`` the permission bits and times of ``src`` (a folder's
+        copy in a snapshot)."""
+        shutil.copystat(src, dst)
+
+    @staticmethod
     def unlink(p: Path, *, missing_ok: bool = False) -> None:
         p.unlink(missing_ok=missing_ok)
 

@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import stat
 import tarfile
 import time
@@ -38,6 +37,7 @@ from spaces.core.models import DeadProperty, Space
 from spaces.core.settings import Settings
 from spaces.files import layout
 from spaces.files.guard import space_guard
+from spaces.files.store import PosixStore, store_for
 from spaces.jobs.archive import (
     AREAS,
     FORMAT,
@@ -87,26 +87,26 @@ def _space_rows(db: Database, space: Space) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def _snapshot(src: Path, dst: Path) -> None:
+def _snapshot(fs: PosixStore, src: Path, dst: Path) -> None:
     """Hard-link every file of ``src`` under ``dst`` (copy where links are not
     possible); folders are created. Symlinks and special files are skipped."""
-    dst.mkdir(parents=True)
-    for dirpath, dirnames, filenames in os.walk(src):
+    fs.mkdir(dst, parents=True)
+    for dirpath, dirnames, filenames in fs.walk(src):
         rel = os.path.relpath(dirpath, src)
         target = dst if rel == "." else dst / rel
         for d in dirnames:
-            if not os.path.islink(os.path.join(dirpath, d)):
-                (target / d).mkdir()
-                shutil.copystat(os.path.join(dirpath, d), target / d)
+            if not fs.is_link(os.path.join(dirpath, d)):
+                fs.mkdir(target / d)
+                fs.copystat(Path(dirpath, d), target / d)
         for f in filenames:
             sp = os.path.join(dirpath, f)
-            if not stat.S_ISREG(os.lstat(sp).st_mode):
+            if not stat.S_ISREG(fs.lstat(sp).st_mode):
                 continue
             try:
-                os.link(sp, target / f)
+                fs.link(Path(sp), target / f)
             except OSError:
-                shutil.copy2(sp, target / f)
-    shutil.copystat(src, dst)
+                fs.copy(Path(sp), target / f)
+    fs.copystat(src, dst)
 
 
 class _Hashing(io.RawIOBase):
@@ -123,34 +123,39 @@ class _Hashing(io.RawIOBase):
         return data
 
 
-def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str) -> dict[str, dict[str, Any]]:
+def _add_tree(fs: PosixStore, tar: tarfile.TarFile, root: Path,
+              prefix: str) -> dict[str, dict[str, Any]]:
     files: dict[str, dict[str, Any]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in fs.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
         for d in dirnames:
             rel = d if rel_dir == "." else f"{rel_dir}/{d}"
-            ti = tar.gettarinfo(os.path.join(dirpath, d), f"{prefix}/{rel}")
-            ti.uid = ti.gid = 0
-            ti.uname = ti.gname = ""
-            tar.addfile(ti)
+            tar.addfile(_folder_member(fs.lstat(os.path.join(dirpath, d)), f"{prefix}/{rel}"))
         for f in sorted(filenames):
             rel = f if rel_dir == "." else f"{rel_dir}/{f}"
-            path = os.path.join(dirpath, f)
-            ti = tar.gettarinfo(path, f"{prefix}/{rel}")
-            if ti.islnk():
-                # Another member shares this file's inode (the snapshot links
-                # every file; two names of one file end up here): store the
-                # bytes again. A restore accepts regular files and folders only.
-                ti.type, ti.linkname = tarfile.REGTYPE, ""
-                ti.size = os.lstat(path).st_size
-            ti.uid = ti.gid = 0
-            ti.uname = ti.gname = ""
-            with open(path, "rb") as fh:
+            with fs.open_read(Path(dirpath, f)) as fh:
+                ti = tar.gettarinfo(arcname=f"{prefix}/{rel}", fileobj=fh)
+                if ti.islnk():
+                    # Another member shares this file's inode (the snapshot links
+                    # every file; two names of one file end up here): store the
+                    # bytes again. A restore accepts regular files and folders only.
+                    ti.type, ti.linkname = tarfile.REGTYPE, ""
+                    ti.size = fs.info_open(fh).size
+                ti.uid = ti.gid = 0
+                ti.uname = ti.gname = ""
                 hashing = _Hashing(fh)
                 tar.addfile(ti, hashing)
             files[rel] = {"size": ti.size, "sha256": hashing.h.hexdigest()}
     return files
+
+
+def _folder_member(st: os.stat_result, name: str) -> tarfile.TarInfo:
+    """The tar member of a folder, as ``TarFile.gettarinfo`` makes it from its
+    stat, owned by nobody."""
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, st.st_mode, st.st_mtime
+    return ti
 
 
 def _jsonl(tar: tarfile.TarFile, name: str, rows: list[dict[str, Any]]) -> None:
@@ -188,6 +193,7 @@ def backup(settings: Settings, db: Database, dest: Path,
     revision = schema_revision(db)
     mode: Literal["w:gz", "w"] = "w:gz" if dest.name.endswith((".tar.gz", ".tgz")) else "w"
     partial = dest.with_name(dest.name + f".partial-{os.getpid()}")
+    fs = store_for(settings)
     work = settings.data_path / f".backup-{uuid.uuid4().hex[:12]}"
     rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tables()}
     summaries: list[SpaceSummary] = []
@@ -198,10 +204,11 @@ def backup(settings: Settings, db: Database, dest: Path,
                 snap = work / sp.name
                 with space_guard(settings, db, sp.id):
                     for area in AREAS:
-                        if (home / area).is_dir():
-                            _snapshot(home / area, snap / area)
+                        there = fs.info(home / area)
+                        if there is not None and there.is_dir:
+                            _snapshot(fs, home / area, snap / area)
                         else:
-                            (snap / area).mkdir(parents=True)
+                            fs.mkdir(snap / area, parents=True)
                     space_rows = _space_rows(db, sp)
                 for table, found in space_rows.items():
                     rows[table].extend(found)
@@ -209,9 +216,9 @@ def backup(settings: Settings, db: Database, dest: Path,
                 summary = SpaceSummary(sp.name, int(counters["used_bytes"]),
                                        int(counters["used_files"]))
                 for area in AREAS:
-                    summary.areas[area] = _add_tree(tar, snap / area, f"{area}/{sp.name}")
+                    summary.areas[area] = _add_tree(fs, tar, snap / area, f"{area}/{sp.name}")
                 summary.files = summary.areas.pop("files")
-                shutil.rmtree(snap)
+                fs.rmtree(snap)
                 summaries.append(summary)
             if names is None:
                 with db.engine.connect() as c:
@@ -246,6 +253,6 @@ def backup(settings: Settings, db: Database, dest: Path,
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
+        fs.rmtree(work)
     log.info("backup written: %s spaces=%d verified=%s", dest, len(summaries), check)
     return Report(dest, summaries, {t: len(r) for t, r in rows.items()}, verified=check)

@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import shutil
 import tarfile
 import uuid
 import zlib
@@ -32,7 +30,7 @@ from spaces.core.errors import AlreadyExists, NotFound
 from spaces.core.models import Base, Space, new_session_version
 from spaces.core.settings import Settings
 from spaces.files import layout, quota
-from spaces.files.store import store_for
+from spaces.files.store import PosixStore, store_for
 from spaces.jobs.archive import (
     AREAS,
     BackupError,
@@ -105,12 +103,13 @@ def _check_revision(db: Database, revision: str) -> None:
                           "instalación no conoce; actualice Resguardo antes de restaurar.")
 
 
-def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, Any]],
-                   dest: Path, area: str = "files") -> None:
+def _extract_space(fs: PosixStore, tar: tarfile.TarFile, name: str,
+                   files: dict[str, dict[str, Any]], dest: Path, area: str = "files") -> None:
     """Extract ``<area>/<name>/`` into ``dest`` (under the rules of
-    :class:`Members`: never outside it) and check every file against the manifest."""
+    :class:`~spaces.jobs.archive.Members`: never outside it) and check every file
+    against the manifest."""
     check = Members(area, name, files)
-    dest.mkdir(parents=True)
+    fs.mkdir(dest, parents=True)
     dirs: list[tuple[Path, int]] = []
     for m in tar.getmembers():
         parts = check.parts(m)
@@ -118,23 +117,22 @@ def _extract_space(tar: tarfile.TarFile, name: str, files: dict[str, dict[str, A
             continue
         target = dest.joinpath(*parts)
         if m.isdir():
-            target.mkdir(parents=True, exist_ok=True)
+            fs.mkdir(target, parents=True, exist_ok=True)
             dirs.append((target, int(m.mtime)))
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.mkdir(target.parent, parents=True, exist_ok=True)
             src = tar.extractfile(m)
             assert src is not None
             h = hashlib.sha256()
-            with open(target, "xb") as out:
+            with fs.create_exclusive(target) as out:  # mode 0600
                 while chunk := src.read(1024 * 1024):
                     h.update(chunk)
-                    out.write(chunk)
-            os.chmod(target, 0o600)
-            os.utime(target, (m.mtime, m.mtime))
+                    fs.write_all(out, chunk)
+            fs.set_mtime(target, m.mtime)
             check.file_read(m, "/".join(parts), h.hexdigest())
     check.finish()
     for d, mtime in reversed(dirs):
-        os.utime(d, (mtime, mtime))
+        fs.set_mtime(d, mtime)
 
 
 def restore(settings: Settings, db: Database, src: Path,
@@ -190,11 +188,12 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
                 raise AlreadyExists("Una restauración completa necesita una instalación "
                                     "vacía (sin espacios ni cuentas); restaure espacios "
                                     "sueltos con --space.")
-    home = (settings.data_path / "spaces").resolve()
+    fs = store_for(settings)
+    home = Path(fs.realpath(settings.data_path / "spaces"))
     for n in wanted:
-        if layout.space_dir(settings, n).resolve().parent != home:  # belt and braces
+        if Path(fs.realpath(layout.space_dir(settings, n))).parent != home:  # belt and braces
             raise BackupError(f"El espacio {n!r} quedaría fuera de la carpeta de datos.")
-        if layout.space_dir(settings, n).exists():
+        if _taken(fs, layout.space_dir(settings, n)):
             raise AlreadyExists(f"La carpeta del espacio '{n}' ya existe en "
                                 f"{layout.space_dir(settings, n)}; no se sobrescribe.")
     staging = settings.data_path / "spaces" / f".restore-{uuid.uuid4().hex[:12]}"
@@ -203,27 +202,27 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
         for n in wanted:
             for area in AREAS:
                 # Archives written before the trash existed have no such area.
-                _extract_space(tar, n, by_name[n].get(area, {}), staging / n / area, area)
-            (staging / n / "tmp").mkdir()
+                _extract_space(fs, tar, n, by_name[n].get(area, {}), staging / n / area, area)
+            fs.mkdir(staging / n / "tmp")
 
         def place() -> None:
             for n in wanted:
                 final = layout.space_dir(settings, n)
-                os.replace(staging / n, final)
+                fs.replace(staging / n, final, durable=False)
                 placed.append(final)
 
         counts = _insert_rows(db, tar, wanted, whole, reserved_ok, before_commit=place)
     except BaseException:
         for p in placed:
-            shutil.rmtree(p, ignore_errors=True)
+            fs.rmtree(p)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        fs.rmtree(staging)
     summaries = []
     for n in wanted:
         with db.engine.connect() as c:
             sp_id = c.scalars(select(Space.id).where(Space.name == n)).one()
-        drift = quota.recount(db, store_for(settings), sp_id, n,
+        drift = quota.recount(db, fs, sp_id, n,
                               layout.space_dir(settings, n) / "files")
         want = by_name[n]
         if (drift.after_bytes, drift.after_files) != (want["used_bytes"], want["used_files"]):
@@ -233,6 +232,15 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
         summaries.append(SpaceSummary(n, drift.after_bytes, drift.after_files, want["files"]))
     log.info("restored from %s: spaces=%s", src, ", ".join(wanted))
     return Report(src, summaries, counts)
+
+
+def _taken(fs: PosixStore, p: Path) -> bool:
+    """Whether anything (a symbolic link included) is at ``p``."""
+    try:
+        fs.lstat(p)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _insert_rows(db: Database, tar: tarfile.TarFile, wanted: list[str], whole: bool,
