@@ -37,7 +37,7 @@ from spaces.access import statusfile
 from spaces.cfdi import retention
 from spaces.core.errors import AlreadyExists, SpaceError
 from spaces.files import quota
-from spaces.files.store import Info, PosixStore, store_for
+from spaces.files.store import Info, Store, store_for
 from spaces.files.upload import Upload
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class _SpaceResource:
         return split_path(self.path)[1]
 
     @property
-    def store(self) -> PosixStore:
+    def store(self) -> Store:
         return store_for(self.ctx.files.settings)
 
     def get_property_value(self, name: str) -> Any:

@@ -37,7 +37,7 @@ from spaces.core.models import DeadProperty, Space
 from spaces.core.settings import Settings
 from spaces.files import layout
 from spaces.files.guard import space_guard
-from spaces.files.store import PosixStore, store_for
+from spaces.files.store import Store, store_for
 from spaces.jobs.archive import (
     AREAS,
     FORMAT,
@@ -87,7 +87,7 @@ def _space_rows(db: Database, space: Space) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def _snapshot(fs: PosixStore, src: Path, dst: Path) -> None:
+def _snapshot(fs: Store, src: Path, dst: Path) -> None:
     """Hard-link every file of ``src`` under ``dst`` (copy where links are not
     possible); folders are created. Symlinks and special files are skipped."""
     fs.mkdir(dst, parents=True)
@@ -123,7 +123,7 @@ class _Hashing(io.RawIOBase):
         return data
 
 
-def _add_tree(fs: PosixStore, tar: tarfile.TarFile, root: Path,
+def _add_tree(fs: Store, tar: tarfile.TarFile, root: Path,
               prefix: str) -> dict[str, dict[str, Any]]:
     files: dict[str, dict[str, Any]] = {}
     for dirpath, dirnames, filenames in fs.walk(root):

@@ -30,7 +30,7 @@ from spaces.core.errors import AlreadyExists, NotFound
 from spaces.core.models import Base, Space, new_session_version
 from spaces.core.settings import Settings
 from spaces.files import layout, quota
-from spaces.files.store import PosixStore, store_for
+from spaces.files.store import Store, store_for
 from spaces.jobs.archive import (
     AREAS,
     BackupError,
@@ -103,7 +103,7 @@ def _check_revision(db: Database, revision: str) -> None:
                           "instalación no conoce; actualice Resguardo antes de restaurar.")
 
 
-def _extract_space(fs: PosixStore, tar: tarfile.TarFile, name: str,
+def _extract_space(fs: Store, tar: tarfile.TarFile, name: str,
                    files: dict[str, dict[str, Any]], dest: Path, area: str = "files") -> None:
     """Extract ``<area>/<name>/`` into ``dest`` (under the rules of
     :class:`~spaces.jobs.archive.Members`: never outside it) and check every file
@@ -234,7 +234,7 @@ def _restore(settings: Settings, db: Database, src: Path, tar: tarfile.TarFile,
     return Report(src, summaries, counts)
 
 
-def _taken(fs: PosixStore, p: Path) -> bool:
+def _taken(fs: Store, p: Path) -> bool:
     """Whether anything (a symbolic link included) is at ``p``."""
     try:
         fs.lstat(p)
