@@ -15,6 +15,11 @@ both on the same tree). Anything unusual goes to WsgiDAV unchanged: Depth
 infinity, conditional headers, a body it cannot classify, the probe root, or a
 name that is not plain XML text. A member that has a lock or that is the status
 file is rendered by WsgiDAV's own code, inside the fast answer.
+
+The members come from the folder resource's one listing (the file core's
+``list_dir``, a ``scandir`` of the store: each entry's stat is the DirEntry's
+own), and a file's ETag is the store's formula (``Info.etag_of``), the one
+GET and WsgiDAV's answer use: this module reads no file and computes no ETag.
 """
 
 from __future__ import annotations
