@@ -532,3 +532,25 @@ def space(server: Server) -> tuple[Server, requests.Session]:
     s = requests.Session()
     s.auth = ("ana", "secreto-ana-1")
     return server, s
+
+
+@pytest.fixture
+def smtp() -> Iterator[object]:
+    """A real SMTP server on a free port (``portal_helpers.SmtpSink``) for the test."""
+    from portal_helpers import SmtpSink
+
+    s = SmtpSink()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def portal(tmp_path: Path, smtp) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A portal in this process (``portal_helpers.Portal``) on a database of its own,
+    its e-mail sent to ``smtp``."""
+    from portal_helpers import _portal, drop
+
+    p, pg = _portal(tmp_path, smtp)
+    yield p
+    p.db.dispose()
+    drop(pg)

@@ -1,5 +1,6 @@
-"""Helpers for the portal tests: an in-process portal on a real database, a real
-SMTP server (aiosmtpd) and a client that fills in CSRF tokens like a browser."""
+"""Helpers for the portal tests: an in-process portal on a real database (the ``portal``
+fixture of conftest), a real SMTP server (aiosmtpd), a client that fills in CSRF tokens
+like a browser, and a customer's steps through the pages (sign-up, a purchase)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import re
 import shutil
 import socket
 import threading
+from dataclasses import dataclass
 from email import policy
 from pathlib import Path
 from typing import Any
 
 from conftest import _migrated_template, _pg_create_database, _pg_drop_database, on_postgresql
+from sqlalchemy import select
+
+from spaces.core.db import Database, open_database
+from spaces.core.models import Order
+from spaces.core.settings import Settings
+from spaces.core.settings_file import load_settings
 
 CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
 
@@ -124,3 +132,60 @@ class Browser:
     @property
     def text(self) -> str:
         return self.last_html
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "clave-segura-1"
+
+
+@dataclass
+class Portal:
+    app: Any
+    settings: Settings
+    db: Database
+    smtp: SmtpSink
+
+    def browser(self) -> Browser:
+        return Browser(self.app)
+
+
+def _portal(tmp_path: Path, smtp: SmtpSink, extra: str = ""):
+    from portal import create_app
+
+    cfg, pg = write_config(tmp_path, f'[mail]\nsmtp_host = "127.0.0.1"\n'
+                                     f'smtp_port = {smtp.port}\nsmtp_security = "none"\n'
+                                     f"{extra}")
+    settings = load_settings(cfg)
+    db = open_database(settings)
+    return Portal(create_app(settings, db), settings, db, smtp), pg
+
+
+def sign_up(p: Portal, username: str = "despacho", email: str = "ana@despacho.mx",
+            rfc: str = "", confirm: bool = True) -> Browser:
+    b = p.browser()
+    r = b.post("/cuenta/registro", {"username": username, "email": email,
+                                    "password": PASSWORD, "rfc": rfc},
+               form_page="/cuenta/registro")
+    assert "Revise su correo" in b.text, b.text
+    if confirm:
+        path = link_in(p.smtp.last("Confirme su correo", email), "/cuenta/confirmar/")
+        r = b.post(path, {}, form_page=path)
+        assert "Correo confirmado" in b.text
+    assert r.status_code == 200
+    return b
+
+
+def buy(p: Portal, b: Browser, tier: str = "4G", period: str = "monthly",
+        naming: str = "username", card: str = "4242424242424242") -> str:
+    """Through the pages: plans -> cart -> contract -> sandbox card. Returns the order ref."""
+    b.post("/planes", {"tier": tier, "period": period, "naming": naming}, form_page="/planes")
+    assert "Agregado al carrito" in b.text, b.text
+    b.post("/pago", {"contract_version": p.settings.billing.contract_version, "accept": "y"},
+           form_page="/pago", follow=False)
+    r = b.c.get("/pago", follow_redirects=False)
+    with p.db.session() as s:
+        ref = s.scalar(select(Order.reference).order_by(Order.id.desc()))
+    b.post(f"/sandbox/pagar/{ref}", {"number": card, "name": "Ana", "expiry": "12/30",
+                                     "cvc": "123"}, form_page=f"/sandbox/pagar/{ref}")
+    assert r is not None
+    return ref

@@ -3,7 +3,7 @@ path and sizes; append-only; kept at least as long as the space's CFDI; the
 space admin filters and exports it, the operator sees every space.
 
 Drive and CLI tests run the real server on a free port; portal tests use the
-in-process portal of tests/test_portal.py on a real database."""
+in-process portal (the ``portal`` fixture, tests/portal_helpers.py) on a real database."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 import sqlalchemy as sa
+from portal_helpers import buy, link_in, sign_up
 from test_cfdi import one_cfdi
-from test_portal import buy, link_in, portal, sign_up, smtp  # noqa: F401 - fixtures
 
 from spaces.access import service
 from spaces.cfdi import retention

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 
 import pytest
 import requests
-from portal_helpers import SmtpSink
 from sqlalchemy import select
 
 from spaces.access import service
@@ -24,13 +23,6 @@ SMALL_TIER = ('[tiers.S]\nquota = "1M"\nmax_users = 2\ncfdi_years = 5\nmonthly_p
               'reserve = "256K"\nmax_entries = 50\nmax_depth = 4\n'
               '[tiers.B]\nquota = "100M"\nmax_users = 2\ncfdi_years = 1\n'
               'monthly_price = "5.00"\n')
-
-
-@pytest.fixture
-def smtp():
-    s = SmtpSink()
-    yield s
-    s.stop()
 
 
 @pytest.fixture

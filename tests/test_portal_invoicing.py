@@ -9,29 +9,12 @@ import re
 
 import pytest
 from lxml import etree
-from portal_helpers import SmtpSink, drop
+from portal_helpers import PASSWORD, Portal, sign_up
 from sqlalchemy import select, update
 from test_invoicing import schema_errors
-from test_portal import PASSWORD, Portal, _portal, sign_up
 
 from spaces.commerce import accounts, billing, invoice_records
 from spaces.core.models import Account, AuditRecord, Order
-
-
-@pytest.fixture
-def smtp():
-    s = SmtpSink()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def portal(tmp_path, smtp):
-    p, pg = _portal(tmp_path, smtp)
-    yield p
-    p.db.dispose()
-    drop(pg)
-
 
 FISCAL = {"fi-rfc": "DLO0101019A5", "fi-razon_social": "Despacho López",
           "fi-regimen_fiscal": "601", "fi-codigo_postal": "06600", "fi-uso_cfdi": "G03"}

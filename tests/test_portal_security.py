@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from test_portal import PASSWORD, Portal, portal, sign_up, smtp  # noqa: F401 - fixtures
+from portal_helpers import PASSWORD, Portal, sign_up
 
 HOST = "localhost"  # the test client's host
 
@@ -331,7 +331,7 @@ def test_logging_out_ends_every_copy_of_the_session(portal):  # noqa: F811
 
 @pytest.mark.db
 def test_an_account_session_dies_with_logout_and_password_changes(portal):  # noqa: F811
-    from test_portal import link_in
+    from portal_helpers import link_in
 
     b = sign_up(portal)
     b.post("/espacio-gratis", {}, form_page="/")

@@ -21,7 +21,7 @@ MONTHLY = {"4G": "65.00", "10G": "140.00", "40G": "450.00", "80G": "800.00"}
 CENT = Decimal("0.01")
 PLANS = [(t, p) for t in TIERS for p in PERIODS]
 #: Every change of plan: the same plan again is a renewal (its period is added,
-#: nothing is credited: tests/test_portal.py).
+#: nothing is credited: tests/test_portal_shop.py).
 CHANGES = [old + new for old in PLANS for new in PLANS if old[0] != new[0]]
 
 
