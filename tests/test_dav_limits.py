@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from test_drive_access import ANA, LOCK_BODY, PROPPATCH_BODY, lock, raw, state, two_spaces
-from test_web_drive import WebDrive, _db
+from web_drive_helpers import WebDrive, _db
 
 pytestmark = pytest.mark.db  # statuses, properties, locks and counters live in SQL
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 from test_drive_access import ANA, LOCK_BODY, raw, state, tree
-from test_web_drive import WebDrive
+from web_drive_helpers import WebDrive
 
 #: The whole class of Windows device names: any case, any extension, the
 #: superscript digits Windows reads as 1 2 3, spaces before the dot.

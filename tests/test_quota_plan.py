@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from test_web_drive import WebDrive
 from test_windows_clients import LOCK_BODY, lock, propfind, windows_session
+from web_drive_helpers import WebDrive
 
 from spaces.access.statusfile import STATUS_FILE_NAME
 
