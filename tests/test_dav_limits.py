@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from test_drive_access import ANA, LOCK_BODY, PROPPATCH_BODY, lock, raw, state, two_spaces
+from drive_helpers import ANA, LOCK_BODY, PROPPATCH_BODY, lock, raw, state, two_spaces
 from web_drive_helpers import WebDrive, _db
 
 pytestmark = pytest.mark.db  # statuses, properties, locks and counters live in SQL

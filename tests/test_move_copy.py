@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 from cfdi_docs import stamped_bytes
-from test_drive_access import ANA, lock, raw, state
+from drive_helpers import ANA, lock, raw, state
 from web_drive_helpers import WebDrive
 
 pytestmark = pytest.mark.db  # protections, holds and paths are decided in SQL

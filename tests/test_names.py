@@ -11,7 +11,7 @@ import unicodedata
 from urllib.parse import quote
 
 import pytest
-from test_drive_access import ANA, LOCK_BODY, raw, state, tree
+from drive_helpers import ANA, LOCK_BODY, raw, state, tree
 from web_drive_helpers import WebDrive
 
 #: The whole class of Windows device names: any case, any extension, the
