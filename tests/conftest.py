@@ -554,3 +554,16 @@ def portal(tmp_path: Path, smtp) -> Iterator[object]:  # type: ignore[no-untyped
     yield p
     p.db.dispose()
     drop(pg)
+
+
+@pytest.fixture
+def shop(tmp_path: Path, smtp) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A shop for the facturación tests (``invoicing_helpers.Shop``) on a database of its
+    own, its e-mail sent to ``smtp`` (test_portal_drive.py has a ``shop`` of its own)."""
+    from invoicing_helpers import Shop
+    from portal_helpers import drop
+
+    sh = Shop(tmp_path, smtp)
+    yield sh
+    sh.db.dispose()
+    drop(sh.pg)

@@ -161,8 +161,8 @@ def test_a_customer_pays_with_fiscal_data_and_downloads_a_factura_sat_accepts(ma
     and the PDF downloads too."""
     from decimal import Decimal
 
+    from invoicing_helpers import schema_errors
     from lxml import etree
-    from test_invoicing import schema_errors
 
     srv = make_server().start()
     outbox = srv.data / "outbox"

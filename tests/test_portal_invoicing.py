@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from invoicing_helpers import schema_errors
 from lxml import etree
 from portal_helpers import PASSWORD, Portal, sign_up
 from sqlalchemy import select, update
-from test_invoicing import schema_errors
 
 from spaces.commerce import accounts, billing, invoice_records
 from spaces.core.models import Account, AuditRecord, Order
