@@ -105,7 +105,7 @@ def test_cart_holds_changes_and_removes_items_with_totals(portal):
     from spaces.commerce import rfc_claims
 
     b = sign_up(portal, rfc="ABC680524P73")
-    # naming a space by RFC needs the RFC verified (tests/test_portal_security.py)
+    # naming a space by RFC needs the RFC verified (tests/test_portal_rfc_ownership.py)
     rfc_claims.submit(portal.settings, portal.db, 1, "ABC680524P73", b"%PDF-1.4\n")
     rfc_claims.approve(portal.db, 1, "operator:prueba")
     b.post("/planes", {"tier": "4G", "period": "monthly", "naming": "username"},
