@@ -15,7 +15,7 @@ import pytest
 import requests
 from portal_helpers import Browser
 from test_cfdi import one_cfdi
-from test_windows_clients import WIN_UA
+from windows_helpers import WIN_UA
 
 from spaces.access.statusfile import STATUS_FILE_NAME
 from spaces.files import listings

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from test_windows_clients import LOCK_BODY, lock, propfind, windows_session
 from web_drive_helpers import WebDrive
+from windows_helpers import LOCK_BODY, lock, propfind, windows_session
 
 from spaces.access.statusfile import STATUS_FILE_NAME
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from test_cfdi import one_cfdi
-from test_windows_clients import propfind
+from windows_helpers import propfind
 
 # Its outcome depends on the database: runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.db
