@@ -341,7 +341,7 @@ def _csv_rows(resp) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_space_admin_sees_filters_and_exports_only_their_space(portal):  # noqa: F811
+def test_space_admin_sees_filters_and_exports_only_their_space(portal):
     b = sign_up(portal)
     buy(portal, b, "4G")
     other = sign_up(portal, "otro", "otro@x.mx")
@@ -390,7 +390,7 @@ def test_space_admin_sees_filters_and_exports_only_their_space(portal):  # noqa:
     assert b.get("/operador/bitacora").status_code == 404
 
 
-def test_a_member_who_is_not_admin_cannot_see_the_log(portal):  # noqa: F811
+def test_a_member_who_is_not_admin_cannot_see_the_log(portal):
     b = sign_up(portal)
     buy(portal, b, "4G")
     b.post("/espacios/despacho/usuarios", {"username": "luis", "email": "luis@x.mx",
@@ -411,7 +411,7 @@ def test_a_member_who_is_not_admin_cannot_see_the_log(portal):  # noqa: F811
     assert "Usuario agregado" in jefa.text
 
 
-def test_operator_sees_every_space_and_their_actions_are_recorded(portal):  # noqa: F811
+def test_operator_sees_every_space_and_their_actions_are_recorded(portal):
     b = sign_up(portal)
     buy(portal, b, "4G")
     other = sign_up(portal, "otro", "otro@x.mx")
@@ -515,7 +515,7 @@ def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_serve
     assert back["ruta"] == "/nomina.txt" and back["bytes"] == "3"
 
 
-def test_payments_and_the_lifecycle_record_read_only_renewal_and_tier_change(portal):  # noqa: F811
+def test_payments_and_the_lifecycle_record_read_only_renewal_and_tier_change(portal):
     from spaces.commerce import lifecycle, notices
     from spaces.core.mail import Mailer
 
