@@ -25,6 +25,7 @@ from wsgidav.dc.base_dc import BaseDomainController
 from davserver.provider import SpacesProvider
 from davserver.request import CTX_KEY, HumanDAVError, RequestContext
 from spaces.access import throttle
+from spaces.access.files import space_files
 from spaces.access.service import find_credential, login_name
 from spaces.access.throttle import LoginThrottle
 from spaces.core import metrics
@@ -32,7 +33,6 @@ from spaces.core.audit import Actor
 from spaces.core.db import Database
 from spaces.core.passwords import verify_password
 from spaces.core.settings import Settings
-from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +186,9 @@ class SpacesDomainController(BaseDomainController):
             _count_success(st.throttle, subjects[0])
         environ[CTX_KEY] = RequestContext(
             space=cred.space, username=cred.username, role=cred.role,
-            files=SpaceFiles(st.settings, st.db, cred.space.id, cred.space.name,
-                             actor=Actor(cred.username, environ.get("REMOTE_ADDR"), "dav"),
-                             max_depth=cred.space.max_depth),
+            files=space_files(st.settings, st.db, cred.space.id, cred.space.name,
+                               actor=Actor(cred.username, environ.get("REMOTE_ADDR"), "dav"),
+                               max_depth=cred.space.max_depth),
         )
         environ["wsgidav.auth.user_name"] = cred.username
         environ["wsgidav.auth.roles"] = (cred.role,)

@@ -392,9 +392,9 @@ class LockPlaceholders(BaseMiddleware):
         without their UNLOCK reaching us). Returns how many files were removed."""
         from datetime import timedelta
 
+        from spaces.access.files import space_files
         from spaces.core.models import utcnow
         from spaces.files.placeholders import lock_placeholders
-        from spaces.files.storage import SpaceFiles
 
         lm = getattr(self.wsgidav_app, "lock_manager", None)
         if lm is None:
@@ -404,7 +404,7 @@ class LockPlaceholders(BaseMiddleware):
             if lm.storage.get_lock_list(ph.lock_root, include_root=True,
                                         include_children=False, token_only=True):
                 continue
-            files = SpaceFiles(settings, db, ph.space_id, ph.space_name)
+            files = space_files(settings, db, ph.space_id, ph.space_name)
             if files.drop_placeholder(ph.path):
                 removed += 1
                 pm = getattr(self.wsgidav_app, "prop_manager", None)

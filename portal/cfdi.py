@@ -20,11 +20,11 @@ from flask_babel import gettext as _
 from portal.space import may_admin
 from portal.web import current_account, current_member, state
 from spaces.access import service
+from spaces.access.files import space_files
 from spaces.cfdi import index as cfdi_index
 from spaces.core import csvexport
 from spaces.core.errors import NotFound, SpaceError
 from spaces.core.models import CfdiDocument
-from spaces.files import storage
 
 bp = Blueprint("cfdi", __name__, url_prefix="/espacios")
 
@@ -120,7 +120,7 @@ def _csv(space: service.SpaceInfo, docs: list[CfdiDocument]) -> Response:
 def _zip(space: service.SpaceInfo, docs: list[CfdiDocument]) -> Response:
     if len(docs) > MAX_ZIP_FILES:
         abort(413, _("Demasiados documentos para un ZIP: acote la búsqueda."))
-    files = storage.SpaceFiles(state().settings, state().db, space.id, space.name)
+    files = space_files(state().settings, state().db, space.id, space.name)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for d in docs:

@@ -480,10 +480,10 @@ def test_file_operations_over_webdav_are_recorded_with_user_address_path_and_siz
 
 
 def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_server):
+    from spaces.access.files import space_files
     from spaces.core.db import open_database
     from spaces.core.settings_file import load_settings
     from spaces.files import trash, versions
-    from spaces.files.storage import SpaceFiles
 
     srv = make_server().start()
     srv.create_space("acme", "4G")
@@ -497,7 +497,7 @@ def test_restores_from_trash_and_versions_are_recorded_with_the_actor(make_serve
     db = open_database(settings, upgrade=False)
     try:
         info = service.get_space(db, "acme")
-        files = SpaceFiles(settings, db, info.id, info.name,
+        files = space_files(settings, db, info.id, info.name,
                            actor=audit.Actor("jefa", "10.1.2.3", "web"))
         item = trash.list_trash(files)[0]
         trash.restore_from_trash(files, item.id)

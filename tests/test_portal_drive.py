@@ -109,11 +109,11 @@ def test_a_paid_change_of_plan_applies_every_limit_of_the_new_plan_at_once(shop)
 
 
 def _trash(settings, db):
+    from spaces.access.files import space_files
     from spaces.files import trash
-    from spaces.files.storage import SpaceFiles
 
     sp = service.get_space(db, "acme")
-    return trash.list_trash(SpaceFiles(settings, db, sp.id, sp.name))
+    return trash.list_trash(space_files(settings, db, sp.id, sp.name))
 
 
 @pytest.mark.db

@@ -62,10 +62,6 @@ from conftest import ROOT, Server
 #: Modules that still touch files under data_dir/spaces themselves, and the
 #: branch that moves each onto the store. Remove an entry when it lands.
 NOT_YET_ON_THE_STORE: dict[str, str] = {
-    "spaces/files/trash.py": "filecore",
-    "spaces/files/versions.py": "filecore",
-    "spaces/cfdi/index.py": "filecore",
-    "spaces/jobs/recovery.py": "filecore",
     "spaces/files/names.py": "storeseam",
 }
 STORE = "spaces/files/store.py"

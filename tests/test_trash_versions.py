@@ -583,17 +583,17 @@ def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monke
     import os
 
     from spaces.access import service
+    from spaces.access.files import space_files
     from spaces.core.db import open_database
     from spaces.core.settings_file import load_settings
-    from spaces.files import versions
-    from spaces.files.storage import SpaceFiles
+    from spaces.files import store, versions
 
     cfg = tmp_path / "resguardo.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
     settings = load_settings(cfg)
     db = open_database(settings)
     info = service.create_space(settings, db, "acme", "4G")
-    files = SpaceFiles(settings, db, info.id, info.name)
+    files = space_files(settings, db, info.id, info.name)
 
     def put(data: bytes) -> None:
         up = files.open_upload("libro.xlsx", len(data), exact=True)
@@ -606,7 +606,7 @@ def test_without_hard_links_an_overwrite_still_keeps_the_version(tmp_path, monke
     def no_links(src, dst, *a, **kw):
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(versions.os, "link", no_links)
+    monkeypatch.setattr(store.os, "link", no_links)  # what PosixStore.link calls
     put(b"segunda version")
     kept = versions.list_versions(files, "libro.xlsx")
     assert [v.size for v in kept] == [len(b"primera version")]

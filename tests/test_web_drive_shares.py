@@ -169,13 +169,13 @@ def test_a_share_link_follows_its_own_object_and_never_serves_another(make_serve
     assert requests.get(folder_link, timeout=30).status_code == 410
     # restored from the trash it stays dead: a deleted object's link does not come back
     from spaces.access import service
+    from spaces.access.files import space_files
     from spaces.core.settings_file import load_settings
     from spaces.files import trash
-    from spaces.files.storage import SpaceFiles
 
     db = _db(srv)
     info = service.get_space(db, "acme")
-    files = SpaceFiles(load_settings(srv.config), db, info.id, info.name)
+    files = space_files(load_settings(srv.config), db, info.id, info.name)
     item = next(t for t in trash.list_trash(files) if t.path == "/Archivo/Compartida")
     trash.restore_from_trash(files, item.id)
     db.dispose()

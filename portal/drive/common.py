@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 from portal.web import current_member, state
 from spaces.access import service, statusfile
+from spaces.access.files import space_files
 from spaces.core import audit, metrics
 from spaces.core.errors import Forbidden, QuotaExceeded, SpaceError
 from spaces.files.storage import SpaceFiles
@@ -64,8 +65,8 @@ def who(name: str) -> Who | None:
     st = state()
     actor = audit.Actor(m.username, request.remote_addr, "web")
     return Who(m.space, m.id, m.username, m.role,
-               SpaceFiles(st.settings, st.db, m.space.id, m.space.name, actor=actor,
-                          max_depth=m.space.max_depth))
+               space_files(st.settings, st.db, m.space.id, m.space.name, actor=actor,
+                           max_depth=m.space.max_depth))
 
 
 def require(name: str) -> Who:

@@ -36,6 +36,7 @@ from portal.drive.download import file_response, zip_response
 from portal.drive.listing import Row, breadcrumbs, list_folder, render_folder
 from portal.web import state
 from spaces.access import service, throttle
+from spaces.access.files import space_files
 from spaces.core import audit
 from spaces.core.errors import InvalidName, NotFound, SpaceError
 from spaces.files.storage import SpaceFiles
@@ -143,7 +144,7 @@ def _opened(token: str) -> tuple[Any, SpaceFiles]:
     try:
         opened = shares.open_link(st.db, token)
         info = service.get_space(st.db, opened.space_name)
-        files = SpaceFiles(st.settings, st.db, info.id, info.name)
+        files = space_files(st.settings, st.db, info.id, info.name)
         try:
             e = files.entry(files.resolve(opened.link.path))
         except SpaceError:

@@ -11,8 +11,9 @@ from spaces.core import audit
 from spaces.core.db import Database
 from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
-from spaces.files import layout, trash
+from spaces.files import layout
 from spaces.files.guard import space_guard
+from spaces.jobs import sweeps
 
 #: The commands this module adds to ``resguardo`` (and runs).
 COMMANDS = ("cfdi", "retention")
@@ -97,11 +98,11 @@ def run(args: argparse.Namespace, settings: Settings, db: Database) -> int:
         from datetime import datetime
 
         now = datetime.fromisoformat(args.now) if args.now else None
-        actions = retention.sweep(settings, db, now=now)
+        actions = sweeps.retention_sweep(settings, db, now=now)
         for act in actions:
             print(f"{act.space}\t{act.action}\t{act.uuid or ''}\t{act.path}")
         print(f"{len(actions)} acciones.")
-        freed = trash.expire(settings, db, now=now)
+        freed = sweeps.expire_trash(settings, db, now=now)
         print(f"Papelera y versiones vencidas: {freed.items} elementos, {freed.bytes} bytes.")
         return 0
     raise SpaceError("Orden no reconocida.")  # pragma: no cover - argparse prevents it

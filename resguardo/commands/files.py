@@ -8,13 +8,15 @@ import argparse
 import json
 
 from spaces.access import service
+from spaces.access.files import space_files
 from spaces.core import audit
 from spaces.core.db import Database
 from spaces.core.errors import SpaceError
 from spaces.core.settings import Settings
-from spaces.files import diskspace, layout, quota, storage, trash
+from spaces.files import diskspace, layout, quota, trash
 from spaces.files.guard import space_guard
 from spaces.files.store import store_for
+from spaces.jobs import sweeps
 
 #: The commands this module adds to ``resguardo`` (and runs).
 COMMANDS = ("trash", "versions", "quota")
@@ -88,11 +90,11 @@ def _trash(args: argparse.Namespace, settings: Settings, db: Database) -> int:
 
     if args.action == "purge":
         now = datetime.fromisoformat(args.now) if args.now else None
-        freed = trash.expire(settings, db, now=now, older_than_days=args.older_than)
+        freed = sweeps.expire_trash(settings, db, now=now, older_than_days=args.older_than)
         print(f"Eliminados: {freed.items} elementos, {freed.bytes} bytes.")
         return 0
     info = service.get_space(db, args.space)
-    files = storage.SpaceFiles(settings, db, info.id, info.name, actor=audit.Actor.cli())
+    files = space_files(settings, db, info.id, info.name, actor=audit.Actor.cli())
     if args.command == "versions":
         if args.action == "list":
             vs = versions.list_versions(files, args.path)

@@ -35,7 +35,7 @@ from spaces.core.models import (
 )
 from spaces.core.passwords import MIN_PASSWORD_LENGTH, hash_password
 from spaces.core.settings import Settings
-from spaces.files import layout, quota, storage
+from spaces.files import layout, quota
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +275,10 @@ def fit_reserve(settings: Settings, db: Database, space_id: int, space_name: str
     items, until what the space holds fits its (perhaps smaller) reserve, so
     disk use stays within quota + reserve at once, not only from the next
     delete (:func:`spaces.files.trash.make_room`, under the space's guard)."""
+    from spaces.access.files import space_files
     from spaces.files import trash
 
-    files = storage.SpaceFiles(settings, db, space_id, space_name, actor=actor)
+    files = space_files(settings, db, space_id, space_name, actor=actor)
     with files.guard():
         trash.make_room(files, 0)
 

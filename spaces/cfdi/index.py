@@ -3,13 +3,17 @@
 Derived data — ``reindex`` rebuilds it from the files, keeping the ingest time
 (and so the promised protection date) of documents it already knew. Writes
 happen under the space's write lock, in the same step that stores, moves or
-deletes the file, so the index never lags behind a protection decision.
+deletes the file, so the index never lags behind a protection decision:
+:class:`IndexPolicy` is how the file core keeps it (one of the policies every
+:class:`~spaces.files.storage.SpaceFiles` runs, see
+:func:`spaces.access.files.space_files`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +27,15 @@ from spaces.core import audit
 from spaces.core.db import Database, below, below_params
 from spaces.core.models import CfdiDocument, Space
 from spaces.core.settings import Settings
+from spaces.files.policy import HEAD_BYTES, Folder, Policy
+from spaces.files.store import Store, store_for
 
 log = logging.getLogger(__name__)
 
 #: Bytes of a file's start used to decide whether to examine it (enough for a
-#: CFDI preceded by some white space, in UTF-32 too).
-SNIFF_BYTES = 1024
+#: CFDI preceded by some white space, in UTF-32 too): what the file core keeps
+#: of an upload's start.
+SNIFF_BYTES = HEAD_BYTES
 
 #: Fields that make two documents with one UUID the same fiscal document.
 _IDENTITY = ("version", "tipo", "emisor_rfc", "receptor_rfc", "fecha", "fecha_timbrado",
@@ -49,13 +56,13 @@ _FORGET = delete(CfdiDocument).where(CfdiDocument.space_id == bindparam("space_i
                                      CfdiDocument.path == bindparam("path"))
 
 
-def examine(fs_path: Path, name: str | None = None) -> cfdi.Finding | None:
+def examine(store: Store, fs_path: Path, name: str | None = None) -> cfdi.Finding | None:
     """What the file at ``fs_path`` is (None if not worth examining, or if it
     cannot be read). ``name``: the name it has in the space (a temporary
     file's own name says nothing). Reads the whole file: call it outside the
     space's lock when possible and hand the finding to :func:`record`."""
     try:
-        with open(fs_path, "rb") as fh:
+        with store.open_read(fs_path) as fh:
             head = fh.read(SNIFF_BYTES)
             if not cfdi.worth_examining(name or fs_path.name, head):
                 return None
@@ -70,7 +77,7 @@ def examine(fs_path: Path, name: str | None = None) -> cfdi.Finding | None:
 Examined = dict[str, tuple[int, "cfdi.Finding | None"]]
 
 
-def examine_tree(root: Path, name: str) -> Examined:
+def examine_tree(store: Store, root: Path, name: str) -> Examined:
     """:func:`examine` every file at or below ``root`` (a trash item or a
     version, whose content nobody changes), before the space's lock is taken;
     ``name``: the name ``root`` will have (a token's own name says nothing).
@@ -79,20 +86,22 @@ def examine_tree(root: Path, name: str) -> Examined:
     lock (a rename keeps it)."""
     found: Examined = {}
     try:
-        paths = [root] if root.is_file() else [
-            Path(d) / n for d, _, names in os.walk(root) for n in names]
+        info = store.info(root)
+        paths = [root] if info is not None and not info.is_dir else [
+            Path(d) / n for d, _, names in store.walk(root) for n in names]
         for p in paths:
-            st = p.lstat()
-            if p.is_symlink():
+            st = store.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
                 continue
             rel = "." if p == root else str(p.relative_to(root))
-            found[rel] = (st.st_ino, examine(p, name if p == root else None))
+            found[rel] = (st.st_ino, examine(store, p, name if p == root else None))
     except OSError as exc:
         log.warning("cfdi: could not examine %s: %s", root, exc)
     return found
 
 
-def examined_for(found: Examined | None, root: Path, p: Path) -> cfdi.Finding | None:
+def examined_for(store: Store, found: Examined | None, root: Path,
+                 p: Path) -> cfdi.Finding | None:
     """The finding :func:`examine_tree` made for ``p`` (now at or below ``root``),
     if it is still the same file; None: examine it again."""
     if not found:
@@ -100,7 +109,7 @@ def examined_for(found: Examined | None, root: Path, p: Path) -> cfdi.Finding | 
     rel = "." if p == root else str(p.relative_to(root))
     ino, finding = found.get(rel, (None, None))
     try:
-        return finding if ino is not None and p.lstat().st_ino == ino else None
+        return finding if ino is not None and store.lstat(p).st_ino == ino else None
     except OSError:
         return None
 
@@ -124,7 +133,7 @@ def record(settings: Settings, db: Database, space_id: int, rel: str, fs_path: P
     """
     rel = "/" + rel.strip("/")
     if finding is None:
-        finding = examine(fs_path)
+        finding = examine(store_for(settings), fs_path)
     if finding is None:
         return None
     now = now or retention.now_utc()
@@ -216,6 +225,42 @@ def forget_tree(db: Database, space_id: int, rel: str, keep: set[str]) -> None:
                 s.delete(row)
 
 
+class IndexPolicy(Policy):
+    """The index in the file core: what is stored is examined (before the
+    space's lock, when the file core can: :meth:`prepare`) and recorded, a
+    stamped CFDI protected from then on; what leaves is forgotten. A rename's
+    rows move with the holds (:meth:`spaces.cfdi.retention.RetentionPolicy.after_move`)."""
+
+    def prepare(self, files: Folder, src: Path, name: str,
+                head: bytes | None = None) -> Examined | None:
+        if head is not None and not cfdi.worth_examining(name, head):
+            return None
+        return examine_tree(files.store, src, name)
+
+    def after_store(self, files: Folder, rel: str, fs_path: Path, *, new: bool,
+                    head: bytes | None, prepared: Any, root: Path) -> None:
+        """Record the file if it is worth examining (a replaced file that no
+        longer is leaves the index)."""
+        if head is None:
+            try:
+                with files.store.open_read(fs_path) as fh:
+                    head = fh.read(SNIFF_BYTES)
+            except OSError:
+                return
+        if cfdi.worth_examining(fs_path.name, head):
+            record(files.settings, files.db, files.space_id, rel, fs_path, actor=files.actor,
+                   finding=examined_for(files.store, prepared, root, fs_path))
+        elif not new:
+            forget(files.db, files.space_id, [rel])
+
+    def after_delete(self, files: Folder, rel: str, *, is_dir: bool,
+                     kept: frozenset[str] = frozenset()) -> None:
+        if is_dir:
+            forget_tree(files.db, files.space_id, rel, set(kept))
+        else:
+            forget(files.db, files.space_id, [rel])
+
+
 @dataclass(frozen=True)
 class Query:
     uuid: str | None = None
@@ -278,11 +323,16 @@ def reindex(settings: Settings, db: Database, space_id: int, files_root: Path) -
                  for d in s.scalars(select(CfdiDocument).where(
                      CfdiDocument.space_id == space_id))}
         s.execute(delete(CfdiDocument).where(CfdiDocument.space_id == space_id))
+    store = store_for(settings)
     paths = []
-    for dirpath, _dirnames, filenames in os.walk(files_root):
+    for dirpath, _dirnames, filenames in store.walk(files_root):
         for name in filenames:
             fp = Path(dirpath) / name
-            if not fp.is_symlink() and fp.is_file():
+            try:
+                regular = stat.S_ISREG(store.lstat(fp).st_mode)
+            except OSError:
+                continue
+            if regular:
                 paths.append(("/" + str(fp.relative_to(files_root)), fp))
     # Documents known before keep their order, so an original stays the
     # original (and protected) and its copies stay duplicates.

@@ -5,10 +5,14 @@ server stores it until it is *released*: its period is the space's tier
 ``cfdi_years`` counted from the ingest time the server recorded (never from the
 file's modified time, which clients set). Upgrading the tier extends the
 period of what is already stored; a downgrade or a lapse never shortens it.
-A legal hold keeps documents protected past their period. Only
-:func:`sweep` releases a document, and only once its period has ended and no
-hold covers it, so a clock or a sweep that never runs errs on the side of
-keeping.
+A legal hold keeps documents protected past their period. Only the sweep
+(:func:`spaces.jobs.sweeps.retention_sweep`, through :func:`mark_released`)
+releases a document, and only once its period has ended and no hold covers
+it, so a clock or a sweep that never runs errs on the side of keeping.
+
+:class:`RetentionPolicy` is how the file core asks: the first of the policies
+every :class:`~spaces.files.storage.SpaceFiles` runs
+(:func:`spaces.access.files.space_files`).
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from spaces.core import audit, formats, metrics, plans
 from spaces.core.db import Database, affected, below, below_params, path_move_params, path_mover
-from spaces.core.errors import Forbidden, NotFound, SpaceError
+from spaces.core.errors import Forbidden, NotFound
 from spaces.core.models import CfdiDocument, CfdiHold, Space
 from spaces.core.settings import Settings
 from spaces.files.names import canonical_rel
+from spaces.files.policy import Folder, Kept, Policy
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +73,14 @@ class Protection:
 
 
 
-def _active_holds(s, space_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+def active_holds(s, space_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The paths of the space's legal holds not lifted (``s``: a session)."""
     return list(s.scalars(select(CfdiHold.path).where(
         CfdiHold.space_id == space_id, CfdiHold.lifted_at.is_(None))))
 
 
-def _covered(path: str, holds: list[str]) -> bool:
+def covered(path: str, holds: list[str]) -> bool:
+    """Whether one of ``holds`` (paths) covers ``path``."""
     for h in holds:
         h = h.rstrip("/")
         if h in ("", "/") or path == h or path.startswith(h + "/"):
@@ -105,10 +112,10 @@ def protected_under(db: Database, space_id: int, rel: str) -> list[Protection]:
     if not rows:
         return []
     with db.session() as s:
-        holds = _active_holds(s, space_id)
+        holds = active_holds(s, space_id)
     out = []
     for path, uuid, until, released in rows:
-        held = _covered(path, holds)
+        held = covered(path, holds)
         if held or released is None:
             out.append(Protection(path, uuid, until, held))
     return out
@@ -231,9 +238,9 @@ def check_may_move(db: Database, space_id: int, src: str, dst: str) -> None:
     covers every destination."""
     src, dst = "/" + src.strip("/"), "/" + dst.strip("/")
     with db.session() as s:
-        holds = _active_holds(s, space_id)
+        holds = active_holds(s, space_id)
     left = [h for h in holds
-            if h.rstrip("/") != src and _covered(src, [h]) and not _covered(dst, [h])]
+            if h.rstrip("/") != src and covered(src, [h]) and not covered(dst, [h])]
     if not left:
         return
     with db.engine.connect() as c:
@@ -263,12 +270,39 @@ def moved(db: Database, space_id: int, src: str, dst: str) -> None:
             c.execute(stmt, params)
 
 
-@dataclass(frozen=True)
-class SweepAction:
-    space: str
-    path: str
-    uuid: str | None
-    action: str  # "released" or "purged"
+class RetentionPolicy(Policy):
+    """Retention in the file core: a protected CFDI is never overwritten,
+    deleted or replaced, and never leaves a legal hold (Forbidden, 403, with
+    the date); a folder's delete leaves its protected CFDI in place; a rename
+    takes the index rows and holds along."""
+
+    def before_write(self, files: Folder, rel: str) -> None:
+        check_writable(files.db, files.space_id, rel)
+
+    def before_delete(self, files: Folder, rel: str, *, is_dir: bool) -> list[Kept]:
+        protections = protected_under(files.db, files.space_id, rel)
+        if not is_dir and protections:
+            metrics.RETENTION_PROTECTIONS.inc()
+            log.info("retention refused delete: space=%s path=%s", files.space_name, rel)
+            raise Forbidden(protections[0].message())
+        return list(protections)
+
+    def before_replace(self, files: Folder, rel: str) -> None:
+        """A file, or a folder and everything below it, that holds a protected
+        CFDI or a document under a legal hold is never replaced by a MOVE or
+        COPY."""
+        protections = protected_under(files.db, files.space_id, rel)
+        if protections:
+            metrics.RETENTION_PROTECTIONS.inc()
+            log.info("retention refused replace: space=%s path=%s", files.space_name,
+                     protections[0].path)
+            raise Forbidden(protections[0].message())
+
+    def before_move(self, files: Folder, src: str, dst: str) -> None:
+        check_may_move(files.db, files.space_id, src, dst)
+
+    def after_move(self, files: Folder, src: str, dst: str) -> None:
+        moved(files.db, files.space_id, src, dst)
 
 
 def due_for_release(db: Database, now: datetime) -> list[tuple[int, str, int, str, str | None]]:
@@ -286,8 +320,8 @@ def due_for_release(db: Database, now: datetime) -> list[tuple[int, str, int, st
         out = []
         for space_id, name, doc_id, path, uuid in rows:
             if space_id not in holds:
-                holds[space_id] = _active_holds(s, space_id)
-            if not _covered(path, holds[space_id]):
+                holds[space_id] = active_holds(s, space_id)
+            if not covered(path, holds[space_id]):
                 out.append((space_id, name, doc_id, path, uuid))
         return out
 
@@ -306,134 +340,3 @@ def mark_released(db: Database, doc_id: int, now: datetime) -> None:
                      detail=f"UUID {doc.uuid or '-'}; resguardo terminado "
                             f"{doc.protected_until:%Y-%m-%d}" if doc.protected_until
                      else f"UUID {doc.uuid or '-'}")
-
-
-def _owner_email(db: Database, space_id: int) -> str | None:
-    """Who is told about purges: the owning portal account, else the space's owner."""
-    with db.session() as s:
-        space = s.get(Space, space_id)
-        if space is None:
-            return None
-        account_id = getattr(space, "account_id", None)
-        if account_id is not None:
-            from spaces.core.models import Account
-
-            account = s.get(Account, account_id)
-            if account is not None and account.email:
-                return str(account.email)
-        return space.owner_email
-
-
-def _notice(settings: Settings, to: str, space: str, docs: list[CfdiDocument], when: datetime,
-            final: bool) -> None:
-    from spaces.core.mail import Mail, Mailer
-
-    base = settings.base_url()
-    lines = [
-        "Estimado cliente de Resguardo:",
-        "",
-        ("AVISO FINAL: " if final else "")
-        + f"el periodo de resguardo de {len(docs)} CFDI de su espacio «{space}» termina y "
-        f"se eliminarán a partir del {formats.day(when)}.",
-        "",
-        "Si necesita conservarlos, descárguelos antes de esa fecha desde el portal "
-        f"({base}/espacios/{space}/cfdi) o desde su unidad de red, o pida una retención legal.",
-        "",
-    ]
-    lines += [f"  {d.uuid or '-'}  {d.path}" for d in docs[:200]]
-    if len(docs) > 200:
-        lines.append(f"  … y {len(docs) - 200} más (véalos en el portal).")
-    subject = ("Aviso final: " if final else "Aviso: ") + f"CFDI por eliminar en «{space}»"
-    Mailer(settings).send(Mail(to=to, subject=subject, body="\n".join(lines) + "\n"))
-
-
-def sweep(settings: Settings, db: Database, now: datetime | None = None) -> list[SweepAction]:
-    """End the retention of documents whose period is over and that no hold covers.
-
-    Policy ``release``: the document just becomes deletable. Policy ``purge``:
-    the owner is e-mailed ``first_notice_days`` and ``final_notice_days``
-    before, and only once both notices are that old is the file deleted —
-    through the space's one delete path, so quota and index follow. A sweep
-    that did not run for a while never purges without the notices. Safe to run
-    twice: each notice is sent once, each document released or purged once.
-
-    Then the audit records past their keeping period expire
-    (:func:`spaces.core.audit.expire`).
-    """
-    now = now or now_utc()
-    actions = _sweep_documents(settings, db, now)
-    audit.expire(settings, db, now)
-    return actions
-
-
-def _sweep_documents(settings: Settings, db: Database, now: datetime) -> list[SweepAction]:
-    policy = settings.retention.policy
-    actions: list[SweepAction] = []
-    if policy == "release":
-        for _space_id, name, doc_id, path, uuid in due_for_release(db, now):
-            mark_released(db, doc_id, now)
-            log.info("retention released: space=%s uuid=%s path=%s", name, uuid, path)
-            actions.append(SweepAction(name, path, uuid, "released"))
-        return actions
-
-    from datetime import timedelta
-
-    from spaces.files.storage import SpaceFiles
-
-    first_days = timedelta(days=settings.retention.first_notice_days)
-    final_days = timedelta(days=settings.retention.final_notice_days)
-    with db.session() as s:
-        docs = list(s.scalars(select(CfdiDocument).where(
-            CfdiDocument.category.in_(PROTECTED_CATEGORIES),
-            CfdiDocument.released_at.is_(None),
-            CfdiDocument.protected_until.is_not(None),
-            CfdiDocument.protected_until <= now + first_days)))
-        names = {sid: n for sid, n in s.execute(select(Space.id, Space.name))}
-        holds = {sid: _active_holds(s, sid) for sid in {d.space_id for d in docs}}
-    by_space: dict[int, list[CfdiDocument]] = {}
-    for d in docs:
-        if not _covered(d.path, holds[d.space_id]):
-            by_space.setdefault(d.space_id, []).append(d)
-    for space_id, items in by_space.items():
-        name = names[space_id]
-        to = _owner_email(db, space_id)
-        first = [d for d in items if d.first_notice_at is None]
-        final = [d for d in items if d.first_notice_at is not None and d.final_notice_at is None
-                 and now >= d.protected_until - final_days  # type: ignore[operator]
-                 and now >= d.first_notice_at + first_days - final_days]
-        for group, is_final in ((first, False), (final, True)):
-            if not group:
-                continue
-            if not to:
-                log.warning("retention purge postponed: space=%s has no e-mail to notify", name)
-                continue
-            # every document here was selected with a protected_until
-            when = max([now + (final_days if is_final else first_days)]
-                       + [d.protected_until for d in group if d.protected_until])
-            _notice(settings, to, name, group, when, is_final)
-            column = "final_notice_at" if is_final else "first_notice_at"
-            with db.session() as s:
-                s.execute(update(CfdiDocument).where(CfdiDocument.id.in_([d.id for d in group]))
-                          .values({column: now}))
-            for d in group:
-                setattr(d, column, now)
-                actions.append(SweepAction(name, d.path, d.uuid,
-                                           "final-notice" if is_final else "notice"))
-        files = SpaceFiles(settings, db, space_id, name, actor=audit.SYSTEM)
-        for d in items:
-            due = (d.protected_until <= now  # type: ignore[operator]
-                   and d.first_notice_at is not None and d.final_notice_at is not None
-                   and now >= d.first_notice_at + first_days
-                   and now >= d.final_notice_at + final_days)
-            if not due:
-                continue
-            mark_released(db, d.id, now)
-            try:
-                files.delete(d.path)
-            except (SpaceError, OSError) as exc:
-                log.error("retention purge failed: space=%s path=%s: %s", name, d.path, exc)
-                actions.append(SweepAction(name, d.path, d.uuid, "released"))
-                continue
-            log.info("retention purged: space=%s uuid=%s path=%s", name, d.uuid, d.path)
-            actions.append(SweepAction(name, d.path, d.uuid, "purged"))
-    return actions

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spaces.cfdi import retention
 from spaces.core.errors import InvalidName, QuotaExceeded
+from spaces.files.policy import Kept
 
 
 class DiskFull(QuotaExceeded):
@@ -35,8 +35,9 @@ class IncompleteUpload(InvalidName):
 class DeleteResult:
     freed_bytes: int
     freed_files: int
-    #: Protected CFDI that stayed (and the folders leading to them).
-    kept: list[retention.Protection]
+    #: What the policies kept in place (protected CFDI; the folders leading
+    #: to them stay too).
+    kept: list[Kept]
 
 
 @dataclass(frozen=True)

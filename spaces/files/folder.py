@@ -1,8 +1,9 @@
 """One space's folder as the file core sees it: where its areas are, what is at
 a path (:meth:`SpaceFolder.resolve`, :meth:`SpaceFolder.entry`), the plan's
 limits on paths (depth, address length), the free room on disk, the space's
-guard, the audit log of its changes, and :meth:`SpaceFolder.erase`, the one
-function that destroys stored content for good (trash expiry, emptying,
+guard, the audit log of its changes, the policies of its changes run in
+their order (:mod:`spaces.files.policy`), and :meth:`SpaceFolder.erase`, the
+one function that destroys stored content for good (trash expiry, emptying,
 version pruning, a full reserve).
 
 :class:`spaces.files.storage.SpaceFiles` builds the changes on it; trash and
@@ -17,6 +18,7 @@ import logging
 import os
 import stat
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +37,7 @@ from spaces.files.entries import DiskFull, Entry
 from spaces.files.guard import space_guard
 from spaces.files.layout import space_dir
 from spaces.files.names import check_new_name, check_no_twin, split_rel
+from spaces.files.policy import Kept, Policy
 from spaces.files.store import store_for
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,13 @@ class SpaceFolder:
     to build: one per request."""
 
     def __init__(self, settings: Settings, db: Database, space_id: int, space_name: str,
-                 *, actor: Actor | None = None, max_depth: int = 0) -> None:
-        """``max_depth``: the plan's, when the caller has read it already (the
-        drive's credential query does); 0: read on first need."""
+                 *, policies: Sequence[Policy], actor: Actor | None = None,
+                 max_depth: int = 0) -> None:
+        """``policies``: run in this order at each point of a change (see
+        :mod:`spaces.files.policy`; :func:`spaces.access.files.space_files`
+        hands in the installation's). ``max_depth``: the plan's, when the
+        caller has read it already (the drive's credential query does); 0:
+        read on first need."""
         self.settings = settings
         self.db = db
         self.space_id = space_id
@@ -61,8 +68,7 @@ class SpaceFolder:
         self.versions_root = base / "versions"
         #: Every file operation of this space goes through it.
         self.store = store_for(settings)
-        #: Examine XML files for CFDI when they are stored.
-        self.index_cfdi = True
+        self.policies = tuple(policies)
         self._root_str = str(self.root)
         if max_depth > 0:
             self.__dict__["_max_depth"] = max_depth
@@ -98,6 +104,50 @@ class SpaceFolder:
         """Append this change to the audit log, after the fact (never raises)."""
         audit.record(self.db, self.space_id, action, actor=self.actor, path=path, dest=dest,
                      size=size, detail=detail, space_name=self.space_name)
+
+    # -- policies, in their order ---------------------------------------------------
+    def prepare(self, src: Path, name: str, head: bytes | None = None) -> list[Any]:
+        """Outside the guard: what each policy makes of ``src`` (a file or a
+        tree) about to be stored as ``name``; hand it to :meth:`after_store`."""
+        return [p.prepare(self, src, name, head) for p in self.policies]
+
+    def before_write(self, rel: str) -> None:
+        for p in self.policies:
+            p.before_write(self, rel)
+
+    def before_delete(self, rel: str, *, is_dir: bool) -> list[Kept]:
+        """Refused by a policy, or what must stay below the folder at ``rel``."""
+        kept: list[Kept] = []
+        for p in self.policies:
+            kept.extend(p.before_delete(self, rel, is_dir=is_dir))
+        return kept
+
+    def before_replace(self, rel: str) -> None:
+        for p in self.policies:
+            p.before_replace(self, rel)
+
+    def before_move(self, src: str, dst: str) -> None:
+        for p in self.policies:
+            p.before_move(self, src, dst)
+
+    def after_store(self, fs_path: Path, *, new: bool, head: bytes | None = None,
+                    prepared: list[Any] | None = None, root: Path | None = None) -> None:
+        """New content is at ``fs_path``; ``prepared``: what :meth:`prepare`
+        returned for ``root`` (``fs_path`` itself or a folder above it)."""
+        rel = self.index_path(fs_path)
+        for i, p in enumerate(self.policies):
+            p.after_store(self, rel, fs_path, new=new, head=head,
+                          prepared=prepared[i] if prepared else None,
+                          root=fs_path if root is None else root)
+
+    def after_move(self, src: str, dst: str) -> None:
+        for p in self.policies:
+            p.after_move(self, src, dst)
+
+    def after_delete(self, rel: str, *, is_dir: bool,
+                     kept: frozenset[str] = frozenset()) -> None:
+        for p in self.policies:
+            p.after_delete(self, rel, is_dir=is_dir, kept=kept)
 
     # -- paths ------------------------------------------------------------------
     def resolve(self, rel: str) -> Path:

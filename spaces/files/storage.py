@@ -3,8 +3,16 @@
 Every change to what is stored goes through :class:`SpaceFiles` (writes,
 folders, deletes, moves, copies, a LOCK's empty file), which keeps the usage
 counters in step through :mod:`spaces.files.quota`. The WebDAV drive, the
-portal and any sweep share these functions, so quota and protection rules
-hold on every path.
+portal and any sweep share these functions (built by
+:func:`spaces.access.files.space_files`), so quota and protection rules hold
+on every path.
+
+Each change runs in a fixed order: the policies it was built with are asked
+first (before-write, before-delete, before-replace, before-move: CFDI
+retention may refuse), then what is replaced or deleted is disposed of
+(versions claim a save-by-rename, otherwise the trash), the change is made,
+the policies are told (after-store, after-move, after-delete: the CFDI
+index), and the audit log records it. See :mod:`spaces.files.policy`.
 
 A delete is a rename into the space's ``trash``; an overwrite keeps the old
 content in ``versions`` (see :mod:`spaces.files.trash` and
@@ -25,8 +33,6 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spaces.cfdi import index as cfdi_index
-from spaces.cfdi import retention
 from spaces.core import audit, metrics
 from spaces.core.errors import (
     AlreadyExists,
@@ -42,6 +48,7 @@ from spaces.files.folder import SpaceFolder
 from spaces.files.layout import is_temporary_name
 from spaces.files.names import check_new_name, check_no_twin
 from spaces.files.placeholders import ADD_PLACEHOLDER, TAKE_PLACEHOLDERS
+from spaces.files.policy import Kept
 from spaces.files.store import is_disk_full
 from spaces.files.upload import Upload
 
@@ -67,9 +74,10 @@ class SpaceFiles(SpaceFolder):
         self.check_depth(target)
         if self.entry(target) is None:  # a new name: refused before any byte is read
             check_no_twin(target.parent, target.name)
-        retention.check_writable(self.db, self.space_id, self.index_path(target))
+        self.before_write(self.index_path(target))
         try:
-            return Upload(self, target, declared, exact=exact)
+            return Upload(self, target, declared, exact=exact,
+                          drop_placeholder=self.drop_placeholder)
         except SpaceError:
             self.drop_placeholder(rel)  # a LOCK's empty file, refused its first write
             raise
@@ -172,45 +180,39 @@ class SpaceFiles(SpaceFolder):
         if p == self.root:
             raise Forbidden("No se puede borrar la raíz del espacio.")
         diskspace.rescue(self.settings)  # a full disk must not stop a delete
-        kept: list[retention.Protection] = []
         kept_in_trash = True
         with self.guard():
             e = self.entry(p)
             if e is None:
                 raise NotFound("No existe.")
             index_rel = self.index_path(p)
-            protections = retention.protected_under(self.db, self.space_id, index_rel)
-            if not e.is_dir and protections:
-                metrics.RETENTION_PROTECTIONS.inc()
-                log.info("retention refused delete: space=%s path=%s", self.space_name,
-                         index_rel)
-                raise Forbidden(protections[0].message())
+            # 1. before-delete: a policy refuses (a protected CFDI), or names
+            #    what stays below a folder.
+            kept = self.before_delete(index_rel, is_dir=e.is_dir)
+            # 2. dispose: versions claim a save-by-rename, otherwise the trash.
             if not e.is_dir:
                 origin = versions.take_trail(self, index_rel)
                 if origin is not None and trash.make_room(self, e.size):
                     versions.keep_renamed_away(self, p, e, origin)
-                    cfdi_index.forget(self.db, self.space_id, [index_rel])
+                    # 3. after-delete, then the audit log.
+                    self.after_delete(index_rel, is_dir=False)
                     shares.deleted(self.db, self.space_id, index_rel)
                     self.record_event(audit.Action.DELETE, index_rel, size=e.size,
-                                detail=f"versión de {origin}")
+                                      detail=f"versión de {origin}")
                     return DeleteResult(e.size, 1, [])
-            if not protections:
+            if not kept:
                 nbytes, nfiles = (e.size, 1) if not e.is_dir else self.tree_size(p)
                 kept_in_trash = trash.make_room(self, nbytes)
                 item = trash.put(self, p, index_rel, e.is_dir, nbytes, nfiles)
                 shares.deleted(self.db, self.space_id, index_rel)
-                if e.is_dir:
-                    cfdi_index.forget_tree(self.db, self.space_id, index_rel, set())
-                else:
-                    cfdi_index.forget(self.db, self.space_id, [index_rel])
+                self.after_delete(index_rel, is_dir=e.is_dir)
             else:
-                item, nbytes, nfiles = self._trash_around(p, index_rel, protections)
-                kept = protections
-                shares.deleted(self.db, self.space_id, index_rel, _with_parents(
-                    {pr.path for pr in protections}, index_rel))
+                item, nbytes, nfiles = self._trash_around(p, index_rel, kept)
+                stay = frozenset(k.path for k in kept)
+                shares.deleted(self.db, self.space_id, index_rel,
+                               _with_parents(set(stay), index_rel))
                 metrics.RETENTION_PROTECTIONS.inc(len(kept))
-                cfdi_index.forget_tree(self.db, self.space_id, index_rel,
-                                       {pr.path for pr in protections})
+                self.after_delete(index_rel, is_dir=True, kept=stay)
                 # Already in the safety net: make room around it, or erase it.
                 kept_in_trash = trash.make_room(self, nbytes, leaving=nbytes,
                                                 spare_item=item.id)
@@ -231,8 +233,7 @@ class SpaceFiles(SpaceFolder):
         return DeleteResult(nbytes, nfiles, kept)
 
     def _trash_around(self, p: Path, index_rel: str,
-                      protections: list[retention.Protection]
-                      ) -> tuple[TrashItem, int, int]:
+                      protections: list[Kept]) -> tuple[TrashItem, int, int]:
         """Trash a folder that holds protected CFDI: everything else moves, one
         rename per entry, into a mirror of the folder in the trash; the
         protected files and the folders leading to them stay. The mirror's
@@ -290,11 +291,11 @@ class SpaceFiles(SpaceFolder):
         the source and the destination are not one item (Forbidden: the same
         name in another Unicode spelling is the same item), the destination is
         not inside the source, the new name obeys the name rules (no twin of a
-        sibling, except the source's own: a name may change its case), no
-        document leaves a legal hold that covers it
-        (:func:`spaces.cfdi.retention.check_may_move`), and — with ``replace`` —
-        what the destination holds may be replaced: never a protected CFDI,
-        in the destination or anywhere below it (Forbidden, nothing touched).
+        sibling, except the source's own: a name may change its case), the
+        policies allow the move (no document leaves a legal hold that covers
+        it) and — with ``replace`` — the replacement of what the destination
+        holds (never a protected CFDI, in the destination or anywhere below
+        it): Forbidden, nothing touched.
 
         Without ``replace`` an existing destination is AlreadyExists. With it,
         a file onto a file keeps the destination's content as a version of it
@@ -339,8 +340,8 @@ class SpaceFiles(SpaceFolder):
             elif not replace:
                 raise AlreadyExists("El destino ya existe.")
             else:
-                self._check_replaceable(dst_index)
-            retention.check_may_move(self.db, self.space_id, src_index, dst_index)
+                self.before_replace(dst_index)
+            self.before_move(src_index, dst_index)
             detail = None
             if de is None:
                 try:
@@ -350,13 +351,13 @@ class SpaceFiles(SpaceFolder):
             elif not de.is_dir and not se.is_dir:
                 versions.replace_keeping(self, src, dst, de)
                 shares.deleted(self.db, self.space_id, dst_index)  # replaced: over
-                cfdi_index.forget(self.db, self.space_id, [dst_index])
+                self.after_delete(dst_index, is_dir=False)
                 detail = "reemplaza al destino (queda como versión)"
             else:
                 detail = "reemplaza al destino (" + (
                     "a la papelera)" if self._replace_by_rename(src, dst, de, dst_index)
                     else "eliminado: más grande que la reserva)")
-            retention.moved(self.db, self.space_id, src_index, dst_index)
+            self.after_move(src_index, dst_index)
             if not se.is_dir and is_temporary_name(dst.name) and not is_temporary_name(src.name):
                 versions.leave_trail(self, dst_index, src_index)
             else:
@@ -383,27 +384,13 @@ class SpaceFiles(SpaceFolder):
         if not kept_in_trash:
             trash.erase_item(self, item)
         shares.deleted(self.db, self.space_id, dst_index)
-        if de.is_dir:
-            cfdi_index.forget_tree(self.db, self.space_id, dst_index, set())
-        else:
-            cfdi_index.forget(self.db, self.space_id, [dst_index])
+        self.after_delete(dst_index, is_dir=de.is_dir)
         versions.forget_trails(self, dst_index)
         self.record_event(audit.Action.DELETE, dst_index, size=nbytes,
                           detail="reemplazado por un MOVE: " + (
                               "a la papelera" if kept_in_trash else
                               "eliminado definitivamente, es más grande que toda la reserva"))
         return kept_in_trash
-
-    def _check_replaceable(self, index_rel: str) -> None:
-        """Forbidden (403, with the date) if the item at ``index_rel`` — a file,
-        or a folder and everything below it — holds a protected CFDI or a
-        document under a legal hold: a MOVE or COPY never replaces it."""
-        protections = retention.protected_under(self.db, self.space_id, index_rel)
-        if protections:
-            metrics.RETENTION_PROTECTIONS.inc()
-            log.info("retention refused replace: space=%s path=%s", self.space_name,
-                     protections[0].path)
-            raise Forbidden(protections[0].message())
 
     def check_copy_over(self, src_rel: str, dst_rel: str) -> None:
         """Before a COPY with ``Overwrite: T`` onto the existing ``dst_rel``
@@ -414,7 +401,7 @@ class SpaceFiles(SpaceFolder):
         if src == dst or dst.is_relative_to(src) or src.is_relative_to(dst):
             raise Forbidden("No se puede copiar un elemento sobre sí mismo ni sobre la "
                             "carpeta que lo contiene.")
-        self._check_replaceable(self.index_path(dst))
+        self.before_replace(self.index_path(dst))
 
     def copy_file(self, src_rel: str, dst_rel: str) -> None:
         """Copy one file, replacing the destination file if any (quota-checked,

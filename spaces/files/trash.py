@@ -18,34 +18,33 @@ measures ``files`` (used) and ``trash`` + ``versions`` (held).
 CFDI: a protected CFDI never reaches the trash (its delete is refused, or it
 stays in place when its folder is deleted), so nothing here can destroy one.
 
-Every function takes a :class:`spaces.files.storage.SpaceFiles` (one space, and the
-actor in ``files.actor``), runs its change under the space's guard, and raises
-the domain errors of :mod:`spaces.core.errors` (NotFound, Forbidden, QuotaExceeded).
+Every function takes the :class:`spaces.files.folder.SpaceFolder` of one space
+(the actor in ``files.actor``, the policies a restore runs), runs its change
+under the space's guard, and raises the domain errors of
+:mod:`spaces.core.errors` (NotFound, Forbidden, QuotaExceeded). The reserve is
+this module's: :func:`make_room` and :func:`reclaim` erase the oldest versions
+too (:func:`erase_version`), so :mod:`spaces.files.versions` stands on it and
+not the other way round.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 
-from spaces.cfdi import index as cfdi_index
-from spaces.cfdi import parse as cfdi
 from spaces.core import audit
 from spaces.core.db import Database
 from spaces.core.errors import NotFound
-from spaces.core.models import FileVersion, Space, TrashItem, utcnow
-from spaces.core.settings import Settings
+from spaces.core.models import FileVersion, TrashItem, utcnow
 from spaces.files import quota
+from spaces.files.folder import SpaceFolder
+from spaces.files.layout import new_token
 from spaces.files.names import check_new_name, check_no_twin, twin_in
-
-if TYPE_CHECKING:
-    from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def held(db: Database, space_id: int) -> Held:
     return Held(int(tb), int(tn), int(vb), int(vn))
 
 
-def list_trash(files: SpaceFiles) -> list[TrashEntry]:
+def list_trash(files: SpaceFolder) -> list[TrashEntry]:
     """The space's trash, newest first."""
     days = timedelta(days=files.settings.trash.days)
     with files.db.session() as s:
@@ -127,12 +126,12 @@ def _entry(r: TrashItem, days: timedelta) -> TrashEntry:
                       r.trashed_at, r.trashed_by, r.trashed_at + days)
 
 
-def get_item(files: SpaceFiles, item_id: int) -> TrashEntry:
+def get_item(files: SpaceFolder, item_id: int) -> TrashEntry:
     """One item of this space's trash (NotFound otherwise)."""
     return _entry(_row(files, item_id), timedelta(days=files.settings.trash.days))
 
 
-def _row(files: SpaceFiles, item_id: int) -> TrashItem:
+def _row(files: SpaceFolder, item_id: int) -> TrashItem:
     with files.db.session() as s:
         row = s.scalar(select(TrashItem).where(TrashItem.id == item_id,
                                                TrashItem.space_id == files.space_id))
@@ -141,7 +140,7 @@ def _row(files: SpaceFiles, item_id: int) -> TrashItem:
     return row
 
 
-def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -> str:
+def restore_from_trash(files: SpaceFolder, item_id: int, by: str | None = None) -> str:
     """Put a trash item back where it was and return the path it now has.
 
     If that name is taken, the item comes back as "nombre (restaurado).ext"
@@ -153,8 +152,7 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
     # What comes back is examined for CFDI before the space's lock: a huge
     # stamped CFDI, or a folder of thousands, takes a while to read.
     early = _row(files, item_id)
-    examined = cfdi_index.examine_tree(files.trash_root / early.token,
-                                       Path(early.path).name) if files.index_cfdi else None
+    prepared = files.prepare(files.trash_root / early.token, Path(early.path).name)
     with files.guard():
         row = _row(files, item_id)
         src = files.trash_root / row.token
@@ -170,21 +168,21 @@ def restore_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -
             target = _free_name(files, target)
             check_new_name(target.name)
             check_no_twin(target.parent, target.name)  # the space's lock is held: still true
-            os.rename(src, target)
+            files.store.rename(src, target)
         except BaseException:
             quota.apply(files.db, files.space_id, -row.size, -row.files,
                         held_bytes=row.size, held_files=row.files)
             raise
         _drop(files.db, row.id)
         rel = files.index_path(target)
-        _reindex(files, target, examined if row.token == early.token else None)
+        _restored(files, target, prepared if row.token == early.token else None)
     files.record_event(audit.Action.TRASH_RESTORE, row.path, dest=rel, size=row.size)
     log.info("restored from trash: space=%s path=%s as=%s by=%s", files.space_name,
              row.path, rel, by or files.actor_name)
     return rel
 
 
-def _free_name(files: SpaceFiles, target: Path) -> Path:
+def _free_name(files: SpaceFolder, target: Path) -> Path:
     """``target``, or "name (restaurado).ext", "name (restaurado 2).ext", ... if taken
     (by that name or by a twin Windows cannot tell from it)."""
     def free(p: Path) -> bool:
@@ -205,28 +203,19 @@ def _free_name(files: SpaceFiles, target: Path) -> Path:
         n += 1
 
 
-def _reindex(files: SpaceFiles, target: Path,
-             examined: cfdi_index.Examined | None = None) -> None:
-    """Examine the files that came back, whatever their names (they were
-    forgotten by the index when deleted; a stamped CFDI is protected again from
-    now on). ``examined``: what :func:`cfdi_index.examine_tree` found in them
-    before the lock."""
-    paths = [target] if target.is_file() else [
-        Path(d) / n for d, _, names in os.walk(target) for n in names]
+def _restored(files: SpaceFolder, target: Path, prepared: list[Any] | None = None) -> None:
+    """Tell the policies about every file that came back, whatever its name (the
+    CFDI index forgot them when deleted; a stamped CFDI is protected again from
+    now on). ``prepared``: what they made of the item before the lock."""
+    info = files.store.info(target)
+    paths = [target] if info is not None and not info.is_dir else [
+        Path(d) / n for d, _, names in files.store.walk(target) for n in names]
     for p in paths:
-        if not p.is_symlink():
-            try:
-                with open(p, "rb") as fh:
-                    head = fh.read(cfdi_index.SNIFF_BYTES)
-            except OSError:
-                continue
-            if cfdi.worth_examining(p.name, head):
-                cfdi_index.record(files.settings, files.db, files.space_id,
-                                  files.index_path(p), p, actor=files.actor,
-                                  finding=cfdi_index.examined_for(examined, target, p))
+        if not files.store.is_link(p):
+            files.after_store(p, new=True, prepared=prepared, root=target)
 
 
-def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) -> Freed:
+def delete_from_trash(files: SpaceFolder, item_id: int, by: str | None = None) -> Freed:
     """Erase one trash item for good (an admin's choice); returns what was freed."""
     with files.guard():
         row = _row(files, item_id)
@@ -236,7 +225,7 @@ def delete_from_trash(files: SpaceFiles, item_id: int, by: str | None = None) ->
     return freed
 
 
-def erase_item(files: SpaceFiles, row: TrashItem) -> Freed:
+def erase_item(files: SpaceFolder, row: TrashItem) -> Freed:
     """Erase one trash item for good (under the guard): files first, then its row."""
     nbytes, nfiles = files.erase(files.trash_root / row.token)
     _drop(files.db, row.id)
@@ -248,7 +237,7 @@ def _drop(db: Database, item_id: int) -> None:
         s.execute(delete(TrashItem).where(TrashItem.id == item_id))
 
 
-def empty_trash(files: SpaceFiles, by: str | None = None) -> Freed:
+def empty_trash(files: SpaceFolder, by: str | None = None) -> Freed:
     """Erase everything in the space's trash (an admin's choice)."""
     total = Freed(0, 0, 0)
     with files.guard():
@@ -265,12 +254,10 @@ def empty_trash(files: SpaceFiles, by: str | None = None) -> Freed:
     return total
 
 
-def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
+def reclaim(files: SpaceFolder, nbytes: int, by: str | None = None) -> Freed:
     """Free at least ``nbytes`` (if there is that much to free) by erasing the
     oldest file versions first, then the oldest trash items. Current files are
     never touched. Returns what was freed (possibly less than asked)."""
-    from spaces.files import versions
-
     total = Freed(0, 0, 0)
     with files.guard():
         with files.db.session() as s:
@@ -283,7 +270,7 @@ def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
         for v in vrows:
             if total.bytes >= nbytes:
                 break
-            total = total + versions._erase_version(files, v)
+            total = total + erase_version(files, v)
         for t in trows:
             if total.bytes >= nbytes:
                 break
@@ -297,7 +284,7 @@ def reclaim(files: SpaceFiles, nbytes: int, by: str | None = None) -> Freed:
     return total
 
 
-def make_room(files: SpaceFiles, nbytes: int, *, leaving: int = 0,
+def make_room(files: SpaceFolder, nbytes: int, *, leaving: int = 0,
               spare_version: int | None = None, spare_item: int | None = None) -> bool:
     """Make room in the space's reserve for ``nbytes`` about to enter its safety
     net (a deleted item, a replaced content), under the space's guard: the
@@ -308,8 +295,6 @@ def make_room(files: SpaceFiles, nbytes: int, *, leaving: int = 0,
     Returns False, erasing nothing, when ``nbytes`` alone is larger than the
     whole reserve: the caller then does not keep it. Never refuses a write.
     """
-    from spaces.files import versions
-
     now = quota.usage(files.db, files.space_id)
     if nbytes > now.reserve_bytes:
         log.info("too large for the reserve: space=%s bytes=%d reserve=%d", files.space_name,
@@ -326,7 +311,7 @@ def make_room(files: SpaceFiles, nbytes: int, *, leaving: int = 0,
             break
         if v.id == spare_version:
             continue
-        freed += versions._erase_version(files, v).bytes
+        freed += erase_version(files, v).bytes
         files.record_event(audit.Action.VERSION_PURGE, v.path, size=v.size,
                            detail=RESERVE_FULL)
     if freed < excess:
@@ -358,50 +343,21 @@ _OLDEST_ITEMS = (select(TrashItem.id, TrashItem.token, TrashItem.path, TrashItem
                  .order_by(TrashItem.trashed_at, TrashItem.id))
 
 
-def expire(settings: Settings, db: Database, now: datetime | None = None,
-           *, older_than_days: int | None = None) -> Freed:
-    """The sweep: in every space, erase trash items older than ``[trash] days``
-    (or ``older_than_days``) and versions older than ``[versions] max_days``,
-    through the one erase path. Safe to run twice."""
-    from spaces.core.models import RenameTrail
-    from spaces.files import versions
-    from spaces.files.storage import SpaceFiles
-
-    now = now or utcnow()
-    days = settings.trash.days if older_than_days is None else older_than_days
-    trash_cutoff = now - timedelta(days=days)
-    version_cutoff = now - timedelta(days=settings.versions.max_days)
-    with db.session() as s:
-        trows = list(s.scalars(select(TrashItem).where(TrashItem.trashed_at <= trash_cutoff)))
-        vrows = list(s.scalars(select(FileVersion)
-                               .where(FileVersion.created_at <= version_cutoff)))
-        names = {sid: n for sid, n in s.execute(select(Space.id, Space.name))}
-        s.execute(delete(RenameTrail).where(RenameTrail.created_at <= now - timedelta(days=1)))
-    total = Freed(0, 0, 0)
-    for space_id in sorted({r.space_id for r in trows} | {v.space_id for v in vrows}):
-        files = SpaceFiles(settings, db, space_id, names[space_id], actor=audit.SYSTEM)
-        with files.guard():
-            for v in (v for v in vrows if v.space_id == space_id):
-                freed = versions._erase_version(files, v)
-                files.record_event(audit.Action.VERSION_PURGE, v.path, size=freed.bytes,
-                             detail="vencida")
-                total = total + freed
-            for t in (t for t in trows if t.space_id == space_id):
-                freed = erase_item(files, t)
-                files.record_event(audit.Action.TRASH_PURGE, t.path, size=freed.bytes,
-                             detail="vencido en la papelera")
-                total = total + freed
-        log.info("trash/versions expired: space=%s", files.space_name)
-    return total
+def erase_version(files: SpaceFolder, row: FileVersion | Row[*tuple[Any, ...]]) -> Freed:
+    """Erase one earlier version for good (under the guard): its file, then its row."""
+    nbytes, nfiles = files.erase(files.versions_root / row.token)
+    with files.db.session() as s:
+        s.execute(delete(FileVersion).where(FileVersion.id == row.id))
+    return Freed(nbytes, nfiles, 1)
 
 
-# -- used by spaces.files.storage (under the space's guard) -----------------------------
+# -- used by spaces.files.storage and versions (under the space's guard) ----------------
 
 #: Built once: every delete runs it, and building it cost more than running it.
 _PUT = insert(TrashItem).returning(TrashItem.id)
 
 
-def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
+def put(files: SpaceFolder, p: Path | None, rel: str, is_dir: bool, nbytes: int,
         nfiles: int) -> TrashItem:
     """Move ``p`` into the trash: its row, and its ``nbytes``/``nfiles`` moved
     from the space's files to its safety net, in one transaction; then one
@@ -409,9 +365,7 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
     start-up drops, recounting the space). The caller made room for it
     (:func:`make_room`). With ``p`` None, an empty folder is made in the trash
     instead (one new held entry; the caller fills it and sets its size)."""
-    from spaces.files.layout import new_token
-
-    files.trash_root.mkdir(parents=True, exist_ok=True)
+    files.store.mkdir(files.trash_root, parents=True, exist_ok=True)
     values = {"space_id": files.space_id, "token": new_token(), "path": rel, "is_dir": is_dir,
               "size": nbytes, "files": nfiles, "trashed_at": utcnow(),
               "trashed_by": files.actor_name}
@@ -423,9 +377,9 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
     row = TrashItem(id=item_id, **values)
     try:
         if p is None:
-            (files.trash_root / row.token).mkdir()
+            files.store.mkdir(files.trash_root / row.token)
         else:
-            os.rename(p, files.trash_root / row.token)
+            files.store.rename(p, files.trash_root / row.token)
     except BaseException:
         with files.db.engine.begin() as c:
             c.execute(delete(TrashItem).where(TrashItem.id == row.id))
@@ -435,47 +389,18 @@ def put(files: SpaceFiles, p: Path | None, rel: str, is_dir: bool, nbytes: int,
     return row
 
 
-def take_back(files: SpaceFiles, item: TrashItem, to: Path) -> None:
+def take_back(files: SpaceFolder, item: TrashItem, to: Path) -> None:
     """Undo :func:`put` of a file or folder (a MOVE that replaced it failed
     right after): it is renamed back to ``to``, its row goes, and its bytes and
     entries return from the safety net to the space's files."""
-    os.rename(files.trash_root / item.token, to)
+    files.store.rename(files.trash_root / item.token, to)
     with files.db.engine.begin() as c:
         c.execute(delete(TrashItem).where(TrashItem.id == item.id))
         quota.apply_in(c, files.space_id, item.size, item.files, held_bytes=-item.size,
                        held_files=-item.files)
 
 
-def set_size(files: SpaceFiles, item_id: int, nbytes: int, nfiles: int) -> None:
+def set_size(files: SpaceFolder, item_id: int, nbytes: int, nfiles: int) -> None:
     with files.db.session() as s:
         s.execute(update(TrashItem).where(TrashItem.id == item_id)
                   .values(size=nbytes, files=nfiles))
-
-
-def reconcile(files: SpaceFiles) -> int:
-    """At start-up, under the guard: drop rows whose item is gone, and give a
-    row to anything in ``trash`` that has none (so it can be restored, never
-    silently lost). Returns how many things were repaired."""
-    repaired = 0
-    on_disk = set(os.listdir(files.trash_root)) if files.trash_root.is_dir() else set()
-    with files.db.session() as s:
-        rows = list(s.scalars(select(TrashItem).where(TrashItem.space_id == files.space_id)))
-        for r in rows:
-            if r.token not in on_disk:
-                s.delete(r)
-                repaired += 1
-        known = {r.token for r in rows}
-        for token in sorted(on_disk - known):
-            p = files.trash_root / token
-            if p.is_symlink():
-                continue
-            nbytes, nfiles = (files.store.measure(p) if p.is_dir()
-                              else (p.stat().st_size, 0))
-            s.add(TrashItem(space_id=files.space_id, token=token,
-                            path=f"/recuperado {token[:8]}", is_dir=p.is_dir(), size=nbytes,
-                            files=nfiles + 1, trashed_at=utcnow(), trashed_by="system"))
-            repaired += 1
-    if repaired:
-        log.warning("start-up: repaired %d trash entries in space %s", repaired,
-                    files.space_name)
-    return repaired

@@ -2,10 +2,11 @@
 byte by byte against the plan, that replaces its target only at its commit.
 
 :meth:`Upload.write` reserves room as the body arrives (with a lease, so a
-crash gives it back), :meth:`Upload.commit` examines the content for CFDI
-outside the space's guard and then, under it, charges the final size, keeps
-the old content as a version and puts the new one in place in one atomic
-rename; :meth:`Upload.abort` leaves no trace. Built by
+crash gives it back), :meth:`Upload.commit` lets the policies prepare (the
+CFDI examination) outside the space's guard and then, under it, asks them
+before the write, charges the final size, keeps the old content as a version,
+puts the new one in place in one atomic rename and tells them after the
+store; :meth:`Upload.abort` leaves no trace. Built by
 :meth:`spaces.files.storage.SpaceFiles.open_upload`.
 """
 
@@ -14,23 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import Any, BinaryIO
 
-from spaces.cfdi import index as cfdi_index
-from spaces.cfdi import parse as cfdi
-from spaces.cfdi import retention
 from spaces.core import audit
 from spaces.core.errors import Forbidden, InvalidName, QuotaExceeded, UsageUnavailable
 from spaces.files import quota, trash, versions
 from spaces.files.entries import DiskFull, IncompleteUpload
+from spaces.files.folder import SpaceFolder
 from spaces.files.layout import NODE, upload_name
 from spaces.files.names import check_no_twin
+from spaces.files.policy import HEAD_BYTES
 from spaces.files.store import is_disk_full
-
-if TYPE_CHECKING:
-    from spaces.files.storage import SpaceFiles
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +43,12 @@ class Upload:
     """A file being written: streams into ``tmp``, counted byte by byte, and
     replaces its target only in :meth:`commit`. :meth:`abort` leaves no trace."""
 
-    def __init__(self, files: SpaceFiles, target: Path, declared: int | None, *,
-                 exact: bool = False) -> None:
+    def __init__(self, files: SpaceFolder, target: Path, declared: int | None, *,
+                 exact: bool = False, drop_placeholder: Callable[[str], bool]) -> None:
+        """``drop_placeholder``: removes a LOCK's empty file at a path when the
+        upload is aborted (see :meth:`spaces.files.storage.SpaceFiles.drop_placeholder`)."""
         self.files = files
+        self._drop_placeholder = drop_placeholder
         self.target = target
         self.expected = declared if exact else None
         self.written = 0
@@ -58,8 +58,8 @@ class Upload:
         #: Entries reserved: 1 for a new file, so its commit usually has nothing left to count.
         self.reserved_files = 0
         self.head = b""
-        #: What the content is (spaces.cfdi.parse), examined before the commit's lock.
-        self._finding: cfdi.Finding | None = None
+        #: What the policies made of the content before the commit's lock.
+        self._prepared: list[Any] | None = None
         self._done = False
         #: The file this upload copies (a COPY), for the audit log.
         self.copied_from: str | None = None
@@ -163,8 +163,8 @@ class Upload:
                               at_least=self.expected is None and so_far >= (self.declared or 0),
                               lease=self.lease)
                 self.reserved += need
-        if len(self.head) < cfdi_index.SNIFF_BYTES:
-            self.head += data[: cfdi_index.SNIFF_BYTES - len(self.head)]
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
         self._write_all(data)
         self.written += n
         if self.written - self._synced >= WRITEBACK_STEP:
@@ -225,9 +225,7 @@ class Upload:
             # What the new content is, read before the space's lock: a stamped
             # CFDI of hundreds of megabytes takes a while to parse, and the
             # temporary file is this upload's alone (the lock only records it).
-            self._finding = (cfdi_index.examine(self.tmp_path, self.target.name)
-                             if f.index_cfdi and cfdi.worth_examining(self.target.name,
-                                                                      self.head) else None)
+            self._prepared = f.prepare(self.tmp_path, self.target.name, self.head)
             with f.guard():
                 existing = f.entry(self.target)
                 if existing is not None and existing.is_dir:
@@ -246,7 +244,7 @@ class Upload:
                 if new_file:  # a twin may have arrived while the body streamed
                     check_no_twin(self.target.parent, self.target.name)
                 if existing is not None:  # it may have become a protected CFDI meanwhile
-                    retention.check_writable(f.db, f.space_id, f.index_path(self.target))
+                    f.before_write(f.index_path(self.target))
                 # The plan counts the new content instead of the old one; the
                 # reserve lets go of the old content's bytes it held meanwhile.
                 extra = (self.written - old_now) - self.reserved
@@ -276,7 +274,10 @@ class Upload:
                 f.store.sync_folder(self.target.parent)  # the new name is durable too
                 if keep:
                     quota.apply(f.db, f.space_id, 0, 0, held_bytes=old_now, held_files=1)
-                self._index(new_file)
+                # Under the guard, so a protection is recorded before anyone
+                # can delete the file.
+                f.after_store(self.target, new=new_file, head=self.head,
+                              prepared=self._prepared)
                 if keep:
                     versions.prune(f, f.index_path(self.target))
         except OSError as exc:
@@ -301,17 +302,6 @@ class Upload:
                      detail=f"versión anterior guardada ({old_now} bytes)" if keep else None)
         return new_file
 
-    def _index(self, new_file: bool) -> None:
-        """Examine what was just stored (under the space lock, so a protection
-        is recorded before anyone can delete the file)."""
-        f = self.files
-        rel = f.index_path(self.target)
-        if f.index_cfdi and cfdi.worth_examining(self.target.name, self.head):
-            cfdi_index.record(f.settings, f.db, f.space_id, rel, self.target, actor=f.actor,
-                              finding=self._finding)
-        elif not new_file:
-            cfdi_index.forget(f.db, f.space_id, [rel])
-
     def abort(self) -> None:
         """Drop the temporary file and release the reservation; the target is untouched."""
         if self._done:
@@ -324,4 +314,4 @@ class Upload:
         self.files.store.unlink(self.tmp_path, missing_ok=True)
         self._release()
         # A LOCK's empty file whose first write failed does not stay behind.
-        self.files.drop_placeholder(self.files.index_path(self.target))
+        self._drop_placeholder(self.files.index_path(self.target))

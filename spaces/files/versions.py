@@ -21,29 +21,23 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import BinaryIO
 
-from sqlalchemy import Row, bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
-from spaces.cfdi import index as cfdi_index
-from spaces.cfdi import parse as cfdi
-from spaces.cfdi import retention
 from spaces.core import audit
 from spaces.core.db import path_move_params, path_mover
 from spaces.core.errors import Forbidden, NotFound
 from spaces.core.models import FileVersion, RenameTrail, utcnow
 from spaces.files import quota, trash
+from spaces.files.entries import Entry
+from spaces.files.folder import SpaceFolder
+from spaces.files.layout import new_token
 from spaces.files.names import check_new_name, check_no_twin
-
-if TYPE_CHECKING:
-    from spaces.files.entries import Entry
-    from spaces.files.storage import SpaceFiles
-    from spaces.files.trash import Freed
+from spaces.files.trash import Freed, erase_version
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +62,7 @@ def _entry(r: FileVersion) -> VersionEntry:
     return VersionEntry(r.id, r.path, r.size, r.mtime, r.created_at, r.created_by)
 
 
-def list_versions(files: SpaceFiles, rel: str) -> list[VersionEntry]:
+def list_versions(files: SpaceFolder, rel: str) -> list[VersionEntry]:
     """The versions of the file at ``rel``, newest first (empty if none)."""
     path = files.index_path(files.resolve(rel))
     with files.db.session() as s:
@@ -78,7 +72,7 @@ def list_versions(files: SpaceFiles, rel: str) -> list[VersionEntry]:
         return [_entry(r) for r in rows]
 
 
-def _row(files: SpaceFiles, version_id: int) -> FileVersion:
+def _row(files: SpaceFolder, version_id: int) -> FileVersion:
     with files.db.session() as s:
         row = s.scalar(select(FileVersion).where(FileVersion.id == version_id,
                                                  FileVersion.space_id == files.space_id))
@@ -87,23 +81,23 @@ def _row(files: SpaceFiles, version_id: int) -> FileVersion:
     return row
 
 
-def get_version(files: SpaceFiles, version_id: int) -> VersionEntry:
+def get_version(files: SpaceFolder, version_id: int) -> VersionEntry:
     """One version of this space (NotFound otherwise)."""
     return _entry(_row(files, version_id))
 
 
-def open_version(files: SpaceFiles, version_id: int) -> tuple[VersionEntry, BinaryIO]:
+def open_version(files: SpaceFolder, version_id: int) -> tuple[VersionEntry, BinaryIO]:
     """The version and its content opened for reading (the caller closes it).
     Raises NotFound if it is not a version of this space."""
     row = _row(files, version_id)
     try:
-        fh = open(files.versions_root / row.token, "rb")  # noqa: SIM115 - the caller closes it
+        fh = files.store.open_read(files.versions_root / row.token)
     except FileNotFoundError:
         raise NotFound("Esa versión ya no existe.") from None
     return _entry(row), fh
 
 
-def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -> str:
+def restore_version(files: SpaceFolder, version_id: int, by: str | None = None) -> str:
     """Make the version the current content of its file again and return the
     file's path. The current content is kept as a version first (restoring is
     itself undoable), in the reserve like any version. The plan then counts
@@ -111,11 +105,10 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
     nothing changed) if it grows beyond the plan. A missing file is recreated
     (missing folders too). Forbidden if the current file is a protected CFDI
     or a folder."""
-    # The restored content is examined for CFDI before the space's lock (a
+    # The policies look at the restored content before the space's lock (a
     # huge stamped CFDI takes a while to read); a version's file never changes.
     early = _row(files, version_id)
-    examined = cfdi_index.examine_tree(files.versions_root / early.token,
-                                       Path(early.path).name) if files.index_cfdi else None
+    prepared = files.prepare(files.versions_root / early.token, Path(early.path).name)
     with files.guard():
         row = _row(files, version_id)
         src = files.versions_root / row.token
@@ -126,17 +119,17 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         e = files.entry(target)
         if e is not None and e.is_dir:
             raise Forbidden("Ahora hay una carpeta con ese nombre; no se restauró la versión.")
-        if e is not None and os.path.samefile(src, target):
+        if e is not None and files.store.same_file(src, target):
             # Not an earlier content but the current file itself (a hard link an
             # old self-MOVE left): restoring would change nothing; forget it.
-            _erase_version(files, row)
+            erase_version(files, row)
             raise NotFound("Esa versión es el contenido actual del archivo; no había nada "
                            "que restaurar.")
         if e is None:  # recreated: a new name, under the name rules
             check_new_name(target.name)
             check_no_twin(target.parent, target.name)
         else:
-            retention.check_writable(files.db, files.space_id, row.path)
+            files.before_write(row.path)
         current = e.size if e is not None else 0
         # The plan: the version's content instead of the current one (one more
         # entry when the file is recreated); the reserve: the version leaves it.
@@ -154,7 +147,7 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
             elif files.keeps_version_of(e.size) and trash.make_room(
                     files, e.size, spare_version=row.id):
                 kept = link_current(files, target, e)
-            os.replace(src, target)
+            files.store.replace(src, target, durable=False)
         except BaseException:
             if kept is not None:
                 unlink_kept(files, kept)
@@ -164,8 +157,8 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
         _drop(files, row.id)
         if kept is not None:
             quota.apply(files.db, files.space_id, 0, 0, held_bytes=current, held_files=1)
-        _index(files, target, cfdi_index.examined_for(
-            examined if row.token == early.token else None, target, target))
+        files.after_store(target, new=False,
+                          prepared=prepared if row.token == early.token else None)
         prune(files, row.path)
     files.record_event(audit.Action.VERSION_RESTORE, row.path, size=row.size,
                  detail=f"versión del {row.created_at:%Y-%m-%d %H:%M} UTC")
@@ -174,53 +167,29 @@ def restore_version(files: SpaceFiles, version_id: int, by: str | None = None) -
     return row.path
 
 
-def _index(files: SpaceFiles, target: Path, finding: cfdi.Finding | None = None) -> None:
-    rel = files.index_path(target)
-    try:
-        with open(target, "rb") as fh:
-            head = fh.read(cfdi_index.SNIFF_BYTES)
-    except OSError:
-        return
-    if files.index_cfdi and cfdi.worth_examining(target.name, head):
-        cfdi_index.record(files.settings, files.db, files.space_id, rel, target,
-                          actor=files.actor, finding=finding)
-    else:
-        cfdi_index.forget(files.db, files.space_id, [rel])
-
-
-def delete_version(files: SpaceFiles, version_id: int, by: str | None = None) -> Freed:
+def delete_version(files: SpaceFolder, version_id: int, by: str | None = None) -> Freed:
     """Erase one version for good (an admin's choice)."""
     with files.guard():
         row = _row(files, version_id)
-        freed = _erase_version(files, row)
+        freed = erase_version(files, row)
     files.record_event(audit.Action.VERSION_PURGE, row.path, size=freed.bytes,
                  detail=f"eliminada por {by or files.actor_name or 'el sistema'}")
     return freed
 
 
-# -- used by spaces.files.storage and spaces.files.trash (under the space's guard) ---------------
+# -- used by spaces.files.storage and spaces.files.upload (under the space's guard) ---------
 
-def _drop(files: SpaceFiles, version_id: int) -> None:
+def _drop(files: SpaceFolder, version_id: int) -> None:
     with files.db.session() as s:
         s.execute(delete(FileVersion).where(FileVersion.id == version_id))
-
-
-def _erase_version(files: SpaceFiles, row: FileVersion | Row[*tuple[Any, ...]]) -> Freed:
-    from spaces.files.trash import Freed
-
-    nbytes, nfiles = files.erase(files.versions_root / row.token)
-    _drop(files, row.id)
-    return Freed(nbytes, nfiles, 1)
 
 
 #: Every overwrite runs it: built once.
 _ADD = insert(FileVersion).returning(FileVersion.id)
 
 
-def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
-    from spaces.files.layout import new_token
-
-    files.versions_root.mkdir(parents=True, exist_ok=True)
+def _add_row(files: SpaceFolder, path: str, e: Entry) -> FileVersion:
+    files.store.mkdir(files.versions_root, parents=True, exist_ok=True)
     values = {"space_id": files.space_id, "token": new_token(), "path": path, "size": e.size,
               "mtime": e.mtime, "created_at": utcnow(), "created_by": files.actor_name}
     with files.db.engine.begin() as c:
@@ -228,7 +197,7 @@ def _add_row(files: SpaceFiles, path: str, e: Entry) -> FileVersion:
     return FileVersion(id=version_id, **values)
 
 
-def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
+def link_current(files: SpaceFolder, target: Path, e: Entry) -> FileVersion:
     """Keep the current content of ``target`` as a version: a hard link in
     ``versions`` (the file stays in place; its replacement then gets a new
     inode). The caller made room for it in the reserve and accounts for it
@@ -237,15 +206,15 @@ def link_current(files: SpaceFiles, target: Path, e: Entry) -> FileVersion:
     kept = files.versions_root / row.token
     try:
         try:
-            os.link(target, kept)
+            files.store.link(target, kept)
         except OSError as exc:
             if exc.errno not in _NO_HARD_LINKS:
                 raise
             # A data folder on a filesystem without hard links (some network
             # shares): copy the content instead, slower but the same result.
-            _copy_durably(target, kept)
+            files.store.copy(target, kept)
     except BaseException:
-        kept.unlink(missing_ok=True)
+        files.store.unlink(kept, missing_ok=True)
         _drop(files, row.id)
         raise
     return row
@@ -256,43 +225,31 @@ _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNO
                             errno.EMLINK, errno.ENOSYS})
 
 
-def _copy_durably(src: Path, dst: Path) -> None:
-    """Copy ``src`` to the new file ``dst`` (content, times) and fsync it."""
-    with open(src, "rb") as fi, open(dst, "xb") as fo:
-        shutil.copyfileobj(fi, fo, 1024 * 1024)
-        fo.flush()
-        os.fsync(fo.fileno())
-    shutil.copystat(src, dst)
-
-
-def unlink_kept(files: SpaceFiles, row: FileVersion) -> None:
+def unlink_kept(files: SpaceFolder, row: FileVersion) -> None:
     """Undo :func:`link_current` (the replacement failed; accounting is the caller's)."""
-    try:
-        os.unlink(files.versions_root / row.token)
-    except FileNotFoundError:
-        pass
+    files.store.unlink(files.versions_root / row.token, missing_ok=True)
     _drop(files, row.id)
 
 
-def replace_keeping(files: SpaceFiles, src: Path, dst: Path, de: Entry) -> None:
+def replace_keeping(files: SpaceFolder, src: Path, dst: Path, de: Entry) -> None:
     """Rename file ``src`` over file ``dst``, keeping ``dst``'s content as a
     version (or erasing it when versions are off, it is empty or it is larger
     than the whole reserve). Either way ``dst``'s content leaves the plan.
     Forbidden when both are one file (another spelling of the same name): a
     version hard-linked to the current file would be no earlier content at all."""
-    if os.path.samefile(src, dst):
+    if files.store.same_file(src, dst):
         raise Forbidden("El origen y el destino son el mismo elemento.")
     if files.keeps_version_of(de.size) and trash.make_room(files, de.size):
         kept = link_current(files, dst, de)
         try:
-            os.replace(src, dst)
+            files.store.replace(src, dst, durable=False)
         except BaseException:
             unlink_kept(files, kept)
             raise
         quota.apply(files.db, files.space_id, -de.size, -1, held_bytes=de.size, held_files=1)
         prune(files, files.index_path(dst))
         return
-    os.replace(src, dst)
+    files.store.replace(src, dst, durable=False)
     quota.apply(files.db, files.space_id, -de.size, -1)
 
 
@@ -304,13 +261,13 @@ _BEYOND_KEEP = (select(FileVersion.id, FileVersion.token, FileVersion.path)
                 .offset(bindparam("keep")))
 
 
-def prune(files: SpaceFiles, path: str) -> None:
+def prune(files: SpaceFolder, path: str) -> None:
     """Erase the versions of ``path`` beyond ``[versions] keep``, oldest first."""
     with files.db.engine.connect() as c:
         rows = c.execute(_BEYOND_KEEP, {"sid": files.space_id, "path": path,
                                         "keep": files.settings.versions.keep}).all()
     for row in rows:
-        _erase_version(files, row)
+        erase_version(files, row)
 
 
 #: Every MOVE runs it: built once; it names the paths it moved versions to.
@@ -318,7 +275,7 @@ _MOVE_VERSIONS = (path_mover(FileVersion, FileVersion.space_id == bindparam("sid
                   .returning(FileVersion.path))
 
 
-def moved(files: SpaceFiles, src: str, dst: str) -> None:
+def moved(files: SpaceFolder, src: str, dst: str) -> None:
     """A file or folder was renamed: its versions (and those of everything
     below it) follow, joining any the new name already had (then pruned to
     ``[versions] keep``)."""
@@ -337,7 +294,7 @@ _TAKE_TRAILS = _FORGET_TRAILS.returning(RenameTrail.id, RenameTrail.origin)
 _LEAVE_TRAIL = insert(RenameTrail)
 
 
-def leave_trail(files: SpaceFiles, path: str, origin: str) -> None:
+def leave_trail(files: SpaceFolder, path: str, origin: str) -> None:
     """File ``origin`` was renamed to the temporary name ``path``."""
     with files.db.engine.begin() as c:
         c.execute(_FORGET_TRAILS, {"space_id": files.space_id, "path": path})
@@ -345,12 +302,12 @@ def leave_trail(files: SpaceFiles, path: str, origin: str) -> None:
                                  "created_at": utcnow()})
 
 
-def forget_trails(files: SpaceFiles, path: str) -> None:
+def forget_trails(files: SpaceFolder, path: str) -> None:
     with files.db.engine.begin() as c:
         c.execute(_FORGET_TRAILS, {"space_id": files.space_id, "path": path})
 
 
-def take_trail(files: SpaceFiles, path: str) -> str | None:
+def take_trail(files: SpaceFolder, path: str) -> str | None:
     """The file at ``path`` is being deleted: forget the trail it left, if any,
     and if it was renamed there away from a document that now exists again as
     a file (a save-by-rename in progress), return that document. A trail is a
@@ -368,12 +325,12 @@ def take_trail(files: SpaceFiles, path: str) -> str | None:
     return origin if e is not None and not e.is_dir else None
 
 
-def keep_renamed_away(files: SpaceFiles, p: Path, e: Entry, origin: str) -> None:
+def keep_renamed_away(files: SpaceFolder, p: Path, e: Entry, origin: str) -> None:
     """Make the file ``p`` (being deleted) a version of ``origin``: one rename
     into ``versions``, from the plan into the reserve (the caller made room)."""
     row = _add_row(files, origin, e)
     try:
-        os.rename(p, files.versions_root / row.token)
+        files.store.rename(p, files.versions_root / row.token)
     except BaseException:
         _drop(files, row.id)
         raise
@@ -381,32 +338,3 @@ def keep_renamed_away(files: SpaceFiles, p: Path, e: Entry, origin: str) -> None
     prune(files, origin)
     log.info("save-by-rename: space=%s %s kept as a version of %s", files.space_name,
              files.index_path(p), origin)
-
-
-def reconcile(files: SpaceFiles) -> int:
-    """At start-up, under the guard: drop rows whose version file is gone, and
-    move any version file without a row into the trash (restorable, never
-    silently lost). Returns how many things were repaired."""
-    from spaces.files import trash
-
-    repaired = 0
-    on_disk = set(os.listdir(files.versions_root)) if files.versions_root.is_dir() else set()
-    with files.db.session() as s:
-        rows = list(s.scalars(select(FileVersion)
-                              .where(FileVersion.space_id == files.space_id)))
-        for r in rows:
-            if r.token not in on_disk:
-                s.delete(r)
-                repaired += 1
-    known = {r.token for r in rows}
-    for token in sorted(on_disk - known):
-        p = files.versions_root / token
-        if p.is_symlink() or not p.is_file():
-            continue
-        trash.put(files, p, f"/versión recuperada {token[:8]}", False, p.stat().st_size, 1)
-        repaired += 1
-    if repaired:
-        log.warning("start-up: repaired %d version entries in space %s", repaired,
-                    files.space_name)
-    return repaired
-

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import stat
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
+from spaces.access.files import space_files
 from spaces.access.service import list_spaces
 from spaces.core.db import Database
-from spaces.core.models import utcnow
+from spaces.core.models import FileVersion, TrashItem, utcnow
 from spaces.core.settings import Settings
-from spaces.files import quota, trash, versions
+from spaces.files import quota, trash
+from spaces.files.folder import SpaceFolder
 from spaces.files.layout import NODE, STALE_UPLOAD_SECONDS, ensure_space_dirs, space_dir
-from spaces.files.storage import SpaceFiles
+from spaces.files.store import Store, store_for
 
 log = logging.getLogger(__name__)
 
 
-def _orphaned(p: Path) -> bool:
+def _orphaned(store: Store, p: Path) -> bool:
     """Whether a file in a space's ``tmp`` is what a crashed upload left: written
     by a dead process of this machine, or untouched for an hour. Never the
     upload another live node (sharing the data folder) is still receiving."""
@@ -41,7 +45,7 @@ def _orphaned(p: Path) -> bool:
         except PermissionError:
             pass  # alive, another user's
     try:
-        return time.time() - p.lstat().st_mtime > STALE_UPLOAD_SECONDS
+        return time.time() - store.lstat(p).st_mtime > STALE_UPLOAD_SECONDS
     except FileNotFoundError:
         return False
 
@@ -74,7 +78,7 @@ def reclaim_leases(settings: Settings, db: Database) -> list[quota.Reclaimed]:
         out.append(got)
         tmp = space_dir(settings, row.name) / "tmp" / got.tmp_name
         if os.sep not in got.tmp_name and got.tmp_name.startswith("up-"):
-            tmp.unlink(missing_ok=True)
+            store_for(settings).unlink(tmp, missing_ok=True)
         log.warning("upload reservation given back: space=%s node=%s pid=%s bytes=%d "
                     "files=%d reason=%s", row.name, row.node, row.pid, got.used_bytes,
                     got.used_files, "process gone" if dead else "lease expired")
@@ -91,20 +95,87 @@ def recover_after_crash(settings: Settings, db: Database) -> list[quota.Drift]:
         log.warning("start-up: interrupted upload given back in space %s (%d bytes)",
                     got.space_id, got.used_bytes)
     drifts = []
+    store = store_for(settings)
     for space in list_spaces(db):
         tmp = space_dir(settings, space.name) / "tmp"
-        leftovers = [p for p in tmp.iterdir() if _orphaned(p)] if tmp.is_dir() else []
+        leftovers = [tmp / n for n in _listing(store, tmp) if _orphaned(store, tmp / n)]
         for p in leftovers:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
+            info = store.info(p)
+            if info is not None and info.is_dir:
+                store.rmtree(p)
             else:
-                p.unlink(missing_ok=True)
+                store.unlink(p, missing_ok=True)
         if leftovers:
             log.warning("start-up: removed %d interrupted uploads in space %s",
                         len(leftovers), space.name)
         ensure_space_dirs(settings, space.name)
-        files = SpaceFiles(settings, db, space.id, space.name)
+        files = space_files(settings, db, space.id, space.name)
         with files.guard():
-            if trash.reconcile(files) + versions.reconcile(files):
+            if _reconcile_trash(files) + _reconcile_versions(files):
                 drifts.append(quota.recount(db, files.store, space.id, space.name, files.root))
     return drifts
+
+
+def _listing(store: Store, area: Path) -> list[str]:
+    """The names in one of a space's folders (none if it is missing)."""
+    info = store.info(area)
+    return store.listdir(area) if info is not None and info.is_dir else []
+
+
+def _reconcile_trash(files: SpaceFolder) -> int:
+    """Under the guard: drop trash rows whose item is gone, and give a row to
+    anything in ``trash`` that has none (so it can be restored, never silently
+    lost). Returns how many things were repaired."""
+    repaired = 0
+    on_disk = set(_listing(files.store, files.trash_root))
+    with files.db.session() as s:
+        rows = list(s.scalars(select(TrashItem).where(TrashItem.space_id == files.space_id)))
+        for r in rows:
+            if r.token not in on_disk:
+                s.delete(r)
+                repaired += 1
+        known = {r.token for r in rows}
+        for token in sorted(on_disk - known):
+            p = files.trash_root / token
+            info = files.store.info(p)
+            if info is None:  # a symbolic link (or gone)
+                continue
+            nbytes, nfiles = (files.store.measure(p) if info.is_dir else (info.size, 0))
+            s.add(TrashItem(space_id=files.space_id, token=token,
+                            path=f"/recuperado {token[:8]}", is_dir=info.is_dir, size=nbytes,
+                            files=nfiles + 1, trashed_at=utcnow(), trashed_by="system"))
+            repaired += 1
+    if repaired:
+        log.warning("start-up: repaired %d trash entries in space %s", repaired,
+                    files.space_name)
+    return repaired
+
+
+def _reconcile_versions(files: SpaceFolder) -> int:
+    """Under the guard: drop version rows whose file is gone, and move any
+    version file without a row into the trash (restorable, never silently
+    lost). Returns how many things were repaired."""
+    repaired = 0
+    on_disk = set(_listing(files.store, files.versions_root))
+    with files.db.session() as s:
+        rows = list(s.scalars(select(FileVersion)
+                              .where(FileVersion.space_id == files.space_id)))
+        for r in rows:
+            if r.token not in on_disk:
+                s.delete(r)
+                repaired += 1
+    known = {r.token for r in rows}
+    for token in sorted(on_disk - known):
+        p = files.versions_root / token
+        try:
+            st = files.store.lstat(p)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):  # a folder, a symbolic link: not a version
+            continue
+        trash.put(files, p, f"/versión recuperada {token[:8]}", False, st.st_size, 1)
+        repaired += 1
+    if repaired:
+        log.warning("start-up: repaired %d version entries in space %s", repaired,
+                    files.space_name)
+    return repaired
