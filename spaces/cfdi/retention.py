@@ -178,8 +178,10 @@ def place_hold(db: Database, space_name: str, path: str, by: str, reason: str = 
     if settings is not None:
         from spaces.files.layout import space_dir
         from spaces.files.names import resolve_spelling
+        from spaces.files.store import store_for
 
-        found = resolve_spelling(space_dir(settings, space_name.lower()) / "files", held)
+        found = resolve_spelling(store_for(settings),
+                                 space_dir(settings, space_name.lower()) / "files", held)
         if found is None:
             raise NotFound(f"No existe «{held}» en el espacio '{space_name}': una retención "
                            "legal sobre algo que no existe no protege nada; revise la ruta.")

@@ -329,7 +329,7 @@ class SpaceFolder:
             d = d.parent
         for d in reversed(missing):
             check_new_name(d.name)
-            check_no_twin(d.parent, d.name)
+            check_no_twin(self.store, d.parent, d.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 self.store.mkdir(d)

@@ -26,16 +26,19 @@ restore):
   ``factura.txt``): Explorer would show one and open the other. Nor beside a
   sibling it only looks like (``Fаctura.txt`` with a Cyrillic а, a full-width
   ``Ｆ``): a person would open, sign or delete the wrong one.
+
+The folders a twin is looked for in are listed by the store the caller passes
+(:mod:`spaces.files.store`): this module touches no file itself.
 """
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from pathlib import Path
 
 from spaces.core.errors import InvalidName, NameClash
 from spaces.files.confusables import TO_ASCII
+from spaces.files.store import Store
 
 MAX_NAME_BYTES = 255
 
@@ -132,7 +135,8 @@ def windows_fold(name: str) -> str:
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
-def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | None:
+def twin_in(store: Store, folder: Path, name: str, *, besides: Path | None = None
+            ) -> str | None:
     """The name of an entry of ``folder`` that differs from ``name`` but that
     Windows takes for the same (see :func:`fold`), or None. ``besides`` is
     an entry that does not count (the source of a rename: ``Factura.txt`` may
@@ -140,21 +144,20 @@ def twin_in(folder: Path, name: str, *, besides: Path | None = None) -> str | No
     key = fold(name)
     skip = besides.name if besides is not None and besides.parent == folder else None
     try:
-        with os.scandir(folder) as it:
-            for e in it:
-                n = e.name
-                if n == name or n == skip:
-                    continue
-                # One directory read per new name, so the common case is cheap:
-                # an ASCII name folds to its lower case.
-                if (n.lower() == key) if n.isascii() and n.isprintable() else (fold(n) == key):
-                    return n
+        for e in store.scandir(folder):
+            n = e.name
+            if n == name or n == skip:
+                continue
+            # One directory read per new name, so the common case is cheap:
+            # an ASCII name folds to its lower case.
+            if (n.lower() == key) if n.isascii() and n.isprintable() else (fold(n) == key):
+                return n
     except (FileNotFoundError, NotADirectoryError):
         return None
     return None
 
 
-def resolve_spelling(root: Path, rel: str) -> str | None:
+def resolve_spelling(store: Store, root: Path, rel: str) -> str | None:
     """``rel`` (inside ``root``) as the space spells it, for a path a person
     typed (an operator's legal hold): each name that does not exist exactly is
     matched to the one entry Windows takes for it (case, accent spelling:
@@ -162,26 +165,35 @@ def resolve_spelling(root: Path, rel: str) -> str | None:
     cur, out = root, []
     for part in split_rel(rel):
         p = cur / part
-        if not os.path.lexists(p):
+        if not _lexists(store, p):
             key = windows_fold(part)
             try:
-                with os.scandir(cur) as it:
-                    found = [e.name for e in it if windows_fold(e.name) == key]
+                found = [e.name for e in store.scandir(cur) if windows_fold(e.name) == key]
             except (FileNotFoundError, NotADirectoryError):
                 return None
             if len(found) != 1:
                 return None
             part, p = found[0], cur / found[0]
-        if p.is_symlink():
+        if store.is_link(p):
             return None
         out.append(part)
         cur = p
     return "/" + "/".join(out)
 
 
-def check_no_twin(folder: Path, name: str, *, besides: Path | None = None) -> None:
+def _lexists(store: Store, p: Path) -> bool:
+    """Whether anything (a symbolic link included) is at ``p``, as os.path.lexists."""
+    try:
+        store.lstat(p)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def check_no_twin(store: Store, folder: Path, name: str, *, besides: Path | None = None
+                  ) -> None:
     """Raise NameClash (409) if ``folder`` holds a twin of ``name`` (:func:`twin_in`)."""
-    twin = twin_in(folder, name, besides=besides)
+    twin = twin_in(store, folder, name, besides=besides)
     if twin is None:
         return
     if windows_fold(twin) == windows_fold(name):

@@ -73,7 +73,7 @@ class SpaceFiles(SpaceFolder):
         check_new_name(target.name)
         self.check_depth(target)
         if self.entry(target) is None:  # a new name: refused before any byte is read
-            check_no_twin(target.parent, target.name)
+            check_no_twin(self.store, target.parent, target.name)
         self.before_write(self.index_path(target))
         try:
             return Upload(self, target, declared, exact=exact,
@@ -94,7 +94,7 @@ class SpaceFiles(SpaceFolder):
         with self.guard():
             if self.entry(p) is not None:
                 raise AlreadyExists("Ya existe un elemento con ese nombre.")
-            check_no_twin(p.parent, p.name)
+            check_no_twin(self.store, p.parent, p.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 inode = self.store.create_empty(p).inode
@@ -143,7 +143,7 @@ class SpaceFiles(SpaceFolder):
         self.check_disk(0)
         with self.guard():
             if self.entry(p) is None:
-                check_no_twin(p.parent, p.name)
+                check_no_twin(self.store, p.parent, p.name)
             quota.reserve(self.db, self.space_id, self.space_name, 0, 1)
             try:
                 self.store.mkdir(p)
@@ -336,7 +336,7 @@ class SpaceFiles(SpaceFolder):
                                    and self.store.same_file(src, dst)):
                 raise Forbidden("El origen y el destino son el mismo elemento.")
             if de is None:  # a new name; it may change the case of the source's own
-                check_no_twin(dst.parent, dst.name, besides=src)
+                check_no_twin(self.store, dst.parent, dst.name, besides=src)
             elif not replace:
                 raise AlreadyExists("El destino ya existe.")
             else:

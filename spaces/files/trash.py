@@ -167,7 +167,8 @@ def restore_from_trash(files: SpaceFolder, item_id: int, by: str | None = None) 
             files.ensure_parents(target)
             target = _free_name(files, target)
             check_new_name(target.name)
-            check_no_twin(target.parent, target.name)  # the space's lock is held: still true
+            # the space's lock is held: still true
+            check_no_twin(files.store, target.parent, target.name)
             files.store.rename(src, target)
         except BaseException:
             quota.apply(files.db, files.space_id, -row.size, -row.files,
@@ -186,7 +187,7 @@ def _free_name(files: SpaceFolder, target: Path) -> Path:
     """``target``, or "name (restaurado).ext", "name (restaurado 2).ext", ... if taken
     (by that name or by a twin Windows cannot tell from it)."""
     def free(p: Path) -> bool:
-        return files.entry(p) is None and twin_in(p.parent, p.name) is None
+        return files.entry(p) is None and twin_in(files.store, p.parent, p.name) is None
 
     if free(target):
         return target

@@ -242,7 +242,7 @@ class Upload:
                     self.reserved = self.reserved_files = self.credit = 0
                     self.lease.created = False
                 if new_file:  # a twin may have arrived while the body streamed
-                    check_no_twin(self.target.parent, self.target.name)
+                    check_no_twin(self.files.store, self.target.parent, self.target.name)
                 if existing is not None:  # it may have become a protected CFDI meanwhile
                     f.before_write(f.index_path(self.target))
                 # The plan counts the new content instead of the old one; the

@@ -127,7 +127,7 @@ def restore_version(files: SpaceFolder, version_id: int, by: str | None = None) 
                            "que restaurar.")
         if e is None:  # recreated: a new name, under the name rules
             check_new_name(target.name)
-            check_no_twin(target.parent, target.name)
+            check_no_twin(files.store, target.parent, target.name)
         else:
             files.before_write(row.path)
         current = e.size if e is not None else 0
