@@ -2,7 +2,7 @@
 emergency allowance the drive keeps there.
 
 Writes (uploads, new folders, a LOCK's empty file, copies) are refused with
-507 (:class:`spaces.files.storage.DiskFull`) when they would leave less than
+507 (:class:`spaces.files.entries.DiskFull`) when they would leave less than
 ``[storage] min_free`` free, before their bytes are stored. That allowance is
 what deletes, emptying the trash, the database (SQLite lives in ``data_dir``
 by default) and ``quota recount`` use on a full disk: none of them is ever

@@ -424,7 +424,7 @@ def recount(db: Database, store: Store, space_id: int, space_name: str,
 
     The only absolute write of the counters. Safe while uploads stream: what
     they hold is read from their leases in the transaction that sets the
-    counters. Call it under the space's guard (spaces.files.storage.space_guard), so
+    counters. Call it under the space's guard (spaces.files.guard.space_guard), so
     that no commit renames a file into place during the walk.
     """
     nbytes, nfiles, held_bytes, held_files = measure_space(store, files_root)
