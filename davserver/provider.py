@@ -16,7 +16,7 @@ from typing import Any
 from wsgidav.dav_error import HTTP_FORBIDDEN
 from wsgidav.dav_provider import DAVCollection, DAVProvider
 
-from davserver.request import HumanDAVError, mapped, request_context, split_path
+from davserver.request import HumanDAVError, Unchangeable, mapped, request_context, split_path
 from davserver.resources import SpaceFile, SpaceFolder, is_status_file_path, looked_up
 from davserver.statusfile import StatusFile
 from spaces.access import statusfile
@@ -66,7 +66,7 @@ class SpacesProvider(DAVProvider):
         return SpaceFile(path, environ, ctx, p, info)
 
 
-class VirtualRoot(DAVCollection):
+class VirtualRoot(Unchangeable, DAVCollection):
     """``/dav/`` (and ``/``): answers DAV probes, lists nothing, accepts nothing.
     Anonymous clients must not learn which spaces exist."""
 
@@ -85,13 +85,6 @@ class VirtualRoot(DAVCollection):
     create_empty_resource = create_collection = delete = _refuse
     copy_move_single = move_recursive = set_property_value = _refuse
 
-    def handle_move(self, dest_path: str) -> bool:
-        self._refuse()
-        return False
-
-    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        self._refuse()
-        return False
 
     def prevent_locking(self) -> bool:
         return True

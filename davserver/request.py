@@ -103,3 +103,19 @@ def split_path(path: str) -> tuple[str, str]:
     """'/space/a/b' -> ('space', '/a/b')."""
     seg, _, rest = path.lstrip("/").partition("/")
     return seg, "/" + rest
+
+
+class Unchangeable:
+    """A resource that accepts no change: MOVE and COPY of it are refused with its
+    own ``_refuse`` (WsgiDAV would otherwise try them member by member)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def handle_move(self, dest_path: str) -> bool:
+        self._refuse()
+        return False
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        self._refuse()
+        return False

@@ -13,14 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from wsgidav.dav_error import HTTP_FORBIDDEN
 from wsgidav.dav_provider import DAVNonCollection
 
-from davserver.request import HumanDAVError, RequestContext
+from davserver.request import HumanDAVError, RequestContext, Unchangeable
 from davserver.resources import usage
 from spaces.access import statusfile
 from spaces.cfdi import index as cfdi_index
 from spaces.files import listings
 
 
-class StatusFile(DAVNonCollection):
+class StatusFile(Unchangeable, DAVNonCollection):
     """The read-only text file at each space's root that states, in Spanish, the
     used and available space, the reserve, the tier and the paid-until date
     (Windows Explorer cannot show RFC 4331 quota). Only Windows' redirector
@@ -84,10 +84,3 @@ class StatusFile(DAVNonCollection):
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         self._refuse()
 
-    def handle_move(self, dest_path: str) -> bool:
-        self._refuse()
-        return False
-
-    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        self._refuse()
-        return False

@@ -333,15 +333,18 @@ class Server:
         return self.data / "spaces" / space / "files"
 
     # -- server ------------------------------------------------------------------
-    def start(self, timeout: float = 30) -> Server:
+    def start(self, timeout: float = 30, *, launcher: list[str] | None = None,
+              env: dict[str, str] | None = None) -> Server:
+        """``resguardo serve`` on a free port, forked from the warm interpreter, or
+        run by ``launcher`` (the command before resguardo's arguments) in ``env``."""
         logf = open(self.log, "a", encoding="utf-8")  # noqa: SIM115 - kept for the process
         argv = ["--config", str(self.config), "serve", *self.serve_args]
-        if _FORK:
+        if _FORK and launcher is None:
             self.proc = _forks.spawn(argv, logf.fileno())
         else:
-            self.proc = subprocess.Popen([sys.executable, "-m", "resguardo", *argv],
-                                         stdout=subprocess.PIPE, stderr=logf, text=True,
-                                         cwd=ROOT)
+            command = launcher or [sys.executable, "-m", "resguardo"]
+            self.proc = subprocess.Popen([*command, *argv], stdout=subprocess.PIPE,
+                                         stderr=logf, text=True, cwd=ROOT, env=env)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

@@ -50,7 +50,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,23 +181,9 @@ class Audited:
         return p.stdout
 
     def start(self, srv: Server, timeout: float = 60) -> None:
-        """``resguardo serve`` under the hook, as Server.start does without it."""
-        logf = open(srv.log, "a", encoding="utf-8")  # noqa: SIM115 - kept for the process
-        srv.proc = subprocess.Popen(self.argv(srv, "serve"), stdout=subprocess.PIPE,
-                                    stderr=logf, text=True, cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + timeout
-        assert srv.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = srv.proc.stdout.readline()
-            if not line:
-                if srv.proc.poll() is not None:
-                    raise AssertionError(f"server exited: {srv.log.read_text()[-3000:]}")
-                continue
-            m = re.search(r"escuchando en (http\S+)", line)
-            if m:
-                srv.url = m.group(1)
-                return
-        raise AssertionError("server did not start in time")
+        """``resguardo serve`` under the hook."""
+        srv.start(timeout, launcher=[sys.executable, str(self.launcher), str(ROOT)],
+                  env=self.env)
 
     def stop(self, srv: Server) -> None:
         if srv.proc is not None and srv.proc.poll() is None:
