@@ -17,7 +17,7 @@ from wsgidav.dav_error import HTTP_FORBIDDEN
 from wsgidav.dav_provider import DAVCollection, DAVProvider
 
 from davserver.request import HumanDAVError, Unchangeable, mapped, request_context, split_path
-from davserver.resources import SpaceFile, SpaceFolder, is_status_file_path, looked_up
+from davserver.resources import SpaceFile, SpaceFolder, is_status_file_path
 from davserver.statusfile import StatusFile
 from spaces.access import statusfile
 from spaces.core.db import Database
@@ -58,7 +58,7 @@ class SpacesProvider(DAVProvider):
             return None
         with mapped:
             p = ctx.files.resolve(rel)
-            info = looked_up(ctx, p)
+            info = ctx.files.entry(p)  # a symlink or special file: refused
         if info is None:
             return None
         if info.is_dir:

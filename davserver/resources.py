@@ -66,16 +66,6 @@ def is_status_file_path(path: str) -> bool:
     return split_path(path)[1].rstrip("/") == "/" + statusfile.STATUS_FILE_NAME
 
 
-def looked_up(ctx: RequestContext, p: Path) -> Info | None:
-    """What is at ``p`` as the file core sees it (``SpaceFiles.entry``: a symbolic
-    link or a special file is refused), described as the store describes it
-    (dates, size, the opaque ETag); None if nothing is there."""
-    e = ctx.files.entry(p)
-    if e is None:
-        return None
-    return Info(e.is_dir, e.size, e.mtime, e.ctime, e.inode, e.mtime_ns)
-
-
 class _SpaceResource:
     """Shared behaviour of files and folders of a space."""
 
@@ -316,7 +306,7 @@ class SpaceFile(_SpaceResource, DAVNonCollection):
             return
         with mapped:
             upload.commit()
-            self.info = looked_up(self.ctx, self.fs_path)
+            self.info = self.ctx.files.entry(self.fs_path)
 
     def _forget_if_gone(self) -> None:
         """After a failed write: a LOCK's placeholder the write was refused on
@@ -458,7 +448,7 @@ class SpaceFolder(_SpaceResource, DAVCollection):
                     raise HumanDAVError(HTTP_LOCKED, "Alguien más acaba de crear y bloquear "
                                         "este archivo; intente de nuevo.") from None
                 self.environ[PLACEHOLDER_KEY] = rel
-                res.info = looked_up(self.ctx, fp)
+                res.info = self.ctx.files.entry(fp)
                 return res
         return SpaceFile(path, self.environ, self.ctx, fp, None)
 

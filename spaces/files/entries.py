@@ -11,6 +11,7 @@ from pathlib import Path
 
 from spaces.core.errors import InvalidName, QuotaExceeded
 from spaces.files.policy import Kept
+from spaces.files.store import Info
 
 
 class DiskFull(QuotaExceeded):
@@ -41,13 +42,8 @@ class DeleteResult:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """What is at a path of the space (never a symlink)."""
+class Entry(Info):
+    """What is at a path of the space (never a symlink): the store's :class:`Info`
+    (size, dates, the opaque ETag) and the path it was found at."""
 
     path: Path
-    is_dir: bool
-    size: int
-    mtime: float
-    ctime: float
-    inode: int
-    mtime_ns: int

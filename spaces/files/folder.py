@@ -189,8 +189,8 @@ class SpaceFolder:
             raise
         if stat.S_ISLNK(st.st_mode) or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
             raise Forbidden("Este elemento no es un archivo ni una carpeta del espacio.")
-        return Entry(p, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_ctime,
-                     st.st_ino, st.st_mtime_ns)
+        return Entry(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_ctime,
+                     st.st_ino, st.st_mtime_ns, p)
 
     def list_dir(self, p: Path) -> list[tuple[str, os.stat_result]]:
         """Members of folder ``p`` with their lstat, in one directory scan; symlinks
