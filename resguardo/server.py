@@ -280,14 +280,14 @@ def serve(settings: Settings, only: str | None = None) -> int:
     scheme = "https" if settings.server.tls_cert else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     base = settings.server.public_url.rstrip("/") or f"{scheme}://{shown}:{port}"
-    print(f"Resguardo escuchando en {scheme}://{shown}:{port}", flush=True)
-    if demo:
-        print(demo, flush=True)
-    if settings.demo.create:
-        print(f"Unidad de demostración: {base}/dav/{settings.demo.space}/", flush=True)
-    print(f"Datos en {Path(settings.data_path)}", flush=True)
     janitor = start_janitor(settings, db)
-    try:
+    try:  # from the first word on: a SIGINT right after it is a clean stop too
+        print(f"Resguardo escuchando en {scheme}://{shown}:{port}", flush=True)
+        if demo:
+            print(demo, flush=True)
+        if settings.demo.create:
+            print(f"Unidad de demostración: {base}/dav/{settings.demo.space}/", flush=True)
+        print(f"Datos en {Path(settings.data_path)}", flush=True)
         server.serve()
     except KeyboardInterrupt:
         pass

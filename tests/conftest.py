@@ -45,6 +45,13 @@ from pathlib import Path
 import pytest
 import requests
 
+# A run started with SIGINT ignored (a background job of a shell without job
+# control) hands that on to every process it starts: servers would never stop on
+# SIGINT, each stop would wait 10 s and kill (no coverage written). The default
+# handler back, so what the tests start inherits it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 _ALL_ON_PG = os.environ.get("RESGUARDO_TEST_DATABASE_URL", "")

@@ -218,3 +218,20 @@ def test_short_password_is_refused(tmp_path):
     _cli(tmp_path, "space", "create", "acme", "--tier", "4G")
     p = _cli(tmp_path, "user", "add", "acme", "luis", "--password-stdin", input="corta\n")
     assert p.returncode == 1 and "al menos 8" in p.stderr
+
+
+def test_a_server_the_tests_start_stops_at_once_on_sigint(make_server):
+    """SIGINT stops a test's server at once, cleanly (exit 0: its coverage is
+    written, the next test waits for nothing), even when the test run itself was
+    started with SIGINT ignored, as a shell without job control starts a
+    background job: the harness gives its processes the default handler back."""
+    import signal
+    import time
+
+    srv = make_server().start()
+    proc = srv.proc
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(8) == 0
+    assert time.monotonic() - started < 5
+    srv.proc = None
