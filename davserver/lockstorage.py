@@ -74,6 +74,22 @@ _LOCKS_AT_ROOTS = select(DavLock.__table__).where(
     DavLock.__table__.c.root.in_(bindparam("roots", expanding=True)))
 
 
+def _prepare_new(limits: domain.LockLimits, path: str,
+                 lock: dict[str, Any]) -> tuple[str, str | None]:
+    """A new lock as both storages keep it: its root normalised, its timeout
+    capped by ``limits`` and its expiry, a fresh token. Returns (root, space)."""
+    assert lock.get("token") is None
+    assert lock.get("expire") is None, "Use timeout instead of expire"
+    path = normalize_lock_root(path)
+    lock["root"] = path
+    timeout = limits.timeout(lock.get("timeout"))
+    lock["timeout"] = timeout
+    lock["expire"] = time.time() + timeout
+    validate_lock(lock)
+    lock["token"] = generate_lock_token()
+    return path, _space_of(path)
+
+
 def _space_of(root: str) -> str | None:
     """The space a lock root belongs to ("/dav/<space>/..."), None outside any."""
     parts = root.split("/")
@@ -137,16 +153,7 @@ class SqlLockStorage:
                       .values(expire=cap, timeout=self.limits.max_timeout))
 
     def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
-        assert lock.get("token") is None
-        assert lock.get("expire") is None, "Use timeout instead of expire"
-        path = normalize_lock_root(path)
-        lock["root"] = path
-        timeout = self.limits.timeout(lock.get("timeout"))
-        lock["timeout"] = timeout
-        lock["expire"] = time.time() + timeout
-        validate_lock(lock)
-        lock["token"] = generate_lock_token()
-        space = _space_of(path)
+        path, space = _prepare_new(self.limits, path, lock)
         try:
             self.limits.check_owner(lock.get("owner"))
             with self.db.engine.begin() as c:
@@ -157,7 +164,7 @@ class SqlLockStorage:
                 c.execute(insert(DavLock).values(
                     token=lock["token"], root=path, principal=lock["principal"],
                     owner=_owner_text(lock.get("owner")), scope=lock["scope"],
-                    type=lock["type"], depth=lock["depth"], timeout=timeout,
+                    type=lock["type"], depth=lock["depth"], timeout=lock["timeout"],
                     expire=lock["expire"]))
                 if space is not None:
                     self.limits.check_counts(*domain.sql_counts(c, space, lock["principal"]))
@@ -379,16 +386,7 @@ class RedisLockStorage:
     def create(self, path: str, lock: dict[str, Any]) -> dict[str, Any]:
         from wsgidav.dav_error import HTTP_LOCKED, DAVError
 
-        assert lock.get("token") is None
-        assert lock.get("expire") is None, "Use timeout instead of expire"
-        path = normalize_lock_root(path)
-        lock["root"] = path
-        timeout = self.limits.timeout(lock.get("timeout"))
-        lock["timeout"] = timeout
-        lock["expire"] = time.time() + timeout
-        validate_lock(lock)
-        lock["token"] = generate_lock_token()
-        space = _space_of(path)
+        path, space = _prepare_new(self.limits, path, lock)
         try:
             self.limits.check_owner(lock.get("owner"))
         except SpaceError as exc:
@@ -409,7 +407,7 @@ class RedisLockStorage:
                         raise _refused(exc) from None
                 pipe = self.client.pipeline(transaction=True)
                 pipe.set(self._key(lock["token"]), _dump(lock),
-                         px=max(int(timeout * 1000), 1))
+                         px=max(int(lock["timeout"] * 1000), 1))
                 pipe.zadd(self.index, {self._member(path, lock["token"]): 0})
                 pipe.execute()
         except self._redis_errors as exc:
